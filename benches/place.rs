@@ -1,0 +1,518 @@
+//! Placement throughput: `scheduler::place()` on one thread over synthetic
+//! clusters of 1,000 and 10,000 nodes (30 containers each, varied labels,
+//! capacities, ports and images), built through `Command`s as the watchers
+//! would feed them.
+//!
+//! `cargo bench --bench place` prints one row per (nodes, scenario): the
+//! median of 5 runs of at least 0.5 s each. Two rows are not `place()`:
+//! `floor` is the plain spread choice as one inline loop (what the data
+//! structure allows), `reserve+release` is the other half of a create,
+//! `Reserve` then `Release` through `apply()`.
+//!
+//! Arguments: a scenario name selects it (a name that is no scenario's
+//! selects by substring: `cargo bench --bench place -- spread`);
+//! `--nodes=1000,10000` sets the cluster sizes; `--iters=N` runs exactly N
+//! operations per row once, for `perf` or `valgrind --tool=callgrind`.
+//! Built as a test (`cargo test --all-targets`, no `--bench` argument), it
+//! runs every row once on 50 nodes, checks the answers and exits.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use swarm::cluster::{
+    ClusterState, Command, Container, ContainerState, HostPort, ImageRef, NodeHealth, NodeInfo,
+    Proto, Reservation, Resources,
+};
+use swarm::scheduler::expr::Expr;
+use swarm::scheduler::{place, ContainerSpec, Options, Strategy};
+
+const GIB: i64 = 1 << 30;
+const MIB: i64 = 1 << 20;
+const CONTAINERS_PER_NODE: usize = 30;
+const RUNS: usize = 5;
+const RUN_TIME: Duration = Duration::from_millis(500);
+
+const REGIONS: [&str; 4] = ["eu", "us-east", "us-west", "ap-south"];
+const SERVICES: [&str; 5] = ["web", "db", "cache", "worker", "batch"];
+/// Image pool: (tag, share of nodes that hold it, in percent).
+const IMAGES: [(&str, u64); 10] = [
+    ("busybox:local", 30),
+    ("redis:7", 40),
+    ("nginx:1.27", 50),
+    ("postgres:16", 20),
+    ("alpine:latest", 70),
+    ("registry.example.com/team/api:2.3.1", 25),
+    ("registry.example.com/team/worker:2.3.1", 25),
+    ("python:3.12-slim", 35),
+    ("golang:1.23", 10),
+    ("memcached:1.6", 15),
+];
+
+/// SplitMix64: deterministic synthetic data, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+
+    fn hex(&mut self, words: usize) -> String {
+        (0..words)
+            .map(|_| format!("{:016x}", self.next()))
+            .collect()
+    }
+}
+
+fn engine_id(rng: &mut Rng) -> String {
+    // Engine IDs look like `ABCD:EFGH:...` (12 groups of 4).
+    let raw = format!("{:016X}{:016X}{:016X}", rng.next(), rng.next(), rng.next());
+    raw.as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// A cluster of `nodes` nodes built through `Command`s, as the watchers
+/// would feed it: node info, one full container list per node, images.
+fn build_state(nodes: usize, seed: u64) -> ClusterState {
+    let mut rng = Rng(seed);
+    let mut state = ClusterState::default();
+    let mut unhealthy = Vec::new();
+    for i in 0..nodes {
+        let region = *rng.pick(&REGIONS);
+        let zone = format!("{region}-{}", ["a", "b", "c"][rng.below(3) as usize]);
+        let mut labels = BTreeMap::from([
+            ("region".to_string(), region.to_string()),
+            ("zone".to_string(), zone),
+            (
+                "disk".to_string(),
+                if rng.below(3) == 0 { "hdd" } else { "ssd" }.to_string(),
+            ),
+            ("rack".to_string(), format!("r{}", rng.below(64))),
+        ]);
+        if rng.below(20) == 0 {
+            labels.insert("containerslots".to_string(), "40".to_string());
+        }
+        let id = engine_id(&mut rng);
+        if i % 100 == 99 {
+            unhealthy.push(id.clone());
+        }
+        let info = NodeInfo {
+            id: id.clone(),
+            hostname: format!("node-{i}"),
+            addr: format!("tcp://127.0.0.1:{}", 20_000 + i),
+            cpus: *rng.pick(&[8, 16, 32, 48, 64]),
+            memory: *rng.pick(&[16, 32, 64, 128, 256]) * GIB,
+            labels,
+            operating_system: "Debian GNU/Linux 13 (trixie)".into(),
+            os_type: "linux".into(),
+            architecture: "x86_64".into(),
+            kernel_version: "6.12.0-1-amd64".into(),
+            storage_driver: if rng.below(10) == 0 {
+                "vfs"
+            } else {
+                "overlay2"
+            }
+            .into(),
+            server_version: "28.5.1".into(),
+            api_version: "1.51".into(),
+            observed_at: "2026-01-01T00:00:00Z".into(),
+        };
+        state.apply(Command::NodeObserved(info)).unwrap();
+
+        let containers = (0..CONTAINERS_PER_NODE)
+            .map(|j| {
+                let mut ports = Vec::new();
+                // A third of the nodes bind 8080/tcp on every address;
+                // each node binds one of 127.0.0.1:9000-9004.
+                if j == 0 && i % 3 == 0 {
+                    ports.push(HostPort {
+                        ip: String::new(),
+                        port: 8080,
+                        proto: Proto::Tcp,
+                    });
+                }
+                if j == 1 {
+                    ports.push(HostPort {
+                        ip: "127.0.0.1".into(),
+                        port: 9000 + (i % 5) as u16,
+                        proto: Proto::Tcp,
+                    });
+                }
+                let service = *rng.pick(&SERVICES);
+                Container {
+                    id: rng.hex(4),
+                    node: id.clone(),
+                    name: if i == 0 && j == 2 {
+                        // The target of the `--volumes-from data` scenario.
+                        "data".to_string()
+                    } else {
+                        format!("{service}-{i}-{j}")
+                    },
+                    image: IMAGES[rng.below(IMAGES.len() as u64) as usize].0.into(),
+                    state: ContainerState::Running,
+                    labels: BTreeMap::from([
+                        ("com.docker.swarm.id".to_string(), rng.hex(2)),
+                        ("service".to_string(), service.to_string()),
+                    ]),
+                    resources: Some(Resources {
+                        cpus_milli: *rng.pick(&[0, 100, 200, 250]),
+                        memory: *rng.pick(&[0, 64 * MIB, 128 * MIB, 256 * MIB, 512 * MIB]),
+                        ports,
+                    }),
+                }
+            })
+            .collect();
+        let version = state.nodes[&id].version;
+        state
+            .apply(Command::ContainersObserved {
+                node: id.clone(),
+                containers,
+                version,
+            })
+            .unwrap();
+
+        let mut images = Vec::new();
+        for (tag, share) in IMAGES {
+            if rng.below(100) < share {
+                images.push(ImageRef {
+                    id: format!("sha256:{}", rng.hex(4)),
+                    tags: vec![tag.to_string()],
+                });
+            }
+        }
+        state
+            .apply(Command::ImagesObserved { node: id, images })
+            .unwrap();
+    }
+    // 1% of the nodes are unhealthy (not node 0, which holds `data`).
+    for id in unhealthy {
+        state
+            .apply(Command::NodeFailed {
+                id,
+                error: "connection refused".into(),
+                unhealthy: true,
+                at: "2026-01-01T00:00:00Z".into(),
+            })
+            .unwrap();
+    }
+    state
+}
+
+struct Scenario {
+    name: &'static str,
+    spec: ContainerSpec,
+    strategy: Strategy,
+}
+
+fn expr(text: &str) -> Expr {
+    Expr::parse(text).unwrap()
+}
+
+fn scenarios() -> Vec<Scenario> {
+    let scenario = |name, strategy, spec| Scenario {
+        name,
+        spec,
+        strategy,
+    };
+    let resources = |cpus_milli, memory| Resources {
+        cpus_milli,
+        memory,
+        ports: Vec::new(),
+    };
+    vec![
+        scenario("spread", Strategy::Spread, ContainerSpec::default()),
+        scenario(
+            "spread, image redis:7",
+            Strategy::Spread,
+            ContainerSpec {
+                image: Some("redis:7".into()),
+                ..Default::default()
+            },
+        ),
+        scenario(
+            "spread -m 1g --cpus 0.5",
+            Strategy::Spread,
+            ContainerSpec {
+                resources: resources(500, GIB),
+                ..Default::default()
+            },
+        ),
+        scenario(
+            "binpack -m 1g",
+            Strategy::Binpack,
+            ContainerSpec {
+                resources: resources(0, GIB),
+                ..Default::default()
+            },
+        ),
+        scenario(
+            "constraint:region==eu",
+            Strategy::Spread,
+            ContainerSpec {
+                constraints: vec![expr("region==eu")],
+                ..Default::default()
+            },
+        ),
+        scenario(
+            "-p 8080:80",
+            Strategy::Spread,
+            ContainerSpec {
+                resources: Resources {
+                    ports: vec![HostPort {
+                        ip: String::new(),
+                        port: 8080,
+                        proto: Proto::Tcp,
+                    }],
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        ),
+        scenario(
+            "zone==~eu-a, image busybox:local",
+            Strategy::Spread,
+            ContainerSpec {
+                image: Some("busybox:local".into()),
+                constraints: vec![expr("zone==~eu-a")],
+                ..Default::default()
+            },
+        ),
+        scenario(
+            "--volumes-from data",
+            Strategy::Spread,
+            ContainerSpec {
+                dependencies: vec!["data".into()],
+                ..Default::default()
+            },
+        ),
+        scenario(
+            "affinity:service==db",
+            Strategy::Spread,
+            ContainerSpec {
+                affinities: vec![expr("service==db")],
+                ..Default::default()
+            },
+        ),
+    ]
+}
+
+/// Median placements per second over `RUNS` runs of at least `RUN_TIME`;
+/// with `--iters=N`, one run of exactly N operations (for profilers).
+fn measure(iters: Option<u64>, mut op: impl FnMut(u64)) -> f64 {
+    if let Some(n) = iters {
+        let start = Instant::now();
+        for i in 0..n {
+            op(i);
+        }
+        return n as f64 / start.elapsed().as_secs_f64();
+    }
+    // Warm up and size a batch to about 5 ms.
+    let start = Instant::now();
+    let mut batch: u64 = 0;
+    while start.elapsed() < Duration::from_millis(20) {
+        op(batch);
+        batch += 1;
+    }
+    let batch = (batch / 4).max(1);
+    let mut rates: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let start = Instant::now();
+            let mut done: u64 = 0;
+            loop {
+                for i in 0..batch {
+                    op(done + i);
+                }
+                done += batch;
+                let elapsed = start.elapsed();
+                if elapsed >= RUN_TIME {
+                    return done as f64 / elapsed.as_secs_f64();
+                }
+            }
+        })
+        .collect();
+    rates.sort_by(|a, b| a.total_cmp(b));
+    rates[RUNS / 2]
+}
+
+fn row(nodes: usize, scenario: &str, rate: f64) {
+    println!(
+        "| {nodes:>6} | {scenario:<34} | {:>12.0} | {:>12.2} |",
+        rate,
+        1e6 / rate
+    );
+}
+
+/// Checks that a scenario's answer obeys its rules.
+fn check(state: &ClusterState, scenario: &Scenario, node: &str) {
+    let node = &state.nodes[node];
+    assert_eq!(node.health, NodeHealth::Healthy);
+    if scenario.name.contains("region==eu") {
+        assert_eq!(node.info.labels["region"], "eu", "{}", scenario.name);
+    }
+    if !scenario.spec.dependencies.is_empty() {
+        assert_eq!(
+            state.resolve_container("data").unwrap().node,
+            node.info.id,
+            "{}",
+            scenario.name
+        );
+    }
+    if scenario.name.contains("8080") {
+        assert!(node.port_conflict(&scenario.spec.resources.ports).is_none());
+    }
+    if let Some(image) = &scenario.spec.image {
+        assert!(node.has_image(image), "{}", scenario.name);
+    }
+}
+
+/// The plain `spread` answer as one inline loop (see the `floor` row).
+fn floor_spread(state: &ClusterState) -> Option<&str> {
+    let mut best: Option<(&str, (u64, usize))> = None;
+    for node in state.nodes.values() {
+        if node.health != NodeHealth::Healthy
+            || node
+                .container_slots()
+                .is_some_and(|slots| node.usage.containers >= slots)
+        {
+            continue;
+        }
+        let key = (node.usage.fullness_bp, node.usage.containers);
+        if best.is_none_or(|(_, k)| key < k) {
+            best = Some((node.id(), key));
+        }
+    }
+    best.map(|(id, _)| id)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let bench = args.iter().any(|a| a == "--bench");
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let option = |name: &str| {
+        args.iter()
+            .find_map(|a| a.strip_prefix(name)?.strip_prefix('='))
+    };
+    // `--nodes=1000,10000` and `--iters=N` (a fixed count, for perf/callgrind).
+    let sizes: Vec<usize> = option("--nodes")
+        .map(|v| {
+            v.split(',')
+                .map(|n| n.parse().expect("--nodes=N,M"))
+                .collect()
+        })
+        .unwrap_or_else(|| vec![1_000, 10_000]);
+    let iters: Option<u64> = option("--iters").map(|v| v.parse().expect("--iters=N"));
+    // A filter naming a scenario exactly selects only it; others match
+    // by substring.
+    let names: Vec<&str> = scenarios().iter().map(|s| s.name).collect();
+    let wanted = |name: &str| {
+        filters.is_empty()
+            || filters.iter().any(|f| {
+                name == f.as_str() || (!names.contains(&f.as_str()) && name.contains(f.as_str()))
+            })
+    };
+
+    // Built as a test (no `--bench`): one operation per row on 50 nodes.
+    let (sizes, iters) = if bench {
+        (sizes, iters)
+    } else {
+        (vec![50], Some(1))
+    };
+
+    if !bench {
+        println!("place bench, smoke run: one operation per row; the figures are no measurement");
+    }
+    println!("| nodes  | scenario                           | placements/s | µs/placement |");
+    println!("|-------:|:-----------------------------------|-------------:|-------------:|");
+    for nodes in sizes {
+        let built = Instant::now();
+        let mut state = build_state(nodes, if bench { 42 } else { 1 });
+        let built = built.elapsed();
+        assert_eq!(state.containers.len(), nodes * CONTAINERS_PER_NODE);
+        eprintln!(
+            "built {nodes} nodes, {} containers in {:.2?}",
+            state.containers.len(),
+            built
+        );
+        for s in scenarios().iter().filter(|s| wanted(s.name)) {
+            let options = Options {
+                strategy: s.strategy,
+                ..Options::default()
+            };
+            let node =
+                place(&state, &s.spec, &options, 0).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+            check(&state, s, &node);
+            let rate = measure(iters, |seed| {
+                black_box(place(black_box(&state), black_box(&s.spec), &options, seed)).ok();
+            });
+            row(nodes, s.name, rate);
+        }
+
+        // Reference, not swarm code: the plain spread choice (healthy, slot
+        // free, lowest fullness then fewest containers, first in ID order)
+        // as one inline loop over the same `state.nodes`. The gap to the
+        // `spread` row is the cost of the generic pipeline.
+        let name = "floor: inline spread loop";
+        if nodes <= 1_000 && wanted(name) {
+            let spread = place(&state, &ContainerSpec::default(), &Options::default(), 0).unwrap();
+            assert_eq!(floor_spread(&state), Some(spread.as_str()));
+            let rate = measure(iters, |_| {
+                black_box(floor_spread(black_box(&state)));
+            });
+            row(nodes, name, rate);
+        }
+
+        // The other half of a create: Reserve (name and resources) then
+        // Release, through apply(), on the node `place` picked.
+        let name = "reserve+release (apply)";
+        if wanted(name) {
+            let options = Options::default();
+            let resources = Resources {
+                cpus_milli: 500,
+                memory: GIB,
+                ports: Vec::new(),
+            };
+            let spec = ContainerSpec {
+                resources: resources.clone(),
+                ..Default::default()
+            };
+            let node = place(&state, &spec, &options, 0).unwrap();
+            assert!(state.name_holder("new-web").is_none());
+            let rate = measure(iters, |i| {
+                let id = format!("reservation-{i}");
+                state
+                    .apply(Command::Reserve {
+                        reservation: Reservation {
+                            id: id.clone(),
+                            node: node.clone(),
+                            name: Some("new-web".into()),
+                            resources: resources.clone(),
+                            swarm_id: Some("sw-new-web".into()),
+                        },
+                        overcommit: options.overcommit,
+                        checks: options.checks(),
+                    })
+                    .unwrap();
+                state.apply(Command::Release { id }).unwrap();
+            });
+            row(nodes, name, rate);
+        }
+    }
+    if !bench {
+        println!("place bench: smoke run ok (`cargo bench --bench place` measures)");
+    }
+}

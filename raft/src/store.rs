@@ -1,0 +1,478 @@
+//! Durable storage: the Raft log and vote in sled, the state machine in memory.
+//!
+//! One sled database per node holds three trees:
+//! - `logs`: log entries keyed by their big-endian index (so sled's byte
+//!   order is log order), each the bincode of an openraft `Entry`;
+//! - `meta`: the vote, the last committed log id and the last purged log id;
+//! - `snapshots`: the current snapshot, the bincode of the whole state
+//!   machine `S` with its snapshot metadata (last applied log id, membership).
+//!
+//! Every write Raft relies on for safety (appended entries, the vote,
+//! truncation, purge, a snapshot) is flushed to disk before it is
+//! acknowledged. The state machine itself lives in memory: on restart it is
+//! rebuilt from the last snapshot, and openraft re-applies the committed log
+//! tail after it. Logs are purged only after a snapshot covering them is
+//! flushed, so nothing committed is ever lost.
+
+use std::fmt::Debug;
+use std::io::Cursor;
+use std::marker::PhantomData;
+use std::ops::{Bound, RangeBounds};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
+use openraft::{
+    AnyError, Entry, EntryPayload, LogId, LogState, OptionalSend, RaftLogId, RaftLogReader,
+    RaftSnapshotBuilder, RaftTypeConfig, Snapshot, SnapshotMeta, StorageError, StorageIOError,
+    StoredMembership, Vote,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{Member, StateMachine, TypeConfig};
+
+const VOTE: &[u8] = b"vote";
+const COMMITTED: &[u8] = b"committed";
+const LAST_PURGED: &[u8] = b"last_purged";
+const SNAPSHOT_META: &[u8] = b"meta";
+const SNAPSHOT_DATA: &[u8] = b"data";
+
+/// Opens (or creates) the sled database of one node in `dir`.
+pub fn open_db(dir: &std::path::Path) -> Result<sled::Db, sled::Error> {
+    sled::Config::new()
+        .path(dir)
+        .cache_capacity(64 * 1024 * 1024)
+        .open()
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, AnyError> {
+    bincode::serialize(value).map_err(|e| AnyError::new(&e))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AnyError> {
+    bincode::deserialize(bytes).map_err(|e| AnyError::new(&e))
+}
+
+fn sled_err(e: sled::Error) -> AnyError {
+    AnyError::new(&e)
+}
+
+/// The Raft log and vote of one node, in sled.
+///
+/// Generic over any openraft type configuration with serde types; cloning
+/// shares the same trees (the clone serves as the log reader).
+pub struct LogStore<C> {
+    db: sled::Db,
+    logs: sled::Tree,
+    meta: sled::Tree,
+    _config: PhantomData<fn() -> C>,
+}
+
+impl<C> Clone for LogStore<C> {
+    fn clone(&self) -> Self {
+        Self {
+            db: self.db.clone(),
+            logs: self.logs.clone(),
+            meta: self.meta.clone(),
+            _config: PhantomData,
+        }
+    }
+}
+
+impl<C: RaftTypeConfig> LogStore<C> {
+    /// The log store inside `db`.
+    pub fn new(db: &sled::Db) -> Result<Self, sled::Error> {
+        Ok(Self {
+            db: db.clone(),
+            logs: db.open_tree("logs")?,
+            meta: db.open_tree("meta")?,
+            _config: PhantomData,
+        })
+    }
+
+    fn read_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, AnyError> {
+        match self.meta.get(key).map_err(sled_err)? {
+            Some(bytes) => Ok(Some(decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn write_meta<T: Serialize>(&self, key: &[u8], value: &T) -> Result<(), AnyError> {
+        self.meta.insert(key, encode(value)?).map_err(sled_err)?;
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<(), AnyError> {
+        self.db.flush_async().await.map_err(sled_err)?;
+        Ok(())
+    }
+
+    fn entries(&self, start: u64, end: Bound<u64>) -> Result<Vec<C::Entry>, AnyError> {
+        let iter = match end {
+            Bound::Included(end) if start > end => return Ok(Vec::new()),
+            Bound::Excluded(end) if start >= end => return Ok(Vec::new()),
+            Bound::Included(end) => self.logs.range(start.to_be_bytes()..=end.to_be_bytes()),
+            Bound::Excluded(end) => self.logs.range(start.to_be_bytes()..end.to_be_bytes()),
+            Bound::Unbounded => self.logs.range(start.to_be_bytes()..),
+        };
+        iter.map(|item| decode(&item.map_err(sled_err)?.1))
+            .collect()
+    }
+
+    /// Removes the entries with an index in `range` (in one batch).
+    fn remove(&self, range: impl RangeBounds<[u8; 8]>) -> Result<(), AnyError> {
+        let mut batch = sled::Batch::default();
+        for key in self.logs.range(range).keys() {
+            batch.remove(key.map_err(sled_err)?);
+        }
+        self.logs.apply_batch(batch).map_err(sled_err)
+    }
+}
+
+impl<C: RaftTypeConfig> RaftLogReader<C> for LogStore<C> {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
+        let start = match range.start_bound() {
+            Bound::Included(&i) => i,
+            Bound::Excluded(&i) => i.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        self.entries(start, range.end_bound().cloned())
+            .map_err(|e| StorageIOError::read_logs(e).into())
+    }
+}
+
+impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<C::NodeId>> {
+        let read = || -> Result<LogState<C>, AnyError> {
+            let last_purged_log_id: Option<LogId<C::NodeId>> = self.read_meta(LAST_PURGED)?;
+            let last_log_id = match self.logs.last().map_err(sled_err)? {
+                Some((_, bytes)) => Some(decode::<C::Entry>(&bytes)?.get_log_id().clone()),
+                None => last_purged_log_id.clone(),
+            };
+            Ok(LogState {
+                last_purged_log_id,
+                last_log_id,
+            })
+        };
+        read().map_err(|e| StorageIOError::read_logs(e).into())
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+        self.write_meta(VOTE, vote)
+            .map_err(StorageIOError::write_vote)?;
+        self.flush().await.map_err(StorageIOError::write_vote)?;
+        Ok(())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<C::NodeId>>, StorageError<C::NodeId>> {
+        self.read_meta(VOTE)
+            .map_err(|e| StorageIOError::read_vote(e).into())
+    }
+
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<C::NodeId>>,
+    ) -> Result<(), StorageError<C::NodeId>> {
+        // Not flushed: losing it only means re-applying less on restart.
+        self.write_meta(COMMITTED, &committed)
+            .map_err(|e| StorageIOError::write(e).into())
+    }
+
+    async fn read_committed(
+        &mut self,
+    ) -> Result<Option<LogId<C::NodeId>>, StorageError<C::NodeId>> {
+        let committed: Option<Option<LogId<C::NodeId>>> =
+            self.read_meta(COMMITTED).map_err(StorageIOError::read)?;
+        Ok(committed.flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<C>,
+    ) -> Result<(), StorageError<C::NodeId>>
+    where
+        I: IntoIterator<Item = C::Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = sled::Batch::default();
+        for entry in entries {
+            let index = entry.get_log_id().index;
+            batch.insert(
+                &index.to_be_bytes(),
+                encode(&entry).map_err(StorageIOError::write_logs)?,
+            );
+        }
+        self.logs
+            .apply_batch(batch)
+            .map_err(|e| StorageIOError::write_logs(sled_err(e)))?;
+        let flushed = self.db.flush_async().await;
+        match flushed {
+            Ok(_) => callback.log_io_completed(Ok(())),
+            Err(e) => {
+                let err = std::io::Error::other(e.to_string());
+                callback.log_io_completed(Err(err));
+                return Err(StorageIOError::write_logs(sled_err(e)).into());
+            }
+        }
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+        tracing::debug!(%log_id, "truncate the log from here on");
+        self.remove(log_id.index.to_be_bytes()..)
+            .map_err(StorageIOError::write_logs)?;
+        self.flush().await.map_err(StorageIOError::write_logs)?;
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+        tracing::debug!(%log_id, "purge the log up to here");
+        // Record the purge point first: a crash in between leaves entries
+        // below it, which are ignored, never a hole above it.
+        self.write_meta(LAST_PURGED, &log_id)
+            .map_err(StorageIOError::write_logs)?;
+        self.flush().await.map_err(StorageIOError::write_logs)?;
+        self.remove(..=log_id.index.to_be_bytes())
+            .map_err(StorageIOError::write_logs)?;
+        self.flush().await.map_err(StorageIOError::write_logs)?;
+        Ok(())
+    }
+}
+
+/// What the state machine has applied so far.
+pub struct Applied<S> {
+    pub(crate) state: S,
+    pub(crate) last_applied: Option<LogId<u64>>,
+    pub(crate) membership: StoredMembership<u64, Member>,
+}
+
+/// The state machine `S` shared between openraft and readers.
+pub(crate) type SharedState<S> = Arc<RwLock<Applied<S>>>;
+
+pub(crate) fn read_state<S>(shared: &SharedState<S>) -> RwLockReadGuard<'_, Applied<S>> {
+    // A poisoned lock means `S::apply` panicked; there is nothing better to read.
+    shared.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write_state<S>(shared: &SharedState<S>) -> RwLockWriteGuard<'_, Applied<S>> {
+    shared.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A snapshot as stored in sled: its metadata and the bincode of `S`, under
+/// two keys written in one batch.
+struct StoredSnapshot {
+    meta: SnapshotMeta<u64, Member>,
+    data: Vec<u8>,
+}
+
+/// The state machine store: `S` in memory, its snapshots in sled.
+///
+/// Cloning shares the same state (the clone serves as snapshot builder).
+pub struct StateMachineStore<S: StateMachine> {
+    shared: SharedState<S>,
+    snapshots: sled::Tree,
+    /// Serializes replacing the stored snapshot: a snapshot built in the
+    /// background must not overwrite a newer one installed meanwhile.
+    replacing: Arc<std::sync::Mutex<()>>,
+}
+
+impl<S: StateMachine> Clone for StateMachineStore<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            snapshots: self.snapshots.clone(),
+            replacing: self.replacing.clone(),
+        }
+    }
+}
+
+impl<S: StateMachine> StateMachineStore<S> {
+    /// The state machine store inside `db`, restored from its last snapshot
+    /// (or `S::default()` when there is none).
+    pub fn new(db: &sled::Db) -> Result<Self, crate::Error> {
+        let snapshots = db.open_tree("snapshots")?;
+        let applied = match read_snapshot(&snapshots)? {
+            Some(stored) => Applied {
+                state: bincode::deserialize(&stored.data)?,
+                last_applied: stored.meta.last_log_id,
+                membership: stored.meta.last_membership,
+            },
+            None => Applied {
+                state: S::default(),
+                last_applied: None,
+                membership: StoredMembership::default(),
+            },
+        };
+        Ok(Self {
+            shared: Arc::new(RwLock::new(applied)),
+            snapshots,
+            replacing: Arc::default(),
+        })
+    }
+
+    pub(crate) fn shared(&self) -> SharedState<S> {
+        self.shared.clone()
+    }
+
+    fn current(&self) -> Result<Option<StoredSnapshot>, AnyError> {
+        read_snapshot(&self.snapshots).map_err(|e| AnyError::new(&e))
+    }
+
+    /// Stores `snapshot` as the current one, durably. A built snapshot
+    /// (`installed == false`) older than the stored one is dropped.
+    async fn save(&self, snapshot: &StoredSnapshot, installed: bool) -> Result<(), AnyError> {
+        {
+            let _replacing = self.replacing.lock().unwrap_or_else(|e| e.into_inner());
+            if !installed {
+                let stored: Option<SnapshotMeta<u64, Member>> =
+                    match self.snapshots.get(SNAPSHOT_META).map_err(sled_err)? {
+                        Some(bytes) => Some(decode(&bytes)?),
+                        None => None,
+                    };
+                if let Some(stored) = stored {
+                    if stored.last_log_id > snapshot.meta.last_log_id {
+                        tracing::info!(built = %snapshot.meta, %stored, "a newer snapshot is stored; keeping it");
+                        return Ok(());
+                    }
+                }
+            }
+            let mut batch = sled::Batch::default();
+            batch.insert(SNAPSHOT_META, encode(&snapshot.meta)?);
+            batch.insert(SNAPSHOT_DATA, snapshot.data.as_slice());
+            self.snapshots.apply_batch(batch).map_err(sled_err)?;
+        }
+        self.snapshots.flush_async().await.map_err(sled_err)?;
+        Ok(())
+    }
+}
+
+/// The stored snapshot, if any.
+fn read_snapshot(snapshots: &sled::Tree) -> Result<Option<StoredSnapshot>, crate::Error> {
+    let (Some(meta), Some(data)) = (snapshots.get(SNAPSHOT_META)?, snapshots.get(SNAPSHOT_DATA)?)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(StoredSnapshot {
+        meta: bincode::deserialize(&meta)?,
+        data: data.to_vec(),
+    }))
+}
+
+impl<S: StateMachine> RaftSnapshotBuilder<TypeConfig<S>> for StateMachineStore<S> {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig<S>>, StorageError<u64>> {
+        let (data, last_log_id, last_membership) = {
+            let applied = read_state(&self.shared);
+            let data = encode(&applied.state).map_err(StorageIOError::read_state_machine)?;
+            (data, applied.last_applied, applied.membership.clone())
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let snapshot_id = match &last_log_id {
+            Some(id) => format!("{}-{}-{nanos}", id.leader_id, id.index),
+            None => format!("empty-{nanos}"),
+        };
+        let meta = SnapshotMeta {
+            last_log_id,
+            last_membership,
+            snapshot_id,
+        };
+        let stored = StoredSnapshot { meta, data };
+        self.save(&stored, false)
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(Some(stored.meta.signature()), e))?;
+        tracing::info!(snapshot = %stored.meta, bytes = stored.data.len(), "built a snapshot");
+        Ok(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        })
+    }
+}
+
+impl<S: StateMachine> RaftStateMachine<TypeConfig<S>> for StateMachineStore<S> {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<u64>>, StoredMembership<u64, Member>), StorageError<u64>> {
+        let applied = read_state(&self.shared);
+        Ok((applied.last_applied, applied.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Option<S::Output>>, StorageError<u64>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig<S>>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut applied = write_state(&self.shared);
+        let mut outputs = Vec::new();
+        for entry in entries {
+            applied.last_applied = Some(entry.log_id);
+            match entry.payload {
+                EntryPayload::Blank => outputs.push(None),
+                EntryPayload::Normal(command) => outputs.push(Some(applied.state.apply(command))),
+                EntryPayload::Membership(membership) => {
+                    applied.membership = StoredMembership::new(Some(entry.log_id), membership);
+                    outputs.push(None);
+                }
+            }
+        }
+        Ok(outputs)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<u64>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, Member>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<u64>> {
+        let data = snapshot.into_inner();
+        let state: S =
+            decode(&data).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), e))?;
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        };
+        self.save(&stored, true)
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), e))?;
+        let mut applied = write_state(&self.shared);
+        applied.state = state;
+        applied.last_applied = meta.last_log_id;
+        applied.membership = meta.last_membership.clone();
+        tracing::info!(snapshot = %meta, "installed a snapshot");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig<S>>>, StorageError<u64>> {
+        let stored = self
+            .current()
+            .map_err(|e| StorageIOError::read_snapshot(None, e))?;
+        Ok(stored.map(|s| Snapshot {
+            meta: s.meta,
+            snapshot: Box::new(Cursor::new(s.data)),
+        }))
+    }
+}

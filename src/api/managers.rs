@@ -1,0 +1,173 @@
+//! Manager replication on the API: followers hand every request to the
+//! leader, and the `/_swarm/*` endpoints serve `swarmctl` (members, join,
+//! remove).
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use super::{json_response, ApiError, App, ClientVersion};
+use crate::cluster::ProposeError;
+use crate::engine::Engine;
+
+/// Paths every manager answers itself from its replicated state.
+const LOCAL: [&str; 3] = ["/_ping", "/version", "/info"];
+
+/// The connection details of the leader, kept while it stays the same.
+#[derive(Default)]
+pub struct LeaderClient(Mutex<Option<(String, Arc<Engine>)>>);
+
+impl LeaderClient {
+    fn get(&self, addr: &str) -> Result<Arc<Engine>, ApiError> {
+        let mut cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((known, engine)) = cached.as_ref() {
+            if known == addr {
+                return Ok(engine.clone());
+            }
+        }
+        let url = if addr.contains("://") {
+            addr.to_string()
+        } else {
+            format!("tcp://{addr}")
+        };
+        let engine = Arc::new(
+            Engine::new(&url)
+                .map_err(|e| ApiError::internal(format!("primary address {addr}: {e}")))?,
+        );
+        *cached = Some((addr.to_string(), engine.clone()));
+        Ok(engine)
+    }
+}
+
+/// On a follower, forwards the request (bodies streaming, upgrades spliced)
+/// to the leader; answers 503 when there is no leader.
+pub(super) async fn forward_to_leader(
+    State(app): State<Arc<App>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let cluster = &app.manager.cluster;
+    if LOCAL.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    if cluster.is_leader() {
+        if cluster.lost_quorum() {
+            // Possibly deposed already: acting on engines now could race the
+            // new leader.
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("no leader: {}", cluster.quorum_text().await),
+            )
+            .into_response();
+        }
+        return next.run(request).await;
+    }
+    let Some(leader) = cluster.leader_api() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("no leader: {}", cluster.quorum_text().await),
+        )
+        .into_response();
+    };
+    let prefix = request
+        .extensions()
+        .get::<ClientVersion>()
+        .map(ClientVersion::prefix)
+        .unwrap_or_default();
+    let target = format!(
+        "{prefix}{}",
+        request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
+    let engine = match app.leader.get(&leader) {
+        Ok(engine) => engine,
+        Err(e) => return e.into_response(),
+    };
+    tracing::debug!(%leader, %target, "forwarding to the primary");
+    match super::proxy::forward(&engine, request, &target).await {
+        Ok(response) => response,
+        Err(e) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("primary {leader} did not answer: {}", e.message),
+        )
+        .into_response(),
+    }
+}
+
+/// `GET /_swarm/members`: every manager with its Raft state.
+pub(super) async fn members(State(app): State<Arc<App>>) -> Response {
+    json_response(StatusCode::OK, &app.manager.cluster.members().await)
+}
+
+/// Body of `POST /_swarm/join`.
+#[derive(Debug, Deserialize)]
+pub(super) struct JoinRequest {
+    id: u64,
+    raft_addr: String,
+    api_addr: String,
+}
+
+/// `POST /_swarm/join`: adds a manager as learner, then as voter.
+pub(super) async fn join(
+    State(app): State<Arc<App>>,
+    body: Result<Json<JoinRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(join) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if join.id == 0 || join.raft_addr.is_empty() || join.api_addr.is_empty() {
+        return Err(ApiError::bad_request(
+            "join needs a non-zero id, a raft_addr and an api_addr",
+        ));
+    }
+    tracing::info!(id = join.id, raft = %join.raft_addr, api = %join.api_addr, "adding a manager");
+    app.manager
+        .cluster
+        .add_manager(
+            join.id,
+            swarm_raft::Member::new(join.raft_addr, join.api_addr),
+        )
+        .await
+        .map_err(membership_error)?;
+    Ok(json_response(StatusCode::OK, &serde_json::json!({})))
+}
+
+/// Body of `POST /_swarm/remove`.
+#[derive(Debug, Deserialize)]
+pub(super) struct RemoveRequest {
+    id: u64,
+}
+
+/// `POST /_swarm/remove`: removes a manager from the membership.
+pub(super) async fn remove(
+    State(app): State<Arc<App>>,
+    body: Result<Json<RemoveRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(remove) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let cluster = &app.manager.cluster;
+    if !cluster.members().await.iter().any(|m| m.id == remove.id) {
+        return Err(ApiError::not_found(format!(
+            "no manager with id {}",
+            remove.id
+        )));
+    }
+    tracing::info!(id = remove.id, "removing a manager");
+    cluster
+        .remove_manager(remove.id)
+        .await
+        .map_err(membership_error)?;
+    Ok(json_response(StatusCode::OK, &serde_json::json!({})))
+}
+
+fn membership_error(e: ProposeError) -> ApiError {
+    match e {
+        ProposeError::Raft(message) => ApiError::new(StatusCode::CONFLICT, message),
+        other => other.into(),
+    }
+}

@@ -1,0 +1,335 @@
+//! The Docker Engine API front-end.
+//!
+//! Accepts the paths with and without a `/vX.Y` prefix, answers cluster-wide
+//! calls (`info`, `version`, container and image lists) from all nodes, and
+//! proxies calls about one container, exec instance or image to the node(s)
+//! concerned. Errors are Docker-shaped (`{"message": ...}`).
+
+mod containers;
+pub mod errors;
+mod images;
+mod listing;
+mod managers;
+pub mod proxy;
+mod system;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::Router;
+
+use crate::manager::Manager;
+pub use errors::ApiError;
+
+/// The API version reported while no engine has answered yet.
+pub const FALLBACK_API_VERSION: &str = "1.41";
+
+/// Largest request or engine answer the API reads whole (create bodies, inspects).
+pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Shared handler state.
+pub struct App {
+    /// The manager behind the API.
+    pub manager: Arc<Manager>,
+    /// Connection details of the leader, for followers' forwarding.
+    leader: managers::LeaderClient,
+}
+
+/// The API version the client asked for in its path, if any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientVersion(pub Option<String>);
+
+impl ClientVersion {
+    /// `/vX.Y` or the empty string, to prefix forwarded paths with.
+    pub fn prefix(&self) -> String {
+        self.0
+            .as_ref()
+            .map(|v| format!("/v{v}"))
+            .unwrap_or_default()
+    }
+}
+
+/// Splits `/v1.41/containers/json` into `Some("1.41")` and `/containers/json`.
+pub fn split_version(path: &str) -> (Option<String>, String) {
+    if let Some(rest) = path.strip_prefix("/v") {
+        let (version, tail) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let numeric = version.split_once('.').is_some_and(|(major, minor)| {
+            !major.is_empty()
+                && !minor.is_empty()
+                && major.chars().all(|c| c.is_ascii_digit())
+                && minor.chars().all(|c| c.is_ascii_digit())
+        });
+        if numeric {
+            return (Some(version.to_string()), tail.to_string());
+        }
+    }
+    (None, path.to_string())
+}
+
+/// Compares dotted API versions numerically.
+pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let parse = |v: &str| -> (u64, u64) {
+        let (major, minor) = v.split_once('.').unwrap_or((v, "0"));
+        (major.parse().unwrap_or(0), minor.parse().unwrap_or(0))
+    };
+    parse(a).cmp(&parse(b))
+}
+
+/// Strips the version prefix before routing and records it for handlers.
+fn strip_version(mut request: Request) -> Request {
+    let (version, path) = split_version(request.uri().path());
+    if version.is_some() {
+        let path_and_query = match request.uri().query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        if let Ok(uri) = path_and_query.parse::<Uri>() {
+            *request.uri_mut() = uri;
+        }
+    }
+    request.extensions_mut().insert(ClientVersion(version));
+    request
+}
+
+/// Refuses versions newer than every node speaks, as an engine would.
+async fn check_version(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let asked = request
+        .extensions()
+        .get::<ClientVersion>()
+        .and_then(|v| v.0.clone());
+    if let Some(asked) = asked {
+        let max = system::api_version(&app.manager);
+        if version_cmp(&asked, &max) == std::cmp::Ordering::Greater {
+            return ApiError::bad_request(format!(
+                "client version {asked} is too new. Maximum supported API version is {max}"
+            ))
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+async fn not_found(request: Request) -> ApiError {
+    tracing::debug!(method = %request.method(), uri = %request.uri(), "no route");
+    ApiError::not_found("page not found")
+}
+
+/// The API router.
+pub fn router(manager: Arc<Manager>) -> Router {
+    let app = Arc::new(App {
+        manager,
+        leader: managers::LeaderClient::default(),
+    });
+    Router::new()
+        .route("/_ping", get(system::ping).head(system::ping))
+        .route("/version", get(system::version))
+        .route("/info", get(system::info))
+        .route("/events", get(system::events))
+        .route("/containers/json", get(containers::list))
+        .route("/containers/create", post(containers::create))
+        .route("/containers/{*rest}", any(containers::dispatch))
+        .route("/exec/{*rest}", any(containers::exec))
+        .route("/images/json", get(images::list))
+        .route("/images/load", post(images::load))
+        .route("/images/create", post(images::pull))
+        .route("/images/get", get(images::save))
+        .route("/images/{*rest}", any(images::dispatch))
+        .route("/_swarm/members", get(managers::members))
+        .route("/_swarm/join", post(managers::join))
+        .route("/_swarm/remove", post(managers::remove))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            check_version,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            managers::forward_to_leader,
+        ))
+        .layer(axum::middleware::from_fn(trace_request))
+        .with_state(app)
+}
+
+async fn trace_request(request: Request, next: Next) -> Response {
+    let span = tracing::debug_span!("request", method = %request.method(), uri = %request.uri());
+    let _enter = span.enter();
+    tracing::debug!("request");
+    drop(_enter);
+    let response = next.run(request).await;
+    tracing::debug!(parent: &span, status = response.status().as_u16(), "response");
+    response
+}
+
+/// Where the API listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// `tcp://IP:PORT`.
+    Tcp(String),
+    /// `unix:///path`.
+    Unix(std::path::PathBuf),
+}
+
+impl Listen {
+    /// Parses `-H`: `tcp://IP:PORT`, `IP:PORT` or `unix:///path`.
+    pub fn parse(s: &str) -> Result<Listen, String> {
+        if let Some(path) = s.strip_prefix("unix://") {
+            if path.starts_with('/') {
+                return Ok(Listen::Unix(path.into()));
+            }
+            return Err(format!(
+                "invalid -H {s:?}: unix socket path must be absolute"
+            ));
+        }
+        let hostport = s.strip_prefix("tcp://").unwrap_or(s);
+        match hostport.rsplit_once(':') {
+            Some((_, port)) if port.parse::<u16>().is_ok() => Ok(Listen::Tcp(hostport.to_string())),
+            _ => Err(format!(
+                "invalid -H {s:?}: expected tcp://IP:PORT or unix:///path"
+            )),
+        }
+    }
+}
+
+/// Serves the API on `listen` until `shutdown` resolves.
+pub async fn serve(
+    listen: &Listen,
+    manager: Arc<Manager>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::ServiceExt;
+    let service = tower::Layer::layer(
+        &tower::util::MapRequestLayer::new(strip_version),
+        router(manager),
+    );
+    match listen {
+        Listen::Tcp(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            tracing::info!(%addr, "API listening");
+            axum::serve(listener, service.into_make_service())
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Listen::Unix(path) => {
+            if path.exists() {
+                std::fs::remove_file(path)?;
+            }
+            let listener = tokio::net::UnixListener::bind(path)?;
+            tracing::info!(path = %path.display(), "API listening");
+            axum::serve(listener, service.into_make_service())
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+}
+
+/// The raw query string of a request, or "".
+pub fn query_of(request: &Request<Body>) -> String {
+    request.uri().query().unwrap_or("").to_string()
+}
+
+/// Appends `?query` when there is one.
+pub fn with_query(path: &str, query: &str) -> String {
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+/// Splits `REF/ACTION` (ACTION one of `actions`) into the percent-decoded
+/// reference and the action; anything else is a bare reference. References
+/// may hold slashes themselves (`node-1/web`, `library/busybox:1`).
+pub fn split_action(rest: &str, actions: &[&str]) -> (String, Option<String>) {
+    let rest = rest.trim_end_matches('/');
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    match rest.rsplit_once('/') {
+        Some((reference, action)) if actions.contains(&action) && !reference.is_empty() => {
+            (decode(reference), Some(action.to_string()))
+        }
+        _ => (decode(rest), None),
+    }
+}
+
+/// One query parameter's first value.
+pub fn query_param(query: &str, key: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// A JSON answer with `status`.
+pub fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Body::from(bytes))
+            .unwrap_or_else(|e| ApiError::internal(e.to_string()).into_response()),
+        Err(e) => ApiError::internal(e.to_string()).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_prefixes() {
+        assert_eq!(
+            split_version("/v1.41/containers/json"),
+            (Some("1.41".into()), "/containers/json".into())
+        );
+        assert_eq!(split_version("/v1.41"), (Some("1.41".into()), "/".into()));
+        assert_eq!(split_version("/_ping"), (None, "/_ping".into()));
+        assert_eq!(split_version("/version"), (None, "/version".into()));
+        assert_eq!(split_version("/volumes"), (None, "/volumes".into()));
+        assert_eq!(split_version("/v1/x"), (None, "/v1/x".into()));
+        assert_eq!(split_version("/v1.x/x"), (None, "/v1.x/x".into()));
+    }
+
+    #[test]
+    fn version_order() {
+        use std::cmp::Ordering::*;
+        assert_eq!(version_cmp("1.41", "1.9"), Greater);
+        assert_eq!(version_cmp("1.41", "1.41"), Equal);
+        assert_eq!(version_cmp("1.24", "1.41"), Less);
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            Listen::parse("tcp://127.0.0.1:4000").unwrap(),
+            Listen::Tcp("127.0.0.1:4000".into())
+        );
+        assert_eq!(
+            Listen::parse("0.0.0.0:2375").unwrap(),
+            Listen::Tcp("0.0.0.0:2375".into())
+        );
+        assert!(Listen::parse("unix:///tmp/s.sock").is_ok());
+        assert!(Listen::parse("unix://rel").is_err());
+        assert!(Listen::parse("tcp://nope").is_err());
+    }
+
+    #[test]
+    fn queries() {
+        assert_eq!(
+            query_param("a=1&name=x%2Fy", "name").as_deref(),
+            Some("x/y")
+        );
+        assert_eq!(query_param("a=1", "name"), None);
+        assert_eq!(with_query("/p", ""), "/p");
+        assert_eq!(with_query("/p", "a=1"), "/p?a=1");
+    }
+}

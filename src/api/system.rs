@@ -1,0 +1,484 @@
+//! `_ping`, `version` and the aggregated `info` with Swarm's per-node section.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use bollard::models::{SystemInfo, SystemVersion};
+
+use super::{json_response, version_cmp, App, FALLBACK_API_VERSION};
+use crate::cluster::{human_bytes, human_cpus, ClusterState, NodeHealth};
+use crate::manager::Manager;
+
+/// `swarm/<crate version>`, the server version clients see.
+pub fn server_version() -> String {
+    format!("swarm/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The highest API version every known node speaks.
+pub fn api_version(manager: &Manager) -> String {
+    manager
+        .cluster
+        .read()
+        .nodes
+        .values()
+        .map(|n| n.info.api_version.clone())
+        .filter(|v| !v.is_empty())
+        .min_by(|a, b| version_cmp(a, b))
+        .unwrap_or_else(|| FALLBACK_API_VERSION.to_string())
+}
+
+pub(super) async fn ping(State(app): State<Arc<App>>) -> Response {
+    let mut response = Response::new(Body::from("OK"));
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&api_version(&app.manager)) {
+        headers.insert("api-version", v);
+    }
+    headers.insert("docker-experimental", HeaderValue::from_static("false"));
+    headers.insert("ostype", HeaderValue::from_static("linux"));
+    headers.insert(
+        "cache-control",
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    headers.insert("pragma", HeaderValue::from_static("no-cache"));
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+pub(super) async fn version(State(app): State<Arc<App>>) -> Response {
+    let api = api_version(&app.manager);
+    let version = SystemVersion {
+        version: Some(server_version()),
+        api_version: Some(api),
+        // Requests are forwarded with the client's version: engines since
+        // Docker 1.12 accept 1.24, the oldest the docker CLI still speaks.
+        min_api_version: Some("1.24".to_string()),
+        git_commit: Some(
+            option_env!("SWARM_GIT_COMMIT")
+                .unwrap_or("unknown")
+                .to_string(),
+        ),
+        go_version: Some(format!("rust (swarm {})", env!("CARGO_PKG_VERSION"))),
+        os: Some(std::env::consts::OS.to_string()),
+        arch: Some(go_arch().to_string()),
+        kernel_version: Some(kernel_version()),
+        ..Default::default()
+    };
+    json_response(StatusCode::OK, &version)
+}
+
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+fn kernel_version() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+pub(super) async fn info(State(app): State<Arc<App>>) -> Response {
+    let manager = &app.manager;
+    let pending: Vec<(String, Option<String>)> = manager
+        .engine_slots()
+        .into_iter()
+        .filter(|(_, slot)| slot.node().is_none())
+        .map(|(addr, slot)| (addr, slot.engine.error()))
+        .collect();
+    let state = manager.cluster.read();
+    let mut info = aggregate(&state);
+    info.name = Some(hostname());
+    info.kernel_version = Some(kernel_version());
+    info.n_events_listener = Some(manager.events.listeners() as i64);
+    let role = if manager.cluster.is_leader() {
+        Role::Primary
+    } else {
+        Role::Replica {
+            primary: manager.cluster.leader_api(),
+        }
+    };
+    let status = system_status(
+        &state,
+        &role,
+        &manager.config.placement.strategy.to_string(),
+        &manager.config.placement.filters,
+        &pending,
+    );
+    drop(state);
+    /// `info` as the engine's, plus swarm's `SystemStatus` pairs.
+    #[derive(serde::Serialize)]
+    struct Info<'a> {
+        #[serde(flatten)]
+        info: &'a SystemInfo,
+        #[serde(rename = "SystemStatus")]
+        status: &'a [[String; 2]],
+    }
+    json_response(
+        StatusCode::OK,
+        &Info {
+            info: &info,
+            status: &status,
+        },
+    )
+}
+
+/// `GET /events`: the cluster's events from now on (see
+/// [`crate::manager::events`]), one JSON object per line, filtered by
+/// `filters`; ends at `until` (Unix seconds) if given. Past events are not
+/// kept: `since` is accepted and ignored.
+pub(super) async fn events(
+    State(app): State<Arc<App>>,
+    request: axum::extract::Request,
+) -> Result<Response, super::ApiError> {
+    let query = super::query_of(&request);
+    let filter = crate::manager::events::EventFilter::parse(
+        super::query_param(&query, "filters").as_deref(),
+    )
+    .map_err(super::ApiError::bad_request)?;
+    let until = match super::query_param(&query, "until").filter(|u| !u.is_empty()) {
+        Some(text) => Some(text.parse::<f64>().map_err(|_| {
+            super::ApiError::bad_request(format!("invalid value for until: {text}"))
+        })?),
+        None => None,
+    };
+    let deadline = until.map(|until| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        tokio::time::Instant::now() + std::time::Duration::from_secs_f64((until - now).max(0.0))
+    });
+    let rx = app.manager.events.subscribe();
+    let stream = futures::stream::unfold((rx, filter), move |(mut rx, filter)| async move {
+        loop {
+            let next = match deadline {
+                Some(at) => match tokio::time::timeout_at(at, rx.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => return None,
+                },
+                None => rx.recv().await,
+            };
+            match next {
+                Ok(event) if filter.matches(&event) => {
+                    let mut line = serde_json::to_vec(&*event).unwrap_or_default();
+                    line.push(b'\n');
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line)),
+                        (rx, filter),
+                    ));
+                }
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "events subscriber too slow: events dropped");
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stream))
+        .map_err(|e| super::ApiError::internal(e.to_string()))
+}
+
+/// Cluster-wide `info` fields from the state: counts and summed capacity.
+pub fn aggregate(state: &ClusterState) -> SystemInfo {
+    let counts = state.containers.counts();
+    SystemInfo {
+        containers: Some(counts.total as i64),
+        containers_running: Some(counts.running as i64),
+        containers_paused: Some(counts.paused as i64),
+        containers_stopped: Some(counts.stopped() as i64),
+        images: Some(state.nodes.values().map(|n| n.images.len() as i64).sum()),
+        ncpu: Some(state.nodes.values().map(|n| n.info.cpus).sum()),
+        mem_total: Some(state.nodes.values().map(|n| n.info.memory).sum()),
+        server_version: Some(server_version()),
+        operating_system: Some(std::env::consts::OS.to_string()),
+        os_type: Some("linux".to_string()),
+        architecture: Some(std::env::consts::ARCH.to_string()),
+        driver: Some(String::new()),
+        logging_driver: Some(String::new()),
+        debug: Some(false),
+        n_events_listener: Some(0),
+        experimental_build: Some(false),
+        // Docker's own swarm mode is not this swarm: report it inactive.
+        swarm: Some(bollard::models::SwarmInfo {
+            local_node_state: Some(bollard::models::LocalNodeState::INACTIVE),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// This manager's part, as `docker info` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// The leader: it schedules and talks to the engines.
+    Primary,
+    /// A follower, forwarding to `primary` (its API address, when known).
+    Replica {
+        /// The leader's API address.
+        primary: Option<String>,
+    },
+}
+
+/// Swarm's `SystemStatus` section: role (and the primary's address on a replica), strategy, filters, and per node its
+/// address, ID, status, containers, reservations, labels, error, update
+/// time and server version. Engines that never answered show as `Pending`.
+pub fn system_status(
+    state: &ClusterState,
+    role: &Role,
+    strategy: &str,
+    filters: &[String],
+    pending: &[(String, Option<String>)],
+) -> Vec<[String; 2]> {
+    let pair = |k: &str, v: String| [k.to_string(), v];
+    let mut out = match role {
+        Role::Primary => vec![pair("Role", "primary".into())],
+        Role::Replica { primary } => vec![
+            pair("Role", "replica".into()),
+            pair("Primary", primary.clone().unwrap_or_else(|| "none".into())),
+        ],
+    };
+    out.extend([
+        pair("Strategy", strategy.into()),
+        pair("Filters", filters.join(", ")),
+        pair("Nodes", (state.nodes.len() + pending.len()).to_string()),
+    ]);
+    let mut nodes: Vec<_> = state.nodes.values().collect();
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    for node in nodes {
+        let counts = state.containers.node_counts(node.id());
+        let (total, running, paused) = (counts.total, counts.running, counts.paused);
+        let mut labels: Vec<String> = node
+            .info
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        labels.extend([
+            format!("kernelversion={}", node.info.kernel_version),
+            format!("operatingsystem={}", node.info.operating_system),
+            format!("ostype={}", node.info.os_type),
+            format!("storagedriver={}", node.info.storage_driver),
+        ]);
+        labels.sort();
+        out.push(pair(
+            &format!(" {}", node.name),
+            address_of(&node.info.addr),
+        ));
+        out.push(pair("  └ ID", node.info.id.clone()));
+        out.push(pair(
+            "  └ Status",
+            match node.health {
+                NodeHealth::Healthy => "Healthy".into(),
+                NodeHealth::Unhealthy => "Unhealthy".into(),
+            },
+        ));
+        out.push(pair(
+            "  └ Containers",
+            format!(
+                "{total} ({running} Running, {paused} Paused, {} Stopped)",
+                total - running - paused
+            ),
+        ));
+        out.push(pair(
+            "  └ Reserved CPUs",
+            format!("{} / {}", human_cpus(node.usage.cpus_milli), node.info.cpus),
+        ));
+        out.push(pair(
+            "  └ Reserved Memory",
+            format!(
+                "{} / {}",
+                human_bytes(node.usage.memory),
+                human_bytes(node.info.memory)
+            ),
+        ));
+        out.push(pair("  └ Labels", labels.join(", ")));
+        out.push(pair(
+            "  └ Error",
+            node.error.clone().unwrap_or_else(|| "(none)".into()),
+        ));
+        out.push(pair("  └ UpdatedAt", node.updated_at.clone()));
+        out.push(pair("  └ ServerVersion", node.info.server_version.clone()));
+    }
+    for (addr, error) in pending {
+        out.push(pair(" (unknown)", address_of(addr)));
+        out.push(pair("  └ ID", "(unknown)".into()));
+        out.push(pair("  └ Status", "Pending".into()));
+        out.push(pair("  └ Containers", "0".into()));
+        out.push(pair("  └ Reserved CPUs", "0 / 0".into()));
+        out.push(pair("  └ Reserved Memory", "0 B / 0 B".into()));
+        out.push(pair("  └ Labels", String::new()));
+        out.push(pair(
+            "  └ Error",
+            error.clone().unwrap_or_else(|| "(none)".into()),
+        ));
+        out.push(pair("  └ UpdatedAt", String::new()));
+        out.push(pair("  └ ServerVersion", String::new()));
+    }
+    out
+}
+
+/// Engine address as shown in `info`: `IP:PORT` for TCP, the URL for unix.
+fn address_of(addr: &str) -> String {
+    addr.strip_prefix("tcp://").unwrap_or(addr).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{Command, Container, ContainerState, ImageRef, NodeInfo};
+
+    fn state() -> ClusterState {
+        let mut s = ClusterState::default();
+        for (id, host, cpus, mem) in [("ID1", "n1", 2, 1 << 30), ("ID2", "n2", 4, 3 << 30)] {
+            s.apply(Command::NodeObserved(NodeInfo {
+                id: id.into(),
+                hostname: host.into(),
+                addr: format!("tcp://127.0.0.1:{}", 2370 + cpus),
+                cpus,
+                memory: mem,
+                labels: [("region".to_string(), "eu".to_string())].into(),
+                os_type: "linux".into(),
+                storage_driver: "vfs".into(),
+                server_version: "20.10.24".into(),
+                api_version: if cpus == 2 {
+                    "1.41".into()
+                } else {
+                    "1.43".into()
+                },
+                observed_at: "2026-11-25T00:00:00Z".into(),
+                ..Default::default()
+            }))
+            .unwrap();
+            s.apply(Command::ImagesObserved {
+                node: id.into(),
+                images: vec![ImageRef {
+                    id: "sha256:1".into(),
+                    tags: vec!["busybox:local".into()],
+                }],
+            })
+            .unwrap();
+        }
+        for (i, st) in [
+            ContainerState::Running,
+            ContainerState::Paused,
+            ContainerState::Exited,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            s.apply(Command::ContainerObserved(Container {
+                id: format!("c{i}"),
+                node: "ID1".into(),
+                name: format!("c{i}"),
+                image: "busybox:local".into(),
+                state: st,
+                labels: Default::default(),
+                resources: Some(crate::cluster::Resources {
+                    cpus_milli: 500,
+                    memory: 1 << 29,
+                    ports: vec![],
+                }),
+            }))
+            .unwrap();
+        }
+        s
+    }
+
+    #[test]
+    fn aggregates_counts_and_capacity() {
+        let info = aggregate(&state());
+        assert_eq!(info.containers, Some(3));
+        assert_eq!(info.containers_running, Some(1));
+        assert_eq!(info.containers_paused, Some(1));
+        assert_eq!(info.containers_stopped, Some(1));
+        assert_eq!(info.images, Some(2));
+        assert_eq!(info.ncpu, Some(6));
+        assert_eq!(info.mem_total, Some(4 << 30));
+        assert_eq!(
+            info.server_version.as_deref(),
+            Some(server_version().as_str())
+        );
+    }
+
+    #[test]
+    fn per_node_section() {
+        let pending = vec![(
+            "127.0.0.1:9".to_string(),
+            Some("connection refused".to_string()),
+        )];
+        let status = system_status(
+            &state(),
+            &Role::Primary,
+            "spread",
+            &["health".into()],
+            &pending,
+        );
+        let get = |k: &str| {
+            status
+                .iter()
+                .filter(|p| p[0] == k)
+                .map(|p| p[1].clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(get("Role"), vec!["primary"]);
+        assert_eq!(get("Strategy"), vec!["spread"]);
+        assert_eq!(get("Nodes"), vec!["3"]);
+        assert_eq!(get(" n1"), vec!["127.0.0.1:2372"]);
+        assert_eq!(get("  └ ID"), vec!["ID1", "ID2", "(unknown)"]);
+        assert_eq!(get("  └ Status"), vec!["Healthy", "Healthy", "Pending"]);
+        assert_eq!(
+            get("  └ Containers")[0],
+            "3 (1 Running, 1 Paused, 1 Stopped)"
+        );
+        assert_eq!(get("  └ Reserved Memory")[1], "0 B / 3 GiB");
+        assert_eq!(get("  └ Reserved Memory")[0], "1.5 GiB / 1 GiB");
+        assert_eq!(get("  └ Reserved CPUs")[0], "1.5 / 2");
+        assert!(get("  └ Labels")[0].contains("region=eu"));
+        assert!(get("  └ Labels")[0].contains("storagedriver=vfs"));
+        assert_eq!(
+            get("  └ Error"),
+            vec!["(none)", "(none)", "connection refused"]
+        );
+        let replica = |primary: Option<&str>| {
+            let role = Role::Replica {
+                primary: primary.map(String::from),
+            };
+            system_status(&state(), &role, "spread", &[], &[])
+        };
+        assert_eq!(
+            replica(Some("10.0.0.1:4000"))[..2],
+            [
+                ["Role".to_string(), "replica".to_string()],
+                ["Primary".to_string(), "10.0.0.1:4000".to_string()]
+            ]
+        );
+        assert_eq!(replica(None)[1][1], "none");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(2 << 30), "2 GiB");
+    }
+}

@@ -1,0 +1,1056 @@
+//! Rescheduling after a node failure: how long until the containers of a
+//! dead node run elsewhere.
+//!
+//! Steps: start `hollow-engine --nodes N` (node `i` on `127.0.0.1:P+i`, its
+//! admin endpoint on `P-1`) and one `swarm manage` over it with the given
+//! `--engine-refresh-min-interval`, `--engine-refresh-max-interval` and
+//! `--engine-failure-retry`; wait until `info` lists N `Healthy` nodes;
+//! optionally place `background` ordinary containers over the fleet
+//! ([`place`]); create and start K containers with `-e
+//! reschedule:on-node-failure` and the soft constraint `-e
+//! constraint:node==~VICTIM`, and check (inspect: `Node.Name`) that they all
+//! run on the victim. Then:
+//!
+//! - **kill**: `POST /hollow/kill?node=V` on the admin port; `t0` is when
+//!   it was sent. Every [`RescheduleConfig::poll`] the bench asks the
+//!   manager `GET /info` (until the victim's `└ Status` reads `Unhealthy`:
+//!   the detection time) and `GET /containers/{name}/json` for each
+//!   container not yet moved, until it answers with `Node.Name` other than
+//!   the victim and `State.Running`: its move time. First, median and last
+//!   ("all moved") are reported, from `t0`;
+//! - **revive**: `POST /hollow/revive?node=V`; from then on, the victim's
+//!   engine is asked directly (`GET /containers/json?all=1` filtered by the
+//!   name prefix) until none of the containers is left there (the stale
+//!   copies removed), and then the manager (`GET /containers/json?all=1`
+//!   with the same filter) until it lists every name exactly once;
+//! - **check**: the fleet's container count (`GET /hollow/nodes`) must be
+//!   the background containers plus K (no duplicate anywhere), and the
+//!   manager's log lines about rescheduling are counted.
+//!
+//! Times are measured when an answer arrives, so they are late by up to
+//! one polling round (the poll interval plus the round's requests). The
+//! goal (all moved within 5 s of the kill) is printed as met or missed,
+//! never turned into an error.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::client::Client;
+use super::place::{self, PlaceConfig, PlaceReport};
+use super::process::{free_port_range, free_ports, Memory, Process, ScratchDir};
+use super::query::node_counts;
+use super::standard::{wait_until, Machine, Rig};
+use super::stats::{markdown, mib, ms, percentile};
+
+/// The goal: every container runs elsewhere within this of the kill.
+pub const GOAL: Duration = Duration::from_secs(5);
+/// Manager log messages counted at the end.
+const LOG_MESSAGES: [(&str, &str); 6] = [
+    ("rescheduling", "node failed: rescheduling container"),
+    ("rescheduled", "container rescheduled"),
+    (
+        "stale_removed",
+        "stale copy of a rescheduled container removed",
+    ),
+    ("step_failed", "reschedule step failed"),
+    ("left_in_place", "left in place"),
+    ("engine_refresh_failed", "engine refresh failed"),
+];
+
+/// The scenario's parameters.
+#[derive(Debug, Clone)]
+pub struct RescheduleConfig {
+    /// Hollow nodes.
+    pub nodes: usize,
+    /// Containers with the reschedule policy, all on the victim.
+    pub containers: usize,
+    /// Ordinary containers placed (and started) over the fleet first.
+    pub background: usize,
+    /// Concurrent clients placing the background containers.
+    pub clients: usize,
+    /// Index of the node to kill; default: `nodes / 2`.
+    pub victim: Option<usize>,
+    /// Image of every container.
+    pub image: String,
+    /// `--engine-refresh-min-interval` of the manager.
+    pub refresh_min: Duration,
+    /// `--engine-refresh-max-interval` of the manager.
+    pub refresh_max: Duration,
+    /// `--engine-failure-retry` of the manager.
+    pub failure_retry: u32,
+    /// The `hollow-engine` binary.
+    pub hollow_bin: PathBuf,
+    /// The `swarm` binary.
+    pub swarm_bin: PathBuf,
+    /// Extra arguments for `hollow-engine`.
+    pub hollow_args: Vec<String>,
+    /// Extra arguments for `swarm manage`.
+    pub manager_args: Vec<String>,
+    /// `--log-level` of the manager (`info` or finer: the bench counts its
+    /// rescheduling lines).
+    pub log_level: String,
+    /// First node port; default: a free range.
+    pub base_port: Option<u16>,
+    /// How long the fleet and the manager get to be ready.
+    pub ready_timeout: Duration,
+    /// Bound of the move phase and, again, of the cleanup phase.
+    pub timeout: Duration,
+    /// How long one request may take.
+    pub request_timeout: Duration,
+    /// Pause between two polling rounds.
+    pub poll: Duration,
+    /// Keep the scratch directory (logs, data dir).
+    pub keep: bool,
+    /// Print progress to stderr.
+    pub progress: bool,
+}
+
+/// The manager's refresh flags.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManagerFlags {
+    /// `--engine-refresh-min-interval`, in seconds.
+    pub engine_refresh_min_interval_s: f64,
+    /// `--engine-refresh-max-interval`, in seconds.
+    pub engine_refresh_max_interval_s: f64,
+    /// `--engine-failure-retry`.
+    pub engine_failure_retry: u32,
+    /// The whole command line after `swarm`.
+    pub args: Vec<String>,
+}
+
+/// Setup timings and counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct RescheduleSetup {
+    /// First node port.
+    pub base_port: u16,
+    /// Manager API address.
+    pub manager: String,
+    /// `hollow-engine` start → its first and last node answer.
+    pub hollow_ready_ms: f64,
+    /// Manager start → it answers `info`.
+    pub manager_ready_ms: f64,
+    /// Manager ready → `info` lists every node healthy.
+    pub nodes_healthy_ms: f64,
+    /// The background placement, if any.
+    pub background: Option<PlaceReport>,
+    /// Creating and starting the policy containers (one after another).
+    pub policy_containers_ms: f64,
+}
+
+/// One policy container.
+#[derive(Debug, Clone, Serialize)]
+pub struct Moved {
+    /// Its name.
+    pub name: String,
+    /// Its ID on the victim.
+    pub old_id: String,
+    /// The copy's ID, once seen running elsewhere.
+    pub new_id: Option<String>,
+    /// The copy's node.
+    pub node: Option<String>,
+    /// Kill → first answer showing it running on another node.
+    pub moved_ms: Option<f64>,
+}
+
+/// Everything the scenario measured (written as JSON).
+#[derive(Debug, Clone, Serialize)]
+pub struct RescheduleReport {
+    /// `reschedule`.
+    pub bench: String,
+    /// Where it ran.
+    pub machine: Machine,
+    /// Hollow nodes.
+    pub nodes: usize,
+    /// Policy containers.
+    pub containers: usize,
+    /// Background containers asked for.
+    pub background: usize,
+    /// The victim's name (`hollow-I`).
+    pub victim: String,
+    /// Its index in the fleet.
+    pub victim_index: usize,
+    /// The manager's refresh flags.
+    pub manager_flags: ManagerFlags,
+    /// Setup.
+    pub setup: RescheduleSetup,
+    /// Pause between polling rounds, in ms.
+    pub poll_ms: f64,
+    /// Kill → `info` shows the victim `Unhealthy`.
+    pub detection_ms: Option<f64>,
+    /// Every policy container.
+    pub moved: Vec<Moved>,
+    /// How many run elsewhere.
+    pub moved_count: usize,
+    /// Kill → the first one runs elsewhere.
+    pub first_ms: Option<f64>,
+    /// Kill → half of them run elsewhere (nearest rank, of the moved ones).
+    pub p50_ms: Option<f64>,
+    /// Kill → every one runs elsewhere (None if some never did).
+    pub all_moved_ms: Option<f64>,
+    /// Whether all moved within [`GOAL`].
+    pub goal_met: bool,
+    /// Revive → `info` shows the victim `Healthy` again.
+    pub victim_healthy_ms: Option<f64>,
+    /// Revive → the victim's engine holds none of the containers.
+    pub stale_removed_ms: Option<f64>,
+    /// Revive → (after the victim is clean) the manager lists every name once.
+    pub listed_once_ms: Option<f64>,
+    /// Containers of the whole fleet at the end (`GET /hollow/nodes`).
+    pub fleet_containers: Option<usize>,
+    /// What the fleet should hold: background placed plus the policy ones.
+    pub fleet_expected: usize,
+    /// The manager's log lines by kind (see [`LOG_MESSAGES`]).
+    pub log_lines: Vec<(String, usize)>,
+    /// The manager's memory before the kill.
+    pub manager_before_kill: Option<Memory>,
+    /// The manager's memory at the end (`peak_rss_bytes`: the run's peak).
+    pub manager_at_end: Option<Memory>,
+    /// The manager's CPU seconds from the kill to the end of the cleanup.
+    pub manager_cpu_s: Option<f64>,
+    /// What went wrong with the feature (never moved, duplicates, stale
+    /// copies left, ...); empty when all went well.
+    pub problems: Vec<String>,
+    /// The whole run.
+    pub wall_ms: f64,
+}
+
+/// Runs the scenario; every process it started is stopped when it returns
+/// (or when the future is dropped).
+pub async fn run(config: &RescheduleConfig) -> anyhow::Result<RescheduleReport> {
+    for (what, bin) in [
+        ("hollow-engine", &config.hollow_bin),
+        ("swarm", &config.swarm_bin),
+    ] {
+        if !bin.exists() {
+            bail!(
+                "{what} binary {} missing: cargo build --release --bins (or pass its path)",
+                bin.display()
+            );
+        }
+    }
+    if config.nodes < 2 {
+        bail!("--nodes must be at least 2 (one to kill, one to move to)");
+    }
+    if config.containers == 0 {
+        bail!("--containers must be at least 1");
+    }
+    let victim = config.victim.unwrap_or(config.nodes / 2);
+    if victim >= config.nodes {
+        bail!(
+            "--victim {victim}: the fleet has nodes 0 to {}",
+            config.nodes - 1
+        );
+    }
+    let mut scratch = ScratchDir::new("swarm-bench-reschedule")?;
+    if config.keep {
+        scratch.keep();
+    }
+    let mut rig = Rig {
+        managers: Vec::new(),
+        hollow: None,
+        scratch,
+    };
+    let outcome = scenario(config, victim, &mut rig).await;
+    if outcome.is_err() {
+        eprintln!("{}", rig.tails(30));
+    }
+    rig.stop();
+    if config.keep {
+        eprintln!(
+            "reschedule: logs and data kept in {}",
+            rig.scratch.path().display()
+        );
+    }
+    outcome
+}
+
+fn progress(config: &RescheduleConfig, line: String) {
+    if config.progress {
+        eprintln!("reschedule: {line}");
+    }
+}
+
+/// `GET path` answered 200 with JSON.
+async fn get_json(client: &mut Client, path: &str) -> Result<Value, String> {
+    let answer = client.get(path).await?;
+    if answer.status != 200 {
+        return Err(format!("GET {path}: {}", answer.describe()));
+    }
+    answer
+        .json()
+        .ok_or_else(|| format!("GET {path}: invalid JSON"))
+}
+
+/// `POST path` answered with a 2xx (or 304).
+async fn post_ok(client: &mut Client, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    let answer = client.post(path, body).await.map_err(anyhow::Error::msg)?;
+    if !(200..300).contains(&answer.status) && answer.status != 304 {
+        bail!("POST {path}: {}", answer.describe());
+    }
+    Ok(answer.json().unwrap_or(Value::Null))
+}
+
+/// The `└ Status` `info` gives the node with engine ID `id`.
+pub fn node_status(info: &Value, id: &str) -> Option<String> {
+    let pairs = info.get("SystemStatus")?.as_array()?;
+    let mut found = false;
+    for pair in pairs {
+        let key = pair.get(0).and_then(Value::as_str).unwrap_or("").trim();
+        let value = pair.get(1).and_then(Value::as_str).unwrap_or("").trim();
+        if key == "└ ID" {
+            found = value == id;
+        } else if found && key == "└ Status" {
+            return Some(value.to_string());
+        }
+    }
+    None
+}
+
+/// The names (without the leading `/` or `/node/`) in a container list.
+fn listed_names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("Names")?.as_array()?.first()?.as_str())
+        .map(|n| n.rsplit('/').next().unwrap_or(n).to_string())
+        .collect()
+}
+
+/// `/containers/json?all=1` filtered by a name prefix.
+fn list_path(prefix: &str) -> String {
+    let filters = serde_json::json!({ "name": [prefix] }).to_string();
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("all", "1")
+        .append_pair("filters", &filters)
+        .finish();
+    format!("/containers/json?{query}")
+}
+
+/// Node name, ID and whether it runs, from an inspect answer.
+fn placement(inspect: &Value) -> (Option<String>, Option<String>, bool) {
+    (
+        inspect
+            .pointer("/Node/Name")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        inspect
+            .get("Id")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        inspect.pointer("/State/Running").and_then(Value::as_bool) == Some(true),
+    )
+}
+
+/// The steps, on a rig that the caller stops.
+async fn scenario(
+    config: &RescheduleConfig,
+    victim: usize,
+    rig: &mut Rig,
+) -> anyhow::Result<RescheduleReport> {
+    let t_run = Instant::now();
+    let n = config.nodes;
+    let rt = config.request_timeout;
+    let base = match config.base_port {
+        Some(p) => p,
+        None => free_port_range("127.0.0.1", n + 1)? + 1,
+    };
+    if base < 2 || base as usize + n > 65_536 {
+        bail!("ports {base}+{n} do not fit below 65536 (with the admin port below)");
+    }
+    let last = base as usize + n - 1;
+    let admin = format!("127.0.0.1:{}", base - 1);
+    let victim_addr = format!("127.0.0.1:{}", base as usize + victim);
+    let dir = rig.scratch.path().to_path_buf();
+
+    // The fleet.
+    let mut args: Vec<String> = vec![
+        "--nodes".into(),
+        n.to_string(),
+        "--base-port".into(),
+        base.to_string(),
+        "--host".into(),
+        "127.0.0.1".into(),
+        "--admin-port".into(),
+        (base - 1).to_string(),
+    ];
+    args.extend(config.hollow_args.iter().cloned());
+    let hollow = Process::spawn(
+        "hollow-engine",
+        &config.hollow_bin,
+        &args,
+        &dir.join("hollow.log"),
+    )?;
+    progress(
+        config,
+        format!(
+            "hollow-engine (pid {}): {n} nodes on 127.0.0.1:{base}-{last}, admin {admin}",
+            hollow.pid().unwrap_or(0)
+        ),
+    );
+    rig.hollow = Some(hollow);
+    let started = Instant::now();
+    for port in [base as usize, last] {
+        wait_until(
+            rig,
+            config.ready_timeout,
+            &format!("node 127.0.0.1:{port}"),
+            move || async move {
+                let mut c = Client::new(&format!("127.0.0.1:{port}"), rt)?;
+                match c.get("/_ping").await {
+                    Ok(a) if a.status == 200 => Ok(Some(())),
+                    Ok(a) => Err(a.describe()),
+                    Err(e) => Err(e),
+                }
+            },
+        )
+        .await?;
+    }
+    let hollow_ready = started.elapsed();
+    let mut victim_client = Client::new(&victim_addr, rt).map_err(anyhow::Error::msg)?;
+    let victim_info = get_json(&mut victim_client, "/info")
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let victim_name = victim_info
+        .get("Name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| anyhow!("the victim's info has no Name"))?
+        .to_string();
+    let victim_id = victim_info
+        .get("ID")
+        .and_then(Value::as_str)
+        .ok_or_else(|| anyhow!("the victim's info has no ID"))?
+        .to_string();
+
+    // The manager.
+    let discovery = format!("nodes://127.0.0.1:[{base}:{last}]");
+    let ports = free_ports(2)?;
+    let api = format!("127.0.0.1:{}", ports[0]);
+    let mut args: Vec<String> = vec![
+        "manage".into(),
+        "-H".into(),
+        format!("tcp://{api}"),
+        "--raft-addr".into(),
+        format!("127.0.0.1:{}", ports[1]),
+        "--data-dir".into(),
+        dir.join("m1").display().to_string(),
+        "--log-level".into(),
+        config.log_level.clone(),
+        "--engine-refresh-min-interval".into(),
+        humantime::format_duration(config.refresh_min).to_string(),
+        "--engine-refresh-max-interval".into(),
+        humantime::format_duration(config.refresh_max).to_string(),
+        "--engine-failure-retry".into(),
+        config.failure_retry.to_string(),
+    ];
+    args.extend(config.manager_args.iter().cloned());
+    args.push(discovery);
+    let manager = Process::spawn("m1", &config.swarm_bin, &args, &dir.join("m1.log"))?;
+    progress(
+        config,
+        format!(
+            "manager (pid {}) on {api}: swarm {}",
+            manager.pid().unwrap_or(0),
+            args.join(" ")
+        ),
+    );
+    let manager_log = manager.log().to_path_buf();
+    rig.managers.push(manager);
+    let started = Instant::now();
+    {
+        let api = api.clone();
+        wait_until(rig, config.ready_timeout, "the manager", move || {
+            let api = api.clone();
+            async move {
+                let mut c = Client::new(&api, rt)?;
+                match c.get("/info").await {
+                    Ok(a) if a.status == 200 => Ok(Some(())),
+                    Ok(a) => Err(a.describe()),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .await?;
+    }
+    let manager_ready = started.elapsed();
+    let started = Instant::now();
+    {
+        let api = api.clone();
+        wait_until(
+            rig,
+            config.ready_timeout,
+            &format!("{n} healthy nodes"),
+            move || {
+                let api = api.clone();
+                async move {
+                    let mut c = Client::new(&api, rt)?;
+                    let info = get_json(&mut c, "/info").await?;
+                    Ok((node_counts(&info).healthy >= n).then_some(()))
+                }
+            },
+        )
+        .await?;
+    }
+    let nodes_healthy = started.elapsed();
+    progress(
+        config,
+        format!(
+            "{n} nodes healthy after {:.1} s (fleet ready in {:.1} s, manager in {:.1} s)",
+            nodes_healthy.as_secs_f64(),
+            hollow_ready.as_secs_f64(),
+            manager_ready.as_secs_f64()
+        ),
+    );
+
+    // Background containers.
+    let background = if config.background > 0 {
+        progress(
+            config,
+            format!(
+                "placing {} background containers with {} clients",
+                config.background, config.clients
+            ),
+        );
+        let report = place::run(&PlaceConfig {
+            managers: vec![format!("tcp://{api}")],
+            containers: config.background,
+            clients: config.clients.max(1),
+            start: true,
+            image: config.image.clone(),
+            cmd: vec!["sleep".into(), "100000".into()],
+            prefix: format!("bg{}", std::process::id()),
+            timeout: rt,
+            progress: config.progress,
+            stall_timeout: Duration::from_secs(60),
+        })
+        .await?;
+        rig.check()?;
+        progress(
+            config,
+            format!(
+                "placed {} background containers ({} failed) in {:.1} s",
+                report.placed,
+                report.failures,
+                report.wall_ms / 1000.0
+            ),
+        );
+        Some(report)
+    } else {
+        None
+    };
+    let background_placed = background.as_ref().map_or(0, |b| b.placed);
+
+    // The policy containers, all on the victim.
+    let prefix = format!("resched{}-", std::process::id());
+    let names: Vec<String> = (0..config.containers)
+        .map(|i| format!("{prefix}{i}"))
+        .collect();
+    let mut manager_client = Client::new(&api, rt).map_err(anyhow::Error::msg)?;
+    let started = Instant::now();
+    let body = serde_json::json!({
+        "Image": config.image,
+        "Cmd": ["sleep", "100000"],
+        "Env": [
+            "reschedule:on-node-failure",
+            format!("constraint:node==~{victim_name}"),
+        ],
+    });
+    for name in &names {
+        let created = post_ok(
+            &mut manager_client,
+            &format!("/containers/create?name={name}"),
+            Some(&body),
+        )
+        .await?;
+        let id = created
+            .get("Id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("create {name}: no Id in {created}"))?
+            .to_string();
+        post_ok(
+            &mut manager_client,
+            &format!("/containers/{id}/start"),
+            None,
+        )
+        .await?;
+    }
+    let policy_containers = started.elapsed();
+    let mut moved = Vec::with_capacity(names.len());
+    for name in &names {
+        let inspect = get_json(&mut manager_client, &format!("/containers/{name}/json"))
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let (node, id, running) = placement(&inspect);
+        if node.as_deref() != Some(victim_name.as_str()) || !running {
+            bail!(
+                "{name} should run on {victim_name} (soft constraint node==~{victim_name}) but is on {node:?}, running: {running}"
+            );
+        }
+        moved.push(Moved {
+            name: name.clone(),
+            old_id: id.unwrap_or_default(),
+            new_id: None,
+            node: None,
+            moved_ms: None,
+        });
+    }
+    progress(
+        config,
+        format!(
+            "{} containers with reschedule:on-node-failure run on {victim_name} (created and started in {:.1} s)",
+            names.len(),
+            policy_containers.as_secs_f64()
+        ),
+    );
+
+    // Kill.
+    rig.check()?;
+    let manager_pid = rig.managers.first().and_then(Process::pid).unwrap_or(0);
+    let manager_before_kill = Memory::of(manager_pid);
+    let cpu_before = super::process::cpu_time(manager_pid);
+    let mut admin_client = Client::new(&admin, rt).map_err(anyhow::Error::msg)?;
+    let mut info_client = Client::new(&api, rt).map_err(anyhow::Error::msg)?;
+    progress(config, format!("killing {victim_name} ({victim_addr})"));
+    let t0 = Instant::now();
+    post_ok(
+        &mut admin_client,
+        &format!("/hollow/kill?node={victim}"),
+        None,
+    )
+    .await?;
+    let mut detection: Option<Duration> = None;
+    let mut pending: Vec<usize> = (0..moved.len()).collect();
+    let mut last_error: Option<String> = None;
+    loop {
+        let round = Instant::now();
+        if detection.is_none() {
+            match get_json(&mut info_client, "/info").await {
+                Ok(info) => {
+                    if node_status(&info, &victim_id).as_deref() == Some("Unhealthy") {
+                        detection = Some(t0.elapsed());
+                        progress(
+                            config,
+                            format!("{victim_name} Unhealthy after {:.0} ms", ms(t0.elapsed())),
+                        );
+                    }
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        let mut still = Vec::with_capacity(pending.len());
+        for i in pending {
+            let m = &mut moved[i];
+            match get_json(&mut manager_client, &format!("/containers/{}/json", m.name)).await {
+                Ok(inspect) => {
+                    let (node, id, running) = placement(&inspect);
+                    if running && node.is_some() && node.as_deref() != Some(victim_name.as_str()) {
+                        m.moved_ms = Some(ms(t0.elapsed()));
+                        m.new_id = id;
+                        m.node = node;
+                    } else {
+                        still.push(i);
+                    }
+                }
+                Err(e) => {
+                    last_error = Some(e);
+                    still.push(i);
+                }
+            }
+        }
+        pending = still;
+        if pending.is_empty() && detection.is_some() {
+            break;
+        }
+        if t0.elapsed() > config.timeout {
+            progress(
+                config,
+                format!(
+                    "gave up after {:?}: {} of {} not moved{}; last error: {}",
+                    config.timeout,
+                    pending.len(),
+                    moved.len(),
+                    if detection.is_none() {
+                        ", victim never Unhealthy"
+                    } else {
+                        ""
+                    },
+                    last_error.as_deref().unwrap_or("none")
+                ),
+            );
+            break;
+        }
+        rig.check()?;
+        tokio::time::sleep(config.poll.saturating_sub(round.elapsed())).await;
+    }
+    let times: Vec<Duration> = {
+        let mut t: Vec<Duration> = moved
+            .iter()
+            .filter_map(|m| m.moved_ms)
+            .map(|v| Duration::from_secs_f64(v / 1000.0))
+            .collect();
+        t.sort_unstable();
+        t
+    };
+    let moved_count = times.len();
+    let first_ms = times.first().map(|d| ms(*d));
+    let p50_ms = (!times.is_empty()).then(|| percentile(&times, 50.0));
+    let all_moved_ms = (moved_count == moved.len()).then(|| percentile(&times, 100.0));
+    let goal_met = all_moved_ms.is_some_and(|v| v <= ms(GOAL));
+    progress(
+        config,
+        format!(
+            "{moved_count} of {} moved; all moved: {}",
+            moved.len(),
+            all_moved_ms.map_or("never".into(), |v| format!("{v:.0} ms"))
+        ),
+    );
+
+    // Revive and wait for the stale copies to go.
+    progress(config, format!("reviving {victim_name}"));
+    let tr = Instant::now();
+    post_ok(
+        &mut admin_client,
+        &format!("/hollow/revive?node={victim}"),
+        None,
+    )
+    .await?;
+    let victim_list = list_path(&prefix);
+    let mut victim_healthy: Option<Duration> = None;
+    let mut stale_removed: Option<Duration> = None;
+    let mut listed_once: Option<Duration> = None;
+    let mut last_listing: Vec<String> = Vec::new();
+    let mut victim_left: Vec<String> = Vec::new();
+    loop {
+        let round = Instant::now();
+        if victim_healthy.is_none() {
+            if let Ok(info) = get_json(&mut info_client, "/info").await {
+                if node_status(&info, &victim_id).as_deref() == Some("Healthy") {
+                    victim_healthy = Some(tr.elapsed());
+                }
+            }
+        }
+        if stale_removed.is_none() {
+            if let Ok(list) = get_json(&mut victim_client, &victim_list).await {
+                victim_left = listed_names(&list)
+                    .into_iter()
+                    .filter(|n| n.starts_with(&prefix))
+                    .collect();
+                if victim_left.is_empty() {
+                    stale_removed = Some(tr.elapsed());
+                }
+            }
+        }
+        if stale_removed.is_some() && listed_once.is_none() {
+            if let Ok(list) = get_json(&mut manager_client, &victim_list).await {
+                let mut listing: Vec<String> = listed_names(&list)
+                    .into_iter()
+                    .filter(|n| n.starts_with(&prefix))
+                    .collect();
+                listing.sort();
+                let mut expected = names.clone();
+                expected.sort();
+                if listing == expected {
+                    listed_once = Some(tr.elapsed());
+                }
+                last_listing = listing;
+            }
+        }
+        if victim_healthy.is_some() && listed_once.is_some() {
+            break;
+        }
+        if tr.elapsed() > config.timeout {
+            progress(
+                config,
+                format!(
+                    "cleanup: gave up after {:?} (victim healthy: {}, stale copies left on it: {}, manager lists: {})",
+                    config.timeout,
+                    victim_healthy.is_some(),
+                    victim_left.len(),
+                    last_listing.len()
+                ),
+            );
+            break;
+        }
+        rig.check()?;
+        tokio::time::sleep(config.poll.saturating_sub(round.elapsed())).await;
+    }
+    progress(
+        config,
+        format!(
+            "stale copies removed {}; every name listed once {}",
+            stale_removed.map_or("never".into(), |d| format!("after {:.0} ms", ms(d))),
+            listed_once.map_or("never".into(), |d| format!("after {:.0} ms", ms(d)))
+        ),
+    );
+    let manager_cpu_s = match (cpu_before, super::process::cpu_time(manager_pid)) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a).as_secs_f64()),
+        _ => None,
+    };
+    let manager_at_end = Memory::of(manager_pid);
+
+    // The fleet's containers: no duplicate anywhere.
+    let fleet_containers = match get_json(&mut admin_client, "/hollow/nodes").await {
+        Ok(nodes) => nodes.as_array().map(|list| {
+            list.iter()
+                .filter_map(|n| n.get("Containers").and_then(Value::as_u64))
+                .sum::<u64>() as usize
+        }),
+        Err(_) => None,
+    };
+    let fleet_expected = background_placed + names.len();
+    rig.check()?;
+    let log = std::fs::read_to_string(&manager_log).unwrap_or_default();
+    let log_lines: Vec<(String, usize)> = LOG_MESSAGES
+        .iter()
+        .map(|(key, text)| {
+            (
+                key.to_string(),
+                log.lines().filter(|l| l.contains(text)).count(),
+            )
+        })
+        .collect();
+
+    let mut problems = Vec::new();
+    if detection.is_none() {
+        problems.push(format!(
+            "{victim_name} never shown Unhealthy within {:?}",
+            config.timeout
+        ));
+    }
+    let not_moved: Vec<&str> = moved
+        .iter()
+        .filter(|m| m.moved_ms.is_none())
+        .map(|m| m.name.as_str())
+        .collect();
+    if !not_moved.is_empty() {
+        problems.push(format!(
+            "{} of {} never ran elsewhere within {:?}: {}{}",
+            not_moved.len(),
+            moved.len(),
+            config.timeout,
+            not_moved.join(", "),
+            last_error
+                .as_deref()
+                .map(|e| format!(" (last error: {e})"))
+                .unwrap_or_default()
+        ));
+    }
+    if stale_removed.is_none() {
+        problems.push(format!(
+            "stale copies left on {victim_name} {:?} after its revival: {}",
+            config.timeout,
+            victim_left.join(", ")
+        ));
+    } else if listed_once.is_none() {
+        problems.push(format!(
+            "the manager never listed each name exactly once within {:?}: {} entries, {:?}",
+            config.timeout,
+            last_listing.len(),
+            last_listing
+        ));
+    }
+    match fleet_containers {
+        Some(c) if c != fleet_expected => problems.push(format!(
+            "the fleet holds {c} containers, expected {fleet_expected} ({background_placed} background + {})",
+            names.len()
+        )),
+        None => problems.push("GET /hollow/nodes failed".into()),
+        _ => {}
+    }
+    Ok(RescheduleReport {
+        bench: "reschedule".into(),
+        machine: Machine::detect(),
+        nodes: n,
+        containers: names.len(),
+        background: config.background,
+        victim: victim_name,
+        victim_index: victim,
+        manager_flags: ManagerFlags {
+            engine_refresh_min_interval_s: config.refresh_min.as_secs_f64(),
+            engine_refresh_max_interval_s: config.refresh_max.as_secs_f64(),
+            engine_failure_retry: config.failure_retry,
+            args,
+        },
+        setup: RescheduleSetup {
+            base_port: base,
+            manager: api,
+            hollow_ready_ms: ms(hollow_ready),
+            manager_ready_ms: ms(manager_ready),
+            nodes_healthy_ms: ms(nodes_healthy),
+            background,
+            policy_containers_ms: ms(policy_containers),
+        },
+        poll_ms: ms(config.poll),
+        detection_ms: detection.map(ms),
+        moved,
+        moved_count,
+        first_ms,
+        p50_ms,
+        all_moved_ms,
+        goal_met,
+        victim_healthy_ms: victim_healthy.map(ms),
+        stale_removed_ms: stale_removed.map(ms),
+        listed_once_ms: listed_once.map(ms),
+        fleet_containers,
+        fleet_expected,
+        log_lines,
+        manager_before_kill,
+        manager_at_end,
+        manager_cpu_s,
+        problems,
+        wall_ms: ms(t_run.elapsed()),
+    })
+}
+
+/// A time in ms as a table cell (`-` when there is none).
+fn cell(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.0} ms"))
+}
+
+impl RescheduleReport {
+    /// The report as text.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "reschedule: {} nodes, {} containers with reschedule:on-node-failure on {} (+{} background); {}\n",
+            self.nodes,
+            self.containers,
+            self.victim,
+            self.setup.background.as_ref().map_or(0, |b| b.placed),
+            self.machine.describe()
+        ));
+        out.push_str(&format!(
+            "manager: --engine-refresh-min-interval {} --engine-refresh-max-interval {} --engine-failure-retry {}; polling every {:.0} ms\n",
+            humantime::format_duration(Duration::from_secs_f64(
+                self.manager_flags.engine_refresh_min_interval_s
+            )),
+            humantime::format_duration(Duration::from_secs_f64(
+                self.manager_flags.engine_refresh_max_interval_s
+            )),
+            self.manager_flags.engine_failure_retry,
+            self.poll_ms
+        ));
+        out.push_str(&format!(
+            "setup: fleet ready in {:.1} s, manager in {:.1} s, nodes healthy after {:.1} s; whole run {:.1} s\n\n",
+            self.setup.hollow_ready_ms / 1000.0,
+            self.setup.manager_ready_ms / 1000.0,
+            self.setup.nodes_healthy_ms / 1000.0,
+            self.wall_ms / 1000.0
+        ));
+        let rows = vec![
+            vec![
+                "kill → victim Unhealthy (detection)".into(),
+                cell(self.detection_ms),
+            ],
+            vec![
+                "kill → first container runs elsewhere".into(),
+                cell(self.first_ms),
+            ],
+            vec![
+                "kill → half of them run elsewhere (p50)".into(),
+                cell(self.p50_ms),
+            ],
+            vec![
+                format!(
+                    "kill → all moved ({} of {})",
+                    self.moved_count, self.containers
+                ),
+                cell(self.all_moved_ms),
+            ],
+            vec![
+                "revive → victim Healthy again".into(),
+                cell(self.victim_healthy_ms),
+            ],
+            vec![
+                "revive → stale copies removed from the victim".into(),
+                cell(self.stale_removed_ms),
+            ],
+            vec![
+                "revive → every name listed once by the manager".into(),
+                cell(self.listed_once_ms),
+            ],
+        ];
+        out.push_str(&markdown(&[("step", false), ("time", true)], &rows));
+        out.push('\n');
+        let mem = |m: Option<Memory>, peak: bool| {
+            m.map_or("-".into(), |m| {
+                mib(if peak { m.peak_rss_bytes } else { m.rss_bytes })
+            })
+        };
+        out.push_str(&format!(
+            "manager: RSS {} before the kill, {} at the end, peak {}; {} CPU from the kill to the end\n",
+            mem(self.manager_before_kill, false),
+            mem(self.manager_at_end, false),
+            mem(self.manager_at_end, true),
+            self.manager_cpu_s
+                .map_or("-".into(), |s| format!("{s:.1} s"))
+        ));
+        out.push_str(&format!(
+            "fleet: {} containers at the end (expected {}); manager log: {}\n\n",
+            self.fleet_containers.map_or("-".into(), |c| c.to_string()),
+            self.fleet_expected,
+            self.log_lines
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        out.push_str(&markdown(
+            &[
+                ("target", false),
+                ("goal", true),
+                ("measured", true),
+                ("", false),
+            ],
+            &[vec![
+                format!("all {} moved after the kill", self.containers),
+                "≤ 5 s".into(),
+                cell(self.all_moved_ms),
+                if self.goal_met { "met" } else { "missed" }.into(),
+            ]],
+        ));
+        if !self.problems.is_empty() {
+            out.push_str("\nPROBLEMS:\n");
+            for p in &self.problems {
+                out.push_str(&format!("  - {p}\n"));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_of_a_node_by_id() {
+        let info = serde_json::json!({
+            "SystemStatus": [
+                ["Nodes", "2"],
+                [" hollow-0", "127.0.0.1:1"],
+                ["  └ ID", "A"],
+                ["  └ Status", "Healthy"],
+                [" hollow-1", "127.0.0.1:2"],
+                ["  └ ID", "B"],
+                ["  └ Status", "Unhealthy"],
+            ]
+        });
+        assert_eq!(node_status(&info, "B").as_deref(), Some("Unhealthy"));
+        assert_eq!(node_status(&info, "A").as_deref(), Some("Healthy"));
+        assert_eq!(node_status(&info, "C"), None);
+    }
+
+    #[test]
+    fn names_of_a_listing() {
+        let list = serde_json::json!([
+            {"Names": ["/hollow-3/r-1"]},
+            {"Names": ["/r-2"]},
+            {"Names": []},
+        ]);
+        assert_eq!(listed_names(&list), vec!["r-1", "r-2"]);
+    }
+}

@@ -1,0 +1,910 @@
+//! The standard scenario: a hollow fleet, one or more managers in front of
+//! it, then [`place`] (create + start) and [`query`], with the managers'
+//! memory and CPU time.
+//!
+//! Steps: start `hollow-engine --nodes N --base-port P` (node `i` on
+//! `127.0.0.1:P+i`, its admin port on `P-1`, `P-1..P+N-1` a free range
+//! below the ephemeral ports) and wait until its first and last node answer
+//! `/_ping`; start `swarm manage` with a fresh `--data-dir` and discovery
+//! `nodes://127.0.0.1:[P:P+N-1]` (the first manager bootstraps, the others
+//! `--join` it and are waited for as voters); wait until `GET /info` lists N `Healthy` nodes; place;
+//! query; read `/proc/PID/status` and `/proc/PID/stat` of every process;
+//! stop everything (SIGTERM, then SIGKILL). Every process is also killed
+//! when the run ends early (an error, or the future dropped on Ctrl-C).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::client::Client;
+use super::place::{self, PlaceConfig, PlaceReport};
+use super::process::{free_port_range, free_ports, tail, Memory, NetCounters, Process, ScratchDir};
+use super::query::{self, node_counts, QueryConfig, QueryReport};
+use super::stats::{cell_ms, markdown, mib, ms, Summary};
+
+/// How often readiness is polled.
+const POLL: Duration = Duration::from_millis(100);
+/// Timeout of one readiness request.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stopping process gets after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// The scenario's parameters.
+#[derive(Debug, Clone)]
+pub struct StandardConfig {
+    /// Hollow nodes.
+    pub nodes: usize,
+    /// Containers to create (and start).
+    pub containers: usize,
+    /// Concurrent clients of the placement.
+    pub clients: usize,
+    /// Managers (one Raft cluster).
+    pub managers: usize,
+    /// Timed requests per query endpoint.
+    pub requests: usize,
+    /// Whether to start each container (`docker run -d`) or only create it.
+    pub start: bool,
+    /// The image of the containers (every hollow node holds `busybox:local`).
+    pub image: String,
+    /// The `hollow-engine` binary.
+    pub hollow_bin: PathBuf,
+    /// The `swarm` binary.
+    pub swarm_bin: PathBuf,
+    /// Extra arguments for `hollow-engine`.
+    pub hollow_args: Vec<String>,
+    /// Extra arguments for every `swarm manage`.
+    pub manager_args: Vec<String>,
+    /// `--log-level` of the managers.
+    pub log_level: String,
+    /// First node port; default: a free range.
+    pub base_port: Option<u16>,
+    /// How long the fleet and managers get to be ready.
+    pub ready_timeout: Duration,
+    /// How long one benchmark request may take.
+    pub timeout: Duration,
+    /// Stop placing when no create succeeded for this long.
+    pub stall_timeout: Duration,
+    /// Keep the scratch directory (logs, data dirs).
+    pub keep: bool,
+    /// Print progress to stderr.
+    pub progress: bool,
+}
+
+/// The machine the figures were taken on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// CPUs available to this process.
+    pub cpus: usize,
+    /// `model name` of /proc/cpuinfo.
+    pub cpu_model: String,
+    /// `cpu family` of /proc/cpuinfo.
+    pub cpu_family: String,
+    /// `model` of /proc/cpuinfo.
+    pub cpu_model_number: String,
+    /// Kernel release.
+    pub kernel: String,
+    /// `MemTotal`, in bytes.
+    pub memory_bytes: u64,
+}
+
+impl Machine {
+    /// Reads /proc.
+    pub fn detect() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let field = |name: &str| {
+            cpuinfo
+                .lines()
+                .find(|l| l.split(':').next().map(str::trim) == Some(name))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let memory_bytes = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map_or(0, |kb| kb * 1024);
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu_model: field("model name"),
+            cpu_family: field("cpu family"),
+            cpu_model_number: field("model"),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default(),
+            memory_bytes,
+        }
+    }
+
+    /// One line: `2 CPUs, AMD EPYC (family 26, model 2), Linux 6.18, 23.4 GiB`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} CPUs, {} (family {}, model {}), Linux {}, {:.1} GiB",
+            self.cpus,
+            self.cpu_model,
+            self.cpu_family,
+            self.cpu_model_number,
+            self.kernel,
+            self.memory_bytes as f64 / (1u64 << 30) as f64
+        )
+    }
+}
+
+/// Memory and CPU time of one process.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessFigures {
+    /// Its name (`m1`, `hollow-engine`).
+    pub name: String,
+    /// Its pid.
+    pub pid: u32,
+    /// Memory right after the placement.
+    pub after_place: Option<Memory>,
+    /// Memory after the queries (its `peak_rss_bytes` is the run's peak).
+    pub after_query: Option<Memory>,
+    /// Open file descriptors right after the placement.
+    pub fds_after_place: Option<usize>,
+    /// CPU seconds used during the placement.
+    pub place_cpu_s: Option<f64>,
+    /// Of which in the kernel (system time).
+    pub place_system_cpu_s: Option<f64>,
+    /// CPU seconds used from its start to the end of the queries.
+    pub total_cpu_s: Option<f64>,
+}
+
+/// Setup timings.
+#[derive(Debug, Clone, Serialize)]
+pub struct Setup {
+    /// First node port.
+    pub base_port: u16,
+    /// Discovery URL the managers were given.
+    pub discovery: String,
+    /// Manager API addresses.
+    pub managers: Vec<String>,
+    /// `hollow-engine` start → its first and last node answer.
+    pub hollow_ready_ms: f64,
+    /// First manager start → every manager answers (and is a voter).
+    pub managers_ready_ms: f64,
+    /// Managers ready → `info` lists every node healthy.
+    pub nodes_healthy_ms: f64,
+    /// Healthy nodes when the placement began.
+    pub healthy_nodes: usize,
+}
+
+/// Everything the standard scenario measured (written as JSON).
+#[derive(Debug, Clone, Serialize)]
+pub struct StandardReport {
+    /// `standard`.
+    pub bench: String,
+    /// Where it ran.
+    pub machine: Machine,
+    /// Hollow nodes.
+    pub nodes: usize,
+    /// Containers tried.
+    pub containers: usize,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Managers.
+    pub managers: usize,
+    /// Setup timings.
+    pub setup: Setup,
+    /// The placement.
+    pub place: PlaceReport,
+    /// The queries.
+    pub query: QueryReport,
+    /// Every manager's memory and CPU time.
+    pub manager_figures: Vec<ProcessFigures>,
+    /// The hollow fleet's.
+    pub hollow_figures: ProcessFigures,
+    /// Machine-wide TCP figures of the placement (opens and SYN
+    /// retransmits during it; the tracking table as it ended).
+    pub place_network: NetCounters,
+    /// The whole run, from the first process started to the last stopped.
+    pub wall_ms: f64,
+}
+
+/// The processes of a run; field order is drop order: managers, then the
+/// fleet, then the scratch directory. Shared by the scenarios that start
+/// their own processes.
+pub(crate) struct Rig {
+    pub(crate) managers: Vec<Process>,
+    pub(crate) hollow: Option<Process>,
+    pub(crate) scratch: ScratchDir,
+}
+
+impl Rig {
+    /// Errors if a process has exited.
+    pub(crate) fn check(&mut self) -> anyhow::Result<()> {
+        if let Some(h) = self.hollow.as_mut() {
+            h.check_running()?;
+        }
+        for m in &mut self.managers {
+            m.check_running()?;
+        }
+        Ok(())
+    }
+
+    /// The last lines of every log.
+    pub(crate) fn tails(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for p in self.hollow.iter().chain(&self.managers) {
+            out.push_str(&tail(p.log(), lines));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Stops managers first (SIGTERM, then SIGKILL), then the fleet.
+    pub(crate) fn stop(&mut self) {
+        for m in &mut self.managers {
+            m.stop(STOP_GRACE);
+        }
+        if let Some(h) = self.hollow.as_mut() {
+            h.stop(STOP_GRACE);
+        }
+    }
+}
+
+/// Runs the standard scenario; every process it started is stopped when
+/// it returns (or when the future is dropped).
+pub async fn run(config: &StandardConfig) -> anyhow::Result<StandardReport> {
+    for (what, bin) in [
+        ("hollow-engine", &config.hollow_bin),
+        ("swarm", &config.swarm_bin),
+    ] {
+        if !bin.exists() {
+            bail!(
+                "{what} binary {} missing: cargo build --release --bins (or pass its path)",
+                bin.display()
+            );
+        }
+    }
+    if config.nodes == 0 || config.managers == 0 {
+        bail!("--nodes and --managers must be at least 1");
+    }
+    let mut scratch = ScratchDir::new("swarm-bench")?;
+    if config.keep {
+        scratch.keep();
+    }
+    let mut rig = Rig {
+        managers: Vec::new(),
+        hollow: None,
+        scratch,
+    };
+    let outcome = scenario(config, &mut rig).await;
+    if outcome.is_err() {
+        eprintln!("{}", rig.tails(20));
+    }
+    rig.stop();
+    if config.keep {
+        eprintln!(
+            "standard: logs and data kept in {}",
+            rig.scratch.path().display()
+        );
+    }
+    outcome
+}
+
+/// The steps, on a rig that the caller stops.
+async fn scenario(config: &StandardConfig, rig: &mut Rig) -> anyhow::Result<StandardReport> {
+    let t0 = Instant::now();
+    let n = config.nodes;
+    // hollow-engine's admin port is the one below the first node's.
+    let base = match config.base_port {
+        Some(p) => p,
+        None => free_port_range("127.0.0.1", n + 1)? + 1,
+    };
+    if base as usize + n > 65_536 {
+        bail!("ports {base}+{n} do not fit below 65536");
+    }
+    let last = base as usize + n - 1;
+
+    // The fleet.
+    let mut args: Vec<String> = [
+        "--nodes",
+        &n.to_string(),
+        "--base-port",
+        &base.to_string(),
+        "--host",
+        "127.0.0.1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(config.hollow_args.iter().cloned());
+    let dir = rig.scratch.path().to_path_buf();
+    let hollow = Process::spawn(
+        "hollow-engine",
+        &config.hollow_bin,
+        &args,
+        &dir.join("hollow.log"),
+    )?;
+    let hollow_pid = hollow.pid().unwrap_or(0);
+    rig.hollow = Some(hollow);
+    progress(
+        config,
+        format!("hollow-engine (pid {hollow_pid}): {n} nodes on 127.0.0.1:{base}-{last}"),
+    );
+    let started = Instant::now();
+    for port in [base as usize, last] {
+        wait_until(
+            rig,
+            config.ready_timeout,
+            &format!("node 127.0.0.1:{port}"),
+            move || async move {
+                let mut c = Client::new(&format!("127.0.0.1:{port}"), CONTROL_TIMEOUT)
+                    .map_err(|e| e.to_string())?;
+                match c.get("/_ping").await {
+                    Ok(a) if a.status == 200 => Ok(Some(())),
+                    Ok(a) => Err(a.describe()),
+                    Err(e) => Err(e),
+                }
+            },
+        )
+        .await?;
+    }
+    let hollow_ready = started.elapsed();
+
+    // The managers.
+    let discovery = if n == 1 {
+        format!("nodes://127.0.0.1:{base}")
+    } else {
+        format!("nodes://127.0.0.1:[{base}:{last}]")
+    };
+    let ports = free_ports(2 * config.managers)?;
+    let apis: Vec<String> = (0..config.managers)
+        .map(|i| format!("127.0.0.1:{}", ports[i]))
+        .collect();
+    let started = Instant::now();
+    for i in 0..config.managers {
+        let mut args: Vec<String> = vec![
+            "manage".into(),
+            "-H".into(),
+            format!("tcp://{}", apis[i]),
+            "--raft-addr".into(),
+            format!("127.0.0.1:{}", ports[config.managers + i]),
+            "--data-dir".into(),
+            dir.join(format!("m{}", i + 1)).display().to_string(),
+            "--log-level".into(),
+            config.log_level.clone(),
+        ];
+        if i > 0 {
+            args.push("--join".into());
+            args.push(apis[0].clone());
+        }
+        args.extend(config.manager_args.iter().cloned());
+        args.push(discovery.clone());
+        let name = format!("m{}", i + 1);
+        let process = Process::spawn(
+            &name,
+            &config.swarm_bin,
+            &args,
+            &dir.join(format!("{name}.log")),
+        )?;
+        progress(
+            config,
+            format!(
+                "manager {name} (pid {}) on {}: swarm {}",
+                process.pid().unwrap_or(0),
+                apis[i],
+                args.join(" ")
+            ),
+        );
+        rig.managers.push(process);
+        let api = apis[i].clone();
+        let first = apis[0].clone();
+        wait_until(
+            rig,
+            config.ready_timeout,
+            &format!("manager {name}"),
+            || {
+                let (api, first) = (api.clone(), first.clone());
+                async move { manager_ready(&api, &first, i == 0).await }
+            },
+        )
+        .await?;
+    }
+    let managers_ready = started.elapsed();
+
+    // Every node healthy.
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    let api0 = apis[0].clone();
+    let healthy = wait_until(
+        rig,
+        config.ready_timeout,
+        &format!("{n} healthy nodes"),
+        || {
+            let api = api0.clone();
+            let print = config.progress && last_report.elapsed() > Duration::from_secs(5);
+            if print {
+                last_report = Instant::now();
+            }
+            async move {
+                let mut c = Client::new(&api, CONTROL_TIMEOUT).map_err(|e| e.to_string())?;
+                let answer = c.get("/info").await?;
+                if answer.status != 200 {
+                    return Err(answer.describe());
+                }
+                let counts = node_counts(&answer.json().ok_or("info: invalid JSON")?);
+                if print {
+                    eprintln!(
+                        "standard: nodes {} (healthy {}, pending {}, other {})",
+                        counts.nodes, counts.healthy, counts.pending, counts.other
+                    );
+                }
+                Ok((counts.healthy >= n).then_some(counts.healthy))
+            }
+        },
+    )
+    .await?;
+    let nodes_healthy = started.elapsed();
+    progress(
+        config,
+        format!(
+            "{healthy} nodes healthy after {:.1} s (fleet ready in {:.1} s, managers in {:.1} s)",
+            nodes_healthy.as_secs_f64(),
+            hollow_ready.as_secs_f64(),
+            managers_ready.as_secs_f64()
+        ),
+    );
+
+    // Place.
+    let managers_api: Vec<String> = apis.iter().map(|a| format!("tcp://{a}")).collect();
+    let cpu_before: Vec<_> = rig.managers.iter().map(Process::cpu_split).collect();
+    let hollow_cpu_before = rig.hollow.as_ref().and_then(Process::cpu_split);
+    let net_before = NetCounters::read();
+    if net_before.conntrack_nearly_full() {
+        eprintln!(
+            "standard: warning: the connection tracking table is nearly full ({:?} of {:?}): \
+             new connections will be dropped; entries of closed connections stay 120 s",
+            net_before.conntrack_count, net_before.conntrack_max
+        );
+    }
+    progress(
+        config,
+        format!(
+            "placing {} containers with {} clients{}",
+            config.containers,
+            config.clients,
+            if config.start {
+                " (create + start)"
+            } else {
+                ""
+            }
+        ),
+    );
+    let place = place::run(&PlaceConfig {
+        managers: managers_api.clone(),
+        containers: config.containers,
+        clients: config.clients,
+        start: config.start,
+        image: config.image.clone(),
+        cmd: vec!["sleep".into(), "1000".into()],
+        prefix: format!("bench{}", std::process::id()),
+        timeout: config.timeout,
+        progress: config.progress,
+        stall_timeout: config.stall_timeout,
+    })
+    .await?;
+    if let Some(why) = &place.aborted {
+        eprintln!("standard: placement aborted: {why}");
+    }
+    let place_network = NetCounters::read().since(&net_before);
+    rig.check()?;
+    let after_place: Vec<Option<Memory>> = rig.managers.iter().map(Process::memory).collect();
+    let fds_after_place: Vec<Option<usize>> = rig.managers.iter().map(Process::open_fds).collect();
+    let hollow_fds = rig.hollow.as_ref().and_then(Process::open_fds);
+    let cpu_after: Vec<_> = rig.managers.iter().map(Process::cpu_split).collect();
+    let hollow_after_place = rig.hollow.as_ref().and_then(Process::memory);
+    let hollow_cpu_after = rig.hollow.as_ref().and_then(Process::cpu_split);
+    progress(
+        config,
+        format!(
+            "placed {} ({} failed) in {:.1} s: {:.0}/s",
+            place.placed,
+            place.failures,
+            place.wall_ms / 1000.0,
+            place.placements_per_s
+        ),
+    );
+
+    // Query.
+    let query = query::run(&QueryConfig {
+        managers: managers_api,
+        requests: config.requests,
+        timeout: config.timeout,
+    })
+    .await?;
+    rig.check()?;
+
+    type Split = Option<(Duration, Duration)>;
+    let delta = |a: Split, b: Split| {
+        let ((u0, s0), (u1, s1)) = (a?, b?);
+        Some((
+            (u1 + s1).saturating_sub(u0 + s0).as_secs_f64(),
+            s1.saturating_sub(s0).as_secs_f64(),
+        ))
+    };
+    let manager_figures = rig
+        .managers
+        .iter()
+        .enumerate()
+        .map(|(i, m)| ProcessFigures {
+            name: m.name().to_string(),
+            pid: m.pid().unwrap_or(0),
+            after_place: after_place[i],
+            after_query: m.memory(),
+            fds_after_place: fds_after_place[i],
+            place_cpu_s: delta(cpu_before[i], cpu_after[i]).map(|d| d.0),
+            place_system_cpu_s: delta(cpu_before[i], cpu_after[i]).map(|d| d.1),
+            total_cpu_s: m.cpu_time().map(|d| d.as_secs_f64()),
+        })
+        .collect();
+    let hollow = rig.hollow.as_ref().ok_or_else(|| anyhow!("no fleet"))?;
+    let hollow_figures = ProcessFigures {
+        name: "hollow-engine".into(),
+        pid: hollow_pid,
+        after_place: hollow_after_place,
+        after_query: hollow.memory(),
+        fds_after_place: hollow_fds,
+        place_cpu_s: delta(hollow_cpu_before, hollow_cpu_after).map(|d| d.0),
+        place_system_cpu_s: delta(hollow_cpu_before, hollow_cpu_after).map(|d| d.1),
+        total_cpu_s: hollow.cpu_time().map(|d| d.as_secs_f64()),
+    };
+    rig.stop();
+    Ok(StandardReport {
+        bench: "standard".into(),
+        machine: Machine::detect(),
+        nodes: n,
+        containers: config.containers,
+        clients: config.clients,
+        managers: config.managers,
+        setup: Setup {
+            base_port: base,
+            discovery,
+            managers: apis,
+            hollow_ready_ms: ms(hollow_ready),
+            managers_ready_ms: ms(managers_ready),
+            nodes_healthy_ms: ms(nodes_healthy),
+            healthy_nodes: healthy,
+        },
+        place,
+        query,
+        manager_figures,
+        hollow_figures,
+        place_network,
+        wall_ms: ms(t0.elapsed()),
+    })
+}
+
+/// Prints a progress line to stderr if asked to.
+fn progress(config: &StandardConfig, line: String) {
+    if config.progress {
+        eprintln!("standard: {line}");
+    }
+}
+
+/// Whether the manager at `api` is ready: it answers `/info`, and unless
+/// it is the first one, the first lists it as a reachable voter.
+async fn manager_ready(api: &str, first: &str, is_first: bool) -> Result<Option<()>, String> {
+    let mut c = Client::new(api, CONTROL_TIMEOUT)?;
+    let answer = c.get("/info").await?;
+    if answer.status != 200 {
+        return Err(answer.describe());
+    }
+    if is_first {
+        return Ok(Some(()));
+    }
+    let mut c = Client::new(first, CONTROL_TIMEOUT)?;
+    let answer = c.get("/_swarm/members").await?;
+    if answer.status != 200 {
+        return Err(answer.describe());
+    }
+    let members = answer.json().ok_or("members: invalid JSON")?;
+    let voter = members.as_array().is_some_and(|list| {
+        list.iter().any(|m| {
+            m.get("api_addr").and_then(Value::as_str) == Some(api)
+                && m.get("reachable").and_then(Value::as_bool) == Some(true)
+                && matches!(
+                    m.get("role").and_then(Value::as_str),
+                    Some("leader") | Some("follower")
+                )
+        })
+    });
+    Ok(voter.then_some(()))
+}
+
+/// Polls `probe` every [`POLL`] until it returns `Ok(Some(v))`; fails
+/// after `timeout` (with the last error) or when a process exited.
+pub(crate) async fn wait_until<T, F, Fut>(
+    rig: &mut Rig,
+    timeout: Duration,
+    what: &str,
+    mut probe: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, String>>,
+{
+    let start = Instant::now();
+    loop {
+        rig.check()
+            .with_context(|| format!("while waiting for {what}"))?;
+        let last = match probe().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => "not yet".to_string(),
+            Err(e) => e,
+        };
+        if start.elapsed() > timeout {
+            bail!("{what} not ready after {timeout:?}: {last}");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A latency row: operation, ok, failed, rate, p50, p90, p99, max.
+fn row(name: &str, ok: usize, failed: u64, rate: Option<f64>, s: &Summary) -> Vec<String> {
+    vec![
+        name.to_string(),
+        ok.to_string(),
+        failed.to_string(),
+        rate.map_or("-".into(), |r| format!("{r:.0}")),
+        cell_ms(s.p50_ms),
+        cell_ms(s.p90_ms),
+        cell_ms(s.p99_ms),
+        cell_ms(s.max_ms),
+    ]
+}
+
+/// The columns of [`row`].
+const COLUMNS: [(&str, bool); 8] = [
+    ("operation", false),
+    ("ok", true),
+    ("failed", true),
+    ("per s", true),
+    ("p50", true),
+    ("p90", true),
+    ("p99", true),
+    ("max", true),
+];
+
+/// The latency table of a placement: create, start, run.
+pub fn place_rows(place: &PlaceReport) -> Vec<Vec<String>> {
+    let wall = place.wall_ms / 1000.0;
+    let rate = |n: usize| (wall > 0.0).then(|| n as f64 / wall);
+    let failed = |prefix: &str| {
+        place
+            .errors
+            .kinds
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    };
+    let mut rows = vec![row(
+        "create",
+        place.placed,
+        failed("create"),
+        rate(place.placed),
+        &place.create,
+    )];
+    if let (Some(start), Some(run)) = (&place.start_latency, &place.run) {
+        rows.push(row("start", place.started, failed("start"), None, start));
+        rows.push(row(
+            "run -d (create+start)",
+            run.count,
+            place.failures,
+            rate(run.count),
+            run,
+        ));
+    }
+    rows
+}
+
+/// The latency table of a query run: info, ps.
+pub fn query_rows(query: &QueryReport) -> Vec<Vec<String>> {
+    vec![
+        row(
+            &format!("info ({} nodes)", query.info.items),
+            query.info.latency.count,
+            query.info.failures,
+            None,
+            &query.info.latency,
+        ),
+        row(
+            &format!("ps -a ({} containers)", query.ps.items),
+            query.ps.latency.count,
+            query.ps.failures,
+            None,
+            &query.ps.latency,
+        ),
+    ]
+}
+
+/// Markdown for latency rows.
+pub fn latency_table(rows: &[Vec<String>]) -> String {
+    markdown(&COLUMNS, rows)
+}
+
+/// Placement figures per tenth of the run.
+pub fn tenths_table(place: &PlaceReport) -> String {
+    let rows: Vec<Vec<String>> = place
+        .tenths
+        .iter()
+        .map(|t| {
+            vec![
+                format!("{}-{}", t.from, t.to),
+                format!("{:.0}", t.placements_per_s),
+                cell_ms(t.create.p50_ms),
+                cell_ms(t.create.p99_ms),
+                t.run.map_or("-".into(), |r| cell_ms(r.p99_ms)),
+            ]
+        })
+        .collect();
+    markdown(
+        &[
+            ("containers", false),
+            ("created/s", true),
+            ("create p50", true),
+            ("create p99", true),
+            ("run p99", true),
+        ],
+        &rows,
+    )
+}
+
+impl StandardReport {
+    /// The whole report as text: latency, tenths, processes, targets.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "standard: {} nodes, {} containers, {} clients, {} manager(s); {}\n",
+            self.nodes,
+            self.containers,
+            self.clients,
+            self.managers,
+            self.machine.describe()
+        ));
+        out.push_str(&format!(
+            "setup: fleet ready in {:.1} s, managers in {:.1} s, {} nodes healthy after {:.1} s; whole run {:.1} s\n\n",
+            self.setup.hollow_ready_ms / 1000.0,
+            self.setup.managers_ready_ms / 1000.0,
+            self.setup.healthy_nodes,
+            self.setup.nodes_healthy_ms / 1000.0,
+            self.wall_ms / 1000.0
+        ));
+        let mut rows = place_rows(&self.place);
+        rows.extend(query_rows(&self.query));
+        out.push_str(&latency_table(&rows));
+        out.push('\n');
+        out.push_str(&tenths_table(&self.place));
+        out.push('\n');
+        let procs: Vec<Vec<String>> = self
+            .manager_figures
+            .iter()
+            .chain([&self.hollow_figures])
+            .map(|p| {
+                vec![
+                    format!("{} (pid {})", p.name, p.pid),
+                    p.after_place.map_or("-".into(), |m| mib(m.rss_bytes)),
+                    p.after_query.map_or("-".into(), |m| mib(m.rss_bytes)),
+                    p.after_query.map_or("-".into(), |m| mib(m.peak_rss_bytes)),
+                    match (p.place_cpu_s, p.place_system_cpu_s) {
+                        (Some(t), Some(k)) => format!("{t:.1} s ({k:.1} s sys)"),
+                        _ => "-".into(),
+                    },
+                    p.total_cpu_s.map_or("-".into(), |s| format!("{s:.1} s")),
+                    p.fds_after_place.map_or("-".into(), |n| n.to_string()),
+                ]
+            })
+            .collect();
+        out.push_str(&markdown(
+            &[
+                ("process", false),
+                ("RSS after place", true),
+                ("RSS at end", true),
+                ("peak RSS", true),
+                ("CPU during place", true),
+                ("CPU total", true),
+                ("fds after place", true),
+            ],
+            &procs,
+        ));
+        out.push('\n');
+        out.push_str(&network_line(&self.place_network, self.place.containers));
+        out.push('\n');
+        out.push_str(&targets_table(
+            &self.place,
+            &self.query,
+            self.manager_figures
+                .iter()
+                .filter_map(|p| p.after_query.map(|m| m.peak_rss_bytes))
+                .max(),
+        ));
+        if let Some(why) = &self.place.aborted {
+            out.push_str(&format!("\nplacement ABORTED: {why}\n"));
+        }
+        if !self.place.errors.kinds.is_empty() {
+            out.push_str("\nfailures:\n");
+            for (why, count) in &self.place.errors.kinds {
+                out.push_str(&format!("  {count:>6} × {why}\n"));
+            }
+        }
+        out
+    }
+}
+
+/// One line on the machine's TCP during a placement of `containers`.
+pub fn network_line(net: &NetCounters, containers: usize) -> String {
+    let mut line = format!(
+        "TCP during place (whole machine): {} connections opened ({:.1} per container), {} SYN retransmits",
+        net.active_opens,
+        net.active_opens as f64 / containers.max(1) as f64,
+        net.syn_retransmits
+    );
+    if let (Some(n), Some(max)) = (net.conntrack_count, net.conntrack_max) {
+        line.push_str(&format!("; conntrack table {n} of {max} at the end"));
+        if net.conntrack_nearly_full() {
+            line.push_str(" (FULL: new connections were dropped)");
+        }
+    }
+    line.push('\n');
+    line
+}
+
+/// The issue's targets against the figures (printed, never asserted).
+pub fn targets_table(place: &PlaceReport, query: &QueryReport, peak_rss: Option<u64>) -> String {
+    let check = |met: bool| if met { "met" } else { "missed" }.to_string();
+    let mut rows = vec![vec![
+        "placements/s".to_string(),
+        "≥ 3000".into(),
+        format!("{:.0}", place.placements_per_s),
+        check(place.placements_per_s >= 3000.0),
+    ]];
+    if let Some(run) = &place.run {
+        rows.push(vec![
+            "docker run -d p99".into(),
+            "≤ 20 ms".into(),
+            cell_ms(run.p99_ms),
+            check(run.p99_ms <= 20.0),
+        ]);
+    }
+    rows.push(vec![
+        "info p99".into(),
+        "≤ 10 ms".into(),
+        cell_ms(query.info.latency.p99_ms),
+        check(query.info.latency.p99_ms <= 10.0),
+    ]);
+    rows.push(vec![
+        format!("ps -a p99 ({} containers)", query.ps.items),
+        "≤ 100 ms".into(),
+        cell_ms(query.ps.latency.p99_ms),
+        check(query.ps.latency.p99_ms <= 100.0),
+    ]);
+    if let Some(peak) = peak_rss {
+        rows.push(vec![
+            "manager peak RSS".into(),
+            "≤ 256 MiB".into(),
+            mib(peak),
+            check(peak <= 256 << 20),
+        ]);
+    }
+    markdown(
+        &[
+            ("target", false),
+            ("goal", true),
+            ("measured", true),
+            ("", false),
+        ],
+        &rows,
+    )
+}

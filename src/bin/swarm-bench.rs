@@ -1,0 +1,518 @@
+//! `swarm-bench`: benchmarks against swarm managers.
+//!
+//! ```sh
+//! cargo build --release --bins
+//! target/release/swarm-bench standard                       # 1,000 nodes, 30,000 containers, 64 clients
+//! target/release/swarm-bench standard --nodes 50 --containers 500 --clients 16 --json out.json
+//! target/release/swarm-bench place --manager tcp://127.0.0.1:4000 --containers 1000 --clients 32 --start
+//! target/release/swarm-bench query --manager tcp://127.0.0.1:4000 --requests 50
+//! target/release/swarm-bench reschedule                     # kill 1 of 1,000 nodes holding 30 policy containers
+//! ```
+//!
+//! `standard` and `reschedule` start a hollow fleet (`hollow-engine`) and `swarm manage`
+//! processes itself and stops them at the end (also on an error, Ctrl-C or
+//! SIGTERM); `place` and `query` run against managers already running.
+//! Leader failover is measured by `cargo bench --bench failover` (see
+//! docs/benchmarks.md). Figures are printed as tables and, with `--json`,
+//! written to a file; they are never checked against the targets by exit
+//! status.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use swarm::bench::place::{self, PlaceConfig};
+use swarm::bench::process::{cpu_time, Memory, NetCounters};
+use swarm::bench::query::{self, QueryConfig};
+use swarm::bench::reschedule::{self, RescheduleConfig};
+use swarm::bench::standard::{self, StandardConfig};
+use swarm::bench::stats::mib;
+
+/// Benchmarks against swarm managers.
+#[derive(Debug, Parser)]
+#[command(name = "swarm-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Scenario,
+}
+
+/// The scenarios.
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Create (and with --start, start) containers with concurrent clients.
+    Place(PlaceArgs),
+    /// Latency of `GET /info` and `GET /containers/json?all=1`.
+    Query(QueryArgs),
+    /// Hollow engines + managers + place (create + start) + query + memory.
+    Standard(StandardArgs),
+    /// Hollow engines + a manager; kill the node holding containers with
+    /// `reschedule:on-node-failure` and time until they run elsewhere.
+    Reschedule(RescheduleArgs),
+}
+
+/// Options shared by the scenarios against running managers.
+#[derive(Debug, Args)]
+struct Target {
+    /// Manager API addresses, comma-separated (tcp://IP:PORT or unix:///path).
+    #[arg(long, value_delimiter = ',', required = true)]
+    manager: Vec<String>,
+    /// Pid of the manager process, to report its memory and CPU time.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Write the figures as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// How long one request may take before it counts as failed.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+/// `swarm-bench place`.
+#[derive(Debug, Args)]
+struct PlaceArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Containers to create.
+    #[arg(long, default_value_t = 1000)]
+    containers: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Start every container after creating it (`docker run -d`).
+    #[arg(long)]
+    start: bool,
+    /// Image of the containers.
+    #[arg(long, default_value = "busybox:local")]
+    image: String,
+    /// Command of the containers (space-separated).
+    #[arg(long, default_value = "sleep 1000")]
+    cmd: String,
+    /// Container names are PREFIX-N (default: bench<pid>).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Remove the created containers afterwards (and time it).
+    #[arg(long)]
+    remove: bool,
+    /// Stop when no create succeeded for this long.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    stall_timeout: Duration,
+}
+
+/// `swarm-bench query`.
+#[derive(Debug, Args)]
+struct QueryArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Timed requests per endpoint.
+    #[arg(long, default_value_t = 50)]
+    requests: usize,
+}
+
+/// The processes a self-contained scenario starts (`standard`,
+/// `reschedule`): which binaries, their extra arguments, ports, readiness.
+#[derive(Debug, Args)]
+struct RigArgs {
+    /// The hollow-engine binary (default: next to swarm-bench).
+    #[arg(long)]
+    hollow_bin: Option<PathBuf>,
+    /// The swarm binary (default: next to swarm-bench).
+    #[arg(long)]
+    swarm_bin: Option<PathBuf>,
+    /// Extra argument for hollow-engine (repeat; e.g. --hollow-arg=--latency=1ms).
+    #[arg(long = "hollow-arg", allow_hyphen_values = true)]
+    hollow_args: Vec<String>,
+    /// Extra argument for every swarm manage (repeat).
+    #[arg(long = "manager-arg", allow_hyphen_values = true)]
+    manager_args: Vec<String>,
+    /// --log-level of the managers (info or finer for `reschedule`: it
+    /// counts their rescheduling lines).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    /// First node port (default: a free range; the admin port is the one below).
+    #[arg(long)]
+    base_port: Option<u16>,
+    /// How long the fleet and the managers get to be ready.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    ready_timeout: Duration,
+}
+
+impl RigArgs {
+    /// The binaries, defaulting to those next to swarm-bench.
+    fn binaries(&self) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let hollow = match &self.hollow_bin {
+            Some(p) => p.clone(),
+            None => sibling("hollow-engine")?,
+        };
+        let swarm = match &self.swarm_bin {
+            Some(p) => p.clone(),
+            None => sibling("swarm")?,
+        };
+        Ok((hollow, swarm))
+    }
+}
+
+/// `swarm-bench standard`.
+#[derive(Debug, Args)]
+struct StandardArgs {
+    /// Hollow nodes.
+    #[arg(long, default_value_t = 1000)]
+    nodes: usize,
+    /// Containers to create and start.
+    #[arg(long, default_value_t = 30_000)]
+    containers: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Managers (one Raft cluster; clients spread over them).
+    #[arg(long, default_value_t = 1)]
+    managers: usize,
+    /// Timed requests per query endpoint.
+    #[arg(long, default_value_t = 20)]
+    requests: usize,
+    /// Only create the containers, do not start them.
+    #[arg(long)]
+    no_start: bool,
+    /// Image of the containers.
+    #[arg(long, default_value = "busybox:local")]
+    image: String,
+    #[command(flatten)]
+    rig: RigArgs,
+    /// How long one request may take before it counts as failed.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Stop placing when no create succeeded for this long.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    stall_timeout: Duration,
+    /// Keep the scratch directory (logs, data dirs) and print where it is.
+    #[arg(long)]
+    keep: bool,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    quiet: bool,
+    /// Write the figures as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// `swarm-bench reschedule`.
+#[derive(Debug, Args)]
+struct RescheduleArgs {
+    /// Hollow nodes.
+    #[arg(long, default_value_t = 1000)]
+    nodes: usize,
+    /// Containers with `-e reschedule:on-node-failure`, all on the victim.
+    #[arg(long, default_value_t = 30)]
+    containers: usize,
+    /// Ordinary containers placed (and started) over the fleet first.
+    #[arg(long, default_value_t = 0)]
+    background: usize,
+    /// Concurrent clients placing the background containers.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Index of the node to kill (default: nodes / 2).
+    #[arg(long)]
+    victim: Option<usize>,
+    /// Image of the containers.
+    #[arg(long, default_value = "busybox:local")]
+    image: String,
+    /// --engine-refresh-min-interval of the manager.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    engine_refresh_min_interval: Duration,
+    /// --engine-refresh-max-interval of the manager.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    engine_refresh_max_interval: Duration,
+    /// --engine-failure-retry of the manager.
+    #[arg(long, default_value_t = 3)]
+    engine_failure_retry: u32,
+    #[command(flatten)]
+    rig: RigArgs,
+    /// Bound of the wait for the moves, and again of the wait for the cleanup.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// How long one request may take.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    request_timeout: Duration,
+    /// Pause between two polling rounds.
+    #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
+    poll: Duration,
+    /// Keep the scratch directory (logs, data dir) and print where it is.
+    #[arg(long)]
+    keep: bool,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    quiet: bool,
+    /// Write the figures as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Memory and CPU time of a process given by `--pid`.
+#[derive(Debug, Serialize)]
+struct Pid {
+    pid: u32,
+    memory: Option<Memory>,
+    cpu_s: Option<f64>,
+}
+
+impl Pid {
+    fn read(pid: u32) -> Pid {
+        Pid {
+            pid,
+            memory: Memory::of(pid),
+            cpu_s: cpu_time(pid).map(|d| d.as_secs_f64()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.memory {
+            Some(m) => format!(
+                "process {}: RSS {}, peak RSS {}, CPU {:.1} s",
+                self.pid,
+                mib(m.rss_bytes),
+                mib(m.peak_rss_bytes),
+                self.cpu_s.unwrap_or(f64::NAN)
+            ),
+            None => format!("process {}: not found", self.pid),
+        }
+    }
+}
+
+/// Writes `value` as pretty JSON to `path`.
+fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let text = serde_json::to_string_pretty(value)? + "\n";
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("figures written to {}", path.display());
+    Ok(())
+}
+
+/// A binary next to this one (`target/<profile>/NAME`).
+fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().context("locating swarm-bench")?;
+    let dir = me.parent().context("swarm-bench has no parent directory")?;
+    Ok(dir.join(name))
+}
+
+async fn place_cmd(args: PlaceArgs) -> anyhow::Result<()> {
+    let prefix = args
+        .prefix
+        .unwrap_or_else(|| format!("bench{}", std::process::id()));
+    let cmd: Vec<String> = args.cmd.split_whitespace().map(str::to_string).collect();
+    let config = PlaceConfig {
+        managers: args.target.manager.clone(),
+        containers: args.containers,
+        clients: args.clients,
+        start: args.start,
+        image: args.image,
+        cmd,
+        prefix,
+        timeout: args.target.timeout,
+        progress: true,
+        stall_timeout: args.stall_timeout,
+    };
+    let net_before = NetCounters::read();
+    let report = place::run(&config).await?;
+    let network = NetCounters::read().since(&net_before);
+    let before_remove = args.target.pid.map(Pid::read);
+    let removal = if args.remove {
+        Some(
+            place::remove(
+                &config.managers,
+                &report.ids,
+                config.clients,
+                config.timeout,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    println!(
+        "place: {} containers, {} clients, {} manager(s): {} placed, {} failed in {:.1} s ({:.0}/s)\n",
+        report.containers,
+        report.clients,
+        report.managers.len(),
+        report.placed,
+        report.failures,
+        report.wall_ms / 1000.0,
+        report.placements_per_s
+    );
+    print!(
+        "{}",
+        standard::latency_table(&standard::place_rows(&report))
+    );
+    println!();
+    print!("{}", standard::tenths_table(&report));
+    print!("\n{}", standard::network_line(&network, report.containers));
+    if let Some(r) = &removal {
+        println!(
+            "\nremoved {} ({} failed) in {:.1} s; remove p50 {:.2} ms, p99 {:.2} ms",
+            r.removed,
+            r.failures,
+            r.wall_ms / 1000.0,
+            r.latency.p50_ms,
+            r.latency.p99_ms
+        );
+    }
+    if let Some(p) = &before_remove {
+        println!("\n{}", p.describe());
+    }
+    if let Some(why) = &report.aborted {
+        println!("\nABORTED: {why}");
+    }
+    for (why, count) in &report.errors.kinds {
+        println!("  {count:>6} × {why}");
+    }
+    if let Some(path) = &args.target.json {
+        write_json(
+            path,
+            &serde_json::json!({
+                "bench": "place",
+                "place": report,
+                "remove": removal,
+                "network": network,
+                "process": before_remove,
+            }),
+        )?;
+    }
+    Ok(())
+}
+
+async fn query_cmd(args: QueryArgs) -> anyhow::Result<()> {
+    let report = query::run(&QueryConfig {
+        managers: args.target.manager.clone(),
+        requests: args.requests,
+        timeout: args.target.timeout,
+    })
+    .await?;
+    print!(
+        "{}",
+        standard::latency_table(&standard::query_rows(&report))
+    );
+    println!(
+        "info answer {} bytes, ps -a answer {} bytes",
+        report.info.bytes, report.ps.bytes
+    );
+    let process = args.target.pid.map(Pid::read);
+    if let Some(p) = &process {
+        println!("{}", p.describe());
+    }
+    if let Some(path) = &args.target.json {
+        write_json(
+            path,
+            &serde_json::json!({ "bench": "query", "query": report, "process": process }),
+        )?;
+    }
+    Ok(())
+}
+
+async fn standard_cmd(args: StandardArgs) -> anyhow::Result<()> {
+    let (hollow_bin, swarm_bin) = args.rig.binaries()?;
+    let config = StandardConfig {
+        nodes: args.nodes,
+        containers: args.containers,
+        clients: args.clients,
+        managers: args.managers,
+        requests: args.requests,
+        start: !args.no_start,
+        image: args.image,
+        hollow_bin,
+        swarm_bin,
+        hollow_args: args.rig.hollow_args,
+        manager_args: args.rig.manager_args,
+        log_level: args.rig.log_level,
+        base_port: args.rig.base_port,
+        ready_timeout: args.rig.ready_timeout,
+        timeout: args.timeout,
+        stall_timeout: args.stall_timeout,
+        keep: args.keep,
+        progress: !args.quiet,
+    };
+    let report = standard::run(&config).await?;
+    println!();
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+    }
+    Ok(())
+}
+
+async fn reschedule_cmd(args: RescheduleArgs) -> anyhow::Result<()> {
+    let (hollow_bin, swarm_bin) = args.rig.binaries()?;
+    let config = RescheduleConfig {
+        nodes: args.nodes,
+        containers: args.containers,
+        background: args.background,
+        clients: args.clients,
+        victim: args.victim,
+        image: args.image,
+        refresh_min: args.engine_refresh_min_interval,
+        refresh_max: args.engine_refresh_max_interval,
+        failure_retry: args.engine_failure_retry,
+        hollow_bin,
+        swarm_bin,
+        hollow_args: args.rig.hollow_args,
+        manager_args: args.rig.manager_args,
+        log_level: args.rig.log_level,
+        base_port: args.rig.base_port,
+        ready_timeout: args.rig.ready_timeout,
+        timeout: args.timeout,
+        request_timeout: args.request_timeout,
+        poll: args.poll,
+        keep: args.keep,
+        progress: !args.quiet,
+    };
+    let report = reschedule::run(&config).await?;
+    println!();
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn interrupted() -> &'static str {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "interrupted";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupted",
+        _ = term.recv() => "terminated",
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // One thread: the bench is mostly waiting, and the machine's cores are
+    // for the manager and the fleet.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
+    runtime.block_on(async {
+        let work = async {
+            match cli.command {
+                Scenario::Place(args) => place_cmd(args).await,
+                Scenario::Query(args) => query_cmd(args).await,
+                Scenario::Standard(args) => standard_cmd(args).await,
+                Scenario::Reschedule(args) => reschedule_cmd(args).await,
+            }
+        };
+        // Dropping `work` kills every process it started.
+        tokio::select! {
+            result = work => result,
+            why = interrupted() => bail!("{why}"),
+        }
+    })
+}

@@ -1,0 +1,376 @@
+//! `swarmctl`: the operator's view of a swarm cluster.
+//!
+//! - `swarmctl --manager tcp://IP:PORT nodes` lists the nodes the manager
+//!   sees (from its `info`).
+//! - `swarmctl --manager tcp://IP:PORT members [--format table|json]` lists
+//!   the managers of an HA cluster (`GET /_swarm/members`; any manager
+//!   answers, followers ask the leader).
+//! - `swarmctl --manager tcp://IP:PORT add-manager ID RAFT_ADDR API_ADDR`
+//!   adds a manager (`POST /_swarm/join`: learner, then voter).
+//! - `swarmctl --manager tcp://IP:PORT remove-manager ID` removes one
+//!   (`POST /_swarm/remove`).
+//!
+//! An error answer of the manager (`{"message": "..."}`, non-2xx) ends the
+//! command with a non-zero exit and that message.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use clap::{Parser, Subcommand, ValueEnum};
+use http_body_util::{BodyExt, Full};
+use serde::Deserialize;
+
+use swarm::engine::Engine;
+
+/// How long one request to the manager may take, answer body included.
+/// A join waits for the new manager to catch up before it is promoted, so
+/// this is generous.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Operator CLI for a swarm cluster.
+#[derive(Debug, Parser)]
+#[command(name = "swarmctl", version, about)]
+struct Cli {
+    /// Manager API address: tcp://IP:PORT or unix:///path.
+    #[arg(long, default_value = "tcp://127.0.0.1:4000", env = "SWARM_MANAGER")]
+    manager: String,
+    /// What to do.
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+/// `swarmctl` subcommands.
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// List the nodes with their status.
+    Nodes,
+    /// List the managers of the cluster (Raft membership and progress).
+    Members {
+        /// Output format: an aligned table, or the manager's JSON as is.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Add a manager: it joins as a learner and is promoted to voter.
+    AddManager {
+        /// The new manager's Raft node ID (unique in the cluster).
+        id: u64,
+        /// Address the new manager's Raft service listens on (IP:PORT).
+        raft_addr: SocketAddr,
+        /// Address the new manager's Docker API listens on (IP:PORT).
+        api_addr: SocketAddr,
+    },
+    /// Remove a manager from the membership.
+    RemoveManager {
+        /// The manager's Raft node ID.
+        id: u64,
+    },
+}
+
+/// Output format of `members`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// One aligned row per manager.
+    Table,
+    /// The JSON array exactly as the manager sent it.
+    Json,
+}
+
+/// One manager as `GET /_swarm/members` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+struct Member {
+    /// Raft node ID.
+    id: u64,
+    /// Docker API address (IP:PORT).
+    api_addr: String,
+    /// Raft address (IP:PORT).
+    raft_addr: String,
+    /// `leader`, `follower` or `learner`.
+    role: String,
+    /// The Raft term the manager is in.
+    term: u64,
+    /// Index of the last entry in its log, if any.
+    last_log_index: Option<u64>,
+    /// Index of the last entry it applied, if any.
+    applied_index: Option<u64>,
+    /// Whether the leader hears from it.
+    reachable: bool,
+}
+
+/// Parses the command line, runs the command, and exits non-zero with the
+/// error on one line if it failed.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("swarmctl: {}", error_line(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, no backtrace (this is for
+/// operators); a cause already spelled out by the message before it (as
+/// the engine client's errors do) is not repeated.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// Runs one command.
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let engine = Engine::new(&cli.manager)
+        .with_context(|| format!("invalid --manager {:?}", cli.manager))?;
+    match cli.command {
+        Cmd::Nodes => nodes(&engine).await,
+        Cmd::Members { format } => members(&engine, format).await,
+        Cmd::AddManager {
+            id,
+            raft_addr,
+            api_addr,
+        } => {
+            let body = serde_json::json!({
+                "id": id,
+                "raft_addr": raft_addr.to_string(),
+                "api_addr": api_addr.to_string(),
+            });
+            call(&engine, hyper::Method::POST, "/_swarm/join", Some(body)).await?;
+            println!("manager {id} added (raft {raft_addr}, api {api_addr})");
+            Ok(())
+        }
+        Cmd::RemoveManager { id } => {
+            let body = serde_json::json!({ "id": id });
+            call(&engine, hyper::Method::POST, "/_swarm/remove", Some(body)).await?;
+            println!("manager {id} removed");
+            Ok(())
+        }
+    }
+}
+
+/// Sends one request to the manager (a JSON body if given) and returns the
+/// body of a 2xx answer; any other answer becomes an error carrying the
+/// manager's `message`.
+async fn call(
+    engine: &Engine,
+    method: hyper::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<Bytes> {
+    let mut builder = hyper::Request::builder().method(method).uri(path);
+    let payload = match body {
+        Some(value) => {
+            builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+            Bytes::from(serde_json::to_vec(&value).context("encoding the request body")?)
+        }
+        None => Bytes::new(),
+    };
+    let request = builder
+        .body(Full::new(payload))
+        .context("building the request")?;
+    let exchange = async {
+        let response = engine.send(request).await?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .context("reading the manager's answer")?
+            .to_bytes();
+        anyhow::Ok((status, body))
+    };
+    let (status, body) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .with_context(|| {
+            format!(
+                "{} gave no answer to {path} within {}s",
+                engine.source,
+                REQUEST_TIMEOUT.as_secs()
+            )
+        })??;
+    if !status.is_success() {
+        bail!("manager answered {status}: {}", error_message(&body));
+    }
+    Ok(body)
+}
+
+/// The `message` of a Docker-shaped error body, else the body as text.
+fn error_message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("message")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string())
+}
+
+/// `swarmctl members`: the manager list as a table or as the manager's JSON.
+async fn members(engine: &Engine, format: Format) -> anyhow::Result<()> {
+    let body = call(engine, hyper::Method::GET, "/_swarm/members", None).await?;
+    // Parsed in both formats, so a malformed answer is an error, not output.
+    let members = parse_members(&body)?;
+    match format {
+        Format::Json => println!("{}", String::from_utf8_lossy(&body).trim_end()),
+        Format::Table => print!("{}", members_table(&members)),
+    }
+    Ok(())
+}
+
+/// Parses the body of `GET /_swarm/members`.
+fn parse_members(body: &[u8]) -> anyhow::Result<Vec<Member>> {
+    serde_json::from_slice(body).with_context(|| {
+        format!(
+            "manager answered an unexpected member list: {}",
+            String::from_utf8_lossy(body)
+        )
+    })
+}
+
+/// The member list as a table: a header and one row per member, columns
+/// left-aligned and separated by at least two spaces, no trailing blanks;
+/// a missing index shows as `-`.
+fn members_table(members: &[Member]) -> String {
+    const HEADER: [&str; 8] = [
+        "ID",
+        "API_ADDR",
+        "RAFT_ADDR",
+        "ROLE",
+        "TERM",
+        "LAST_LOG_INDEX",
+        "APPLIED_INDEX",
+        "REACHABLE",
+    ];
+    let index = |i: Option<u64>| i.map_or_else(|| "-".to_string(), |i| i.to_string());
+    let mut rows: Vec<Vec<String>> = vec![HEADER.iter().map(|h| h.to_string()).collect()];
+    for m in members {
+        rows.push(vec![
+            m.id.to_string(),
+            m.api_addr.clone(),
+            m.raft_addr.clone(),
+            m.role.clone(),
+            m.term.to_string(),
+            index(m.last_log_index),
+            index(m.applied_index),
+            m.reachable.to_string(),
+        ]);
+    }
+    let mut widths = [0usize; HEADER.len()];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (cell, w) in row.iter().zip(widths) {
+            line.push_str(&format!("{cell:<w$}  "));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `swarmctl nodes`: the nodes of the manager's `info`, one row each.
+async fn nodes(engine: &Engine) -> anyhow::Result<()> {
+    let body = call(engine, hyper::Method::GET, "/info", None).await?;
+    let info: serde_json::Value =
+        serde_json::from_slice(&body).context("manager answered invalid JSON")?;
+    let status = info["SystemStatus"].as_array().cloned().unwrap_or_default();
+    println!("{:<20} {:<24} {:<10} ADDRESS", "NAME", "ID", "STATUS");
+    let mut current: Option<(String, String)> = None;
+    let mut id = String::new();
+    for pair in status {
+        let key = pair[0].as_str().unwrap_or("");
+        let value = pair[1].as_str().unwrap_or("").to_string();
+        if key.starts_with(' ') && !key.starts_with("  ") {
+            current = Some((key.trim().to_string(), value));
+        } else if key == "  └ ID" {
+            id = value;
+        } else if key == "  └ Status" {
+            if let Some((name, addr)) = &current {
+                println!("{name:<20} {id:<24} {value:<10} {addr}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Table formatting and error decoding.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three managers as a manager would send them, one still unapplied.
+    const MEMBERS: &str = r#"[
+        {"id": 1, "api_addr": "127.0.0.1:4001", "raft_addr": "127.0.0.1:4101",
+         "role": "leader", "term": 3, "last_log_index": 1234, "applied_index": 1234,
+         "reachable": true},
+        {"id": 2, "api_addr": "127.0.0.1:4002", "raft_addr": "127.0.0.1:4102",
+         "role": "follower", "term": 3, "last_log_index": 1230, "applied_index": 17,
+         "reachable": true},
+        {"id": 13, "api_addr": "10.0.0.13:4000", "raft_addr": "10.0.0.13:4100",
+         "role": "learner", "term": 2, "last_log_index": null, "applied_index": null,
+         "reachable": false}
+    ]"#;
+
+    /// Every column is as wide as its widest cell, null indexes are `-`.
+    #[test]
+    fn table_aligns_columns_and_shows_null_as_dash() {
+        let members = parse_members(MEMBERS.as_bytes()).expect("valid member list");
+        let expected = "\
+ID  API_ADDR        RAFT_ADDR       ROLE      TERM  LAST_LOG_INDEX  APPLIED_INDEX  REACHABLE
+1   127.0.0.1:4001  127.0.0.1:4101  leader    3     1234            1234           true
+2   127.0.0.1:4002  127.0.0.1:4102  follower  3     1230            17             true
+13  10.0.0.13:4000  10.0.0.13:4100  learner   2     -               -              false
+";
+        assert_eq!(members_table(&members), expected);
+    }
+
+    /// No member: only the header, its columns two spaces apart.
+    #[test]
+    fn table_of_no_member_is_the_header() {
+        assert_eq!(
+            members_table(&[]),
+            "ID  API_ADDR  RAFT_ADDR  ROLE  TERM  LAST_LOG_INDEX  APPLIED_INDEX  REACHABLE\n"
+        );
+    }
+
+    /// An error object or a member lacking keys is refused, not printed.
+    #[test]
+    fn malformed_member_list_is_an_error() {
+        assert!(parse_members(br#"{"message": "no leader"}"#).is_err());
+        assert!(parse_members(br#"[{"id": 1}]"#).is_err());
+    }
+
+    /// Causes repeated by the message before them are dropped.
+    #[test]
+    fn error_line_skips_causes_already_told() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = anyhow::Error::new(io).context("cannot connect to x: refused");
+        assert_eq!(error_line(&e), "cannot connect to x: refused");
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_line(&e), "outer: inner");
+    }
+
+    /// The manager's `message` is shown; a non-JSON body as text.
+    #[test]
+    fn error_message_prefers_the_docker_message() {
+        assert_eq!(
+            error_message(br#"{"message": "no leader: cluster has 1 of 3 managers"}"#),
+            "no leader: cluster has 1 of 3 managers"
+        );
+        assert_eq!(error_message(b"bad gateway\n"), "bad gateway");
+    }
+}

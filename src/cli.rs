@@ -1,0 +1,280 @@
+//! Command-line interface of the `swarm` binary (clap), with flags named as
+//! Swarm classic named them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::scheduler::Strategy;
+
+/// swarm: a Docker-native clustering system.
+#[derive(Debug, Parser)]
+#[command(name = "swarm", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log level: error, warn, info, debug, trace (or a tracing filter).
+    #[arg(long, global = true, default_value = "info", env = "SWARM_LOG_LEVEL")]
+    pub log_level: String,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `swarm` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the Docker Engine API in front of a cluster of engines.
+    Manage(Box<ManageArgs>),
+    /// Print the engine addresses a discovery resolves to.
+    List {
+        /// Discovery URL: nodes://HOST:PORT,... or file:///path.
+        discovery: String,
+    },
+}
+
+/// `swarm manage` flags.
+#[derive(Debug, clap::Args)]
+pub struct ManageArgs {
+    /// Address to serve the API on: tcp://IP:PORT or unix:///path.
+    #[arg(short = 'H', long = "host", default_value = "tcp://127.0.0.1:4000")]
+    pub host: String,
+    /// Address other managers and clients reach this one at (IP:PORT).
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// Directory for the manager's state.
+    #[arg(long, default_value = "/var/lib/swarm")]
+    pub data_dir: PathBuf,
+    /// Placement strategy.
+    #[arg(long, value_enum, default_value_t = Strategy::Spread)]
+    pub strategy: Strategy,
+    /// Scheduler filter to enable (repeat for several); default: all.
+    #[arg(long = "filter", value_parser = clap::builder::PossibleValuesParser::new(crate::scheduler::filter::names()))]
+    pub filters: Vec<String>,
+    /// Shortest pause between two refreshes of an engine.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub engine_refresh_min_interval: Duration,
+    /// Longest pause between two refreshes of an engine.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub engine_refresh_max_interval: Duration,
+    /// Cluster option KEY=VALUE (repeatable): `swarm.overcommit=0.05` lets
+    /// reservations exceed capacity by that fraction (default 0.05).
+    #[arg(long = "cluster-opt", value_parser = parse_cluster_opt)]
+    pub cluster_opts: Vec<ClusterOpt>,
+    /// Failed refreshes in a row after which a node is unhealthy.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub engine_failure_retry: u32,
+    /// Address of this manager's Raft service (IP:PORT), which the other
+    /// managers reach it at. Port 0 picks a free port (a single manager).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub raft_addr: std::net::SocketAddr,
+    /// API address (IP:PORT) of a manager of an existing cluster to join;
+    /// without it, a new cluster is started (or, with a data dir that holds
+    /// one, the cluster it belongs to is rejoined).
+    #[arg(long)]
+    pub join: Option<String>,
+    /// Build a Raft snapshot (and compact the log) every this many entries.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub raft_snapshot_logs: u64,
+    /// Discovery URL: nodes://HOST:PORT,..., file:///path. Default: the
+    /// local engine (DOCKER_HOST, else unix:///var/run/docker.sock).
+    pub discovery: Option<String>,
+}
+
+impl ManageArgs {
+    /// The discovery URL to use, defaulting to the local engine.
+    pub fn discovery_url(&self) -> String {
+        match &self.discovery {
+            Some(url) => url.clone(),
+            None => {
+                let local = std::env::var("DOCKER_HOST")
+                    .ok()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
+                format!("nodes://{local}")
+            }
+        }
+    }
+
+    /// Enabled filters in pipeline order.
+    pub fn enabled_filters(&self) -> Vec<String> {
+        crate::scheduler::filter::names()
+            .iter()
+            .filter(|f| self.filters.is_empty() || self.filters.iter().any(|g| g == *f))
+            .map(|f| f.to_string())
+            .collect()
+    }
+}
+
+/// One `--cluster-opt`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClusterOpt {
+    /// `swarm.overcommit=F`: fraction of capacity reservations may exceed it by.
+    Overcommit(f64),
+}
+
+/// Parses `swarm.overcommit=0.05`.
+pub fn parse_cluster_opt(s: &str) -> Result<ClusterOpt, String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("invalid --cluster-opt {s:?}: expected KEY=VALUE"))?;
+    match key.trim() {
+        "swarm.overcommit" => {
+            let ratio: f64 = value.trim().parse().map_err(|_| {
+                format!("invalid swarm.overcommit {value:?}: expected a number such as 0.05")
+            })?;
+            if !(0.0..=10.0).contains(&ratio) {
+                return Err(format!(
+                    "invalid swarm.overcommit {ratio}: must be between 0 and 10"
+                ));
+            }
+            Ok(ClusterOpt::Overcommit(ratio))
+        }
+        other => Err(format!(
+            "unknown --cluster-opt {other:?}: known is swarm.overcommit"
+        )),
+    }
+}
+
+impl ManageArgs {
+    /// Placement options from the flags.
+    pub fn placement(&self) -> crate::scheduler::Options {
+        let mut overcommit = 0.05;
+        for opt in &self.cluster_opts {
+            match opt {
+                ClusterOpt::Overcommit(ratio) => overcommit = *ratio,
+            }
+        }
+        crate::scheduler::Options {
+            strategy: self.strategy,
+            overcommit: (overcommit * 1_000_000.0).round() as u32,
+            filters: self.enabled_filters(),
+        }
+    }
+}
+
+/// Parses `500ms`, `30s`, `1m`, `1h30m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))?;
+    if d.is_zero() {
+        return Err(format!("invalid duration {s:?}: must be more than zero"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manage_defaults() {
+        let cli = Cli::try_parse_from(["swarm", "manage", "nodes://a:1"]).unwrap();
+        let Command::Manage(args) = cli.command else {
+            panic!("not manage")
+        };
+        assert_eq!(args.host, "tcp://127.0.0.1:4000");
+        assert_eq!(args.strategy, Strategy::Spread);
+        assert_eq!(args.engine_refresh_min_interval, Duration::from_secs(30));
+        assert_eq!(args.engine_failure_retry, 3);
+        assert_eq!(
+            args.enabled_filters().len(),
+            crate::scheduler::filter::names().len()
+        );
+        assert_eq!(args.discovery_url(), "nodes://a:1");
+        assert_eq!(args.raft_addr.to_string(), "127.0.0.1:0");
+        assert_eq!(args.join, None);
+        assert_eq!(args.raft_snapshot_logs, 5000);
+    }
+
+    #[test]
+    fn raft_flags() {
+        let cli = Cli::try_parse_from([
+            "swarm",
+            "manage",
+            "--raft-addr",
+            "127.0.0.1:4101",
+            "--join",
+            "127.0.0.1:4001",
+            "--raft-snapshot-logs",
+            "20",
+        ])
+        .unwrap();
+        let Command::Manage(args) = cli.command else {
+            panic!("not manage")
+        };
+        assert_eq!(args.raft_addr.to_string(), "127.0.0.1:4101");
+        assert_eq!(args.join.as_deref(), Some("127.0.0.1:4001"));
+        assert_eq!(args.raft_snapshot_logs, 20);
+        for bad in [["--raft-addr", "nowhere"], ["--raft-snapshot-logs", "0"]] {
+            let mut argv = vec!["swarm", "manage"];
+            argv.extend(bad);
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn manage_flags() {
+        let cli = Cli::try_parse_from([
+            "swarm",
+            "--log-format",
+            "json",
+            "manage",
+            "-H",
+            "unix:///tmp/s",
+            "--strategy",
+            "binpack",
+            "--filter",
+            "health",
+            "--filter",
+            "port",
+            "--engine-refresh-min-interval",
+            "500ms",
+            "--engine-failure-retry",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(cli.log_format, LogFormat::Json);
+        let Command::Manage(args) = cli.command else {
+            panic!("not manage")
+        };
+        assert_eq!(args.strategy, Strategy::Binpack);
+        assert_eq!(args.enabled_filters(), vec!["health", "port"]);
+        assert_eq!(args.engine_refresh_min_interval, Duration::from_millis(500));
+        assert_eq!(args.placement().overcommit, 50_000);
+        let cli = Cli::try_parse_from(["swarm", "manage", "--cluster-opt", "swarm.overcommit=0.5"])
+            .unwrap();
+        let Command::Manage(args) = cli.command else {
+            panic!("not manage")
+        };
+        assert_eq!(args.placement().overcommit, 500_000);
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        for argv in [
+            vec!["swarm", "manage", "--strategy", "bogus"],
+            vec!["swarm", "manage", "--filter", "bogus"],
+            vec!["swarm", "manage", "--engine-refresh-min-interval", "soon"],
+            vec!["swarm", "manage", "--engine-refresh-min-interval", "0s"],
+            vec!["swarm", "manage", "--engine-failure-retry", "0"],
+            vec!["swarm", "list"],
+            vec!["swarm", "manage", "--cluster-opt", "swarm.overcommit"],
+            vec!["swarm", "manage", "--cluster-opt", "swarm.overcommit=lots"],
+            vec!["swarm", "manage", "--cluster-opt", "swarm.overcommit=-1"],
+            vec!["swarm", "manage", "--cluster-opt", "other=1"],
+        ] {
+            assert!(Cli::try_parse_from(&argv).is_err(), "{argv:?}");
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Discovery: which engines make up the cluster.
+//!
+//! A discovery URL resolves to a set of engine addresses. `nodes://` lists
+//! them inline, `file://` names a file that is re-read when it changes, so
+//! nodes come and go. Both accept Swarm classic's ranges: `10.0.0.[10:20]:2375`
+//! stands for eleven addresses. An address is `HOST:PORT` (plain TCP),
+//! `tcp://HOST:PORT` or `unix:///path/to/docker.sock`.
+
+use std::path::PathBuf;
+
+/// Why a discovery URL or its content is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// The URL has no scheme this build knows.
+    #[error("unsupported discovery {0:?}: expected nodes://HOST:PORT,... or file:///path")]
+    UnsupportedScheme(String),
+    /// The URL names no engine.
+    #[error("discovery {0:?} lists no engine")]
+    Empty(String),
+    /// An entry is not an engine address.
+    #[error("invalid engine address {0:?}: expected HOST:PORT, tcp://HOST:PORT or unix:///path")]
+    BadAddress(String),
+    /// A `[a:b]` range is malformed.
+    #[error("invalid range in {entry:?}: {why}")]
+    BadRange {
+        /// The entry holding the range.
+        entry: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The discovery file could not be read.
+    #[error("cannot read discovery file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Ranges larger than this are refused as a likely typo.
+const MAX_RANGE: u64 = 65_536;
+
+/// A parsed discovery URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Discovery {
+    /// A fixed list of engines.
+    Nodes(Vec<String>),
+    /// A file with one engine address (or range) per line; `#` starts a comment.
+    File(PathBuf),
+}
+
+impl Discovery {
+    /// Parses a discovery URL.
+    pub fn parse(url: &str) -> Result<Discovery, DiscoveryError> {
+        if let Some(rest) = url.strip_prefix("nodes://") {
+            let addrs = expand_list(rest.split(','))?;
+            if addrs.is_empty() {
+                return Err(DiscoveryError::Empty(url.to_string()));
+            }
+            Ok(Discovery::Nodes(addrs))
+        } else if let Some(path) = url.strip_prefix("file://") {
+            if path.is_empty() {
+                return Err(DiscoveryError::Empty(url.to_string()));
+            }
+            Ok(Discovery::File(PathBuf::from(path)))
+        } else {
+            Err(DiscoveryError::UnsupportedScheme(url.to_string()))
+        }
+    }
+
+    /// The engine addresses this discovery names now.
+    pub async fn fetch(&self) -> Result<Vec<String>, DiscoveryError> {
+        match self {
+            Discovery::Nodes(addrs) => Ok(addrs.clone()),
+            Discovery::File(path) => {
+                let text =
+                    tokio::fs::read_to_string(path)
+                        .await
+                        .map_err(|source| DiscoveryError::Io {
+                            path: path.clone(),
+                            source,
+                        })?;
+                parse_file(&text)
+            }
+        }
+    }
+
+    /// Whether the set can change over time (and so is worth watching).
+    pub fn is_dynamic(&self) -> bool {
+        matches!(self, Discovery::File(_))
+    }
+}
+
+/// Parses a discovery file's content.
+pub fn parse_file(text: &str) -> Result<Vec<String>, DiscoveryError> {
+    let entries = text
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or(""))
+        .flat_map(|line| line.split(','));
+    expand_list(entries)
+}
+
+fn expand_list<'a>(entries: impl Iterator<Item = &'a str>) -> Result<Vec<String>, DiscoveryError> {
+    let mut out = Vec::new();
+    for entry in entries.map(str::trim).filter(|e| !e.is_empty()) {
+        for addr in expand(entry)? {
+            validate_address(&addr)?;
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Expands one `[a:b]` range in `entry` (at most one, as classic).
+pub fn expand(entry: &str) -> Result<Vec<String>, DiscoveryError> {
+    let bad = |why: &str| DiscoveryError::BadRange {
+        entry: entry.to_string(),
+        why: why.to_string(),
+    };
+    let Some(open) = entry.find('[') else {
+        if entry.contains(']') {
+            return Err(bad("']' without '['"));
+        }
+        return Ok(vec![entry.to_string()]);
+    };
+    let close = entry[open..]
+        .find(']')
+        .map(|i| i + open)
+        .ok_or_else(|| bad("'[' without ']'"))?;
+    let (prefix, suffix) = (&entry[..open], &entry[close + 1..]);
+    if suffix.contains('[') || suffix.contains(']') {
+        return Err(bad("only one range is allowed"));
+    }
+    let (from, to) = entry[open + 1..close]
+        .split_once(':')
+        .ok_or_else(|| bad("expected [FROM:TO]"))?;
+    let from: u64 = from
+        .trim()
+        .parse()
+        .map_err(|_| bad("FROM is not a number"))?;
+    let to: u64 = to.trim().parse().map_err(|_| bad("TO is not a number"))?;
+    if from > to {
+        return Err(bad("FROM is greater than TO"));
+    }
+    if to - from >= MAX_RANGE {
+        return Err(bad("range is too large"));
+    }
+    Ok((from..=to)
+        .map(|i| format!("{prefix}{i}{suffix}"))
+        .collect())
+}
+
+fn validate_address(addr: &str) -> Result<(), DiscoveryError> {
+    let bad = || DiscoveryError::BadAddress(addr.to_string());
+    if let Some(path) = addr.strip_prefix("unix://") {
+        return if path.starts_with('/') {
+            Ok(())
+        } else {
+            Err(bad())
+        };
+    }
+    let hostport = addr
+        .strip_prefix("tcp://")
+        .or_else(|| addr.strip_prefix("http://"))
+        .unwrap_or(addr);
+    if hostport.contains("://") || hostport.contains('/') {
+        return Err(bad());
+    }
+    let (host, port) = hostport.rsplit_once(':').ok_or_else(bad)?;
+    if host.is_empty() || port.parse::<u16>().map(|p| p == 0).unwrap_or(true) {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_lists_and_ranges() {
+        let d = Discovery::parse("nodes://10.0.0.[10:12]:2375,10.0.1.1:2375").unwrap();
+        assert_eq!(
+            d,
+            Discovery::Nodes(vec![
+                "10.0.0.10:2375".into(),
+                "10.0.0.11:2375".into(),
+                "10.0.0.12:2375".into(),
+                "10.0.1.1:2375".into(),
+            ])
+        );
+    }
+
+    #[test]
+    fn range_in_port_and_unix_paths() {
+        let d = Discovery::parse("nodes://127.0.0.1:[2375:2376],unix:///run/d.sock").unwrap();
+        assert_eq!(
+            d,
+            Discovery::Nodes(vec![
+                "127.0.0.1:2375".into(),
+                "127.0.0.1:2376".into(),
+                "unix:///run/d.sock".into(),
+            ])
+        );
+    }
+
+    #[test]
+    fn duplicates_collapse() {
+        let d = Discovery::parse("nodes://a:1,a:1,tcp://b:2").unwrap();
+        assert_eq!(d, Discovery::Nodes(vec!["a:1".into(), "tcp://b:2".into()]));
+    }
+
+    #[test]
+    fn bad_urls_are_refused() {
+        for (url, expect) in [
+            ("consul://x", "unsupported discovery"),
+            ("nodes://", "lists no engine"),
+            ("nodes://,,", "lists no engine"),
+            ("nodes://10.0.0.[5:1]:2375", "FROM is greater than TO"),
+            ("nodes://10.0.0.[a:3]:2375", "FROM is not a number"),
+            ("nodes://10.0.0.[1:b]:2375", "TO is not a number"),
+            ("nodes://10.0.0.[1-3]:2375", "expected [FROM:TO]"),
+            ("nodes://10.0.0.[1:3:2375", "without ']'"),
+            ("nodes://10.0.0.1]:2375", "without '['"),
+            ("nodes://10.[0:1].0.[1:3]:2375", "only one range"),
+            ("nodes://10.0.0.[0:99999999]:2375", "too large"),
+            ("nodes://10.0.0.1", "invalid engine address"),
+            ("nodes://10.0.0.1:0", "invalid engine address"),
+            ("nodes://10.0.0.1:99999", "invalid engine address"),
+            ("nodes://:2375", "invalid engine address"),
+            ("nodes://unix://relative.sock", "invalid engine address"),
+            ("nodes://http://x/y:1", "invalid engine address"),
+            ("file://", "lists no engine"),
+        ] {
+            let err = Discovery::parse(url).expect_err(url).to_string();
+            assert!(err.contains(expect), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn file_content_with_comments_and_ranges() {
+        let text = "# engines\n10.0.0.[1:2]:2375 # two\n\n  unix:///a.sock  \n10.0.0.9:2375,10.0.0.8:2375\n";
+        assert_eq!(
+            parse_file(text).unwrap(),
+            vec![
+                "10.0.0.1:2375",
+                "10.0.0.2:2375",
+                "unix:///a.sock",
+                "10.0.0.9:2375",
+                "10.0.0.8:2375"
+            ]
+        );
+        assert!(parse_file("10.0.0.1\n").is_err());
+        assert!(parse_file("# nothing\n").unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn file_is_reread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster");
+        std::fs::write(&path, "127.0.0.1:1\n").unwrap();
+        let d = Discovery::parse(&format!("file://{}", path.display())).unwrap();
+        assert!(d.is_dynamic());
+        assert_eq!(d.fetch().await.unwrap(), vec!["127.0.0.1:1"]);
+        std::fs::write(&path, "127.0.0.1:1\n127.0.0.1:2\n").unwrap();
+        assert_eq!(d.fetch().await.unwrap(), vec!["127.0.0.1:1", "127.0.0.1:2"]);
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(d.fetch().await, Err(DiscoveryError::Io { .. })));
+    }
+}

@@ -1,0 +1,96 @@
+//! Engine addresses and raw connections to them.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpStream, UnixStream};
+
+/// Where an engine listens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EngineAddr {
+    /// Plain TCP, `host:port`.
+    Tcp(String),
+    /// A unix socket path.
+    Unix(PathBuf),
+}
+
+/// A byte stream to an engine.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// A boxed connection to an engine.
+pub type Conn = Pin<Box<dyn Io>>;
+
+/// An address that is not an engine address.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid engine address {0:?}")]
+pub struct BadEngineAddr(pub String);
+
+impl EngineAddr {
+    /// Parses `HOST:PORT`, `tcp://HOST:PORT`, `http://HOST:PORT` or `unix:///path`.
+    pub fn parse(s: &str) -> Result<EngineAddr, BadEngineAddr> {
+        if let Some(path) = s.strip_prefix("unix://") {
+            if path.starts_with('/') {
+                return Ok(EngineAddr::Unix(PathBuf::from(path)));
+            }
+            return Err(BadEngineAddr(s.to_string()));
+        }
+        let hostport = s
+            .strip_prefix("tcp://")
+            .or_else(|| s.strip_prefix("http://"))
+            .unwrap_or(s)
+            .trim_end_matches('/');
+        match hostport.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                Ok(EngineAddr::Tcp(hostport.to_string()))
+            }
+            _ => Err(BadEngineAddr(s.to_string())),
+        }
+    }
+
+    /// Opens a new connection.
+    pub async fn dial(&self) -> std::io::Result<Conn> {
+        match self {
+            EngineAddr::Tcp(hostport) => {
+                let stream = TcpStream::connect(hostport).await?;
+                stream.set_nodelay(true)?;
+                Ok(Box::pin(stream))
+            }
+            EngineAddr::Unix(path) => Ok(Box::pin(UnixStream::connect(path).await?)),
+        }
+    }
+}
+
+impl std::fmt::Display for EngineAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EngineAddr::Tcp(hostport) => write!(f, "tcp://{hostport}"),
+            EngineAddr::Unix(path) => write!(f, "unix://{}", path.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_forms() {
+        assert_eq!(
+            EngineAddr::parse("1.2.3.4:2375").unwrap(),
+            EngineAddr::Tcp("1.2.3.4:2375".into())
+        );
+        assert_eq!(
+            EngineAddr::parse("tcp://h:1").unwrap().to_string(),
+            "tcp://h:1"
+        );
+        assert_eq!(
+            EngineAddr::parse("unix:///var/run/docker.sock").unwrap(),
+            EngineAddr::Unix("/var/run/docker.sock".into())
+        );
+        for bad in ["h", "h:x", ":1", "unix://rel", "h:70000"] {
+            assert!(EngineAddr::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The `swarm` binary: `swarm manage` and `swarm list`.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use swarm::api::{self, Listen};
+use swarm::cli::{Cli, Command, LogFormat, ManageArgs};
+use swarm::cluster::{Cluster, RaftSettings};
+use swarm::discovery::Discovery;
+use swarm::manager::{Manager, ManagerConfig};
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level, cli.log_format)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Manage(args) => manage(*args).await,
+            Command::List { discovery } => list(&discovery).await,
+        }
+    })
+}
+
+fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
+    // Raft's own chatter (votes, replication) is for debugging: below info
+    // unless the filter names it.
+    let directives = if level.contains("openraft") {
+        level.to_string()
+    } else {
+        format!("{level},openraft=warn")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .with_context(|| format!("invalid --log-level {level:?}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+async fn list(url: &str) -> anyhow::Result<()> {
+    let discovery = Discovery::parse(url)?;
+    for addr in discovery.fetch().await? {
+        println!("{addr}");
+    }
+    Ok(())
+}
+
+async fn manage(args: ManageArgs) -> anyhow::Result<()> {
+    let listen = Listen::parse(&args.host).map_err(anyhow::Error::msg)?;
+    let discovery = Discovery::parse(&args.discovery_url())?;
+    if let Discovery::Nodes(addrs) = &discovery {
+        let own = match &listen {
+            Listen::Tcp(addr) => format!("tcp://{addr}"),
+            Listen::Unix(path) => format!("unix://{}", path.display()),
+        };
+        if addrs
+            .iter()
+            .any(|a| swarm::engine::EngineAddr::parse(a).is_ok_and(|e| e.to_string() == own))
+        {
+            anyhow::bail!(
+                "discovery lists this manager's own address {own} as an engine (is DOCKER_HOST pointing at the manager?)"
+            );
+        }
+    }
+    let api_addr = match (&args.advertise, &listen) {
+        (Some(advertise), _) => advertise.trim_start_matches("tcp://").to_string(),
+        (None, Listen::Tcp(addr)) => addr.to_string(),
+        (None, Listen::Unix(path)) => format!("unix://{}", path.display()),
+    };
+    let settings = RaftSettings {
+        raft_addr: args.raft_addr,
+        api_addr,
+        data_dir: args.data_dir.clone(),
+        snapshot_logs: args.raft_snapshot_logs,
+    };
+    let cluster = Cluster::start(&settings)
+        .await
+        .with_context(|| format!("starting raft on {}", args.raft_addr))?;
+    let member = cluster.member();
+    tracing::info!(id = cluster.id(), raft = %member.raft_addr, api = %member.api_addr, "manager identity");
+    let config = ManagerConfig {
+        placement: args.placement(),
+        refresh_min: args.engine_refresh_min_interval,
+        refresh_max: args
+            .engine_refresh_max_interval
+            .max(args.engine_refresh_min_interval),
+        failure_retry: args.engine_failure_retry,
+    };
+    let joining = !cluster.has_membership() && args.join.is_some();
+    if !cluster.has_membership() && args.join.is_none() {
+        cluster
+            .bootstrap()
+            .await
+            .context("bootstrapping the cluster")?;
+        tracing::info!("started a new cluster");
+    }
+    let manager = Manager::new(config, cluster);
+    let cancel = CancellationToken::new();
+    {
+        let manager = Arc::clone(&manager);
+        let cancel = cancel.clone();
+        tokio::spawn(async move { manager.cluster.watch_quorum(cancel).await });
+    }
+    if let (true, Some(target)) = (joining, args.join.clone()) {
+        tokio::spawn(join(
+            target,
+            manager.cluster.id(),
+            member.clone(),
+            cancel.clone(),
+        ));
+    }
+    tokio::spawn(lead_while_leader(
+        Arc::clone(&manager),
+        discovery,
+        cancel.clone(),
+    ));
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        "swarm manager starting"
+    );
+    let shutdown = {
+        let cancel = cancel.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            cancel.cancel();
+        }
+    };
+    let served = api::serve(&listen, Arc::clone(&manager), shutdown)
+        .await
+        .with_context(|| format!("serving the API on {}", args.host));
+    manager.cluster.shutdown().await;
+    served
+}
+
+/// Runs the leader's duties whenever this manager leads, and stops them as
+/// soon as it does not (a deposed leader must not act on engines).
+async fn lead_while_leader(manager: Arc<Manager>, discovery: Discovery, cancel: CancellationToken) {
+    let mut metrics = manager.cluster.metrics();
+    let mut duties: Option<CancellationToken> = None;
+    loop {
+        let leading = metrics.borrow_and_update().state == swarm_raft::ServerState::Leader;
+        match (leading, &duties) {
+            (true, None) => {
+                tracing::info!("leading: watching the engines");
+                let token = cancel.child_token();
+                tokio::spawn(Arc::clone(&manager).lead(discovery.clone(), token.clone()));
+                duties = Some(token);
+            }
+            (false, Some(token)) => {
+                tracing::info!("not leading any more: engines left to the leader");
+                token.cancel();
+                duties = None;
+            }
+            _ => {}
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            changed = metrics.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Asks the manager at `target` (any member; followers forward) to add this
+/// one, until it answers yes.
+async fn join(target: String, id: u64, member: swarm_raft::Member, cancel: CancellationToken) {
+    let body = serde_json::json!({
+        "id": id,
+        "raft_addr": member.raft_addr,
+        "api_addr": member.api_addr,
+    })
+    .to_string();
+    let url = if target.contains("://") {
+        target.clone()
+    } else {
+        format!("tcp://{target}")
+    };
+    let engine = match swarm::engine::Engine::new(&url) {
+        Ok(engine) => engine,
+        Err(e) => {
+            tracing::error!(%target, error = %e, "invalid --join address");
+            return;
+        }
+    };
+    loop {
+        let request = hyper::Request::post("/_swarm/join")
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body.clone())));
+        let outcome = match request {
+            Ok(request) => match engine.send(request).await {
+                Ok(response) if response.status().is_success() => Ok(()),
+                Ok(response) => Err(format!("answered {}", response.status())),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
+            Ok(()) => {
+                tracing::info!(%target, "joined the cluster");
+                return;
+            }
+            Err(e) => tracing::warn!(%target, error = %e, "join refused; retrying"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,634 @@
+//! The manager: keeps the cluster state in step with the engines and does
+//! what the API asks of the cluster (placement, lookups, bookkeeping).
+//!
+//! It owns one watcher per discovered engine (see [`watch`]) and the
+//! [`Cluster`] they report into. The API layer asks it to resolve container
+//! references, to reserve a node for a create, and to refresh what a proxied
+//! request changed.
+
+pub mod events;
+mod reschedule;
+mod watch;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{
+    ApplyError, Cluster, Command, Container, LookupError, NodeHealth, NodeId, ProposeError,
+    Reservation,
+};
+use crate::discovery::Discovery;
+use crate::engine::{BadEngineAddr, Engine, EngineError};
+use crate::scheduler::{self, ContainerSpec, Unschedulable};
+
+/// Placement attempts before a create gives up under contention.
+const RESERVE_ATTEMPTS: usize = 16;
+
+/// How often a dynamic discovery (a file) is re-read.
+const DISCOVERY_POLL: Duration = Duration::from_secs(1);
+
+/// Tunables of `swarm manage`.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// Placement: strategy, enabled filters, overcommit.
+    pub placement: scheduler::Options,
+    /// Shortest pause between two refreshes of an engine.
+    pub refresh_min: Duration,
+    /// Longest pause between two refreshes of an engine.
+    pub refresh_max: Duration,
+    /// Failed refreshes in a row after which a node is unhealthy.
+    pub failure_retry: u32,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        ManagerConfig {
+            placement: scheduler::Options::default(),
+            refresh_min: Duration::from_secs(30),
+            refresh_max: Duration::from_secs(60),
+            failure_retry: 3,
+        }
+    }
+}
+
+/// Why a cluster-level operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    /// The container reference did not resolve.
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    /// No node can take the container.
+    #[error(transparent)]
+    Unschedulable(#[from] Unschedulable),
+    /// The change was refused or could not be replicated.
+    #[error(transparent)]
+    Propose(#[from] ProposeError),
+    /// An engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The node has no connected engine.
+    #[error("node {0} has no engine connection")]
+    NoEngine(String),
+    /// A container cannot be re-created from what the state holds.
+    #[error("cannot reschedule: {0}")]
+    Reschedule(String),
+}
+
+/// One discovered engine with its watcher.
+pub struct EngineSlot {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    node: Mutex<Option<NodeId>>,
+    wake: Notify,
+    cancel: CancellationToken,
+}
+
+impl EngineSlot {
+    /// The node this engine turned out to be, once it answered.
+    pub fn node(&self) -> Option<NodeId> {
+        self.node.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether this engine is node `id` (without copying the ID).
+    fn is_node(&self, id: &str) -> bool {
+        self.node
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_deref()
+            == Some(id)
+    }
+
+    fn set_node(&self, id: Option<NodeId>) {
+        *self.node.lock().unwrap_or_else(|e| e.into_inner()) = id;
+    }
+}
+
+/// The cluster manager.
+pub struct Manager {
+    /// The cluster state.
+    pub cluster: Cluster,
+    /// Tunables.
+    pub config: ManagerConfig,
+    /// The cluster's event stream.
+    pub events: events::EventHub,
+    engines: RwLock<BTreeMap<String, Arc<EngineSlot>>>,
+    execs: Mutex<HashMap<String, NodeId>>,
+    reservation_seq: AtomicU64,
+    /// This manager itself, for background tasks.
+    me: std::sync::Weak<Manager>,
+}
+
+impl Manager {
+    /// A manager over the replicated `cluster`, with no engines yet.
+    pub fn new(config: ManagerConfig, cluster: Cluster) -> Arc<Manager> {
+        Arc::new_cyclic(|me| Manager {
+            cluster,
+            config,
+            events: events::EventHub::default(),
+            engines: RwLock::new(BTreeMap::new()),
+            execs: Mutex::new(HashMap::new()),
+            // Microseconds since the epoch: a restarted manager never
+            // reuses the numbers of its previous run.
+            reservation_seq: AtomicU64::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_micros() as u64)
+                    .unwrap_or(1),
+            ),
+            me: me.clone(),
+        })
+    }
+
+    /// Follows `discovery` until `cancel`: starts a watcher for each engine
+    /// that appears and stops (and forgets the node of) each that leaves.
+    pub async fn run_discovery(self: Arc<Self>, discovery: Discovery, cancel: CancellationToken) {
+        loop {
+            match discovery.fetch().await {
+                Ok(addrs) => self.set_engines(&addrs, &cancel).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "discovery failed; keeping the current engines")
+                }
+            }
+            if !discovery.is_dynamic() {
+                return;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(DISCOVERY_POLL) => {}
+            }
+        }
+    }
+
+    /// Makes the watched engines exactly `addrs`; nodes of engines that
+    /// left (or that the state remembers at addresses no longer listed)
+    /// are removed from the state.
+    pub async fn set_engines(self: &Arc<Self>, addrs: &[String], cancel: &CancellationToken) {
+        let mut removed = std::collections::BTreeSet::new();
+        // (engine address, node ID) of every node, read once (not once per
+        // engine), in ID order; the first node at an address wins a lookup.
+        let known_nodes: Vec<(String, NodeId)> = self
+            .cluster
+            .read()
+            .nodes
+            .values()
+            .map(|n| (n.info.addr.clone(), n.info.id.clone()))
+            .collect();
+        let mut by_addr: HashMap<&str, &NodeId> = HashMap::with_capacity(known_nodes.len());
+        for (addr, id) in &known_nodes {
+            by_addr.entry(addr.as_str()).or_insert(id);
+        }
+        {
+            let mut engines = self.engines.write().unwrap_or_else(|e| e.into_inner());
+            let gone: Vec<String> = engines
+                .keys()
+                .filter(|a| !addrs.contains(a))
+                .cloned()
+                .collect();
+            for addr in gone {
+                if let Some(slot) = engines.remove(&addr) {
+                    slot.cancel.cancel();
+                    if let Some(node) = slot.node() {
+                        tracing::info!(%addr, %node, "engine left discovery");
+                        removed.insert(node);
+                    }
+                }
+            }
+            for addr in addrs {
+                if engines.contains_key(addr) {
+                    continue;
+                }
+                let engine = match Engine::new(addr) {
+                    Ok(engine) => engine,
+                    Err(BadEngineAddr(a)) => {
+                        tracing::warn!(addr = %a, "skipping invalid engine address");
+                        continue;
+                    }
+                };
+                // A manager taking over knows the node from the replicated
+                // state already: requests are served before the first refresh.
+                let known = by_addr
+                    .get(engine.addr.to_string().as_str())
+                    .map(|id| (*id).clone());
+                let slot = Arc::new(EngineSlot {
+                    engine: Arc::new(engine),
+                    node: Mutex::new(known),
+                    wake: Notify::new(),
+                    cancel: cancel.child_token(),
+                });
+                engines.insert(addr.clone(), slot.clone());
+                tracing::info!(%addr, "engine joined discovery");
+                tokio::spawn(watch::watch_engine(self.clone(), slot));
+            }
+            let listed: std::collections::HashSet<String> = engines
+                .values()
+                .map(|s| s.engine.addr.to_string())
+                .collect();
+            removed.extend(
+                known_nodes
+                    .iter()
+                    .filter(|(addr, _)| !listed.contains(addr))
+                    .map(|(_, id)| id.clone()),
+            );
+        }
+        for node in removed {
+            if let Err(e) = self
+                .cluster
+                .propose(Command::NodeRemoved { id: node })
+                .await
+            {
+                tracing::warn!(error = %e, "cannot remove a node that left discovery");
+            }
+        }
+    }
+
+    /// The leader's duties, until `cancel` (leadership lost or shutdown):
+    /// follow discovery and watch every engine, and release the
+    /// reservations inherited from a previous leader once the engines have
+    /// been read (a create it had in flight either produced a container,
+    /// which the refresh accounts for by its swarm id, or nothing).
+    pub async fn lead(self: Arc<Self>, discovery: Discovery, cancel: CancellationToken) {
+        // Reservations of reschedules in progress belong to the rescheduler.
+        let inherited: Vec<String> = {
+            let state = self.cluster.read();
+            state
+                .reservations
+                .values()
+                .filter(|r| {
+                    r.swarm_id
+                        .as_ref()
+                        .is_none_or(|s| !state.rescheduling.contains_key(s))
+                })
+                .map(|r| r.id.clone())
+                .collect()
+        };
+        if !inherited.is_empty() {
+            let me = self.clone();
+            let cancel = cancel.clone();
+            let grace = self.config.refresh_max + Duration::from_secs(5);
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(grace) => {}
+                }
+                for id in inherited {
+                    if cancel.is_cancelled() {
+                        return;
+                    }
+                    let _ = me.cluster.propose(Command::Release { id }).await;
+                }
+            });
+        }
+        tokio::spawn(reschedule::drive(self.clone(), cancel.clone()));
+        self.clone().run_discovery(discovery, cancel.clone()).await;
+        cancel.cancelled().await;
+        self.stop_engines();
+    }
+
+    /// Stops every engine watcher and forgets the engines, without touching
+    /// the state (a manager that stops leading).
+    pub fn stop_engines(&self) {
+        let mut engines = self.engines.write().unwrap_or_else(|e| e.into_inner());
+        for slot in engines.values() {
+            slot.cancel.cancel();
+        }
+        engines.clear();
+    }
+
+    /// Node `id` as events name it.
+    pub fn node_ref(&self, id: &str) -> Option<events::NodeRef> {
+        let state = self.cluster.read();
+        state.nodes.get(id).map(|n| events::NodeRef {
+            name: n.name.clone(),
+            id: n.info.id.clone(),
+            addr: n
+                .info
+                .addr
+                .strip_prefix("tcp://")
+                .unwrap_or(&n.info.addr)
+                .to_string(),
+            ip: n.ip(),
+        })
+    }
+
+    /// Every watched engine, by discovery address.
+    pub fn engine_slots(&self) -> Vec<(String, Arc<EngineSlot>)> {
+        self.engines
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(a, s)| (a.clone(), s.clone()))
+            .collect()
+    }
+
+    /// The engine of node `id`.
+    pub fn engine(&self, id: &str) -> Result<Arc<Engine>, ManagerError> {
+        self.engines
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .find(|s| s.is_node(id))
+            .map(|s| s.engine.clone())
+            .ok_or_else(|| ManagerError::NoEngine(self.cluster.read().node_name(id)))
+    }
+
+    /// Healthy nodes with their engines, in node-ID order.
+    pub fn healthy_engines(&self) -> Vec<(NodeId, Arc<Engine>)> {
+        let ids: Vec<NodeId> = self
+            .cluster
+            .read()
+            .nodes
+            .values()
+            .filter(|n| n.health == NodeHealth::Healthy)
+            .map(|n| n.info.id.clone())
+            .collect();
+        // One pass over the slots (not one per node): `docker ps` asks this.
+        let mut by_node: HashMap<NodeId, Arc<Engine>> = self
+            .engines
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter_map(|s| s.node().map(|n| (n, s.engine.clone())))
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| by_node.remove(&id).map(|e| (id, e)))
+            .collect()
+    }
+
+    /// Finds a container and its engine. On a miss, re-reads every engine's
+    /// container list once (the container may be seconds old) and tries again.
+    pub async fn resolve(&self, reference: &str) -> Result<(Container, Arc<Engine>), ManagerError> {
+        let found = self.cluster.read().resolve_container(reference).cloned();
+        let container = match found {
+            Ok(c) => c,
+            Err(LookupError::NotFound(_)) => {
+                self.refresh_all_containers().await;
+                self.cluster.read().resolve_container(reference).cloned()?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let engine = self.engine(&container.node)?;
+        Ok((container, engine))
+    }
+
+    /// Re-reads the container lists of all healthy nodes.
+    pub async fn refresh_all_containers(&self) {
+        let jobs = self
+            .healthy_engines()
+            .into_iter()
+            .map(|(node, engine)| async move {
+                if let Err(e) = self.refresh_node_containers(&node, &engine).await {
+                    tracing::debug!(error = %e, "container refresh failed");
+                }
+            });
+        futures::future::join_all(jobs).await;
+    }
+
+    /// Re-reads a node's full container list. Containers never seen in full
+    /// are inspected for their resources. A list overtaken by a newer
+    /// single-container change is dropped (the change is newer).
+    pub async fn refresh_node_containers(
+        &self,
+        node: &str,
+        engine: &Engine,
+    ) -> Result<(), ManagerError> {
+        let version = self
+            .cluster
+            .read()
+            .nodes
+            .get(node)
+            .map(|n| n.version)
+            .unwrap_or(0);
+        let mut containers = engine.containers(node).await?;
+        let unknown: Vec<String> = {
+            let state = self.cluster.read();
+            containers
+                .iter()
+                .filter(|c| {
+                    state
+                        .containers
+                        .get(&c.id)
+                        .is_none_or(|k| k.resources.is_none())
+                })
+                .map(|c| c.id.clone())
+                .collect()
+        };
+        for id in unknown {
+            if let Some(full) = engine.container(node, &id).await? {
+                if let Some(slot) = containers.iter_mut().find(|c| c.id == id) {
+                    *slot = full;
+                }
+            }
+        }
+        match self
+            .cluster
+            .propose(Command::ContainersObserved {
+                node: node.to_string(),
+                containers,
+                version,
+            })
+            .await
+        {
+            Ok(()) | Err(ProposeError::Refused(ApplyError::Stale(_))) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Re-reads one container after a request changed it.
+    pub async fn refresh_container(&self, node: &str, id: &str) -> Result<(), ManagerError> {
+        let engine = self.engine(node)?;
+        match engine.container(node, id).await? {
+            Some(container) => {
+                self.cluster
+                    .propose(Command::ContainerObserved(container))
+                    .await?
+            }
+            None => {
+                self.cluster
+                    .propose(Command::ContainerRemoved { id: id.to_string() })
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-reads the images of one node.
+    pub async fn refresh_images(&self, node: &str) -> Result<(), ManagerError> {
+        let engine = self.engine(node)?;
+        self.refresh_node_images(node, &engine).await
+    }
+
+    /// Re-reads the images of node `node` from `engine`.
+    pub async fn refresh_node_images(
+        &self,
+        node: &str,
+        engine: &Engine,
+    ) -> Result<(), ManagerError> {
+        let images = engine.images().await?;
+        self.cluster
+            .propose(Command::ImagesObserved {
+                node: node.to_string(),
+                images,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Picks a node for `spec` and reserves it (name and resources) in the
+    /// state: placement runs on a snapshot, `apply()` re-checks against the
+    /// latest state, and a refused reservation is retried on a fresh
+    /// snapshot. Release it with [`Manager::release`] or turn it into the
+    /// container with [`Manager::created`].
+    pub async fn reserve(&self, spec: &ContainerSpec) -> Result<Reservation, ManagerError> {
+        let mut last = None;
+        for _ in 0..RESERVE_ATTEMPTS {
+            let seq = self.reservation_seq.fetch_add(1, Ordering::Relaxed);
+            let seed = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ u64::from(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.subsec_nanos())
+                        .unwrap_or(0),
+                );
+            let node = scheduler::place(&self.cluster.read(), spec, &self.config.placement, seed)?;
+            let reservation = Reservation {
+                // Unique across managers: a new leader must not collide
+                // with reservations its predecessor left in the state.
+                id: format!("reservation-{}-{seq}", self.cluster.id()),
+                node,
+                name: spec.name.clone(),
+                resources: spec.resources.clone(),
+                swarm_id: spec.swarm_id.clone(),
+            };
+            match self
+                .cluster
+                .propose(Command::Reserve {
+                    reservation: reservation.clone(),
+                    overcommit: self.config.placement.overcommit,
+                    checks: self.config.placement.checks(),
+                })
+                .await
+            {
+                Ok(()) => return Ok(reservation),
+                Err(e @ ProposeError::Refused(ApplyError::NameInUse { .. })) => {
+                    return Err(e.into())
+                }
+                Err(ProposeError::Refused(e)) => {
+                    tracing::debug!(error = %e, "reservation refused; placing again");
+                    last = Some(ProposeError::Refused(e));
+                }
+                Err(e) => {
+                    // Not acknowledged, yet it may still commit later (e.g.
+                    // when the quorum returns): release it then.
+                    self.release_later(reservation.id.clone());
+                    return Err(e.into());
+                }
+            }
+        }
+        Err(last
+            .map(ManagerError::from)
+            .unwrap_or_else(|| ManagerError::NoEngine("no node".into())))
+    }
+
+    /// Records a created container in place of its reservation.
+    pub async fn created(
+        &self,
+        reservation: &Reservation,
+        container: crate::cluster::Container,
+    ) -> Result<(), ManagerError> {
+        self.cluster
+            .propose(Command::ContainerCreated {
+                reservation: reservation.id.clone(),
+                container,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Reads container `id`, just created for `reservation`, back from its
+    /// engine and records it in place of the reservation. Failures are only
+    /// logged: the container exists whatever happens here, and the next
+    /// refresh accounts for it by its swarm id.
+    pub async fn record_created(&self, reservation: &Reservation, id: &str) {
+        let engine = match self.engine(&reservation.node) {
+            Ok(engine) => engine,
+            Err(e) => {
+                tracing::warn!(container = %id, error = %e, "cannot read the created container back");
+                return;
+            }
+        };
+        match engine.container(&reservation.node, id).await {
+            Ok(Some(container)) => {
+                if let Err(e) = self.created(reservation, container).await {
+                    tracing::warn!(container = %id, error = %e, "cannot record the created container");
+                }
+            }
+            Ok(None) => tracing::warn!(container = %id, "created container vanished at once"),
+            Err(e) => {
+                tracing::warn!(container = %id, error = %e, "cannot read the created container back")
+            }
+        }
+    }
+
+    /// Drops a reservation.
+    pub async fn release(&self, reservation: &Reservation) {
+        if self
+            .cluster
+            .propose(Command::Release {
+                id: reservation.id.clone(),
+            })
+            .await
+            .is_err()
+        {
+            self.release_later(reservation.id.clone());
+        }
+    }
+
+    /// Keeps proposing `Release` of a reservation in the background while
+    /// this manager leads (a few tries): a proposal that timed out may still
+    /// commit, and its reservation must not hold a name and resources forever.
+    fn release_later(&self, id: String) {
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        tokio::spawn(async move {
+            for _ in 0..30 {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if !me.cluster.is_leader() {
+                    return; // the next leader drops what it inherits
+                }
+                match me
+                    .cluster
+                    .propose(Command::Release { id: id.clone() })
+                    .await
+                {
+                    Ok(()) | Err(ProposeError::Refused(_)) => return,
+                    Err(e) => tracing::debug!(error = %e, %id, "release not committed yet"),
+                }
+            }
+        });
+    }
+
+    /// Remembers which node an exec instance lives on.
+    pub fn record_exec(&self, exec_id: &str, node: &str) {
+        let mut execs = self.execs.lock().unwrap_or_else(|e| e.into_inner());
+        // Exec instances are short-lived; keep the table bounded.
+        if execs.len() > 100_000 {
+            execs.clear();
+        }
+        execs.insert(exec_id.to_string(), node.to_string());
+    }
+
+    /// The node of an exec instance.
+    pub fn exec_node(&self, exec_id: &str) -> Option<NodeId> {
+        self.execs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(exec_id)
+            .cloned()
+    }
+}

@@ -1,0 +1,246 @@
+//! One watcher per engine: a refresh loop (info, containers, images) with
+//! backoff, and an event loop that keeps containers and images current
+//! between refreshes. Failures are counted; after `--engine-failure-retry`
+//! failed refreshes in a row the node is marked unhealthy, and the next
+//! successful refresh marks it healthy again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::models::EventMessageTypeEnum;
+use futures::StreamExt;
+
+use super::{EngineSlot, Manager, ManagerError};
+use crate::cluster::{Command, NodeId};
+use crate::engine::EngineError;
+
+/// Pause before re-subscribing to a broken event stream.
+const EVENTS_RETRY: Duration = Duration::from_secs(1);
+
+pub(super) async fn watch_engine(manager: Arc<Manager>, slot: Arc<EngineSlot>) {
+    let mut failures: u32 = 0;
+    let mut events: Option<tokio::task::JoinHandle<()>> = None;
+    loop {
+        match refresh(&manager, &slot).await {
+            Ok(node) => {
+                if failures >= manager.config.failure_retry {
+                    manager.events.swarm_event(
+                        "node",
+                        "engine_reconnect",
+                        &node,
+                        Default::default(),
+                        manager.node_ref(&node).as_ref(),
+                    );
+                }
+                failures = 0;
+                slot.engine.set_error(None);
+                if events.as_ref().is_none_or(|h| h.is_finished()) {
+                    events = Some(tokio::spawn(follow_events(
+                        manager.clone(),
+                        slot.clone(),
+                        node,
+                    )));
+                }
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let message = e.to_string();
+                tracing::warn!(engine = %slot.engine.addr, failures, error = %message, "engine refresh failed");
+                slot.engine.set_error(Some(message.clone()));
+                slot.engine.reset().await;
+                if let Some(node) = slot.node() {
+                    let unhealthy = failures >= manager.config.failure_retry;
+                    let _ = manager
+                        .cluster
+                        .propose(Command::NodeFailed {
+                            id: node.clone(),
+                            error: message.clone(),
+                            unhealthy,
+                            at: now(),
+                        })
+                        .await;
+                    if failures == manager.config.failure_retry {
+                        manager.events.swarm_event(
+                            "node",
+                            "engine_disconnect",
+                            &node,
+                            [("error".to_string(), message)].into(),
+                            manager.node_ref(&node).as_ref(),
+                        );
+                    }
+                }
+            }
+        }
+        let pause = next_pause(&manager.config, failures);
+        tokio::select! {
+            _ = slot.cancel.cancelled() => break,
+            _ = tokio::time::sleep(pause) => {}
+            _ = slot.wake.notified() => {}
+        }
+    }
+    if let Some(handle) = events {
+        handle.abort();
+    }
+}
+
+/// First retry after a failed refresh of a node not yet unhealthy.
+const FAILURE_RETRY: Duration = Duration::from_millis(500);
+
+/// Pause before the next refresh: a jittered interval between min and max
+/// while healthy. After a failure, quick retries (500 ms, doubling, at most
+/// min) until `--engine-failure-retry` failures in a row declare the node
+/// unhealthy, so that a dead node is known within seconds; from then on
+/// backoff from min up to max.
+fn next_pause(config: &super::ManagerConfig, failures: u32) -> Duration {
+    let (min, max) = (
+        config.refresh_min,
+        config.refresh_max.max(config.refresh_min),
+    );
+    if failures == 0 {
+        let spread = max - min;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        min + spread.mul_f64(f64::from(nanos % 1000) / 1000.0)
+    } else if failures < config.failure_retry {
+        let factor = 2u32.saturating_pow((failures - 1).min(16));
+        FAILURE_RETRY.saturating_mul(factor).min(min)
+    } else {
+        let factor = 2u32.saturating_pow((failures - config.failure_retry).min(16));
+        min.saturating_mul(factor).min(max)
+    }
+}
+
+/// Reads everything about the engine and commits it; returns the node ID.
+async fn refresh(manager: &Manager, slot: &EngineSlot) -> Result<NodeId, EngineError> {
+    let engine = &slot.engine;
+    let info = engine.observe(now()).await?;
+    let id = info.id.clone();
+    if let Some(old) = slot.node().filter(|old| *old != id) {
+        tracing::warn!(engine = %engine.addr, %old, new = %id, "engine ID changed: a different engine answers at this address");
+        let _ = manager
+            .cluster
+            .propose(Command::NodeRemoved { id: old })
+            .await;
+    }
+    let _ = manager.cluster.propose(Command::NodeObserved(info)).await;
+    slot.set_node(Some(id.clone()));
+    // An engine failure fails the refresh; a refused proposal does not.
+    let engine_only = |e: ManagerError| match e {
+        ManagerError::Engine(e) => Err(e),
+        other => {
+            tracing::warn!(error = %other, "refresh not recorded");
+            Ok(())
+        }
+    };
+    if let Err(e) = manager.refresh_node_containers(&id, engine).await {
+        engine_only(e)?;
+        return Ok(id);
+    }
+    if let Err(e) = manager.refresh_node_images(&id, engine).await {
+        engine_only(e)?;
+    }
+    Ok(id)
+}
+
+/// Applies the engine's events until the stream breaks, then asks for a
+/// refresh (events may have been missed) and re-subscribes.
+async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeId) {
+    let mut resumed = false;
+    loop {
+        match slot.engine.events().await {
+            Ok(stream) => {
+                if resumed {
+                    // The engine answers again (e.g. back after a failure):
+                    // refresh now rather than at the next interval, so an
+                    // unhealthy node is healthy again within a second.
+                    slot.wake.notify_one();
+                }
+                let mut stream = std::pin::pin!(stream);
+                while let Some(event) = stream.next().await {
+                    let event = match event {
+                        Ok(event) => event,
+                        Err(e) => {
+                            tracing::debug!(engine = %slot.engine.addr, error = %e, "event stream broke");
+                            break;
+                        }
+                    };
+                    if manager.events.listeners() > 0 {
+                        if let Some(node) = manager.node_ref(&node) {
+                            manager.events.engine_event(&event, &node);
+                        }
+                    }
+                    let actor = event.actor.and_then(|a| a.id).unwrap_or_default();
+                    let action = event.action.unwrap_or_default();
+                    match event.typ {
+                        Some(EventMessageTypeEnum::CONTAINER) if action == "destroy" => {
+                            let _ = manager
+                                .cluster
+                                .propose(Command::ContainerRemoved { id: actor })
+                                .await;
+                        }
+                        Some(EventMessageTypeEnum::CONTAINER) if !actor.is_empty() => {
+                            if let Err(e) = manager.refresh_container(&node, &actor).await {
+                                tracing::debug!(error = %e, "container refresh after event failed");
+                            }
+                        }
+                        Some(EventMessageTypeEnum::IMAGE) => {
+                            if let Err(e) = manager.refresh_images(&node).await {
+                                tracing::debug!(error = %e, "image refresh after event failed");
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(engine = %slot.engine.addr, error = %e, "cannot follow events")
+            }
+        }
+        slot.wake.notify_one();
+        resumed = true;
+        tokio::select! {
+            _ = slot.cancel.cancelled() => return,
+            _ = tokio::time::sleep(EVENTS_RETRY) => {}
+        }
+    }
+}
+
+/// Now, RFC 3339, for observation stamps.
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manager::ManagerConfig;
+
+    #[test]
+    fn pauses_stay_within_bounds_and_back_off() {
+        let config = ManagerConfig {
+            refresh_min: Duration::from_secs(1),
+            refresh_max: Duration::from_secs(8),
+            ..Default::default()
+        };
+        let healthy = next_pause(&config, 0);
+        assert!(healthy >= Duration::from_secs(1) && healthy <= Duration::from_secs(8));
+        // Quick retries until the third failure (failure_retry = 3)...
+        assert_eq!(next_pause(&config, 1), Duration::from_millis(500));
+        assert_eq!(next_pause(&config, 2), Duration::from_secs(1));
+        // ... then backoff from min to max.
+        assert_eq!(next_pause(&config, 3), Duration::from_secs(1));
+        assert_eq!(next_pause(&config, 4), Duration::from_secs(2));
+        assert_eq!(next_pause(&config, 5), Duration::from_secs(4));
+        assert_eq!(next_pause(&config, 10), Duration::from_secs(8));
+        assert_eq!(next_pause(&config, u32::MAX), Duration::from_secs(8));
+        // Quick retries never exceed min.
+        let slow = ManagerConfig {
+            refresh_min: Duration::from_millis(200),
+            failure_retry: 5,
+            ..config
+        };
+        assert_eq!(next_pause(&slow, 3), Duration::from_millis(200));
+    }
+}

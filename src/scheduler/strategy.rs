@@ -1,0 +1,117 @@
+//! Strategies rank the nodes that passed the filters.
+//!
+//! A node's weight is how full it would be with the new container, in basis
+//! points of capacity: `(used + requested) CPU × 10000 / CPUs +
+//! (used + requested) memory × 10000 / memory`. (Overcommit stretches every
+//! node's capacity by the same factor, so it changes which nodes fit, not
+//! their order.) `spread` takes the lowest weight, then the fewest containers;
+//! `binpack` the highest weight, then the most containers; `random` any
+//! node. Remaining ties go to the first node in ID order.
+
+use crate::cluster::{basis_points, Node, Resources};
+
+/// How to choose among the nodes that pass the filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Strategy {
+    /// Least used node first.
+    #[default]
+    Spread,
+    /// Most used node that still fits first.
+    Binpack,
+    /// Any node, chosen at random.
+    Random,
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Strategy::Spread => "spread",
+            Strategy::Binpack => "binpack",
+            Strategy::Random => "random",
+        })
+    }
+}
+
+/// The node's fullness with `resources` added, in basis points (see
+/// module docs). Overcommit multiplies every node's capacity alike, so it
+/// does not change the order and is left out.
+pub fn weight(node: &Node, resources: &Resources) -> u64 {
+    if resources.cpus_milli == 0 && resources.memory <= 0 {
+        return node.usage.fullness_bp;
+    }
+    basis_points(
+        node.usage.cpus_milli + resources.cpus_milli,
+        node.cpu_capacity_milli(0),
+    ) + basis_points(
+        (node.usage.memory + resources.memory).max(0) as u64,
+        node.memory_capacity(0) as u64,
+    )
+}
+
+/// A node's rank key: its weight, then its container count.
+pub fn key(node: &Node, resources: &Resources) -> (u64, usize) {
+    (weight(node, resources), node.usage.containers)
+}
+
+/// Keeps the best node offered so far for a strategy; nodes are offered
+/// in ID order, so ties go to the first.
+pub struct Picker<'a> {
+    strategy: Strategy,
+    rng: u64,
+    seen: u64,
+    best: Option<(&'a Node, (u64, usize))>,
+}
+
+impl<'a> Picker<'a> {
+    /// An empty picker; `seed` drives `random`.
+    pub fn new(strategy: Strategy, seed: u64) -> Self {
+        Picker {
+            strategy,
+            rng: seed,
+            seen: 0,
+            best: None,
+        }
+    }
+
+    /// Considers `node` with rank `key`.
+    pub fn offer(&mut self, node: &'a Node, key: (u64, usize)) {
+        self.seen += 1;
+        let better = match (&self.best, self.strategy) {
+            (None, _) => true,
+            (Some((_, k)), Strategy::Spread) => key < *k,
+            (Some((_, k)), Strategy::Binpack) => key > *k,
+            (Some(_), Strategy::Random) => splitmix(&mut self.rng).is_multiple_of(self.seen),
+        };
+        if better {
+            self.best = Some((node, key));
+        }
+    }
+
+    /// The chosen node, if any was offered.
+    pub fn best(&self) -> Option<&'a Node> {
+        self.best.map(|(n, _)| n)
+    }
+}
+
+/// Picks the best of `candidates` (in ID order) for `strategy`.
+pub fn choose<'a>(
+    candidates: impl Iterator<Item = &'a Node>,
+    resources: &Resources,
+    strategy: Strategy,
+    seed: u64,
+) -> Option<&'a Node> {
+    let mut picker = Picker::new(strategy, seed);
+    for node in candidates {
+        picker.offer(node, key(node, resources));
+    }
+    picker.best()
+}
+
+/// A small deterministic PRNG step (SplitMix64).
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
