@@ -1702,10 +1702,18 @@ pub fn docker_in_tty(host: &str, args: &str) -> String {
     // script's stdin stays open (a pipe nobody writes to) until it is done,
     // like a user's terminal: at EOF on its stdin script types an
     // end-of-file into the terminal, which a real session never sees.
+    //
+    // docker must be in the terminal's foreground process group, or setting
+    // raw mode stops it with SIGTTOU and it hangs with no output. A plain
+    // `timeout` moves itself and docker into a new group; `--foreground`
+    // does not. `exec` and a fixed SHELL keep the result the same whether
+    // or not the environment sets SHELL (script runs `$SHELL -c`, and dash
+    // does not exec a lone command).
     let mut child = timed(90, "script")
+        .env("SHELL", "/bin/sh")
         .args([
             "-qfec",
-            &format!("timeout -k 5 60 docker -H {host} {args}"),
+            &format!("exec timeout --foreground -k 5 60 docker -H {host} {args}"),
             "/dev/null",
         ])
         .stdin(Stdio::piped())
