@@ -8,7 +8,9 @@
 //!
 //! It knows nothing of Docker: it replicates opaque bincode commands into any
 //! [`StateMachine`], and a snapshot is the bincode of the whole state.
+//! Concurrent proposals are grouped into one log entry (see `batch.rs`).
 
+mod batch;
 pub mod network;
 pub mod store;
 
@@ -36,6 +38,7 @@ use tokio::task::JoinHandle;
 pub use openraft;
 pub use openraft::{RaftMetrics, ServerState};
 
+use crate::batch::Proposer;
 use crate::network::{NetworkFactory, RaftService, MAX_MESSAGE_BYTES};
 use crate::store::{LogStore, SharedState, StateMachineStore};
 
@@ -122,8 +125,10 @@ impl<S> Ord for TypeConfig<S> {
 }
 
 impl<S: StateMachine> openraft::RaftTypeConfig for TypeConfig<S> {
-    type D = S::Command;
-    type R = Option<S::Output>;
+    /// One entry carries the commands proposed together (group commit).
+    type D = Vec<S::Command>;
+    /// Their outputs, in order (none for blank and membership entries).
+    type R = Vec<S::Output>;
     type NodeId = u64;
     type Node = Member;
     type Entry = openraft::Entry<Self>;
@@ -242,6 +247,31 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+impl Error {
+    /// The same error again, for each proposer of a failed batch (the
+    /// wrapped library errors become their text).
+    fn duplicate(&self) -> Error {
+        match self {
+            Error::ForwardToLeader {
+                leader_id,
+                leader_node,
+            } => Error::ForwardToLeader {
+                leader_id: *leader_id,
+                leader_node: leader_node.clone(),
+            },
+            Error::NoQuorum(m) => Error::NoQuorum(m.clone()),
+            Error::AlreadyInitialized(m) => Error::AlreadyInitialized(m.clone()),
+            Error::Membership(m) => Error::Membership(m.clone()),
+            Error::Config(m) => Error::Config(m.clone()),
+            Error::Fatal(m) => Error::Fatal(m.clone()),
+            Error::Transport(m) => Error::Transport(m.clone()),
+            Error::Storage(e) => Error::Fatal(format!("storage: {e}")),
+            Error::Encoding(e) => Error::Fatal(format!("encoding: {e}")),
+            Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+}
+
 impl From<RaftError<u64, ClientWriteError<u64, Member>>> for Error {
     fn from(e: RaftError<u64, ClientWriteError<u64, Member>>) -> Self {
         match e {
@@ -293,6 +323,7 @@ struct Server {
 pub struct ReplicatedNode<S: StateMachine> {
     id: u64,
     raft: openraft::Raft<TypeConfig<S>>,
+    proposer: Proposer<S>,
     state: SharedState<S>,
     raft_addr: SocketAddr,
     network: NetworkFactory,
@@ -344,6 +375,7 @@ impl<S: StateMachine> ReplicatedNode<S> {
 
         Ok(Self {
             id,
+            proposer: Proposer::start(raft.clone()),
             raft,
             state,
             raft_addr,
@@ -424,10 +456,7 @@ impl<S: StateMachine> ReplicatedNode<S> {
     /// once it is committed and applied. On a follower it fails with
     /// [`Error::ForwardToLeader`].
     pub async fn propose(&self, command: S::Command) -> Result<S::Output, Error> {
-        let response = self.raft.client_write(command).await?;
-        response
-            .data
-            .ok_or_else(|| Error::Fatal("a command entry had no output".to_string()))
+        self.proposer.propose(command).await
     }
 
     /// Like [`propose`](Self::propose), but a follower sends the command to
@@ -463,8 +492,11 @@ impl<S: StateMachine> ReplicatedNode<S> {
             .map_err(|s| Error::Transport(s.to_string()))?
             .into_inner();
         if reply.error.is_empty() {
-            let output: Option<S::Output> = bincode::deserialize(&reply.data)?;
-            output.ok_or_else(|| Error::Fatal("a command entry had no output".to_string()))
+            let outputs: Vec<S::Output> = bincode::deserialize(&reply.data)?;
+            outputs
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::Fatal("a command entry had no output".to_string()))
         } else {
             let e: RaftError<u64, ClientWriteError<u64, Member>> =
                 bincode::deserialize(&reply.data)?;

@@ -287,6 +287,6 @@ impl<S: StateMachine> crate::pb::raft_server::Raft for RaftService<S> {
 
     async fn forward(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let command: S::Command = decode_request(request)?;
-        reply(self.raft.client_write(command).await.map(|r| r.data))
+        reply(self.raft.client_write(vec![command]).await.map(|r| r.data))
     }
 }

@@ -410,7 +410,7 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig<S>> for StateMachineStore<S> {
         Ok((applied.last_applied, applied.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Option<S::Output>>, StorageError<u64>>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<S::Output>>, StorageError<u64>>
     where
         I: IntoIterator<Item = Entry<TypeConfig<S>>> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -420,11 +420,16 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig<S>> for StateMachineStore<S> {
         for entry in entries {
             applied.last_applied = Some(entry.log_id);
             match entry.payload {
-                EntryPayload::Blank => outputs.push(None),
-                EntryPayload::Normal(command) => outputs.push(Some(applied.state.apply(command))),
+                EntryPayload::Blank => outputs.push(Vec::new()),
+                EntryPayload::Normal(commands) => outputs.push(
+                    commands
+                        .into_iter()
+                        .map(|command| applied.state.apply(command))
+                        .collect(),
+                ),
                 EntryPayload::Membership(membership) => {
                     applied.membership = StoredMembership::new(Some(entry.log_id), membership);
-                    outputs.push(None);
+                    outputs.push(Vec::new());
                 }
             }
         }

@@ -289,3 +289,40 @@ async fn grows_from_one_node_and_removes_a_member() {
         node.shutdown().await.expect("shutdown");
     }
 }
+
+/// Proposals made at the same time share log entries (group commit), and
+/// each proposer still gets the output of its own command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_proposals_share_entries() {
+    let config = Config::default();
+    let dirs = dirs(3);
+    let nodes = cluster(&dirs, &config).await;
+    let live: Vec<&Node> = nodes.iter().collect();
+    let leader = live[wait_leader(&live, WITHIN).await];
+    let before = leader.metrics().borrow().last_log_index.unwrap_or(0);
+
+    const N: usize = 300;
+    let outputs = futures::future::join_all((0..N).map(|i| leader.propose(format!("g{i}")))).await;
+    let after = leader.metrics().borrow().last_log_index.unwrap_or(0);
+
+    // Each output is the journal's length right after that command: all
+    // different, 1..=N, and the command sits at that position.
+    let journal = leader.read(|j| j.entries.clone()).await.expect("read");
+    let mut seen = BTreeSet::new();
+    for (i, output) in outputs.into_iter().enumerate() {
+        let len = output.expect("propose");
+        assert_eq!(journal[len - 1], format!("g{i}"), "output of proposal {i}");
+        assert!(seen.insert(len), "two proposals answered {len}");
+    }
+    assert_eq!(seen.len(), N);
+    let entries = after - before;
+    assert!(
+        entries < N as u64,
+        "{N} concurrent proposals took {entries} entries"
+    );
+    for node in &live {
+        wait_len(node, N, WITHIN).await;
+        assert_eq!(node.read_local(|j| j.entries.clone()), journal);
+    }
+    println!("{N} concurrent proposals in {entries} entries");
+}
