@@ -11,7 +11,7 @@ use bollard::models::EventMessageTypeEnum;
 use futures::StreamExt;
 
 use super::{EngineSlot, Manager, ManagerError};
-use crate::cluster::{Command, NodeId};
+use crate::cluster::{ClusterState, Command, ContainerState, NodeId};
 use crate::engine::EngineError;
 
 /// Pause before re-subscribing to a broken event stream.
@@ -180,7 +180,15 @@ async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeI
                                 .propose(Command::ContainerRemoved { id: actor })
                                 .await;
                         }
-                        Some(EventMessageTypeEnum::CONTAINER) if !actor.is_empty() => {
+                        Some(EventMessageTypeEnum::CONTAINER)
+                            if !actor.is_empty()
+                                && !event_adds_nothing(
+                                    &manager.cluster.read(),
+                                    &node,
+                                    &actor,
+                                    &action,
+                                ) =>
+                        {
                             if let Err(e) = manager.refresh_container(&node, &actor).await {
                                 tracing::debug!(error = %e, "container refresh after event failed");
                             }
@@ -207,6 +215,22 @@ async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeI
     }
 }
 
+/// Whether the state already shows what a container event says, so that
+/// reading the container again would change nothing: the manager records
+/// the creates and starts it makes as soon as the engine answers them, and
+/// their events follow. Other events (and these for containers the state
+/// does not show so yet) are read back.
+fn event_adds_nothing(state: &ClusterState, node: &str, id: &str, action: &str) -> bool {
+    match state.containers.get(id) {
+        Some(c) if c.node == node => match action {
+            "create" => true,
+            "start" => c.state == ContainerState::Running,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// Now, RFC 3339, for observation stamps.
 pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -216,6 +240,49 @@ pub(crate) fn now() -> String {
 mod tests {
     use super::*;
     use crate::manager::ManagerConfig;
+
+    #[test]
+    fn only_events_the_state_already_shows_are_skipped() {
+        use crate::cluster::{Container, NodeInfo};
+        let mut state = ClusterState::default();
+        state
+            .apply(Command::NodeObserved(NodeInfo {
+                id: "AAAA:1111".into(),
+                hostname: "a".into(),
+                addr: "tcp://127.0.0.1:2375".into(),
+                cpus: 1,
+                memory: 1 << 30,
+                ..Default::default()
+            }))
+            .expect("node");
+        let node = state.nodes.keys().next().expect("node id").clone();
+        let mut container = Container {
+            id: "c1".into(),
+            node: node.clone(),
+            name: "web".into(),
+            image: "busybox:local".into(),
+            state: ContainerState::Created,
+            labels: Default::default(),
+            resources: None,
+        };
+        state
+            .apply(Command::ContainerObserved(container.clone()))
+            .expect("container");
+        assert!(event_adds_nothing(&state, &node, "c1", "create"));
+        assert!(!event_adds_nothing(&state, &node, "c1", "start"));
+        assert!(!event_adds_nothing(&state, &node, "c2", "create"));
+        assert!(!event_adds_nothing(&state, "other", "c1", "create"));
+        container.state = ContainerState::Running;
+        state
+            .apply(Command::ContainerObserved(container))
+            .expect("container");
+        assert!(event_adds_nothing(&state, &node, "c1", "start"));
+        for action in [
+            "die", "stop", "kill", "pause", "rename", "update", "restart",
+        ] {
+            assert!(!event_adds_nothing(&state, &node, "c1", action), "{action}");
+        }
+    }
 
     #[test]
     fn pauses_stay_within_bounds_and_back_off() {
