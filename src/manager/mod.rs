@@ -117,6 +117,10 @@ pub struct Manager {
     /// The cluster's event stream.
     pub events: events::EventHub,
     engines: RwLock<BTreeMap<String, Arc<EngineSlot>>>,
+    /// Node ID → its engine slot, filled by [`Manager::engine`] and checked
+    /// on every use: a slot that left discovery is cancelled, and one that
+    /// now answers as another node fails `is_node`.
+    by_node: RwLock<HashMap<NodeId, std::sync::Weak<EngineSlot>>>,
     execs: Mutex<HashMap<String, NodeId>>,
     reservation_seq: AtomicU64,
     /// This manager itself, for background tasks.
@@ -131,6 +135,7 @@ impl Manager {
             config,
             events: events::EventHub::default(),
             engines: RwLock::new(BTreeMap::new()),
+            by_node: RwLock::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
             // Microseconds since the epoch: a restarted manager never
             // reuses the numbers of its previous run.
@@ -327,13 +332,35 @@ impl Manager {
 
     /// The engine of node `id`.
     pub fn engine(&self, id: &str) -> Result<Arc<Engine>, ManagerError> {
-        self.engines
+        let known = self
+            .by_node
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .and_then(std::sync::Weak::upgrade);
+        if let Some(slot) = known.filter(|s| !s.cancel.is_cancelled() && s.is_node(id)) {
+            return Ok(slot.engine.clone());
+        }
+        // Every request to a node asks this: scan the slots only once per node.
+        let found = self
+            .engines
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
             .find(|s| s.is_node(id))
-            .map(|s| s.engine.clone())
-            .ok_or_else(|| ManagerError::NoEngine(self.cluster.read().node_name(id)))
+            .cloned();
+        let mut by_node = self.by_node.write().unwrap_or_else(|e| e.into_inner());
+        match found {
+            Some(slot) => {
+                by_node.insert(id.to_string(), Arc::downgrade(&slot));
+                Ok(slot.engine.clone())
+            }
+            None => {
+                by_node.remove(id);
+                drop(by_node);
+                Err(ManagerError::NoEngine(self.cluster.read().node_name(id)))
+            }
+        }
     }
 
     /// Healthy nodes with their engines, in node-ID order.
