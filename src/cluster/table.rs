@@ -6,7 +6,8 @@
 //! this type, kept by its only two mutators, and rebuilt when a state is
 //! deserialized (snapshots carry the containers only).
 
-use std::collections::{btree_map, BTreeMap, BTreeSet};
+use std::borrow::Borrow;
+use std::collections::{btree_map, BTreeMap};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -17,9 +18,9 @@ use super::{Container, ContainerState, NodeId};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerTable {
     by_id: BTreeMap<String, Container>,
-    by_name: BTreeMap<String, BTreeSet<String>>,
+    by_name: BTreeMap<String, SmallMap<String, ()>>,
     /// lower-cased label key → value → node → how many containers there carry it.
-    by_label: BTreeMap<String, BTreeMap<String, BTreeMap<NodeId, usize>>>,
+    by_label: BTreeMap<String, BTreeMap<String, SmallMap<NodeId, usize>>>,
     /// Containers per node by run state (what `docker info` shows per node).
     by_node: BTreeMap<NodeId, StateCounts>,
     /// The same over the whole cluster.
@@ -52,6 +53,68 @@ impl StateCounts {
             ContainerState::Paused => step(&mut self.paused),
             _ => {}
         }
+    }
+}
+
+/// A map kept as a sorted vector, for the leaves of the indexes: they hold
+/// one entry or a few (a name used on one node, a label value carried on a
+/// few nodes, the swarm ID label on exactly one), where a `BTreeMap` would
+/// allocate a whole B-tree node of several hundred bytes for each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SmallMap<K, V>(Vec<(K, V)>);
+
+impl<K, V> Default for SmallMap<K, V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<K: Ord, V> SmallMap<K, V> {
+    fn find<Q: Ord + ?Sized>(&self, key: &Q) -> Result<usize, usize>
+    where
+        K: Borrow<Q>,
+    {
+        self.0.binary_search_by(|(k, _)| k.borrow().cmp(key))
+    }
+
+    /// The value of `key`, inserted as `V::default()` when missing.
+    fn entry_or_default(&mut self, key: K) -> &mut V
+    where
+        V: Default,
+    {
+        let i = match self.find(&key) {
+            Ok(i) => i,
+            Err(i) => {
+                self.0.reserve_exact(1);
+                self.0.insert(i, (key, V::default()));
+                i
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    fn get_mut<Q: Ord + ?Sized>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+    {
+        let i = self.find(key).ok()?;
+        Some(&mut self.0[i].1)
+    }
+
+    fn remove<Q: Ord + ?Sized>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
+        let i = self.find(key).ok()?;
+        Some(self.0.remove(i).1)
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &K> + '_ {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -91,7 +154,7 @@ impl ContainerTable {
         self.by_name
             .get(name)
             .into_iter()
-            .flatten()
+            .flat_map(|ids| ids.keys())
             .filter_map(|id| self.by_id.get(id))
     }
 
@@ -135,7 +198,7 @@ impl ContainerTable {
         self.by_name
             .entry(container.name.clone())
             .or_default()
-            .insert(container.id.clone());
+            .entry_or_default(container.id.clone());
         for (key, value) in &container.labels {
             *self
                 .by_label
@@ -143,8 +206,7 @@ impl ContainerTable {
                 .or_default()
                 .entry(value.clone())
                 .or_default()
-                .entry(container.node.clone())
-                .or_default() += 1;
+                .entry_or_default(container.node.clone()) += 1;
         }
         self.by_id.insert(container.id.clone(), container);
         old
@@ -323,6 +385,25 @@ mod tests {
         assert!(!t.by_name.contains_key("web"), "empty names are dropped");
         assert!(t.remove("b").is_none());
         assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn small_maps_stay_sorted_and_drop_what_is_removed() {
+        let mut m = SmallMap::<String, usize>::default();
+        for key in ["n3", "n1", "n2", "n1"] {
+            *m.entry_or_default(key.to_string()) += 1;
+        }
+        assert_eq!(
+            m.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["n1", "n2", "n3"]
+        );
+        assert_eq!(m.get_mut("n1").copied(), Some(2));
+        assert_eq!(m.remove("n2"), Some(1));
+        assert_eq!(m.remove("n2"), None);
+        assert!(m.get_mut("n9").is_none());
+        assert_eq!(m.remove("n1"), Some(2));
+        assert_eq!(m.remove("n3"), Some(1));
+        assert!(m.is_empty());
     }
 
     #[test]
