@@ -79,10 +79,13 @@ pub type Pool = hyper_util::client::legacy::Client<Dialer, axum::body::Body>;
 
 /// A pool for `addr`: at most 4 idle connections per engine, closed after
 /// 10 s (a manager of a thousand engines must not hold tens of thousands of
-/// sockets and their buffers).
+/// sockets and their buffers). Reads are 8 KiB: hyper's adaptive buffer
+/// would grow to fit the largest answer (a container list) and keep that
+/// size on every pooled connection.
 pub fn new_pool(addr: &EngineAddr) -> Pool {
     hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_idle_timeout(std::time::Duration::from_secs(10))
         .pool_max_idle_per_host(4)
+        .http1_read_buf_exact_size(8 * 1024)
         .build(Dialer(addr.clone()))
 }
