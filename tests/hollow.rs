@@ -723,6 +723,62 @@ fn swarm_manages_a_fleet_of_twenty_hollow_engines() {
     eprintln!("manager test took {:?}", t0.elapsed());
 }
 
+/// A node that stays down is refreshed on the backoff of
+/// `--engine-refresh-min-interval`/`--engine-refresh-max-interval`, not
+/// every time its event stream fails to reconnect (about once a second),
+/// and its return is still noticed at once.
+#[test]
+fn a_dead_node_is_retried_on_the_backoff_and_its_return_noticed_at_once() {
+    let rt = runtime();
+    let fleet = fleet(
+        &rt,
+        FleetConfig {
+            nodes: 2,
+            ..Default::default()
+        },
+    );
+    let discovery = fleet.discovery();
+    let manager = start_manager(&[
+        "--engine-refresh-min-interval",
+        "1s",
+        "--engine-refresh-max-interval",
+        "8s",
+        "--engine-failure-retry",
+        "3",
+        &discovery,
+    ]);
+    let host = manager.host.clone();
+    wait_for("2 healthy nodes", Duration::from_secs(30), || {
+        let info = docker_ok(&host, &["info"]);
+        (info_value(&info, "└ Status") == vec!["Healthy".to_string(); 2]).then_some(())
+    });
+    let failures = |log: &str| log.matches("engine refresh failed").count();
+    let before = failures(&manager.log());
+    rt.block_on(fleet.kill(1)).expect("kill");
+    let dead = fleet.name(1);
+    wait_for("the dead node unhealthy", Duration::from_secs(10), || {
+        let info = docker_ok(&host, &["info"]);
+        (node_status(&info, &dead).as_deref() == Some("Unhealthy")).then_some(())
+    });
+    // Down for 12 s: retried after 0.5 s and 1 s (Unhealthy at the third
+    // failure), then after 1, 2, 4, 8 s: 6 refreshes. Woken by every failed
+    // reconnect of the event stream it would be about 12.
+    std::thread::sleep(Duration::from_secs(12));
+    let tried = failures(&manager.log()) - before;
+    assert!(
+        (3..=8).contains(&tried),
+        "{tried} failed refreshes of a node down for 12 s\n{}",
+        manager.log_tail(40)
+    );
+    // Back: the event loop sees it answer and wakes the refresh, well
+    // before the 8 s the backoff has reached.
+    rt.block_on(fleet.revive(1)).expect("revive");
+    wait_for("the node healthy again", Duration::from_secs(4), || {
+        let info = docker_ok(&host, &["info"]);
+        (node_status(&info, &dead).as_deref() == Some("Healthy")).then_some(())
+    });
+}
+
 /// Kill and revive in process: refused connections, broken event streams,
 /// same identity and containers afterwards; timed kills; latency; timers
 /// (`sleep`, restart policies) and `wait`.

@@ -145,18 +145,31 @@ async fn refresh(manager: &Manager, slot: &EngineSlot) -> Result<NodeId, EngineE
 }
 
 /// Applies the engine's events until the stream breaks, then asks for a
-/// refresh (events may have been missed) and re-subscribes.
+/// refresh (events may have been missed, or the engine died) and
+/// re-subscribes. While the engine does not answer `_ping` it only checks
+/// again every second: the refresh loop's own backoff decides when to
+/// refresh a node that is down, and the engine's return wakes it at once,
+/// so an unhealthy node is healthy again within about a second.
 async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeId) {
-    let mut resumed = false;
+    let mut unreachable = false;
     loop {
+        if let Err(e) = slot.engine.call(hyper::Method::GET, "/_ping", None).await {
+            if !unreachable {
+                tracing::debug!(engine = %slot.engine.addr, error = %e, "engine does not answer");
+            }
+            unreachable = true;
+            tokio::select! {
+                _ = slot.cancel.cancelled() => return,
+                _ = tokio::time::sleep(EVENTS_RETRY) => {}
+            }
+            continue;
+        }
+        if unreachable {
+            unreachable = false;
+            slot.wake.notify_one();
+        }
         match slot.engine.events().await {
             Ok(stream) => {
-                if resumed {
-                    // The engine answers again (e.g. back after a failure):
-                    // refresh now rather than at the next interval, so an
-                    // unhealthy node is healthy again within a second.
-                    slot.wake.notify_one();
-                }
                 let mut stream = std::pin::pin!(stream);
                 while let Some(event) = stream.next().await {
                     let event = match event {
@@ -207,7 +220,6 @@ async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeI
             }
         }
         slot.wake.notify_one();
-        resumed = true;
         tokio::select! {
             _ = slot.cancel.cancelled() => return,
             _ = tokio::time::sleep(EVENTS_RETRY) => {}
