@@ -84,7 +84,8 @@ pub struct ManageArgs {
     /// one, the cluster it belongs to is rejoined).
     #[arg(long)]
     pub join: Option<String>,
-    /// Build a Raft snapshot (and compact the log) every this many entries.
+    /// Build a Raft snapshot (and compact the log) every this many log
+    /// entries (an entry carries the commands proposed together: one or more).
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     pub raft_snapshot_logs: u64,
     /// Discovery URL: nodes://HOST:PORT,..., file:///path. Default: the
