@@ -182,7 +182,7 @@ fn hollow_engine_answers_in_the_shapes_of_a_real_engine() {
         .collect();
     let mut event_streams = Vec::new();
     for client in &clients {
-        let stream = rt.block_on(client.events()).expect("events");
+        let stream = rt.block_on(client.events(None)).expect("events");
         event_streams.push(rt.spawn(async move {
             let mut stream = std::pin::pin!(stream);
             let mut actions = Vec::new();
@@ -820,7 +820,7 @@ fn hollow_nodes_die_come_back_and_run_their_timers() {
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
 
     let client = swarm::engine::Engine::new(&addr).expect("address");
-    let stream = rt.block_on(client.events()).expect("events");
+    let stream = rt.block_on(client.events(None)).expect("events");
     let ended = rt.spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(item) = stream.next().await {

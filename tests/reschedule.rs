@@ -272,21 +272,21 @@ fn policy_containers_move_when_their_node_dies() {
     // `docker events` through the manager sees the failure, the reschedule
     // and the return (read once B is back, below).
     // Ends by itself (`--until`), or when told to below.
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        .to_string();
     let until = (std::time::SystemTime::now() + Duration::from_secs(110))
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
         .to_string();
+    const EVENT_FORMAT: &str = "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}";
     let mut events = support::docker_cmd(
         120,
         &host,
-        &[
-            "events",
-            "--until",
-            &until,
-            "--format",
-            "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
-        ],
+        &["events", "--until", &until, "--format", EVENT_FORMAT],
     )
     .stdout(std::process::Stdio::piped())
     .stderr(std::process::Stdio::null())
@@ -449,6 +449,34 @@ fn policy_containers_move_when_their_node_dies() {
             .any(|l| l.starts_with("container rescheduled ") && l.ends_with(" rs-running")),
         "{seen}"
     );
+    // The same, asked afterwards: `--since` replays the manager's history.
+    let now = (std::time::SystemTime::now() + Duration::from_secs(1))
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        .to_string();
+    let replayed = support::docker_cmd(
+        30,
+        &host,
+        &[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &now,
+            "--format",
+            EVENT_FORMAT,
+        ],
+    )
+    .output()
+    .expect("docker events --since");
+    let replayed = String::from_utf8_lossy(&replayed.stdout);
+    for wanted in &wanted_events {
+        assert!(
+            replayed.contains(wanted.as_str()),
+            "no `{wanted}` replayed by docker events --since:\n{replayed}"
+        );
+    }
     // Nothing else changed: the copies are still the only ones, the running
     // one still runs, and the stale ones are gone for good.
     for name in ["rs-running", "rs-created"] {

@@ -137,10 +137,10 @@ pub(super) async fn info(State(app): State<Arc<App>>) -> Response {
     )
 }
 
-/// `GET /events`: the cluster's events from now on (see
-/// [`crate::manager::events`]), one JSON object per line, filtered by
-/// `filters`; ends at `until` (Unix seconds) if given. Past events are not
-/// kept: `since` is accepted and ignored.
+/// `GET /events`: the cluster's events (see [`crate::manager::events`]),
+/// one JSON object per line, filtered by `filters`: with `since` (Unix
+/// seconds) first the kept ones from then on, then the new ones; ends at
+/// `until` (Unix seconds) if given.
 pub(super) async fn events(
     State(app): State<Arc<App>>,
     request: axum::extract::Request,
@@ -150,12 +150,16 @@ pub(super) async fn events(
         super::query_param(&query, "filters").as_deref(),
     )
     .map_err(super::ApiError::bad_request)?;
-    let until = match super::query_param(&query, "until").filter(|u| !u.is_empty()) {
-        Some(text) => Some(text.parse::<f64>().map_err(|_| {
-            super::ApiError::bad_request(format!("invalid value for until: {text}"))
-        })?),
-        None => None,
+    let seconds = |key: &str| -> Result<Option<f64>, super::ApiError> {
+        match super::query_param(&query, key).filter(|v| !v.is_empty()) {
+            Some(text) => text.parse::<f64>().map(Some).map_err(|_| {
+                super::ApiError::bad_request(format!("invalid value for {key}: {text}"))
+            }),
+            None => Ok(None),
+        }
     };
+    let since = seconds("since")?;
+    let until = seconds("until")?;
     let deadline = until.map(|until| {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -163,39 +167,59 @@ pub(super) async fn events(
             .unwrap_or(0.0);
         tokio::time::Instant::now() + std::time::Duration::from_secs_f64((until - now).max(0.0))
     });
-    let rx = app.manager.events.subscribe();
-    let stream = futures::stream::unfold((rx, filter), move |(mut rx, filter)| async move {
-        loop {
-            let next = match deadline {
-                Some(at) => match tokio::time::timeout_at(at, rx.recv()).await {
-                    Ok(next) => next,
-                    Err(_) => return None,
-                },
-                None => rx.recv().await,
-            };
-            match next {
-                Ok(event) if filter.matches(&event) => {
-                    let mut line = serde_json::to_vec(&*event).unwrap_or_default();
-                    line.push(b'\n');
+    let (past, rx) = app.manager.events.subscribe_since(since);
+    let past: std::collections::VecDeque<_> = past
+        .into_iter()
+        .filter(|e| until.is_none_or(|until| e.time() <= until))
+        .collect();
+    let stream = futures::stream::unfold(
+        (past, rx, filter),
+        move |(mut past, mut rx, filter)| async move {
+            while let Some(event) = past.pop_front() {
+                let event = event.to_json();
+                if filter.matches(&event) {
                     return Some((
-                        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line)),
-                        (rx, filter),
+                        Ok::<_, std::convert::Infallible>(event_line(&event)),
+                        (past, rx, filter),
                     ));
                 }
-                Ok(_) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "events subscriber too slow: events dropped");
-                    continue;
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }
-        }
-    });
+            loop {
+                let next = match deadline {
+                    Some(at) => match tokio::time::timeout_at(at, rx.recv()).await {
+                        Ok(next) => next,
+                        Err(_) => return None,
+                    },
+                    None => rx.recv().await,
+                };
+                match next {
+                    Ok(event) => {
+                        let event = event.to_json();
+                        if filter.matches(&event) {
+                            return Some((Ok(event_line(&event)), (past, rx, filter)));
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "events subscriber too slow: events dropped");
+                        continue;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
     Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "application/json")
         .body(Body::from_stream(stream))
         .map_err(|e| super::ApiError::internal(e.to_string()))
+}
+
+/// One event as a line of the stream.
+fn event_line(event: &serde_json::Value) -> bytes::Bytes {
+    let mut line = serde_json::to_vec(event).unwrap_or_default();
+    line.push(b'\n');
+    bytes::Bytes::from(line)
 }
 
 /// Cluster-wide `info` fields from the state: counts and summed capacity.

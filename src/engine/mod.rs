@@ -288,9 +288,12 @@ impl Engine {
             .collect())
     }
 
-    /// The engine's container and image events, from now on.
+    /// The engine's container and image events: from `since` (the engine's
+    /// `timeNano` of an event, as the engine replays its recent ones) or
+    /// from now on.
     pub async fn events(
         &self,
+        since: Option<i64>,
     ) -> Result<
         impl Stream<Item = Result<bollard::models::EventMessage, EngineError>> + use<>,
         EngineError,
@@ -305,6 +308,8 @@ impl Engine {
         Ok(docker
             .events(Some(EventsOptions {
                 filters: Some(filters),
+                since: since
+                    .map(|nanos| format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000)),
                 ..Default::default()
             }))
             .map(move |item| {

@@ -4,12 +4,13 @@
 //! (`engine_disconnect`) or healthy again (`engine_reconnect`), and each
 //! step of a reschedule (`reschedule`, `reschedule_failed`).
 //!
-//! Events are broadcast to the current subscribers only (no history): a
-//! subscriber that falls more than [`CAPACITY`] events behind misses the
-//! oldest ones.
+//! Events are broadcast to the current subscribers, and the newest
+//! [`HISTORY`] are kept for `since` (`docker events --since 10m`), as an
+//! engine keeps its own. A subscriber that falls more than [`CAPACITY`]
+//! events behind misses the oldest ones.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
@@ -17,16 +18,64 @@ use tokio::sync::broadcast;
 /// Events kept for a slow subscriber.
 pub const CAPACITY: usize = 4096;
 
+/// Past events kept for subscribers that ask for them (`since`).
+pub const HISTORY: usize = 1024;
+
 /// Where events are published and subscribed to.
 #[derive(Debug)]
 pub struct EventHub {
-    tx: broadcast::Sender<Arc<Value>>,
+    tx: broadcast::Sender<Arc<Event>>,
+    /// The newest events, oldest first. Its lock also orders publishing
+    /// against subscribing, so that a new subscriber sees every event once:
+    /// from the history or from the channel.
+    history: Mutex<VecDeque<Arc<Event>>>,
+}
+
+/// One event as it was published. An engine's is kept as the engine sent
+/// it and turned into JSON only for a subscriber: most are never asked for.
+#[derive(Debug)]
+pub enum Event {
+    /// An engine's event, and the node it came from.
+    Engine(bollard::models::EventMessage, Arc<NodeRef>),
+    /// One of the manager's own, as JSON already.
+    Swarm(Value),
+}
+
+impl Event {
+    /// The event as `GET /events` writes it.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Event::Swarm(value) => value.clone(),
+            Event::Engine(message, node) => {
+                let mut value = serde_json::to_value(message).unwrap_or(Value::Null);
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("node".into(), node.to_json());
+                }
+                value
+            }
+        }
+    }
+
+    /// When it happened, in Unix seconds.
+    pub fn time(&self) -> f64 {
+        match self {
+            Event::Engine(message, _) => match message.time_nano {
+                Some(nanos) if nanos > 0 => nanos as f64 / 1e9,
+                _ => message.time.unwrap_or(0) as f64,
+            },
+            Event::Swarm(value) => match value.get("timeNano").and_then(Value::as_i64) {
+                Some(nanos) if nanos > 0 => nanos as f64 / 1e9,
+                _ => value.get("time").and_then(Value::as_f64).unwrap_or(0.0),
+            },
+        }
+    }
 }
 
 impl Default for EventHub {
     fn default() -> Self {
         EventHub {
             tx: broadcast::channel(CAPACITY).0,
+            history: Mutex::new(VecDeque::with_capacity(HISTORY)),
         }
     }
 }
@@ -52,8 +101,37 @@ impl NodeRef {
 
 impl EventHub {
     /// A new subscription: the events published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Value>> {
-        self.tx.subscribe()
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.subscribe_since(None).1
+    }
+
+    /// A new subscription, and the kept events at or after `since` (Unix
+    /// seconds; none without it), oldest first.
+    pub fn subscribe_since(
+        &self,
+        since: Option<f64>,
+    ) -> (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>) {
+        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let rx = self.tx.subscribe();
+        let past = match since {
+            Some(since) => history
+                .iter()
+                .filter(|e| e.time() >= since)
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        (past, rx)
+    }
+
+    fn publish(&self, event: Event) {
+        let event = Arc::new(event);
+        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        if history.len() == HISTORY {
+            history.pop_front();
+        }
+        history.push_back(event.clone());
+        let _ = self.tx.send(event);
     }
 
     /// How many subscribers there are (`NEventsListener` in `info`).
@@ -61,18 +139,9 @@ impl EventHub {
         self.tx.receiver_count()
     }
 
-    /// Publishes an engine's event, adding the node it came from.
-    pub fn engine_event(&self, event: &bollard::models::EventMessage, node: &NodeRef) {
-        if self.tx.receiver_count() == 0 {
-            return;
-        }
-        let Ok(mut value) = serde_json::to_value(event) else {
-            return;
-        };
-        if let Some(object) = value.as_object_mut() {
-            object.insert("node".into(), node.to_json());
-        }
-        let _ = self.tx.send(Arc::new(value));
+    /// Publishes an engine's event, with the node it came from.
+    pub fn engine_event(&self, event: bollard::models::EventMessage, node: Arc<NodeRef>) {
+        self.publish(Event::Engine(event, node));
     }
 
     /// Publishes one of the manager's own events: `typ` (`node`,
@@ -85,9 +154,6 @@ impl EventHub {
         attributes: HashMap<String, String>,
         node: Option<&NodeRef>,
     ) {
-        if self.tx.receiver_count() == 0 {
-            return;
-        }
         let now = chrono::Utc::now();
         let mut value = json!({
             "status": action,
@@ -103,7 +169,7 @@ impl EventHub {
         if let (Some(object), Some(node)) = (value.as_object_mut(), node) {
             object.insert("node".into(), node.to_json());
         }
-        let _ = self.tx.send(Arc::new(value));
+        self.publish(Event::Swarm(value));
     }
 }
 
@@ -220,8 +286,8 @@ mod tests {
             }),
             ..Default::default()
         };
-        hub.engine_event(&event, &node());
-        let got = rx.recv().await.expect("event");
+        hub.engine_event(event, Arc::new(node()));
+        let got = rx.recv().await.expect("event").to_json();
         assert_eq!(got["node"]["Name"], "n1");
         assert_eq!(got["Action"], "start");
         let filter =
@@ -230,6 +296,44 @@ mod tests {
         let other = EventFilter::parse(Some(r#"{"type":{"image":true}}"#)).expect("filter");
         assert!(!other.matches(&got));
         assert!(EventFilter::parse(Some(r#"{"bogus":["x"]}"#)).is_err());
+    }
+
+    #[tokio::test]
+    async fn kept_events_are_replayed_since_a_time_then_live_ones_follow() {
+        let hub = EventHub::default();
+        let at = |seconds: i64| {
+            serde_json::json!({"Type": "container", "Action": "start", "time": seconds,
+                "timeNano": seconds * 1_000_000_000})
+        };
+        for t in [100, 200] {
+            hub.publish(Event::Swarm(at(t)));
+        }
+        // An engine's event is kept as it came, with its own time.
+        let engine = bollard::models::EventMessage {
+            action: Some("die".into()),
+            time: Some(300),
+            time_nano: Some(300_000_000_000),
+            ..Default::default()
+        };
+        hub.engine_event(engine, Arc::new(node()));
+        let (past, mut rx) = hub.subscribe_since(Some(200.0));
+        let times: Vec<f64> = past.iter().map(|e| e.time()).collect();
+        assert_eq!(times, [200.0, 300.0]);
+        assert_eq!(past[1].to_json()["node"]["Name"], "n1");
+        assert!(
+            hub.subscribe_since(None).0.is_empty(),
+            "no since: live only"
+        );
+        assert!(hub.subscribe_since(Some(301.0)).0.is_empty());
+        hub.publish(Event::Swarm(at(400)));
+        assert_eq!(rx.recv().await.expect("live").to_json()["time"], 400);
+        // Only the newest HISTORY are kept.
+        for t in 0..HISTORY as i64 {
+            hub.publish(Event::Swarm(at(1_000 + t)));
+        }
+        let (all, _) = hub.subscribe_since(Some(0.0));
+        assert_eq!(all.len(), HISTORY);
+        assert_eq!(all[0].time(), 1_000.0);
     }
 
     #[tokio::test]
@@ -243,7 +347,7 @@ mod tests {
             HashMap::from([("error".to_string(), "refused".to_string())]),
             Some(&node()),
         );
-        let got = rx.recv().await.expect("event");
+        let got = rx.recv().await.expect("event").to_json();
         assert_eq!(got["Type"], "node");
         assert_eq!(got["Action"], "engine_disconnect");
         assert_eq!(got["Actor"]["Attributes"]["error"], "refused");

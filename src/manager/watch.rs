@@ -10,12 +10,17 @@ use std::time::Duration;
 use bollard::models::EventMessageTypeEnum;
 use futures::StreamExt;
 
+use super::events::NodeRef;
 use super::{EngineSlot, Manager, ManagerError};
 use crate::cluster::{ClusterState, Command, ContainerState, NodeId};
 use crate::engine::EngineError;
 
 /// Pause before re-subscribing to a broken event stream.
 const EVENTS_RETRY: Duration = Duration::from_secs(1);
+
+/// How long a returning engine's event subscription gets to be in place
+/// before its refresh starts.
+const SUBSCRIBE_GRACE: Duration = Duration::from_millis(100);
 
 pub(super) async fn watch_engine(manager: Arc<Manager>, slot: Arc<EngineSlot>) {
     let mut failures: u32 = 0;
@@ -152,6 +157,11 @@ async fn refresh(manager: &Manager, slot: &EngineSlot) -> Result<NodeId, EngineE
 /// so an unhealthy node is healthy again within about a second.
 async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeId) {
     let mut unreachable = false;
+    // The engine's time of the last event applied: a new subscription
+    // starts there, so events that happen while the stream is down (the
+    // engine restarted, or the network dropped) are replayed by the engine
+    // instead of lost.
+    let mut cursor: Option<i64> = None;
     loop {
         if let Err(e) = slot.engine.call(hyper::Method::GET, "/_ping", None).await {
             if !unreachable {
@@ -164,13 +174,21 @@ async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeI
             }
             continue;
         }
-        if unreachable {
-            unreachable = false;
-            slot.wake.notify_one();
-        }
-        match slot.engine.events().await {
+        let resumed_at = cursor;
+        match slot.engine.events(cursor).await {
             Ok(stream) => {
-                let mut stream = std::pin::pin!(stream);
+                // The node as its events name it (names do not change),
+                // looked up once it is in the state.
+                let mut node_ref: Option<Arc<NodeRef>> = None;
+                let mut stream = std::pin::pin!(stream.peekable());
+                if unreachable {
+                    // Back: subscribe first (the first poll sends the
+                    // request), then refresh, so that what the refresh
+                    // sets off (removing stale copies) shows in the events.
+                    let _ = tokio::time::timeout(SUBSCRIBE_GRACE, stream.as_mut().peek()).await;
+                    unreachable = false;
+                    slot.wake.notify_one();
+                }
                 while let Some(event) = stream.next().await {
                     let event = match event {
                         Ok(event) => event,
@@ -179,14 +197,27 @@ async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeI
                             break;
                         }
                     };
-                    if manager.events.listeners() > 0 {
-                        if let Some(node) = manager.node_ref(&node) {
-                            manager.events.engine_event(&event, &node);
+                    if let Some(at) = event.time_nano {
+                        // Replayed, and applied before the stream broke.
+                        if resumed_at.is_some_and(|seen| at <= seen) {
+                            continue;
                         }
+                        cursor = Some(at);
                     }
-                    let actor = event.actor.and_then(|a| a.id).unwrap_or_default();
-                    let action = event.action.unwrap_or_default();
-                    match event.typ {
+                    let actor = event
+                        .actor
+                        .as_ref()
+                        .and_then(|a| a.id.clone())
+                        .unwrap_or_default();
+                    let action = event.action.clone().unwrap_or_default();
+                    let typ = event.typ;
+                    if node_ref.is_none() {
+                        node_ref = manager.node_ref(&node).map(Arc::new);
+                    }
+                    if let Some(node) = &node_ref {
+                        manager.events.engine_event(event, node.clone());
+                    }
+                    match typ {
                         Some(EventMessageTypeEnum::CONTAINER) if action == "destroy" => {
                             let _ = manager
                                 .cluster
