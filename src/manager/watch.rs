@@ -174,7 +174,7 @@ async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeI
             }
             continue;
         }
-        let resumed_at = cursor;
+        let mut resumed_at = cursor;
         match slot.engine.events(cursor).await {
             Ok(stream) => {
                 // The node as its events name it (names do not change),
@@ -198,9 +198,13 @@ async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeI
                         }
                     };
                     if let Some(at) = event.time_nano {
-                        // Replayed, and applied before the stream broke.
-                        if resumed_at.is_some_and(|seen| at <= seen) {
-                            continue;
+                        match resumed_at {
+                            // Replayed, and applied before the stream broke.
+                            Some(seen) if at <= seen => continue,
+                            // Past the replay: from here on every event
+                            // counts (even if the engine's clock steps back).
+                            Some(_) => resumed_at = None,
+                            None => {}
                         }
                         cursor = Some(at);
                     }
