@@ -30,6 +30,17 @@ fn fleet(rt: &tokio::runtime::Runtime, config: FleetConfig) -> Fleet {
         .expect("starting a hollow fleet")
 }
 
+/// A fleet of `nodes` nodes with the default settings.
+fn fleet_of(rt: &tokio::runtime::Runtime, nodes: usize) -> Fleet {
+    fleet(
+        rt,
+        FleetConfig {
+            nodes,
+            ..Default::default()
+        },
+    )
+}
+
 /// One HTTP/1.0 request (`Connection: close`); returns status, the raw
 /// head, and the body as read until the server closes.
 fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, String, Vec<u8>) {
@@ -730,13 +741,7 @@ fn swarm_manages_a_fleet_of_twenty_hollow_engines() {
 #[test]
 fn a_dead_node_is_retried_on_the_backoff_and_its_return_noticed_at_once() {
     let rt = runtime();
-    let fleet = fleet(
-        &rt,
-        FleetConfig {
-            nodes: 2,
-            ..Default::default()
-        },
-    );
+    let fleet = fleet_of(&rt, 2);
     let discovery = fleet.discovery();
     let manager = start_manager(&[
         "--engine-refresh-min-interval",
@@ -785,13 +790,7 @@ fn a_dead_node_is_retried_on_the_backoff_and_its_return_noticed_at_once() {
 #[test]
 fn hollow_nodes_die_come_back_and_run_their_timers() {
     let rt = runtime();
-    let fleet = fleet(
-        &rt,
-        FleetConfig {
-            nodes: 2,
-            ..Default::default()
-        },
-    );
+    let fleet = fleet_of(&rt, 2);
     let addr = fleet.addr(1).to_string();
     let id_before = call(&addr, "GET", "/info", None, 200)["ID"].clone();
     assert_eq!(id_before.as_str(), Some(fleet.id(1).as_str()));
