@@ -176,7 +176,7 @@ pub fn place(
             }
             let key = strategy::key(node, resources);
             any.offer(node, key);
-            if image.as_ref().is_some_and(|q| node.has_image_query(q)) {
+            if holding.could_take(key) && image.as_ref().is_some_and(|q| node.has_image_query(q)) {
                 holding.offer(node, key);
             }
         }

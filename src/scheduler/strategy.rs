@@ -77,13 +77,23 @@ impl<'a> Picker<'a> {
     pub fn offer(&mut self, node: &'a Node, key: (u64, usize)) {
         self.seen += 1;
         let better = match (&self.best, self.strategy) {
-            (None, _) => true,
-            (Some((_, k)), Strategy::Spread) => key < *k,
-            (Some((_, k)), Strategy::Binpack) => key > *k,
             (Some(_), Strategy::Random) => splitmix(&mut self.rng).is_multiple_of(self.seen),
+            _ => self.could_take(key),
         };
         if better {
             self.best = Some((node, key));
+        }
+    }
+
+    /// Whether offering a node of rank `key` could change the choice: lets
+    /// a caller skip a costly check (does the node hold the image?) for
+    /// nodes that would lose anyway. Always true for `random`, whose draw
+    /// counts every node offered.
+    pub fn could_take(&self, key: (u64, usize)) -> bool {
+        match (&self.best, self.strategy) {
+            (None, _) | (Some(_), Strategy::Random) => true,
+            (Some((_, k)), Strategy::Spread) => key < *k,
+            (Some((_, k)), Strategy::Binpack) => key > *k,
         }
     }
 
