@@ -1332,6 +1332,39 @@ fn image_preference_table() {
     failures.done(IMAGE_ROWS.len());
 }
 
+/// Several holders in ID order, the best of them neither first nor last:
+/// the image check is skipped for nodes that cannot beat the best holder
+/// found so far, and must still find that best one.
+#[test]
+fn the_best_holder_wins_wherever_it_is() {
+    let mut s = usage_world(&[
+        ("a", 4, G4, 0, 0, 0),
+        ("b", 4, G4, 2000, 2 * GIB, 2),
+        ("c", 4, G4, 3000, 3 * GIB, 3),
+        ("d", 4, G4, 1000, GIB, 1),
+        ("e", 4, G4, 2500, 2 * GIB, 2),
+    ]);
+    for node in ["ID-b", "ID-c", "ID-d", "ID-e"] {
+        images(
+            &mut s,
+            node,
+            &[("sha256:abcdef0123456789", &["busybox:latest"])],
+        );
+    }
+    let mut failures = Failures::new();
+    let rows: &[(Strategy, &str, &str)] = &[
+        (Strategy::Spread, "--image busybox", "d"),
+        (Strategy::Binpack, "--image busybox", "c"),
+        (Strategy::Spread, "--image alpine", "a"),
+        (Strategy::Random, "--image busybox", "b,c,d,e"),
+    ];
+    for (strategy, args, want) in rows {
+        let got = outcome_with(&s, &spec(args), &options(*strategy, 50_000));
+        failures.check(format_args!("{strategy} {args}"), &got, want);
+    }
+    failures.done(rows.len());
+}
+
 // ---------------------------------------------------------------------------
 // Health and container slots
 // ---------------------------------------------------------------------------
