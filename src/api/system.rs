@@ -172,38 +172,21 @@ pub(super) async fn events(
         .into_iter()
         .filter(|e| until.is_none_or(|until| e.time() <= until))
         .collect();
+    // The kept events first, then the new ones, through one filter.
     let stream = futures::stream::unfold(
         (past, rx, filter),
         move |(mut past, mut rx, filter)| async move {
-            while let Some(event) = past.pop_front() {
+            loop {
+                let event = match past.pop_front() {
+                    Some(event) => event,
+                    None => next_live(&mut rx, deadline).await?,
+                };
                 let event = event.to_json();
                 if filter.matches(&event) {
                     return Some((
                         Ok::<_, std::convert::Infallible>(event_line(&event)),
                         (past, rx, filter),
                     ));
-                }
-            }
-            loop {
-                let next = match deadline {
-                    Some(at) => match tokio::time::timeout_at(at, rx.recv()).await {
-                        Ok(next) => next,
-                        Err(_) => return None,
-                    },
-                    None => rx.recv().await,
-                };
-                match next {
-                    Ok(event) => {
-                        let event = event.to_json();
-                        if filter.matches(&event) {
-                            return Some((Ok(event_line(&event)), (past, rx, filter)));
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "events subscriber too slow: events dropped");
-                        continue;
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 }
             }
         },
@@ -213,6 +196,28 @@ pub(super) async fn events(
         .header("content-type", "application/json")
         .body(Body::from_stream(stream))
         .map_err(|e| super::ApiError::internal(e.to_string()))
+}
+
+/// The next event published, or `None` once `deadline` passed or the hub
+/// closed. A subscriber that fell behind skips what it missed.
+async fn next_live(
+    rx: &mut tokio::sync::broadcast::Receiver<Arc<crate::manager::events::Event>>,
+    deadline: Option<tokio::time::Instant>,
+) -> Option<Arc<crate::manager::events::Event>> {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let next = match deadline {
+            Some(at) => tokio::time::timeout_at(at, rx.recv()).await.ok()?,
+            None => rx.recv().await,
+        };
+        match next {
+            Ok(event) => return Some(event),
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "events subscriber too slow: events dropped");
+            }
+            Err(RecvError::Closed) => return None,
+        }
+    }
 }
 
 /// One event as a line of the stream.

@@ -56,17 +56,18 @@ impl Event {
         }
     }
 
-    /// When it happened, in Unix seconds.
+    /// When it happened, in Unix seconds: `timeNano`, else `time`.
     pub fn time(&self) -> f64 {
-        match self {
-            Event::Engine(message, _) => match message.time_nano {
-                Some(nanos) if nanos > 0 => nanos as f64 / 1e9,
-                _ => message.time.unwrap_or(0) as f64,
-            },
-            Event::Swarm(value) => match value.get("timeNano").and_then(Value::as_i64) {
-                Some(nanos) if nanos > 0 => nanos as f64 / 1e9,
-                _ => value.get("time").and_then(Value::as_f64).unwrap_or(0.0),
-            },
+        let (nanos, seconds) = match self {
+            Event::Engine(message, _) => (message.time_nano, message.time.map(|t| t as f64)),
+            Event::Swarm(value) => (
+                value.get("timeNano").and_then(Value::as_i64),
+                value.get("time").and_then(Value::as_f64),
+            ),
+        };
+        match nanos {
+            Some(nanos) if nanos > 0 => nanos as f64 / 1e9,
+            _ => seconds.unwrap_or(0.0),
         }
     }
 }
