@@ -193,25 +193,44 @@ fn scenario_run_spreads_and_names(c: &Cluster) {
     assert!(!all.contains("spread-"), "{all}");
 }
 
+/// `docker info`'s Running, Paused and Stopped totals: the manager's state.
+fn state_counts(c: &Cluster) -> [i64; 3] {
+    let info = c.ok(&["info"]);
+    ["Running", "Paused", "Stopped"].map(|key| {
+        info_value(&info, key)[0]
+            .parse::<i64>()
+            .unwrap_or_else(|e| panic!("{key}: {e}: {info}"))
+    })
+}
+
 fn scenario_lifecycle(c: &Cluster) {
+    // Every change shows in the state (`info`) as soon as the call answers:
+    // the manager records it from the engine's event before it answers.
+    let [r, p, s] = state_counts(c);
     c.ok(&["run", "-d", "--name", "life", IMAGE, "sleep", "600"]);
+    assert_eq!(state_counts(c), [r + 1, p, s], "after run -d");
     let status = |c: &Cluster| c.ok(&["inspect", "-f", "{{.State.Status}}", "life"]);
     c.ok(&["pause", "life"]);
     assert_eq!(status(c), "paused");
+    assert_eq!(state_counts(c), [r, p + 1, s], "after pause");
     let listed = c.ok(&["ps", "--filter", "name=life", "--format", "{{.Status}}"]);
     assert!(listed.contains("Paused"), "{listed}");
     c.ok(&["unpause", "life"]);
     assert_eq!(status(c), "running");
+    assert_eq!(state_counts(c), [r + 1, p, s], "after unpause");
     c.ok(&["stop", "-t", "1", "life"]);
     assert_eq!(status(c), "exited");
+    assert_eq!(state_counts(c), [r, p, s + 1], "after stop");
     c.ok(&["start", "life"]);
     assert_eq!(status(c), "running");
+    assert_eq!(state_counts(c), [r + 1, p, s], "after start");
     let started = c.ok(&["inspect", "-f", "{{.State.StartedAt}}", "life"]);
     c.ok(&["restart", "-t", "1", "life"]);
     assert_ne!(
         c.ok(&["inspect", "-f", "{{.State.StartedAt}}", "life"]),
         started
     );
+    assert_eq!(state_counts(c), [r + 1, p, s], "after restart");
     c.ok(&["update", "--memory", "64m", "--memory-swap", "128m", "life"]);
     assert_eq!(
         c.ok(&["inspect", "-f", "{{.HostConfig.Memory}}", "life"]),
@@ -222,9 +241,8 @@ fn scenario_lifecycle(c: &Cluster) {
     assert!(names.lines().any(|l| l.ends_with("/life2")), "{names}");
     assert!(!names.lines().any(|l| l.ends_with("/life")), "{names}");
     c.ok(&["kill", "life2"]);
+    assert_eq!(state_counts(c), [r, p, s + 1], "after kill");
     assert_eq!(c.ok(&["wait", "life2"]), "137");
-    let info = c.ok(&["info"]);
-    assert!(info.contains("Stopped: "), "{info}");
     c.ok(&["rm", "life2"]);
     let err = c.err(&["inspect", "life2"]);
     assert!(err.contains("No such") || err.contains("no such"), "{err}");

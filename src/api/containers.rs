@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -33,6 +34,34 @@ const ACTIONS: [&str; 19] = [
 const MUTATING: [&str; 8] = [
     "start", "stop", "restart", "kill", "pause", "unpause", "rename", "update",
 ];
+
+/// How long a changing call waits for its event before it reads the
+/// container back instead.
+const EVENT_WAIT: Duration = Duration::from_secs(2);
+
+/// The engine event that ends a changing call (see [`MUTATING`]): the last
+/// one the engine sends for it. A kill with `SIGKILL` (the default) ends
+/// with the container's `die`.
+fn expected_event(action: &str, query: &str) -> &'static str {
+    match action {
+        "start" => "start",
+        "stop" => "stop",
+        "restart" => "restart",
+        "pause" => "pause",
+        "unpause" => "unpause",
+        "rename" => "rename",
+        "update" => "update",
+        _ => {
+            let signal = query_param(query, "signal").unwrap_or_default();
+            let signal = signal.trim_start_matches("SIG");
+            if signal.is_empty() || signal == "KILL" || signal == "9" {
+                "die"
+            } else {
+                "kill"
+            }
+        }
+    }
+}
 
 /// GET one engine path and read the whole (bounded) answer.
 pub(super) async fn engine_get(
@@ -314,7 +343,32 @@ pub(super) async fn create(
             .ok()
             .and_then(|v| v.get("Id").and_then(|i| i.as_str()).map(str::to_string))
             .ok_or_else(|| ApiError::internal("engine answered create without an Id"))?;
-        manager.record_created(&reservation, &id).await;
+        match &spec.name {
+            // Everything the state keeps of it is in the request: no need to
+            // read it back (labels its image adds show in its `create`
+            // event, which then reads it back).
+            Some(name) => {
+                let container = crate::cluster::Container {
+                    id: id.clone(),
+                    node: reservation.node.clone(),
+                    name: name.clone(),
+                    image: typed.image.clone().unwrap_or_default(),
+                    state: crate::cluster::ContainerState::Created,
+                    labels: typed
+                        .labels
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
+                    resources: Some(reservation.resources.clone()),
+                };
+                if let Err(e) = manager.created(&reservation, container).await {
+                    tracing::warn!(container = %id, error = %e, "cannot record the created container");
+                }
+            }
+            // The engine picked the name.
+            None => manager.record_created(&reservation, &id).await,
+        }
         let mut answer = Response::new(Body::from(body));
         *answer.status_mut() = status;
         if let Some(ct) = headers.get("content-type") {
@@ -414,13 +468,28 @@ pub(super) async fn dispatch(
                     .into());
                 }
             }
+            // The engine's event for the change updates the state; wait
+            // for it (or read the container back when events are not
+            // followed or it does not come), so the next request sees it.
+            let wait = manager.follows_events(&container.node).then(|| {
+                manager
+                    .waiters
+                    .expect(&container.id, expected_event(action, &query))
+            });
             let response = forward(&engine, request, &target).await?;
             if response.status().is_success() {
-                if let Err(e) = manager
-                    .refresh_container(&container.node, &container.id)
-                    .await
-                {
-                    tracing::warn!(container = %container.id, error = %e, "cannot re-read container");
+                let seen = match wait {
+                    Some(wait) => wait.wait(EVENT_WAIT).await,
+                    None => false,
+                };
+                if !seen {
+                    tracing::debug!(container = %container.id, action, "no event applied: reading the container back");
+                    if let Err(e) = manager
+                        .refresh_container(&container.node, &container.id)
+                        .await
+                    {
+                        tracing::warn!(container = %container.id, error = %e, "cannot re-read container");
+                    }
                 }
             }
             Ok(response)

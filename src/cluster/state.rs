@@ -572,6 +572,17 @@ pub enum Command {
     },
     /// One container was created or changed.
     ContainerObserved(Container),
+    /// A container's engine reported a change of run state (an event: `start`,
+    /// `die`, `pause`, ...): only its state changes. Ignored for a container
+    /// the state does not hold on that node.
+    ContainerStateChanged {
+        /// Container ID.
+        id: String,
+        /// Node the event came from.
+        node: NodeId,
+        /// The new run state.
+        state: ContainerState,
+    },
     /// One container is gone.
     ContainerRemoved {
         /// Container ID.
@@ -843,6 +854,19 @@ impl ClusterState {
                     return Ok(());
                 }
                 self.upsert_container(container);
+                Ok(())
+            }
+            Command::ContainerStateChanged { id, node, state } => {
+                let changed = self
+                    .containers
+                    .get(&id)
+                    .filter(|c| c.node == node && c.state != state)
+                    .map(|c| Container { state, ..c.clone() });
+                if let Some(container) = changed {
+                    if !self.is_stale(&node, &id) {
+                        self.upsert_container(container);
+                    }
+                }
                 Ok(())
             }
             Command::ContainerCreated {
@@ -1135,6 +1159,10 @@ impl ClusterState {
                 self.containers.get(&container.id) == Some(container)
             }
             Command::ContainerRemoved { id } => !self.containers.contains_key(id),
+            Command::ContainerStateChanged { id, node, state } => !self
+                .containers
+                .get(id)
+                .is_some_and(|c| c.node == *node && c.state != *state),
             Command::ImagesObserved { node, images } => self.node_images_match(node, images),
             _ => false,
         }

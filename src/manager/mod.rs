@@ -8,10 +8,11 @@
 
 pub mod events;
 mod reschedule;
+pub mod waiters;
 mod watch;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -86,6 +87,9 @@ pub struct EngineSlot {
     node: Mutex<Option<NodeId>>,
     wake: Notify,
     cancel: CancellationToken,
+    /// Whether its event stream is open (changes show in the state through
+    /// the events).
+    following: AtomicBool,
 }
 
 impl EngineSlot {
@@ -122,6 +126,8 @@ pub struct Manager {
     /// now answers as another node fails `is_node`.
     by_node: RwLock<HashMap<NodeId, std::sync::Weak<EngineSlot>>>,
     execs: Mutex<HashMap<String, NodeId>>,
+    /// Requests waiting for an engine event to be applied.
+    pub waiters: Arc<waiters::EventWaiters>,
     reservation_seq: AtomicU64,
     /// This manager itself, for background tasks.
     me: std::sync::Weak<Manager>,
@@ -137,6 +143,7 @@ impl Manager {
             engines: RwLock::new(BTreeMap::new()),
             by_node: RwLock::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
+            waiters: Default::default(),
             // Microseconds since the epoch: a restarted manager never
             // reuses the numbers of its previous run.
             reservation_seq: AtomicU64::new(
@@ -224,6 +231,7 @@ impl Manager {
                     node: Mutex::new(known),
                     wake: Notify::new(),
                     cancel: cancel.child_token(),
+                    following: AtomicBool::new(false),
                 });
                 engines.insert(addr.clone(), slot.clone());
                 tracing::info!(%addr, "engine joined discovery");
@@ -332,6 +340,17 @@ impl Manager {
 
     /// The engine of node `id`.
     pub fn engine(&self, id: &str) -> Result<Arc<Engine>, ManagerError> {
+        self.slot(id).map(|slot| slot.engine.clone())
+    }
+
+    /// Whether node `id`'s events are followed now, so that a change made
+    /// there shows in the state once its event is applied.
+    pub fn follows_events(&self, id: &str) -> bool {
+        self.slot(id)
+            .is_ok_and(|slot| slot.following.load(Ordering::Relaxed))
+    }
+
+    fn slot(&self, id: &str) -> Result<Arc<EngineSlot>, ManagerError> {
         let known = self
             .by_node
             .read()
@@ -339,7 +358,7 @@ impl Manager {
             .get(id)
             .and_then(std::sync::Weak::upgrade);
         if let Some(slot) = known.filter(|s| !s.cancel.is_cancelled() && s.is_node(id)) {
-            return Ok(slot.engine.clone());
+            return Ok(slot);
         }
         // Every request to a node asks this: scan the slots only once per node.
         let found = self
@@ -353,7 +372,7 @@ impl Manager {
         match found {
             Some(slot) => {
                 by_node.insert(id.to_string(), Arc::downgrade(&slot));
-                Ok(slot.engine.clone())
+                Ok(slot)
             }
             None => {
                 by_node.remove(id);

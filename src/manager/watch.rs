@@ -12,8 +12,9 @@ use futures::StreamExt;
 
 use super::events::NodeRef;
 use super::{EngineSlot, Manager, ManagerError};
-use crate::cluster::{ClusterState, Command, ContainerState, NodeId};
+use crate::cluster::{ClusterState, Command, ContainerState, NodeId, SWARM_ID_LABEL};
 use crate::engine::EngineError;
+use std::sync::atomic::Ordering;
 
 /// Pause before re-subscribing to a broken event stream.
 const EVENTS_RETRY: Duration = Duration::from_secs(1);
@@ -189,6 +190,7 @@ async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeI
                     unreachable = false;
                     slot.wake.notify_one();
                 }
+                slot.following.store(true, Ordering::Relaxed);
                 while let Some(event) = stream.next().await {
                     let event = match event {
                         Ok(event) => event,
@@ -215,40 +217,33 @@ async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeI
                         .unwrap_or_default();
                     let action = event.action.clone().unwrap_or_default();
                     let typ = event.typ;
+                    let effect = match typ {
+                        Some(EventMessageTypeEnum::CONTAINER) if !actor.is_empty() => {
+                            let attributes =
+                                event.actor.as_ref().and_then(|a| a.attributes.as_ref());
+                            container_effect(
+                                &manager.cluster.read(),
+                                &node,
+                                &actor,
+                                &action,
+                                attributes,
+                            )
+                        }
+                        Some(EventMessageTypeEnum::IMAGE) => Effect::Images,
+                        _ => Effect::Nothing,
+                    };
                     if node_ref.is_none() {
                         node_ref = manager.node_ref(&node).map(Arc::new);
                     }
                     if let Some(node) = &node_ref {
                         manager.events.engine_event(event, node.clone());
                     }
-                    match typ {
-                        Some(EventMessageTypeEnum::CONTAINER) if action == "destroy" => {
-                            let _ = manager
-                                .cluster
-                                .propose(Command::ContainerRemoved { id: actor })
-                                .await;
-                        }
-                        Some(EventMessageTypeEnum::CONTAINER)
-                            if !actor.is_empty()
-                                && !event_adds_nothing(
-                                    &manager.cluster.read(),
-                                    &node,
-                                    &actor,
-                                    &action,
-                                ) =>
-                        {
-                            if let Err(e) = manager.refresh_container(&node, &actor).await {
-                                tracing::debug!(error = %e, "container refresh after event failed");
-                            }
-                        }
-                        Some(EventMessageTypeEnum::IMAGE) => {
-                            if let Err(e) = manager.refresh_images(&node).await {
-                                tracing::debug!(error = %e, "image refresh after event failed");
-                            }
-                        }
-                        _ => {}
+                    apply_effect(&manager, &node, &actor, effect).await;
+                    if !actor.is_empty() {
+                        manager.waiters.applied(&actor, &action);
                     }
                 }
+                slot.following.store(false, Ordering::Relaxed);
             }
             Err(e) => {
                 tracing::debug!(engine = %slot.engine.addr, error = %e, "cannot follow events")
@@ -262,19 +257,106 @@ async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeI
     }
 }
 
-/// Whether the state already shows what a container event says, so that
-/// reading the container again would change nothing: the manager records
-/// the creates and starts it makes as soon as the engine answers them, and
-/// their events follow. Other events (and these for containers the state
-/// does not show so yet) are read back.
-fn event_adds_nothing(state: &ClusterState, node: &str, id: &str, action: &str) -> bool {
-    match state.containers.get(id) {
-        Some(c) if c.node == node => match action {
-            "create" => true,
-            "start" => c.state == ContainerState::Running,
-            _ => false,
-        },
-        _ => false,
+/// What an engine event changes in the state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Effect {
+    /// Nothing the state holds (`kill`, `exec_start`, `attach`, ..., or a
+    /// `create` the manager records itself).
+    Nothing,
+    /// The container's run state, read from the event alone.
+    State(ContainerState),
+    /// Read the container back from the engine (`rename`, `update`, or a
+    /// container the state does not know).
+    Reread,
+    /// The container is gone.
+    Removed,
+    /// Read the node's images again.
+    Images,
+}
+
+/// What container event `action` of container `id` on `node` changes, with
+/// the event's attributes (the container's labels, `name`, `image`). Run
+/// states follow from the event alone: the engine sends `start` once the
+/// container runs, `die` once it stopped; events come in the engine's
+/// order, so the last one applied is the state. The containers the manager
+/// creates are recorded by the create request itself.
+fn container_effect(
+    state: &ClusterState,
+    node: &str,
+    id: &str,
+    action: &str,
+    attributes: Option<&std::collections::HashMap<String, String>>,
+) -> Effect {
+    if action == "destroy" {
+        return Effect::Removed;
+    }
+    let Some(container) = state.containers.get(id).filter(|c| c.node == node) else {
+        // A create of ours in flight: its request records it.
+        let swarm_id = attributes.and_then(|a| a.get(SWARM_ID_LABEL));
+        if action == "create"
+            && swarm_id.is_some_and(|sid| {
+                state
+                    .reservations
+                    .values()
+                    .any(|r| r.node == node && r.swarm_id.as_ref() == Some(sid))
+            })
+        {
+            return Effect::Nothing;
+        }
+        return Effect::Reread;
+    };
+    let to = |wanted: ContainerState| {
+        if container.state == wanted {
+            Effect::Nothing
+        } else {
+            Effect::State(wanted)
+        }
+    };
+    match action {
+        // Labels the engine added (the image's) are not in the state yet.
+        "create" => {
+            let labels_known = attributes.is_none_or(|a| {
+                a.iter()
+                    .filter(|(k, _)| k.as_str() != "image" && k.as_str() != "name")
+                    .all(|(k, v)| container.labels.get(k) == Some(v))
+            });
+            if labels_known {
+                Effect::Nothing
+            } else {
+                Effect::Reread
+            }
+        }
+        "start" | "unpause" | "restart" => to(ContainerState::Running),
+        "die" => to(ContainerState::Exited),
+        "pause" => to(ContainerState::Paused),
+        "rename" | "update" => Effect::Reread,
+        _ => Effect::Nothing,
+    }
+}
+
+/// Commits what an event changed.
+async fn apply_effect(manager: &Manager, node: &str, id: &str, effect: Effect) {
+    let result = match effect {
+        Effect::Nothing => return,
+        Effect::State(state) => manager
+            .cluster
+            .propose(Command::ContainerStateChanged {
+                id: id.to_string(),
+                node: node.to_string(),
+                state,
+            })
+            .await
+            .map_err(ManagerError::from),
+        Effect::Reread => manager.refresh_container(node, id).await,
+        Effect::Removed => manager
+            .cluster
+            .propose(Command::ContainerRemoved { id: id.to_string() })
+            .await
+            .map_err(ManagerError::from),
+        Effect::Images => manager.refresh_images(node).await,
+    };
+    if let Err(e) = result {
+        tracing::debug!(container = %id, error = %e, "event not recorded");
     }
 }
 
@@ -289,8 +371,8 @@ mod tests {
     use crate::manager::ManagerConfig;
 
     #[test]
-    fn only_events_the_state_already_shows_are_skipped() {
-        use crate::cluster::{Container, NodeInfo};
+    fn events_change_the_state_without_reading_the_container_back() {
+        use crate::cluster::{Container, NodeInfo, Reservation};
         let mut state = ClusterState::default();
         state
             .apply(Command::NodeObserved(NodeInfo {
@@ -309,26 +391,118 @@ mod tests {
             name: "web".into(),
             image: "busybox:local".into(),
             state: ContainerState::Created,
-            labels: Default::default(),
+            labels: [("app".to_string(), "web".to_string())].into(),
             resources: None,
         };
         state
             .apply(Command::ContainerObserved(container.clone()))
             .expect("container");
-        assert!(event_adds_nothing(&state, &node, "c1", "create"));
-        assert!(!event_adds_nothing(&state, &node, "c1", "start"));
-        assert!(!event_adds_nothing(&state, &node, "c2", "create"));
-        assert!(!event_adds_nothing(&state, "other", "c1", "create"));
+        let attrs = |pairs: &[(&str, &str)]| -> std::collections::HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let ours = attrs(&[("app", "web"), ("image", "busybox:local"), ("name", "web")]);
+        let effect = |state: &ClusterState, node: &str, id: &str, action: &str| {
+            container_effect(state, node, id, action, Some(&ours))
+        };
+        // A create the manager recorded itself, with the labels it knows.
+        assert_eq!(effect(&state, &node, "c1", "create"), Effect::Nothing);
+        // The image added a label: read the container back.
+        let more = attrs(&[("app", "web"), ("maintainer", "x"), ("name", "web")]);
+        assert_eq!(
+            container_effect(&state, &node, "c1", "create", Some(&more)),
+            Effect::Reread
+        );
+        assert_eq!(
+            effect(&state, &node, "c1", "start"),
+            Effect::State(ContainerState::Running)
+        );
+        assert_eq!(
+            effect(&state, &node, "c1", "pause"),
+            Effect::State(ContainerState::Paused)
+        );
         container.state = ContainerState::Running;
         state
             .apply(Command::ContainerObserved(container))
             .expect("container");
-        assert!(event_adds_nothing(&state, &node, "c1", "start"));
+        assert_eq!(effect(&state, &node, "c1", "start"), Effect::Nothing);
+        assert_eq!(
+            effect(&state, &node, "c1", "die"),
+            Effect::State(ContainerState::Exited)
+        );
         for action in [
-            "die", "stop", "kill", "pause", "rename", "update", "restart",
+            "kill",
+            "stop",
+            "attach",
+            "exec_start: sh",
+            "health_status: healthy",
         ] {
-            assert!(!event_adds_nothing(&state, &node, "c1", action), "{action}");
+            assert_eq!(
+                effect(&state, &node, "c1", action),
+                Effect::Nothing,
+                "{action}"
+            );
         }
+        for action in ["rename", "update"] {
+            assert_eq!(
+                effect(&state, &node, "c1", action),
+                Effect::Reread,
+                "{action}"
+            );
+        }
+        assert_eq!(effect(&state, &node, "c1", "destroy"), Effect::Removed);
+        // Unknown here: read back, unless it is a create of ours in flight.
+        assert_eq!(effect(&state, "other", "c1", "start"), Effect::Reread);
+        assert_eq!(effect(&state, &node, "c2", "create"), Effect::Reread);
+        state
+            .apply(Command::Reserve {
+                reservation: Reservation {
+                    id: "r1".into(),
+                    node: node.clone(),
+                    name: Some("db".into()),
+                    resources: Default::default(),
+                    swarm_id: Some("s1".into()),
+                },
+                overcommit: Default::default(),
+                checks: Default::default(),
+            })
+            .expect("reserve");
+        let in_flight = attrs(&[(SWARM_ID_LABEL, "s1"), ("name", "db")]);
+        assert_eq!(
+            container_effect(&state, &node, "c2", "create", Some(&in_flight)),
+            Effect::Nothing
+        );
+        assert_eq!(
+            container_effect(&state, &node, "c2", "start", Some(&in_flight)),
+            Effect::Reread
+        );
+        // The state change applies once, and only to that node's container.
+        let change = |node: &str, state: ContainerState| Command::ContainerStateChanged {
+            id: "c1".into(),
+            node: node.to_string(),
+            state,
+        };
+        assert!(state.is_noop(&change(&node, ContainerState::Running)));
+        assert!(state.is_noop(&change("other", ContainerState::Exited)));
+        assert!(!state.is_noop(&change(&node, ContainerState::Exited)));
+        state
+            .apply(change(&node, ContainerState::Exited))
+            .expect("state change");
+        assert_eq!(
+            state.containers.get("c1").map(|c| c.state),
+            Some(ContainerState::Exited)
+        );
+        assert_eq!(state.containers.node_counts(&node).running, 0);
+        assert_eq!(effect(&state, &node, "c1", "die"), Effect::Nothing);
+        state
+            .apply(change("other", ContainerState::Running))
+            .expect("ignored");
+        assert_eq!(
+            state.containers.get("c1").map(|c| c.state),
+            Some(ContainerState::Exited)
+        );
     }
 
     #[test]
