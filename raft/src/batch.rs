@@ -20,7 +20,7 @@ pub const MAX_BATCH: usize = 512;
 
 /// Batches written and not yet applied at one time: while one is flushed
 /// and replicated, the next is already on its way.
-const MAX_IN_FLIGHT: usize = 2;
+const MAX_IN_FLIGHT: usize = 1;
 
 /// One command waiting for its batch, and where its output goes.
 pub(crate) struct Proposal<S: StateMachine> {

@@ -857,14 +857,11 @@ impl ClusterState {
                 Ok(())
             }
             Command::ContainerStateChanged { id, node, state } => {
-                let changed = self
-                    .containers
-                    .get(&id)
-                    .filter(|c| c.node == node && c.state != state)
-                    .map(|c| Container { state, ..c.clone() });
-                if let Some(container) = changed {
-                    if !self.is_stale(&node, &id) {
-                        self.upsert_container(container);
+                // What it holds does not depend on its state: usage stays.
+                let here = self.containers.get(&id).is_some_and(|c| c.node == node);
+                if here && !self.is_stale(&node, &id) && self.containers.set_state(&id, state) {
+                    if let Some(n) = self.nodes.get_mut(&node) {
+                        n.version += 1;
                     }
                 }
                 Ok(())

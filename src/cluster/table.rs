@@ -212,6 +212,21 @@ impl ContainerTable {
         old
     }
 
+    /// Changes the run state of container `id` (the indexes do not depend
+    /// on it, only the counts do); whether it is there.
+    pub(super) fn set_state(&mut self, id: &str, state: ContainerState) -> bool {
+        let Some(container) = self.by_id.get_mut(id) else {
+            return false;
+        };
+        let old = std::mem::replace(&mut container.state, state);
+        let node = container.node.clone();
+        for (state, sign) in [(old, -1), (state, 1)] {
+            self.total.add(state, sign);
+            self.by_node.entry(node.clone()).or_default().add(state, sign);
+        }
+        true
+    }
+
     /// Removes a container by full ID.
     pub(super) fn remove(&mut self, id: &str) -> Option<Container> {
         let old = self.by_id.remove(id)?;
@@ -327,6 +342,15 @@ mod tests {
         });
         assert_eq!(t.node_counts("n1").running, 0);
         assert_eq!(t.counts().stopped(), 2);
+        // b unpauses, in place; an unknown ID changes nothing.
+        assert!(t.set_state("b", ContainerState::Running));
+        assert!(!t.set_state("zz", ContainerState::Running));
+        let n1 = t.node_counts("n1");
+        assert_eq!((n1.total, n1.running, n1.paused), (2, 1, 0));
+        assert_eq!(t.get("b").map(|c| c.state), Some(ContainerState::Running));
+        assert!(t.set_state("b", ContainerState::Paused));
+        assert_eq!(t.counts().paused, 1);
+        assert_eq!(t.counts().total, 3);
         t.remove("c");
         assert_eq!(t.node_counts("n2"), StateCounts::default());
         assert_eq!(t.counts().total, 2);
