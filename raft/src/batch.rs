@@ -18,8 +18,10 @@ use crate::{Error, StateMachine, TypeConfig};
 /// Most commands carried by one log entry.
 pub const MAX_BATCH: usize = 512;
 
-/// Batches written and not yet applied at one time: while one is flushed
-/// and replicated, the next is already on its way.
+/// Batches written and not yet applied at one time. One: whatever arrives
+/// while a batch is flushed, replicated and applied waits for the next, so
+/// batches grow with the load (with two in flight, each batch was half as
+/// big and every flush, which wakes sled's I/O threads, cost as much).
 const MAX_IN_FLIGHT: usize = 1;
 
 /// One command waiting for its batch, and where its output goes.

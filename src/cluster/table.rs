@@ -222,7 +222,10 @@ impl ContainerTable {
         let node = container.node.clone();
         for (state, sign) in [(old, -1), (state, 1)] {
             self.total.add(state, sign);
-            self.by_node.entry(node.clone()).or_default().add(state, sign);
+            self.by_node
+                .entry(node.clone())
+                .or_default()
+                .add(state, sign);
         }
         true
     }
