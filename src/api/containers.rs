@@ -345,8 +345,9 @@ pub(super) async fn create(
             .ok_or_else(|| ApiError::internal("engine answered create without an Id"))?;
         match &spec.name {
             // Everything the state keeps of it is in the request: no need to
-            // read it back (labels its image adds show in its `create`
-            // event, which then reads it back).
+            // read it back. Labels its image adds are read back when its
+            // `create` event is applied after this record, else by the
+            // node's next refresh.
             Some(name) => {
                 let container = crate::cluster::Container {
                     id: id.clone(),
