@@ -40,26 +40,18 @@ const MUTATING: [&str; 8] = [
 const EVENT_WAIT: Duration = Duration::from_secs(2);
 
 /// The engine event that ends a changing call (see [`MUTATING`]): the last
-/// one the engine sends for it. A kill with `SIGKILL` (the default) ends
-/// with the container's `die`.
-fn expected_event(action: &str, query: &str) -> &'static str {
-    match action {
-        "start" => "start",
-        "stop" => "stop",
-        "restart" => "restart",
-        "pause" => "pause",
-        "unpause" => "unpause",
-        "rename" => "rename",
-        "update" => "update",
-        _ => {
-            let signal = query_param(query, "signal").unwrap_or_default();
-            let signal = signal.trim_start_matches("SIG");
-            if signal.is_empty() || signal == "KILL" || signal == "9" {
-                "die"
-            } else {
-                "kill"
-            }
-        }
+/// one the engine sends for it, named as the call, except that a kill with
+/// `SIGKILL` (the default) ends with the container's `die`.
+fn expected_event<'a>(action: &'a str, query: &str) -> &'a str {
+    if action != "kill" {
+        return action;
+    }
+    let signal = query_param(query, "signal").unwrap_or_default();
+    let signal = signal.trim_start_matches("SIG");
+    if signal.is_empty() || signal == "KILL" || signal == "9" {
+        "die"
+    } else {
+        "kill"
     }
 }
 
@@ -575,6 +567,17 @@ async fn find_exec(manager: &Manager, version: &ClientVersion, id: &str) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changing_calls_wait_for_their_last_event() {
+        assert_eq!(expected_event("start", ""), "start");
+        assert_eq!(expected_event("stop", "t=1"), "stop");
+        assert_eq!(expected_event("rename", "name=x"), "rename");
+        for query in ["", "signal=KILL", "signal=SIGKILL", "signal=9"] {
+            assert_eq!(expected_event("kill", query), "die", "{query}");
+        }
+        assert_eq!(expected_event("kill", "signal=HUP"), "kill");
+    }
 
     #[test]
     fn references_and_actions() {
