@@ -72,6 +72,11 @@ pub struct ManageArgs {
     /// reservations exceed capacity by that fraction (default 0.05).
     #[arg(long = "cluster-opt", value_parser = parse_cluster_opt)]
     pub cluster_opts: Vec<ClusterOpt>,
+    /// How long a node's container list, once read, may answer `docker ps`
+    /// again while nothing changed on the node (its `Up 5 seconds` texts lag
+    /// by at most this); 0s asks the engines every time.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub list_cache: Duration,
     /// Failed refreshes in a row after which a node is unhealthy.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub engine_failure_retry: u32,
@@ -188,6 +193,7 @@ mod tests {
         assert_eq!(args.strategy, Strategy::Spread);
         assert_eq!(args.engine_refresh_min_interval, Duration::from_secs(30));
         assert_eq!(args.engine_failure_retry, 3);
+        assert_eq!(args.list_cache, Duration::from_secs(2));
         assert_eq!(
             args.enabled_filters().len(),
             crate::scheduler::filter::names().len()

@@ -95,6 +95,7 @@ async fn manage(args: ManageArgs) -> anyhow::Result<()> {
             .engine_refresh_max_interval
             .max(args.engine_refresh_min_interval),
         failure_retry: args.engine_failure_retry,
+        list_cache: args.list_cache,
     };
     let joining = !cluster.has_membership() && args.join.is_some();
     if !cluster.has_membership() && args.join.is_none() {

@@ -218,9 +218,34 @@ fn scenario_lifecycle(c: &Cluster) {
     c.ok(&["unpause", "life"]);
     assert_eq!(status(c), "running");
     assert_eq!(state_counts(c), [r + 1, p, s], "after unpause");
+    // `docker ps -a` (no filter: nodes' lists kept between requests) shows
+    // a change right after the call that made it...
+    let listed_state = |c: &Cluster| {
+        c.ok(&["ps", "-a", "--format", "{{.Names}} {{.State}}"])
+            .lines()
+            .find_map(|l| {
+                let (name, state) = l.split_once(' ')?;
+                name.ends_with("/life").then(|| state.to_string())
+            })
+            .unwrap_or_else(|| "absent".into())
+    };
+    assert_eq!(listed_state(c), "running");
     c.ok(&["stop", "-t", "1", "life"]);
     assert_eq!(status(c), "exited");
     assert_eq!(state_counts(c), [r, p, s + 1], "after stop");
+    assert_eq!(listed_state(c), "exited", "ps -a after stop");
+    // ... and one made on the engine directly, once its event is in.
+    let engine = c.engine_named(&c.node_of("life")).host();
+    docker_ok(&engine, &["start", "life"]);
+    wait_for(
+        "ps -a to show life running",
+        Duration::from_secs(10),
+        || (listed_state(c) == "running").then_some(()),
+    );
+    docker_ok(&engine, &["stop", "-t", "1", "life"]);
+    wait_for("ps -a to show life exited", Duration::from_secs(10), || {
+        (listed_state(c) == "exited").then_some(())
+    });
     c.ok(&["start", "life"]);
     assert_eq!(status(c), "running");
     assert_eq!(state_counts(c), [r + 1, p, s], "after start");

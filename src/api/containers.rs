@@ -12,6 +12,7 @@ use axum::response::Response;
 use axum::Extension;
 use bollard::models::{ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum};
 
+use super::list_cache::Lookup;
 use super::proxy::{engine_error, forward, read_body};
 use super::{
     json_response, listing, query_of, query_param, with_query, ApiError, App, ClientVersion,
@@ -69,7 +70,9 @@ pub(super) async fn engine_get(
 }
 
 /// `GET /containers/json`: every node's list, names as `/node/name`,
-/// newest first, `limit` applied to the whole.
+/// newest first, `limit` applied to the whole. Without filters or sizes,
+/// a node's list read moments ago is used again while nothing changed on
+/// the node ([`super::list_cache`]).
 pub(super) async fn list(
     State(app): State<Arc<App>>,
     Extension(version): Extension<ClientVersion>,
@@ -82,24 +85,23 @@ pub(super) async fn list(
     let all = query_param(&query, "all").is_some_and(|a| a == "1" || a == "true");
     let filtered =
         query_param(&query, "filters").is_some_and(|f| !f.trim().is_empty() && f.trim() != "{}");
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k != "limit")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    // What a node answers depends on nothing else than the path then.
+    let cacheable = app.lists.enabled() && pairs.iter().all(|(k, _)| k == "all");
     let forwarded: String = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(url::form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k != "limit"))
+        .extend_pairs(&pairs)
         .finish();
     let path = with_query(&format!("{}/containers/json", version.prefix()), &forwarded);
     let manager = &app.manager;
-    let jobs = manager.healthy_engines().into_iter().map(|(node, engine)| {
-        let path = path.clone();
-        async move {
-            let answer = engine_get(&engine, &path).await;
-            (node, answer)
-        }
-    });
-    let answers = futures::future::join_all(jobs).await;
+    let engines = manager.healthy_engines();
     // Per node: its name, and the stale copies of rescheduled containers
     // to hide (being removed from it).
     let names: Vec<(String, Vec<String>)> = {
         let state = manager.cluster.read();
-        answers
+        engines
             .iter()
             .map(|(node, _)| {
                 let stale = state.stale.get(node);
@@ -110,17 +112,65 @@ pub(super) async fn list(
             })
             .collect()
     };
-    let mut lists = Vec::with_capacity(answers.len());
+    if cacheable {
+        let healthy: std::collections::HashSet<&str> =
+            engines.iter().map(|(node, _)| node.as_str()).collect();
+        app.lists.retain_nodes(|node| healthy.contains(node));
+    }
+    let jobs = engines
+        .iter()
+        .zip(&names)
+        .map(|((node, engine), (node_name, _))| {
+            let generation = engine.generation();
+            let kept = cacheable && manager.follows_events(node);
+            let found = if kept {
+                app.lists.lookup(node, node_name, &path, generation)
+            } else {
+                Lookup::Missing
+            };
+            let (app, path) = (app.clone(), path.clone());
+            async move {
+                match found {
+                    Lookup::Fresh(listing) => Ok(Some(listing)),
+                    Lookup::Ageing(listing) => {
+                        let (engine, node, node_name) =
+                            (engine.clone(), node.clone(), node_name.clone());
+                        tokio::spawn(async move {
+                            let generation = engine.generation();
+                            match node_listing(&engine, &node_name, &path).await {
+                                Ok(Some(fresh)) => {
+                                    app.lists.store(&node, &node_name, &path, generation, fresh);
+                                }
+                                _ => app.lists.refresh_failed(&node, &path),
+                            }
+                        });
+                        Ok(Some(listing))
+                    }
+                    Lookup::Missing => {
+                        let read = node_listing(engine, node_name, &path).await;
+                        if let (true, Ok(Some(listing))) = (kept, &read) {
+                            app.lists
+                                .store(node, node_name, &path, generation, listing.clone());
+                        }
+                        read
+                    }
+                }
+            }
+        });
+    let answers = futures::future::join_all(jobs).await;
+    tracing::debug!(
+        nodes = engines.len(),
+        kept = cacheable.then(|| app.lists.held().0),
+        "container list"
+    );
+    let mut shown = Vec::with_capacity(answers.len());
     // Nodes still healthy in the state whose engine did not answer: their
     // containers are listed from the state, as for unhealthy nodes.
     let mut silent = Vec::new();
-    for ((node_name, hidden), (node, answer)) in names.into_iter().zip(answers) {
-        match listing::accept(node_name, answer)? {
-            Some(mut list) => {
-                list.hidden = hidden;
-                lists.push(list);
-            }
-            None => silent.push(node),
+    for (((node, _), (_, hidden)), answer) in engines.iter().zip(names).zip(answers) {
+        match answer? {
+            Some(listing) => shown.push(listing::Shown { listing, hidden }),
+            None => silent.push(node.clone()),
         }
     }
     // Most often every node is healthy: skip the pass over all containers.
@@ -137,12 +187,31 @@ pub(super) async fn list(
         unreachable_containers(manager, all, &silent)
     };
     let limit = limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
-    let body = listing::merge(&lists, &unreachable, limit)?;
+    let reply = listing::reply(shown, &unreachable, limit)?;
+    let len = reply.content_length();
+    tracing::debug!(bytes = len, kept = ?app.lists.held(), "container list: (containers, bytes) kept");
     Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "application/json")
-        .body(Body::from(body))
+        .header("content-length", len)
+        .body(Body::from_stream(futures::stream::iter(
+            reply.map(Ok::<_, std::convert::Infallible>),
+        )))
         .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// One node's container list for `path`, parsed: `Ok(None)` when the node
+/// did not answer or its answer is unreadable (logged), an error when the
+/// request itself is wrong (the whole list fails with it).
+async fn node_listing(
+    engine: &Engine,
+    node_name: &str,
+    path: &str,
+) -> Result<Option<Arc<listing::NodeListing>>, ApiError> {
+    let answer = engine_get(engine, path).await;
+    Ok(listing::accept(node_name.to_string(), answer)?
+        .and_then(|list| list.listing())
+        .map(Arc::new))
 }
 
 /// Containers of unhealthy nodes (and of the `silent` ones, which did not

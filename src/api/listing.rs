@@ -1,13 +1,16 @@
 //! The merged container list (`GET /containers/json`) without owned trees.
 //!
-//! Every engine's answer is parsed in place: only `Created` (the sort key)
-//! is decoded; `Names` is checked to be an array of strings and rewritten
-//! as `/node/name` while the reply is written; every other field of the
-//! Engine API's container summary is kept as a slice of the engine's body
-//! and written back verbatim. Nothing is allocated per container. The
-//! bodies stay alive while the reply is written; an index of `(Created,
-//! container)` is sorted (newest first, stable), cut to `limit`, and the
-//! reply is written into one pre-sized buffer.
+//! Every engine's answer is parsed in place as it arrives: only `Created`
+//! (the sort key) is decoded; `Names` is checked to be an array of strings
+//! and rewritten as `/node/name`; every other field of the Engine API's
+//! container summary is kept as a slice of the engine's body and written
+//! back verbatim. The result, a [`NodeListing`], holds the node's
+//! containers as the reply writes them, in one buffer (nothing is
+//! allocated per container), and can be kept for the next request
+//! ([`super::list_cache`]). A [`Reply`] sorts an index of `(Created,
+//! container)` over the listings (newest first, stable), cuts it to
+//! `limit`, and copies the objects into the body chunk by chunk as the
+//! client reads it.
 //!
 //! Fields and their order are those of bollard's `ContainerSummary`, so
 //! clients see what the typed merge answered before: absent and `null`
@@ -35,9 +38,6 @@ pub struct NodeList {
     pub node_name: String,
     /// The engine's JSON body (an array of container summaries).
     pub body: bytes::Bytes,
-    /// Containers of this node to leave out: copies a reschedule left
-    /// behind, being removed from the node (they live elsewhere now).
-    pub hidden: Vec<String>,
 }
 
 /// Sorts one node's answer: a success is kept, a `400` is the client's
@@ -49,11 +49,7 @@ pub fn accept(
 ) -> Result<Option<NodeList>, ApiError> {
     let error = match answer {
         Ok((status, body)) if status.is_success() => {
-            return Ok(Some(NodeList {
-                node_name,
-                body,
-                hidden: Vec::new(),
-            }));
+            return Ok(Some(NodeList { node_name, body }));
         }
         Ok((status, body)) if status == StatusCode::BAD_REQUEST => {
             return Err(engine_error(status, &body));
@@ -229,105 +225,228 @@ impl Prefix {
     }
 }
 
-/// Where one listed container comes from.
-#[derive(Clone, Copy)]
-enum Source {
-    /// Container `item` of the parsed answer `node`.
-    Engine { node: u32, item: u32 },
-    /// The `i`th of the unreachable nodes' containers.
-    Unreachable(u32),
+/// One node's containers, ready to be listed: each container's JSON object
+/// as the reply writes it (names as `/node/name`), back to back in one
+/// buffer, with its creation time and where its ID is. Kept by the
+/// [`super::list_cache`] between requests.
+#[derive(Debug, Default)]
+pub struct NodeListing {
+    json: Vec<u8>,
+    items: Vec<Item>,
 }
 
-/// Bytes reserved per container taken from the state (a typed summary).
-const UNREACHABLE_ESTIMATE: usize = 320;
+/// One container of a [`NodeListing`].
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    /// `Created`, the sort key (0 when absent).
+    created: i64,
+    /// Its object: `json[start..end]`.
+    start: usize,
+    end: usize,
+    /// Its `Id` as written (a JSON value): `json[id.0..id.1]`, empty when
+    /// absent.
+    id: (usize, usize),
+}
 
-/// Merges the nodes' answers and the containers of unreachable nodes into
-/// the reply's JSON array: names as `/node/name`, newest first (stable:
-/// ties keep the nodes' order, then the unreachable ones), at most `limit`.
-/// A node whose body does not parse is logged and skipped.
-pub fn merge(
-    lists: &[NodeList],
+impl NodeListing {
+    /// Parses one engine's answer (an array of container summaries) and
+    /// writes its containers for node `node_name`.
+    pub fn parse(node_name: &str, body: &[u8]) -> serde_json::Result<NodeListing> {
+        let containers = serde_json::from_slice::<Vec<Borrowed<'_>>>(body)?;
+        let prefix = Prefix::new(node_name)?;
+        let mut listing = NodeListing {
+            json: Vec::with_capacity(body.len() + containers.len() * (node_name.len() + 1)),
+            items: Vec::with_capacity(containers.len()),
+        };
+        for c in &containers {
+            let start = listing.json.len();
+            let id = write_container(&mut listing.json, &prefix, c)?;
+            listing.items.push(Item {
+                created: c.created.unwrap_or(0),
+                start,
+                end: listing.json.len(),
+                id,
+            });
+        }
+        listing.json.shrink_to_fit();
+        Ok(listing)
+    }
+
+    /// Containers taken from the state (those of unreachable nodes).
+    pub fn of_summaries(summaries: &[ContainerSummary]) -> serde_json::Result<NodeListing> {
+        let mut listing = NodeListing::default();
+        for summary in summaries {
+            let start = listing.json.len();
+            serde_json::to_writer(&mut listing.json, summary)?;
+            listing.items.push(Item {
+                created: summary.created.unwrap_or(0),
+                start,
+                end: listing.json.len(),
+                id: (start, start),
+            });
+        }
+        Ok(listing)
+    }
+
+    /// How many containers it lists.
+    pub fn containers(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Bytes it holds.
+    pub fn size(&self) -> usize {
+        self.json.capacity() + self.items.capacity() * std::mem::size_of::<Item>()
+    }
+
+    fn object(&self, item: &Item) -> &[u8] {
+        &self.json[item.start..item.end]
+    }
+
+    /// The container's ID without quotes (IDs hold nothing JSON escapes).
+    fn id(&self, item: &Item) -> &[u8] {
+        let raw = &self.json[item.id.0..item.id.1];
+        raw.strip_prefix(b"\"")
+            .and_then(|r| r.strip_suffix(b"\""))
+            .unwrap_or(raw)
+    }
+}
+
+/// One node's part of a reply: its containers, minus `hidden` (copies a
+/// reschedule left behind, being removed from the node).
+pub struct Shown {
+    /// The node's containers.
+    pub listing: std::sync::Arc<NodeListing>,
+    /// IDs to leave out.
+    pub hidden: Vec<String>,
+}
+
+/// Bytes per chunk of a reply's body.
+const CHUNK: usize = 256 << 10;
+
+/// A reply's JSON array, written chunk by chunk from the listings it
+/// shares (nothing is copied before the client reads it).
+pub struct Reply {
+    parts: Vec<std::sync::Arc<NodeListing>>,
+    /// `(part, item)`, in the order written.
+    order: Vec<(u32, u32)>,
+    next: usize,
+    opened: bool,
+    closed: bool,
+    len: usize,
+}
+
+impl Reply {
+    /// The whole body's length in bytes.
+    pub fn content_length(&self) -> usize {
+        self.len
+    }
+}
+
+impl Iterator for Reply {
+    type Item = bytes::Bytes;
+
+    fn next(&mut self) -> Option<bytes::Bytes> {
+        if self.closed {
+            return None;
+        }
+        let mut out = Vec::with_capacity(CHUNK + CHUNK / 8);
+        if !self.opened {
+            out.push(b'[');
+            self.opened = true;
+        }
+        while out.len() < CHUNK {
+            let Some(&(part, item)) = self.order.get(self.next) else {
+                break;
+            };
+            if self.next > 0 {
+                out.push(b',');
+            }
+            let listing = &self.parts[part as usize];
+            out.extend_from_slice(listing.object(&listing.items[item as usize]));
+            self.next += 1;
+        }
+        if self.next == self.order.len() {
+            out.push(b']');
+            self.closed = true;
+        }
+        Some(bytes::Bytes::from(out))
+    }
+}
+
+/// Merges the nodes' containers and those of unreachable nodes (taken from
+/// the state) into one reply: newest first (stable: ties keep the nodes'
+/// order, then the unreachable ones), at most `limit`.
+pub fn reply(
+    nodes: Vec<Shown>,
     unreachable: &[ContainerSummary],
     limit: Option<usize>,
-) -> Result<Vec<u8>, ApiError> {
-    let mut parsed: Vec<(Prefix, Vec<Borrowed<'_>>, usize, &[String])> =
-        Vec::with_capacity(lists.len());
-    let mut count = unreachable.len();
-    for list in lists {
-        match serde_json::from_slice::<Vec<Borrowed<'_>>>(&list.body) {
-            Ok(containers) => {
-                // Average size of one container in this answer, for sizing.
-                let each = list.body.len() / containers.len().max(1) + list.node_name.len() + 1;
-                count += containers.len();
-                let prefix = Prefix::new(&list.node_name).map_err(internal)?;
-                parsed.push((prefix, containers, each, &list.hidden));
-            }
-            Err(e) => tracing::warn!(
-                node = %list.node_name,
-                error = %e,
-                "container list failed on a node: unreadable answer"
-            ),
-        }
-    }
-
-    let mut index: Vec<(i64, Source)> = Vec::with_capacity(count);
-    for (node, (_, containers, _, hidden)) in parsed.iter().enumerate() {
-        let shown = |c: &Borrowed<'_>| {
-            hidden.is_empty()
-                || c.id
-                    .is_none_or(|id| !hidden.iter().any(|h| id.get().trim_matches('"') == h))
-        };
-        index.extend(
-            containers
+) -> Result<Reply, ApiError> {
+    let mut parts = Vec::with_capacity(nodes.len() + 1);
+    let mut order: Vec<(i64, (u32, u32))> = Vec::with_capacity(
+        nodes.iter().map(|n| n.listing.containers()).sum::<usize>() + unreachable.len(),
+    );
+    let mut add = |listing: std::sync::Arc<NodeListing>, hidden: &[String]| {
+        let part = parts.len() as u32;
+        order.extend(
+            listing
+                .items
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| shown(c))
-                .map(|(item, c)| {
-                    (
-                        c.created.unwrap_or(0),
-                        Source::Engine {
-                            node: node as u32,
-                            item: item as u32,
-                        },
-                    )
-                }),
+                .filter(|(_, item)| {
+                    hidden.is_empty() || !hidden.iter().any(|h| listing.id(item) == h.as_bytes())
+                })
+                .map(|(i, item)| (item.created, (part, i as u32))),
+        );
+        parts.push(listing);
+    };
+    for node in nodes {
+        add(node.listing, &node.hidden);
+    }
+    if !unreachable.is_empty() {
+        add(
+            std::sync::Arc::new(NodeListing::of_summaries(unreachable).map_err(internal)?),
+            &[],
         );
     }
-    index.extend(
-        unreachable
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.created.unwrap_or(0), Source::Unreachable(i as u32))),
-    );
-    index.sort_by_key(|(created, _)| Reverse(*created));
+    order.sort_by_key(|(created, _)| Reverse(*created));
     if let Some(limit) = limit {
-        index.truncate(limit);
+        order.truncate(limit);
     }
+    let len = 2
+        + order.len().saturating_sub(1)
+        + order
+            .iter()
+            .map(|(_, (part, item))| {
+                let item = &parts[*part as usize].items[*item as usize];
+                item.end - item.start
+            })
+            .sum::<usize>();
+    Ok(Reply {
+        parts,
+        order: order.into_iter().map(|(_, source)| source).collect(),
+        next: 0,
+        opened: false,
+        closed: false,
+        len,
+    })
+}
 
-    let size = 2 + index
-        .iter()
-        .map(|(_, source)| match *source {
-            Source::Engine { node, .. } => parsed[node as usize].2,
-            Source::Unreachable(_) => UNREACHABLE_ESTIMATE,
-        })
-        .sum::<usize>();
-    let mut out = Vec::with_capacity(size);
-    out.push(b'[');
-    for (i, (_, source)) in index.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        let written = match *source {
-            Source::Engine { node, item } => {
-                let (prefix, containers, _, _) = &parsed[node as usize];
-                write_container(&mut out, prefix, &containers[item as usize])
+impl NodeList {
+    /// Its containers, ready to be listed; `None` (logged) when the answer
+    /// does not parse.
+    pub fn listing(&self) -> Option<NodeListing> {
+        match NodeListing::parse(&self.node_name, &self.body) {
+            Ok(listing) => Some(listing),
+            Err(e) => {
+                tracing::warn!(
+                    node = %self.node_name,
+                    error = %e,
+                    "container list failed on a node: unreadable answer"
+                );
+                None
             }
-            Source::Unreachable(i) => serde_json::to_writer(&mut out, &unreachable[i as usize]),
-        };
-        written.map_err(internal)?;
+        }
     }
-    out.push(b']');
-    Ok(out)
 }
 
 fn internal(e: serde_json::Error) -> ApiError {
@@ -335,8 +454,13 @@ fn internal(e: serde_json::Error) -> ApiError {
 }
 
 /// Writes one engine container as a JSON object, fields in the order of
-/// bollard's `ContainerSummary`, absent ones skipped.
-fn write_container(out: &mut Vec<u8>, node: &Prefix, c: &Borrowed<'_>) -> serde_json::Result<()> {
+/// bollard's `ContainerSummary`, absent ones skipped; where its `Id` value
+/// went (an empty range when absent).
+fn write_container(
+    out: &mut Vec<u8>,
+    node: &Prefix,
+    c: &Borrowed<'_>,
+) -> serde_json::Result<(usize, usize)> {
     let mut first = true;
     let mut key = |out: &mut Vec<u8>, key: &str| {
         if !first {
@@ -350,9 +474,12 @@ fn write_container(out: &mut Vec<u8>, node: &Prefix, c: &Borrowed<'_>) -> serde_
     let raw = |out: &mut Vec<u8>, value: &RawValue| out.extend_from_slice(value.get().as_bytes());
 
     out.push(b'{');
+    let mut id = (out.len(), out.len());
     if let Some(v) = c.id {
         key(out, "Id");
+        id.0 = out.len();
         raw(out, v);
+        id.1 = out.len();
     }
     if let Some(names) = &c.names {
         key(out, "Names");
@@ -394,7 +521,7 @@ fn write_container(out: &mut Vec<u8>, node: &Prefix, c: &Borrowed<'_>) -> serde_
         }
     }
     out.push(b'}');
-    Ok(())
+    Ok(id)
 }
 
 #[cfg(test)]
@@ -405,28 +532,78 @@ mod tests {
         NodeList {
             node_name: name.into(),
             body: bytes::Bytes::from(body.to_string()),
-            hidden: Vec::new(),
         }
     }
 
     #[test]
     fn hidden_containers_left_out() {
-        let mut list = node(
+        let list = node(
             "n1",
             r#"[{"Id":"aa","Names":["/web"],"Created":2},{"Id":"bb","Names":["/db"],"Created":1}]"#,
         );
-        list.hidden = vec!["aa".into()];
-        let out = merged(&[list], &[], None);
+        let shown = Shown {
+            listing: std::sync::Arc::new(list.listing().expect("parses")),
+            hidden: vec!["aa".into()],
+        };
+        let out = written(reply(vec![shown], &[], None).expect("reply"));
         assert!(!out.contains("\"aa\""), "{out}");
         assert!(out.contains("\"/n1/db\""), "{out}");
     }
 
+    /// The whole body, checked against the length announced.
+    fn written(reply: Reply) -> String {
+        let len = reply.content_length();
+        let chunks: Vec<bytes::Bytes> = reply.collect();
+        let body: Vec<u8> = chunks.concat();
+        assert_eq!(body.len(), len, "announced length");
+        String::from_utf8(body).expect("utf-8")
+    }
+
+    /// The reply for these answers, each node's parsed on its own.
     fn merged(
         lists: &[NodeList],
         unreachable: &[ContainerSummary],
         limit: Option<usize>,
     ) -> String {
-        String::from_utf8(merge(lists, unreachable, limit).expect("merge")).expect("utf-8")
+        let shown = lists
+            .iter()
+            .filter_map(NodeList::listing)
+            .map(|l| Shown {
+                listing: std::sync::Arc::new(l),
+                hidden: Vec::new(),
+            })
+            .collect();
+        written(reply(shown, unreachable, limit).expect("reply"))
+    }
+
+    #[test]
+    fn long_replies_come_in_chunks() {
+        let body = format!(
+            "[{}]",
+            (0..3_000)
+                .map(|i| created(i, &format!("c{i:04}-{}", "x".repeat(100))))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let listing = node("n1", &body).listing().expect("parses");
+        assert_eq!(listing.containers(), 3_000);
+        let shown = Shown {
+            listing: std::sync::Arc::new(listing),
+            hidden: Vec::new(),
+        };
+        let reply = reply(vec![shown], &[], None).expect("reply");
+        assert!(
+            reply.content_length() > 2 * CHUNK,
+            "{}",
+            reply.content_length()
+        );
+        let chunks: Vec<bytes::Bytes> = reply.collect();
+        assert!(chunks.len() >= 2, "{} chunks", chunks.len());
+        let out = String::from_utf8(chunks.concat()).expect("utf-8");
+        let ids = ids(&out);
+        assert_eq!(ids.len(), 3_000);
+        assert!(ids[0].starts_with("c2999-"), "{}", ids[0]);
+        assert!(ids[2_999].starts_with("c0000-"), "{}", ids[2_999]);
     }
 
     fn values(json: &str) -> Vec<serde_json::Value> {

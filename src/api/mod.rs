@@ -8,6 +8,7 @@
 mod containers;
 pub mod errors;
 mod images;
+mod list_cache;
 mod listing;
 mod managers;
 pub mod proxy;
@@ -38,6 +39,8 @@ pub struct App {
     pub manager: Arc<Manager>,
     /// Connection details of the leader, for followers' forwarding.
     leader: managers::LeaderClient,
+    /// Nodes' container lists, between `docker ps` requests.
+    lists: Arc<list_cache::ListCache>,
 }
 
 /// The API version the client asked for in its path, if any.
@@ -124,9 +127,11 @@ async fn not_found(request: Request) -> ApiError {
 
 /// The API router.
 pub fn router(manager: Arc<Manager>) -> Router {
+    let lists = Arc::new(list_cache::ListCache::new(manager.config.list_cache));
     let app = Arc::new(App {
         manager,
         leader: managers::LeaderClient::default(),
+        lists,
     });
     Router::new()
         .route("/_ping", get(system::ping).head(system::ping))

@@ -9,6 +9,7 @@ mod pool;
 pub use addr::{BadEngineAddr, Conn, EngineAddr};
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -28,6 +29,19 @@ const MAX_JSON_BODY: usize = 256 << 20;
 const REQUEST_TIMEOUT_SECS: u64 = 20;
 /// How long opening a connection to an engine may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Moves its engine's generation on when dropped.
+struct Changes<'a>(&'a Engine);
+
+impl Drop for Changes<'_> {
+    fn drop(&mut self) {
+        self.0.changed();
+    }
+}
+
+/// Source of engine generations: unique across engines, so that an engine
+/// replaced by a new one for the same node never repeats a generation.
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
 
 /// A failure talking to an engine.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +113,7 @@ pub struct Engine {
     client: tokio::sync::Mutex<Option<Docker>>,
     last_error: Mutex<Option<String>>,
     pool: pool::Pool,
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -117,7 +132,26 @@ impl Engine {
             source: source.to_string(),
             client: tokio::sync::Mutex::new(None),
             last_error: Mutex::new(None),
+            generation: AtomicU64::new(GENERATIONS.fetch_add(1, Ordering::Relaxed)),
         })
+    }
+
+    /// Changes whenever what the engine lists may have changed: after every
+    /// request through [`Engine::send`] other than `GET` and `HEAD`, and
+    /// whenever the manager sees one of its events ([`Engine::changed`]).
+    /// An answer read while the generation stayed the same is still the
+    /// engine's answer.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Marks that the engine's containers may have changed (see
+    /// [`Engine::generation`]).
+    pub fn changed(&self) {
+        self.generation.store(
+            GENERATIONS.fetch_add(1, Ordering::Relaxed),
+            Ordering::Release,
+        );
     }
 
     fn api_err(&self, source: bollard::errors::Error) -> EngineError {
@@ -392,9 +426,27 @@ impl Engine {
         B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        // Once answered, failed or given up, whatever the request changes is
+        // done or under way: the generation moves on.
+        let reads_only = matches!(*request.method(), hyper::Method::GET | hyper::Method::HEAD);
+        let _changes = if reads_only {
+            None
+        } else {
+            Some(Changes(self))
+        };
         if request.headers().contains_key(hyper::header::UPGRADE) {
-            return self.send_alone(request).await;
+            self.send_alone(request).await
+        } else {
+            self.send_pooled(request).await
         }
+    }
+
+    /// Sends one request on the engine's keep-alive pool.
+    async fn send_pooled<B>(&self, request: Request<B>) -> Result<Response<Incoming>, EngineError>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let addr = self.addr.to_string();
         let (mut parts, body) = request.into_parts();
         let path = parts
@@ -505,5 +557,29 @@ mod tests {
         let names = vec!["/other/db".to_string(), "/db".to_string()];
         assert_eq!(primary_name(&names), "db");
         assert_eq!(primary_name(&[]), "");
+    }
+
+    #[tokio::test]
+    async fn changing_requests_move_the_generation_on_even_when_they_fail() {
+        // Nothing listens on port 1: every request fails to connect.
+        let engine = Engine::new("tcp://127.0.0.1:1").expect("address");
+        let other = Engine::new("tcp://127.0.0.1:1").expect("address");
+        assert_ne!(engine.generation(), other.generation(), "unique per engine");
+        let request = |method: hyper::Method| {
+            Request::builder()
+                .method(method)
+                .uri("/containers/x/stop")
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .expect("request")
+        };
+        let before = engine.generation();
+        assert!(engine.send(request(hyper::Method::GET)).await.is_err());
+        assert!(engine.send(request(hyper::Method::HEAD)).await.is_err());
+        assert_eq!(engine.generation(), before, "reads change nothing");
+        assert!(engine.send(request(hyper::Method::POST)).await.is_err());
+        let after = engine.generation();
+        assert_ne!(after, before);
+        engine.changed();
+        assert_ne!(engine.generation(), after);
     }
 }

@@ -44,6 +44,8 @@ pub struct ManagerConfig {
     pub refresh_max: Duration,
     /// Failed refreshes in a row after which a node is unhealthy.
     pub failure_retry: u32,
+    /// How long a node's container list may be served again (`docker ps`).
+    pub list_cache: Duration,
 }
 
 impl Default for ManagerConfig {
@@ -53,6 +55,7 @@ impl Default for ManagerConfig {
             refresh_min: Duration::from_secs(30),
             refresh_max: Duration::from_secs(60),
             failure_retry: 3,
+            list_cache: Duration::from_secs(2),
         }
     }
 }

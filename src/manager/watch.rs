@@ -190,6 +190,8 @@ async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeI
                     unreachable = false;
                     slot.wake.notify_one();
                 }
+                // Lists read before now may miss what happened unseen.
+                slot.engine.changed();
                 slot.following.store(true, Ordering::Relaxed);
                 while let Some(event) = stream.next().await {
                     let event = match event {
@@ -217,6 +219,10 @@ async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeI
                         .unwrap_or_default();
                     let action = event.action.clone().unwrap_or_default();
                     let typ = event.typ;
+                    // Anything but an exec may change what the engine lists.
+                    if !action.starts_with("exec_") {
+                        slot.engine.changed();
+                    }
                     let effect = match typ {
                         Some(EventMessageTypeEnum::CONTAINER) if !actor.is_empty() => {
                             let attributes =
@@ -244,6 +250,7 @@ async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeI
                     }
                 }
                 slot.following.store(false, Ordering::Relaxed);
+                slot.engine.changed();
             }
             Err(e) => {
                 tracing::debug!(engine = %slot.engine.addr, error = %e, "cannot follow events")

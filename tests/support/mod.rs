@@ -1603,6 +1603,9 @@ pub fn start_cluster(
     let engines = start_engines(labels);
     let discovery = discovery(&engines);
     let mut args = FAST_REFRESH.to_vec();
+    // Node lists kept long: a `docker ps` that misses a change shows it
+    // (only a change on the node, not the time, may renew a list).
+    args.extend(["--list-cache", "1h"]);
     args.push(&discovery);
     let manager = start_manager(&args);
     let cluster = Cluster { engines, manager };
