@@ -6,6 +6,8 @@
 mod addr;
 mod pool;
 
+pub use pool::PoolBody;
+
 pub use addr::{BadEngineAddr, Conn, EngineAddr};
 
 use std::collections::BTreeMap;
@@ -127,7 +129,7 @@ impl Engine {
     pub fn new(source: &str) -> Result<Engine, BadEngineAddr> {
         let addr = EngineAddr::parse(source)?;
         Ok(Engine {
-            pool: pool::new_pool(&addr),
+            pool: pool::Pool::new(&addr),
             addr,
             source: source.to_string(),
             client: tokio::sync::Mutex::new(None),
@@ -421,7 +423,7 @@ impl Engine {
     /// Sends one raw HTTP request. Requests asking for an upgrade (attach,
     /// exec) get a fresh connection of their own; the others share the
     /// engine's keep-alive pool.
-    pub async fn send<B>(&self, request: Request<B>) -> Result<Response<Incoming>, EngineError>
+    pub async fn send<B>(&self, request: Request<B>) -> Result<Response<PoolBody>, EngineError>
     where
         B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -435,41 +437,32 @@ impl Engine {
             Some(Changes(self))
         };
         if request.headers().contains_key(hyper::header::UPGRADE) {
-            self.send_alone(request).await
+            self.send_alone(request)
+                .await
+                .map(|response| response.map(PoolBody::unpooled))
         } else {
             self.send_pooled(request).await
         }
     }
 
     /// Sends one request on the engine's keep-alive pool.
-    async fn send_pooled<B>(&self, request: Request<B>) -> Result<Response<Incoming>, EngineError>
+    async fn send_pooled<B>(&self, request: Request<B>) -> Result<Response<PoolBody>, EngineError>
     where
         B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let addr = self.addr.to_string();
         let (mut parts, body) = request.into_parts();
-        let path = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-            .to_string();
-        // The pool needs an absolute URI; the dialer ignores it.
-        parts.uri =
-            format!("http://docker{path}")
-                .parse()
-                .map_err(|e: hyper::http::uri::InvalidUri| EngineError::Pool {
-                    addr: addr.clone(),
-                    message: e.to_string(),
-                })?;
+        parts
+            .headers
+            .entry(hyper::header::HOST)
+            .or_insert(hyper::header::HeaderValue::from_static("docker"));
         let request = Request::from_parts(parts, axum::body::Body::new(body));
         self.pool
             .request(request)
             .await
             .map_err(|e| EngineError::Pool {
-                addr,
-                message: pool_error(&e),
+                addr: self.addr.to_string(),
+                message: innermost(&e),
             })
     }
 
@@ -519,8 +512,8 @@ impl Engine {
 }
 
 /// The innermost cause of a pooled request's failure (e.g. "Connection
-/// refused"), which the client's own message hides.
-fn pool_error(e: &hyper_util::client::legacy::Error) -> String {
+/// refused"), which outer messages hide.
+fn innermost(e: &dyn std::error::Error) -> String {
     let mut message = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(inner) = source {

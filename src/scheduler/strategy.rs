@@ -6,7 +6,10 @@
 //! node's capacity by the same factor, so it changes which nodes fit, not
 //! their order.) `spread` takes the lowest weight, then the fewest containers;
 //! `binpack` the highest weight, then the most containers; `random` any
-//! node. Remaining ties go to the first node in ID order.
+//! node. Remaining ties are broken at random (by the placement's seed):
+//! placements running at once on the same snapshot of the state would
+//! otherwise all pick the same first node, and a burst of `docker run`s
+//! would pile onto it.
 
 use crate::cluster::{basis_points, Node, Resources};
 
@@ -53,11 +56,13 @@ pub fn key(node: &Node, resources: &Resources) -> (u64, usize) {
     (weight(node, resources), node.usage.containers)
 }
 
-/// Keeps the best node offered so far for a strategy; nodes are offered
-/// in ID order, so ties go to the first.
+/// Keeps the best node offered so far for a strategy; among nodes of the
+/// same rank, each is kept with the same chance (reservoir sampling driven
+/// by the seed).
 pub struct Picker<'a> {
     strategy: Strategy,
     rng: u64,
+    /// Nodes offered (`random`), or offered with the best rank so far.
     seen: u64,
     best: Option<(&'a Node, (u64, usize))>,
 }
@@ -75,12 +80,22 @@ impl<'a> Picker<'a> {
 
     /// Considers `node` with rank `key`.
     pub fn offer(&mut self, node: &'a Node, key: (u64, usize)) {
-        self.seen += 1;
-        let better = match (&self.best, self.strategy) {
-            (Some(_), Strategy::Random) => splitmix(&mut self.rng).is_multiple_of(self.seen),
-            _ => self.could_take(key),
+        let take = match (&self.best, self.strategy) {
+            (None, _) => {
+                self.seen = 1;
+                true
+            }
+            (Some((_, best)), strategy) if strategy == Strategy::Random || key == *best => {
+                self.seen += 1;
+                splitmix(&mut self.rng).is_multiple_of(self.seen)
+            }
+            (Some(_), _) if self.could_take(key) => {
+                self.seen = 1;
+                true
+            }
+            (Some(_), _) => false,
         };
-        if better {
+        if take {
             self.best = Some((node, key));
         }
     }
@@ -88,12 +103,12 @@ impl<'a> Picker<'a> {
     /// Whether offering a node of rank `key` could change the choice: lets
     /// a caller skip a costly check (does the node hold the image?) for
     /// nodes that would lose anyway. Always true for `random`, whose draw
-    /// counts every node offered.
+    /// counts every node offered, and for a tie, which draws too.
     pub fn could_take(&self, key: (u64, usize)) -> bool {
         match (&self.best, self.strategy) {
             (None, _) | (Some(_), Strategy::Random) => true,
-            (Some((_, k)), Strategy::Spread) => key < *k,
-            (Some((_, k)), Strategy::Binpack) => key > *k,
+            (Some((_, k)), Strategy::Spread) => key <= *k,
+            (Some((_, k)), Strategy::Binpack) => key >= *k,
         }
     }
 
