@@ -115,6 +115,23 @@ impl EngineSlot {
     }
 }
 
+/// A placement counted in [`Manager`]'s `in_flight` until dropped (its
+/// reservation applied or refused).
+struct OnItsWay<'a> {
+    in_flight: &'a Mutex<scheduler::InFlight>,
+    node: NodeId,
+    resources: &'a crate::cluster::Resources,
+}
+
+impl Drop for OnItsWay<'_> {
+    fn drop(&mut self) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.node, self.resources);
+    }
+}
+
 /// The cluster manager.
 pub struct Manager {
     /// The cluster state.
@@ -132,6 +149,9 @@ pub struct Manager {
     /// Requests waiting for an engine event to be applied.
     pub waiters: Arc<waiters::EventWaiters>,
     reservation_seq: AtomicU64,
+    /// Placements whose reservations are being proposed: the next
+    /// placements rank nodes as if they were in the state already.
+    in_flight: Mutex<scheduler::InFlight>,
     /// This manager itself, for background tasks.
     me: std::sync::Weak<Manager>,
 }
@@ -155,6 +175,7 @@ impl Manager {
                     .map(|d| d.as_micros() as u64)
                     .unwrap_or(1),
             ),
+            in_flight: Mutex::default(),
             me: me.clone(),
         })
     }
@@ -543,7 +564,24 @@ impl Manager {
                         .map(|d| d.subsec_nanos())
                         .unwrap_or(0),
                 );
-            let node = scheduler::place(&self.cluster.read(), spec, &self.config.placement, seed)?;
+            // Placed and counted in one step: concurrent placements see it.
+            let node = {
+                let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                let node = scheduler::place_with(
+                    &self.cluster.read(),
+                    spec,
+                    &self.config.placement,
+                    seed,
+                    &in_flight,
+                )?;
+                in_flight.add(&node, &spec.resources);
+                node
+            };
+            let _on_its_way = OnItsWay {
+                in_flight: &self.in_flight,
+                node: node.clone(),
+                resources: &spec.resources,
+            };
             let reservation = Reservation {
                 // Unique across managers: a new leader must not collide
                 // with reservations its predecessor left in the state.

@@ -38,7 +38,7 @@ const HEALTH: usize = 0;
 /// Index of the `containerslots` filter in [`FILTERS`].
 const SLOTS: usize = 2;
 pub use spec::{ContainerSpec, SpecError};
-pub use strategy::Strategy;
+pub use strategy::{InFlight, Strategy};
 
 /// No node can take the container; `reasons` says why, one per step that
 /// rejected nodes, with counts.
@@ -82,13 +82,25 @@ impl Options {
     }
 }
 
-/// Picks the node for `spec`. `seed` drives the `random` strategy so that
-/// placement stays a pure function of its inputs.
+/// Picks the node for `spec`. `seed` drives the `random` strategy and
+/// breaks ties, so that placement stays a pure function of its inputs.
 pub fn place(
     state: &ClusterState,
     spec: &ContainerSpec,
     options: &Options,
     seed: u64,
+) -> Result<NodeId, Unschedulable> {
+    place_with(state, spec, options, seed, &InFlight::default())
+}
+
+/// [`place`], ranking nodes as if the placements `in_flight` were already
+/// in the state.
+pub fn place_with(
+    state: &ClusterState,
+    spec: &ContainerSpec,
+    options: &Options,
+    seed: u64,
+    in_flight: &InFlight,
 ) -> Result<NodeId, Unschedulable> {
     if state.nodes.is_empty() {
         return Err(Unschedulable {
@@ -174,7 +186,7 @@ pub fn place(
             if !passes(node) {
                 continue;
             }
-            let key = strategy::key(node, resources);
+            let key = strategy::key(node, resources, in_flight.load(node.id()));
             any.offer(node, key);
             if holding.could_take(key) && image.as_ref().is_some_and(|q| node.has_image_query(q)) {
                 holding.offer(node, key);
@@ -200,7 +212,13 @@ pub fn place(
         if let Some(query) = &image {
             narrow(&mut candidates, |n| n.has_image_query(query));
         }
-        strategy::choose(candidates.into_iter(), resources, options.strategy, seed)
+        strategy::choose(
+            candidates.into_iter(),
+            resources,
+            in_flight,
+            options.strategy,
+            seed,
+        )
     };
     if let Some(node) = chosen {
         return Ok(node.info.id.clone());

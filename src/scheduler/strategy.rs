@@ -11,7 +11,60 @@
 //! otherwise all pick the same first node, and a burst of `docker run`s
 //! would pile onto it.
 
-use crate::cluster::{basis_points, Node, Resources};
+use std::collections::HashMap;
+
+use crate::cluster::{basis_points, Node, NodeId, Resources};
+
+/// Placements decided but not in the state yet (their reservations are
+/// being proposed), per node: ranked as if they were there, so placements
+/// running at once do not all see the same least-used node.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    by_node: HashMap<NodeId, Load>,
+}
+
+/// What placements in flight add to a node.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    /// Containers.
+    pub containers: usize,
+    /// CPU, in thousandths.
+    pub cpus_milli: u64,
+    /// Memory, in bytes.
+    pub memory: i64,
+}
+
+impl InFlight {
+    /// A placement of `resources` on `node` is on its way.
+    pub fn add(&mut self, node: &str, resources: &Resources) {
+        let load = self.by_node.entry(node.to_string()).or_default();
+        load.containers += 1;
+        load.cpus_milli += resources.cpus_milli;
+        load.memory += resources.memory.max(0);
+    }
+
+    /// That placement is in the state now, or was refused.
+    pub fn remove(&mut self, node: &str, resources: &Resources) {
+        if let Some(load) = self.by_node.get_mut(node) {
+            load.containers = load.containers.saturating_sub(1);
+            load.cpus_milli = load.cpus_milli.saturating_sub(resources.cpus_milli);
+            load.memory = (load.memory - resources.memory.max(0)).max(0);
+            if load.containers == 0 {
+                self.by_node.remove(node);
+            }
+        }
+    }
+
+    /// What is on its way to `node`.
+    pub fn load(&self, node: &str) -> Load {
+        self.by_node.get(node).copied().unwrap_or_default()
+    }
+
+    /// Whether nothing is on its way.
+    pub fn is_empty(&self) -> bool {
+        self.by_node.is_empty()
+    }
+}
 
 /// How to choose among the nodes that pass the filters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -51,9 +104,21 @@ pub fn weight(node: &Node, resources: &Resources) -> u64 {
     )
 }
 
-/// A node's rank key: its weight, then its container count.
-pub fn key(node: &Node, resources: &Resources) -> (u64, usize) {
-    (weight(node, resources), node.usage.containers)
+/// A node's rank key: its weight, then its container count, counting what
+/// is on its way to it (`pending`).
+pub fn key(node: &Node, resources: &Resources, pending: Load) -> (u64, usize) {
+    if pending == Load::default() {
+        return (weight(node, resources), node.usage.containers);
+    }
+    let with = Resources {
+        cpus_milli: resources.cpus_milli + pending.cpus_milli,
+        memory: resources.memory.max(0) + pending.memory,
+        ports: Vec::new(),
+    };
+    (
+        weight(node, &with),
+        node.usage.containers + pending.containers,
+    )
 }
 
 /// Keeps the best node offered so far for a strategy; among nodes of the
@@ -122,12 +187,13 @@ impl<'a> Picker<'a> {
 pub fn choose<'a>(
     candidates: impl Iterator<Item = &'a Node>,
     resources: &Resources,
+    in_flight: &InFlight,
     strategy: Strategy,
     seed: u64,
 ) -> Option<&'a Node> {
     let mut picker = Picker::new(strategy, seed);
     for node in candidates {
-        picker.offer(node, key(node, resources));
+        picker.offer(node, key(node, resources, in_flight.load(node.id())));
     }
     picker.best()
 }

@@ -13,7 +13,7 @@ use bollard::models::ContainerCreateBody;
 use serde_json::{json, Value};
 
 use super::spec::{env_to_labels, AFFINITIES_LABEL, CONSTRAINTS_LABEL};
-use super::{place, ContainerSpec, Options, Strategy};
+use super::{place, place_with, ContainerSpec, InFlight, Options, Strategy};
 use crate::cluster::{
     ApplyError, ClusterState, Command, Container, ContainerState, HostPort, ImageRef, NodeInfo,
     Proto, Reservation, Resources, Unfit,
@@ -1254,6 +1254,52 @@ const STRATEGY_ROWS: &[(Strategy, &[NodeRow], &str, &str)] = &[
         "ERR: 2 free CPUs",
     ),
 ];
+
+#[test]
+fn placements_in_flight_rank_as_placed() {
+    // Three empty nodes: without anything in flight, any of them.
+    let state = usage_world(&[
+        ("a", 4, G4, 0, 0, 0),
+        ("b", 4, G4, 0, 0, 0),
+        ("c", 4, G4, 0, 0, 0),
+    ]);
+    let spread = options(Strategy::Spread, 50_000);
+    let binpack = options(Strategy::Binpack, 50_000);
+    let one = spec("");
+    let mut in_flight = InFlight::default();
+    let picked = |in_flight: &InFlight, options: &Options, spec: &ContainerSpec| {
+        (0..64)
+            .map(|seed| {
+                let id = place_with(&state, spec, options, seed, in_flight).expect("placed");
+                state.nodes[&id].name.clone()
+            })
+            .collect::<BTreeSet<_>>()
+    };
+    // Two placements on their way to a and b: spread takes c, binpack a
+    // or b (each now holds one container more).
+    in_flight.add("ID-a", &one.resources);
+    in_flight.add("ID-b", &one.resources);
+    assert_eq!(
+        picked(&in_flight, &spread, &one),
+        BTreeSet::from(["c".to_string()])
+    );
+    assert_eq!(
+        picked(&in_flight, &binpack, &one),
+        BTreeSet::from(["a".to_string(), "b".to_string()])
+    );
+    // Resources in flight weigh too: 2 CPUs on their way to c.
+    in_flight.add("ID-c", &spec("-c 2").resources);
+    assert_eq!(
+        picked(&in_flight, &spread, &spec("-c 1")),
+        BTreeSet::from(["a".to_string(), "b".to_string()])
+    );
+    // Once applied (or refused), they no longer count.
+    in_flight.remove("ID-a", &one.resources);
+    in_flight.remove("ID-b", &one.resources);
+    in_flight.remove("ID-c", &spec("-c 2").resources);
+    assert!(in_flight.is_empty());
+    assert_eq!(picked(&in_flight, &spread, &one).len(), 3);
+}
 
 #[test]
 fn strategy_table() {
