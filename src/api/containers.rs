@@ -117,6 +117,8 @@ pub(super) async fn list(
             engines.iter().map(|(node, _)| node.as_str()).collect();
         app.lists.retain_nodes(|node| healthy.contains(node));
     }
+    // Nodes whose list is read for this request, and in the background.
+    let (mut read, mut refreshed) = (0usize, 0usize);
     let jobs = engines
         .iter()
         .zip(&names)
@@ -128,6 +130,11 @@ pub(super) async fn list(
             } else {
                 Lookup::Missing
             };
+            match found {
+                Lookup::Fresh(_) => {}
+                Lookup::Ageing(_) => refreshed += 1,
+                Lookup::Missing => read += 1,
+            }
             let (app, path) = (app.clone(), path.clone());
             async move {
                 match found {
@@ -136,6 +143,7 @@ pub(super) async fn list(
                         let (engine, node, node_name) =
                             (engine.clone(), node.clone(), node_name.clone());
                         tokio::spawn(async move {
+                            let _turn = app.lists.refresh_turn().await;
                             let generation = engine.generation();
                             match node_listing(&engine, &node_name, &path).await {
                                 Ok(Some(fresh)) => {
@@ -158,11 +166,6 @@ pub(super) async fn list(
             }
         });
     let answers = futures::future::join_all(jobs).await;
-    tracing::debug!(
-        nodes = engines.len(),
-        kept = cacheable.then(|| app.lists.held().0),
-        "container list"
-    );
     let mut shown = Vec::with_capacity(answers.len());
     // Nodes still healthy in the state whose engine did not answer: their
     // containers are listed from the state, as for unhealthy nodes.
@@ -189,7 +192,14 @@ pub(super) async fn list(
     let limit = limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
     let reply = listing::reply(shown, &unreachable, limit)?;
     let len = reply.content_length();
-    tracing::debug!(bytes = len, kept = ?app.lists.held(), "container list: (containers, bytes) kept");
+    tracing::debug!(
+        nodes = engines.len(),
+        read,
+        refreshed,
+        bytes = len,
+        kept = ?app.lists.held(),
+        "container list: nodes read now and in the background; (containers, bytes) kept"
+    );
     Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "application/json")

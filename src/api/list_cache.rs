@@ -51,11 +51,16 @@ struct Entries {
     sweeping: bool,
 }
 
+/// Background reads at one time: lists read together age together, and a
+/// thousand engines asked at once would hold up the requests being served.
+const REFRESHING_AT_ONCE: usize = 8;
+
 /// Nodes' container lists by node and request path.
 pub struct ListCache {
     entries: Mutex<Entries>,
     /// How long a list may be served after it was read (zero: never).
     fresh_for: Duration,
+    refreshing: Arc<tokio::sync::Semaphore>,
 }
 
 impl ListCache {
@@ -65,7 +70,14 @@ impl ListCache {
         ListCache {
             entries: Mutex::default(),
             fresh_for,
+            refreshing: Arc::new(tokio::sync::Semaphore::new(REFRESHING_AT_ONCE)),
         }
+    }
+
+    /// Waits for a turn to read a list in the background (see
+    /// [`Lookup::Ageing`]); the turn ends when the permit is dropped.
+    pub async fn refresh_turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.refreshing.clone().acquire_owned().await.ok()
     }
 
     /// Whether lists are kept at all.
