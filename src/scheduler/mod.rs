@@ -182,6 +182,7 @@ pub fn place_with(
         // holds the image; the latter wins when there is one.
         let mut any = Picker::new(options.strategy, seed);
         let mut holding = Picker::new(options.strategy, seed);
+        let mut in_flight = in_flight.cursor();
         for node in state.nodes.values() {
             if !passes(node) {
                 continue;

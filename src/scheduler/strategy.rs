@@ -11,7 +11,7 @@
 //! otherwise all pick the same first node, and a burst of `docker run`s
 //! would pile onto it.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use crate::cluster::{basis_points, Node, NodeId, Resources};
 
@@ -20,9 +20,32 @@ use crate::cluster::{basis_points, Node, NodeId, Resources};
 /// running at once do not all see the same least-used node.
 #[derive(Debug, Default, Clone)]
 pub struct InFlight {
-    /// FxHash: a placement looks up every node (a thousand 60-byte IDs);
-    /// SipHash made that a twentieth of a busy manager's CPU.
-    by_node: HashMap<NodeId, Load, fxhash::FxBuildHasher>,
+    /// In ID order, as placement offers the nodes: a [`Cursor`] walks it
+    /// along (a lookup per node, a thousand 60-byte IDs hashed, was a
+    /// tenth of a busy manager's CPU).
+    by_node: BTreeMap<NodeId, Load>,
+}
+
+/// Walks an [`InFlight`] along nodes offered in ascending ID order.
+pub struct Cursor<'a> {
+    entries: std::iter::Peekable<std::collections::btree_map::Iter<'a, NodeId, Load>>,
+}
+
+impl Cursor<'_> {
+    /// What is on its way to `node`; nodes must come in ascending ID order
+    /// (a node asked out of order counts nothing in flight).
+    pub fn load(&mut self, node: &str) -> Load {
+        while let Some((id, load)) = self.entries.peek() {
+            match id.as_str().cmp(node) {
+                std::cmp::Ordering::Less => {
+                    self.entries.next();
+                }
+                std::cmp::Ordering::Equal => return **load,
+                std::cmp::Ordering::Greater => break,
+            }
+        }
+        Load::default()
+    }
 }
 
 /// What placements in flight add to a node.
@@ -57,9 +80,11 @@ impl InFlight {
         }
     }
 
-    /// What is on its way to `node`.
-    pub fn load(&self, node: &str) -> Load {
-        self.by_node.get(node).copied().unwrap_or_default()
+    /// A walk along nodes in ascending ID order.
+    pub fn cursor(&self) -> Cursor<'_> {
+        Cursor {
+            entries: self.by_node.iter().peekable(),
+        }
     }
 
     /// Whether nothing is on its way.
@@ -185,7 +210,7 @@ impl<'a> Picker<'a> {
     }
 }
 
-/// Picks the best of `candidates` (in ID order) for `strategy`.
+/// Picks the best of `candidates` (in ascending ID order) for `strategy`.
 pub fn choose<'a>(
     candidates: impl Iterator<Item = &'a Node>,
     resources: &Resources,
@@ -194,6 +219,7 @@ pub fn choose<'a>(
     seed: u64,
 ) -> Option<&'a Node> {
     let mut picker = Picker::new(strategy, seed);
+    let mut in_flight = in_flight.cursor();
     for node in candidates {
         picker.offer(node, key(node, resources, in_flight.load(node.id())));
     }

@@ -1293,6 +1293,14 @@ fn placements_in_flight_rank_as_placed() {
         picked(&in_flight, &spread, &spec("-c 1")),
         BTreeSet::from(["a".to_string(), "b".to_string()])
     );
+    // A cursor walks the nodes in ID order.
+    let mut cursor = in_flight.cursor();
+    let counts: Vec<usize> = ["ID-0", "ID-a", "ID-b", "ID-c", "ID-d"]
+        .iter()
+        .map(|id| cursor.load(id).containers)
+        .collect();
+    assert_eq!(counts, [0, 1, 1, 1, 0]);
+    assert_eq!(in_flight.cursor().load("ID-c").cpus_milli, 2000);
     // Once applied (or refused), they no longer count.
     in_flight.remove("ID-a", &one.resources);
     in_flight.remove("ID-b", &one.resources);
