@@ -6,6 +6,9 @@ use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 
+/// How long opening a connection to an engine may take.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Where an engine listens.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum EngineAddr {
@@ -49,8 +52,19 @@ impl EngineAddr {
         }
     }
 
-    /// Opens a new connection.
+    /// Opens a new connection, giving up after [`CONNECT_TIMEOUT`].
     pub async fn dial(&self) -> std::io::Result<Conn> {
+        tokio::time::timeout(CONNECT_TIMEOUT, self.connect())
+            .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connect timed out",
+                ))
+            })
+    }
+
+    async fn connect(&self) -> std::io::Result<Conn> {
         match self {
             EngineAddr::Tcp(hostport) => {
                 let stream = TcpStream::connect(hostport).await?;

@@ -29,8 +29,6 @@ use crate::cluster::{Container, ContainerState, ImageRef, NodeInfo};
 const MAX_JSON_BODY: usize = 256 << 20;
 /// Seconds the manager waits for an engine to answer one request's headers.
 const REQUEST_TIMEOUT_SECS: u64 = 20;
-/// How long opening a connection to an engine may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Moves its engine's generation on when dropped.
 struct Changes<'a>(&'a Engine);
@@ -477,14 +475,10 @@ impl Engine {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let addr = self.addr.to_string();
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, self.addr.dial())
+        let conn = self
+            .addr
+            .dial()
             .await
-            .unwrap_or_else(|_| {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "connect timed out",
-                ))
-            })
             .map_err(|source| EngineError::Connect {
                 addr: addr.clone(),
                 source,

@@ -133,15 +133,7 @@ impl Pool {
 
     /// Opens a new connection.
     async fn connect(&self) -> Result<SendRequest<RequestBody>, PoolError> {
-        let stream = tokio::time::timeout(super::CONNECT_TIMEOUT, self.shared.addr.dial())
-            .await
-            .unwrap_or_else(|_| {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "connect timed out",
-                ))
-            })
-            .map_err(PoolError::Connect)?;
+        let stream = self.shared.addr.dial().await.map_err(PoolError::Connect)?;
         let (sender, connection) = http1::Builder::new()
             .read_buf_exact_size(Some(READ_BUFFER))
             .handshake(TokioIo::new(stream))
