@@ -123,6 +123,36 @@ pub struct Usage {
     pub fullness_bp: u64,
 }
 
+impl Usage {
+    /// One more container or reservation, holding `resources` (`None`: a
+    /// container whose resources are not known counts, and holds nothing).
+    fn add(&mut self, resources: Option<&Resources>) {
+        self.containers += 1;
+        if let Some(r) = resources {
+            self.cpus_milli += r.cpus_milli;
+            self.memory += r.memory.max(0);
+            for port in &r.ports {
+                let at = self.ports.partition_point(|p| p < port);
+                self.ports.insert(at, port.clone());
+            }
+        }
+    }
+
+    /// Takes back what [`Usage::add`] counted for the same `resources`.
+    fn remove(&mut self, resources: Option<&Resources>) {
+        self.containers = self.containers.saturating_sub(1);
+        if let Some(r) = resources {
+            self.cpus_milli = self.cpus_milli.saturating_sub(r.cpus_milli);
+            self.memory -= r.memory.max(0);
+            for port in &r.ports {
+                if let Some(at) = self.ports.iter().position(|p| p == port) {
+                    self.ports.remove(at);
+                }
+            }
+        }
+    }
+}
+
 /// `used × 10000 / capacity` (0 for a node without that capacity).
 pub fn basis_points(used: u64, capacity: u64) -> u64 {
     used.saturating_mul(10_000)
@@ -280,6 +310,17 @@ pub fn human_cpus(milli: u64) -> String {
 }
 
 impl Node {
+    /// Recomputes `usage.fullness_bp` from the usage and the capacity.
+    fn refresh_fullness(&mut self) {
+        self.usage.fullness_bp = self.fullness_bp(&self.usage);
+    }
+
+    /// How full `usage` makes this node (see [`Usage::fullness_bp`]).
+    fn fullness_bp(&self, usage: &Usage) -> u64 {
+        basis_points(usage.cpus_milli, self.cpu_capacity_milli(0))
+            + basis_points(usage.memory.max(0) as u64, self.memory_capacity(0) as u64)
+    }
+
     /// CPU capacity in thousandths, overcommit included.
     pub fn cpu_capacity_milli(&self, overcommit: OvercommitPpm) -> u64 {
         let base = self.info.cpus.max(0) as u64 * 1000;
@@ -743,6 +784,12 @@ impl ClusterState {
     /// Applies one command. Validation happens before any write, so a
     /// refused command leaves the state untouched.
     pub fn apply(&mut self, command: Command) -> Result<(), ApplyError> {
+        let result = self.apply_command(command);
+        debug_assert_eq!(self.usage_drift(), Vec::<NodeId>::new(), "usage drifted");
+        result
+    }
+
+    fn apply_command(&mut self, command: Command) -> Result<(), ApplyError> {
         match command {
             Command::NodeObserved(info) => {
                 let at = info.observed_at.clone();
@@ -835,7 +882,14 @@ impl ClusterState {
                         .get(SWARM_ID_LABEL)
                         .filter(|s| self.rescheduling.contains_key(*s))
                         .map(|s| (s.clone(), container.id.clone()));
-                    self.containers.insert(container);
+                    if let Some(old) = self.containers.insert(container) {
+                        // The same ID was on another node: it is here now.
+                        if let Some(n) = self.nodes.get_mut(&old.node) {
+                            n.containers.remove(&old.id);
+                            n.version += 1;
+                        }
+                        self.charge(&old.node, old.resources.as_ref(), false);
+                    }
                     if let Some((swarm_id, id)) = moved {
                         self.retire_rescheduled(&swarm_id, &id);
                     }
@@ -873,12 +927,10 @@ impl ClusterState {
                 if !self.nodes.contains_key(&container.node) {
                     return Err(ApplyError::UnknownNode(container.node));
                 }
-                let released = self.reservations.remove(&reservation);
-                let node = container.node.clone();
-                self.upsert_container(container);
-                if let Some(r) = released.filter(|r| r.node != node) {
-                    self.recompute_usage(&r.node);
+                if let Some(r) = self.reservations.remove(&reservation) {
+                    self.charge(&r.node, Some(&r.resources), false);
                 }
+                self.upsert_container(container);
                 Ok(())
             }
             Command::ContainerRemoved { id } => {
@@ -887,7 +939,7 @@ impl ClusterState {
                         node.containers.remove(&id);
                         node.version += 1;
                     }
-                    self.recompute_usage(&container.node);
+                    self.charge(&container.node, container.resources.as_ref(), false);
                     if let Some(swarm_id) = container.labels.get(SWARM_ID_LABEL) {
                         self.forget_spec_if_unused(swarm_id);
                     }
@@ -950,15 +1002,14 @@ impl ClusterState {
                         node: node.name.clone(),
                         reason,
                     })?;
-                let id = reservation.node.clone();
+                self.charge(&reservation.node, Some(&reservation.resources), true);
                 self.reservations
                     .insert(reservation.id.clone(), reservation);
-                self.recompute_usage(&id);
                 Ok(())
             }
             Command::Release { id } => {
                 if let Some(r) = self.reservations.remove(&id) {
-                    self.recompute_usage(&r.node);
+                    self.charge(&r.node, Some(&r.resources), false);
                     if let Some(swarm_id) = &r.swarm_id {
                         self.forget_spec_if_unused(swarm_id);
                     }
@@ -1065,12 +1116,12 @@ impl ClusterState {
             return;
         }
         let (old_id, old_node) = (entry.old_id.clone(), entry.old_node.clone());
-        if self.containers.remove(&old_id).is_some() {
+        if let Some(old) = self.containers.remove(&old_id) {
             if let Some(n) = self.nodes.get_mut(&old_node) {
                 n.containers.remove(&old_id);
                 n.version += 1;
             }
-            self.recompute_usage(&old_node);
+            self.charge(&old.node, old.resources.as_ref(), false);
         }
         if self.nodes.contains_key(&old_node) {
             self.stale.entry(old_node).or_default().insert(old_id);
@@ -1093,9 +1144,7 @@ impl ClusterState {
                 .collect();
             for id in done {
                 if let Some(r) = self.reservations.remove(&id) {
-                    if r.node != node {
-                        self.recompute_usage(&r.node);
-                    }
+                    self.charge(&r.node, Some(&r.resources), false);
                 }
             }
         }
@@ -1105,22 +1154,29 @@ impl ClusterState {
                     n.containers.remove(&old.id);
                     n.version += 1;
                 }
-                self.recompute_usage(&old.node);
             }
+            self.charge(&old.node, old.resources.as_ref(), false);
         }
         if let Some(n) = self.nodes.get_mut(&node) {
             n.containers.insert(container.id.clone());
             n.version += 1;
         }
+        self.charge(&node, container.resources.as_ref(), true);
         self.containers.insert(container);
-        self.recompute_usage(&node);
     }
 
     /// Recomputes what a node holds from its containers and reservations.
     fn recompute_usage(&mut self, node: &str) {
-        let Some(entry) = self.nodes.get(node) else {
-            return;
-        };
+        if let Some(usage) = self.computed_usage(node) {
+            if let Some(entry) = self.nodes.get_mut(node) {
+                entry.usage = usage;
+            }
+        }
+    }
+
+    /// What `node` holds, counted from its containers and reservations.
+    fn computed_usage(&self, node: &str) -> Option<Usage> {
+        let entry = self.nodes.get(node)?;
         let mut usage = Usage::default();
         let reservations = self.reservations.values().filter(|r| r.node == node);
         let resources = entry
@@ -1130,18 +1186,34 @@ impl ClusterState {
             .map(|c| c.resources.as_ref())
             .chain(reservations.map(|r| Some(&r.resources)));
         for r in resources {
-            usage.containers += 1;
-            if let Some(r) = r {
-                usage.cpus_milli += r.cpus_milli;
-                usage.memory += r.memory.max(0);
-                usage.ports.extend(r.ports.iter().cloned());
-            }
+            usage.add(r);
         }
+        usage.fullness_bp = entry.fullness_bp(&usage);
+        Some(usage)
+    }
+
+    /// Counts one container or reservation holding `resources` on `node`
+    /// (`add`), or takes it back: what [`ClusterState::recompute_usage`]
+    /// would find, without walking the node's containers.
+    fn charge(&mut self, node: &str, resources: Option<&Resources>, add: bool) {
         if let Some(entry) = self.nodes.get_mut(node) {
-            usage.fullness_bp = basis_points(usage.cpus_milli, entry.cpu_capacity_milli(0))
-                + basis_points(usage.memory as u64, entry.memory_capacity(0) as u64);
-            entry.usage = usage;
+            if add {
+                entry.usage.add(resources);
+            } else {
+                entry.usage.remove(resources);
+            }
+            entry.refresh_fullness();
         }
+    }
+
+    /// Nodes whose kept usage differs from a recomputation (debug checks
+    /// and tests: the two must always agree).
+    pub fn usage_drift(&self) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|(id, node)| self.computed_usage(id).as_ref() != Some(&node.usage))
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Whether `command` would change nothing: an observation of what the
@@ -1787,5 +1859,104 @@ mod tests {
         assert!(!image_matches(&image, "012"));
         assert!(!image_matches(&image, ""));
         assert_eq!(normalize_image_name("reg:5000/x"), "reg:5000/x:latest");
+    }
+
+    /// Usage is kept up to date command by command (`charge`), not
+    /// recounted: after any sequence of commands it must equal a recount.
+    mod usage_props {
+        use super::*;
+        use proptest::prelude::*;
+
+        const NODES: [&str; 3] = ["AAAA:1111", "BBBB:2222", "CCCC:3333"];
+
+        fn resources(n: u8) -> Option<Resources> {
+            (!n.is_multiple_of(4)).then(|| Resources {
+                cpus_milli: u64::from(n % 3) * 500,
+                memory: i64::from(n % 5) << 20,
+                ports: (0..n % 3)
+                    .map(|i| HostPort {
+                        ip: String::new(),
+                        port: 8000 + u16::from(i) + u16::from(n % 2),
+                        proto: Proto::Tcp,
+                    })
+                    .collect(),
+            })
+        }
+
+        fn command(s: &ClusterState, op: u8, a: u8, b: u8, c: u8) -> Command {
+            let node = NODES[usize::from(a) % NODES.len()].to_string();
+            let id = format!("c{}", b % 6);
+            let swarm_id = c.is_multiple_of(3).then(|| format!("sw{}", b % 4));
+            let mut labels = BTreeMap::new();
+            if let Some(sid) = &swarm_id {
+                labels.insert(SWARM_ID_LABEL.to_string(), sid.clone());
+            }
+            let observed = Container {
+                labels,
+                resources: resources(c),
+                ..container(&id, &node, &format!("n{}", b % 6))
+            };
+            match op % 7 {
+                0 => Command::Reserve {
+                    reservation: Reservation {
+                        id: format!("r{}", b % 5),
+                        node,
+                        name: None,
+                        resources: resources(c).unwrap_or_default(),
+                        swarm_id,
+                    },
+                    overcommit: 1_000_000,
+                    checks: Checks {
+                        ports: false,
+                        slots: false,
+                    },
+                },
+                1 => Command::Release {
+                    id: format!("r{}", b % 5),
+                },
+                2 => Command::ContainerCreated {
+                    reservation: format!("r{}", c % 5),
+                    container: observed,
+                },
+                3 => Command::ContainerObserved(observed),
+                4 => Command::ContainerRemoved { id },
+                5 => Command::ContainerStateChanged {
+                    id,
+                    node,
+                    state: ContainerState::Exited,
+                },
+                _ => Command::ContainersObserved {
+                    version: s.nodes.get(&node).map_or(0, |n| n.version),
+                    containers: s
+                        .containers
+                        .values()
+                        .filter(|k| k.id.len() % 2 == usize::from(c % 2))
+                        .map(|k| Container {
+                            node: node.clone(),
+                            ..k.clone()
+                        })
+                        .collect(),
+                    node,
+                },
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+            #[test]
+            fn kept_usage_equals_a_recount(ops in proptest::collection::vec(any::<(u8, u8, u8, u8)>(), 1..60)) {
+                let mut s = ClusterState::default();
+                for node in NODES {
+                    s.apply_command(Command::NodeObserved(info(node, node))).unwrap();
+                }
+                for (op, a, b, c) in ops {
+                    let command = command(&s, op, a, b, c);
+                    let _ = s.apply_command(command.clone());
+                    prop_assert_eq!(s.usage_drift(), Vec::<NodeId>::new(), "after {:?}", command);
+                    let total: usize = s.nodes.values().map(|n| n.usage.containers).sum();
+                    prop_assert_eq!(total, s.containers.len() + s.reservations.len());
+                }
+            }
+        }
     }
 }
