@@ -416,6 +416,22 @@ impl Node {
             })
     }
 
+    /// [`Node::has_image_query`] up to name hashes: true when a name of the
+    /// node has the reference's hash (almost surely the same name), or an
+    /// image ID starts with the reference. Never false when `has_image_query`
+    /// is true.
+    pub fn may_have_image(&self, query: &ImageQuery) -> bool {
+        let first = self.image_names.partition_point(|(h, _)| *h < query.hash);
+        self.image_names
+            .get(first)
+            .is_some_and(|(h, _)| *h == query.hash)
+            || query.id_prefix.as_deref().is_some_and(|prefix| {
+                self.images
+                    .iter()
+                    .any(|image| image.id.trim_start_matches("sha256:").starts_with(prefix))
+            })
+    }
+
     /// The address part used as the node's IP in inspect answers.
     pub fn ip(&self) -> String {
         let addr = self.info.addr.trim_start_matches("tcp://");

@@ -179,21 +179,41 @@ pub fn place_with(
 
     let chosen = if !soft_constraints && !soft_affinities {
         // One pass, no allocation: the best node overall and the best that
-        // holds the image; the latter wins when there is one.
-        let mut any = Picker::new(options.strategy, seed);
-        let mut holding = Picker::new(options.strategy, seed);
-        let mut in_flight = in_flight.cursor();
-        for node in state.nodes.values() {
-            if !passes(node) {
-                continue;
+        // holds the image; the latter wins when there is one. Unless
+        // `exact`, a node with a name of the image's hash counts as holding
+        // it (no string comparison per tied node): only the winner's name
+        // is compared, and a mere hash collision ranks again exactly.
+        let mut scan = |exact: bool| {
+            let mut any = Picker::new(options.strategy, seed);
+            let mut holding = Picker::new(options.strategy, seed);
+            let mut in_flight = in_flight.cursor();
+            for node in state.nodes.values() {
+                if !passes(node) {
+                    continue;
+                }
+                let key = strategy::key(node, resources, in_flight.load(node.id()));
+                any.offer(node, key);
+                let holds = |q: &ImageQuery| {
+                    if exact {
+                        node.has_image_query(q)
+                    } else {
+                        node.may_have_image(q)
+                    }
+                };
+                if holding.could_take(key) && image.as_ref().is_some_and(holds) {
+                    holding.offer(node, key);
+                }
             }
-            let key = strategy::key(node, resources, in_flight.load(node.id()));
-            any.offer(node, key);
-            if holding.could_take(key) && image.as_ref().is_some_and(|q| node.has_image_query(q)) {
-                holding.offer(node, key);
+            (holding.best(), any.best())
+        };
+        match (scan(false), &image) {
+            ((Some(node), _), Some(q)) if node.has_image_query(q) => Some(node),
+            ((Some(_), _), _) => {
+                let (holding, any) = scan(true);
+                holding.or(any)
             }
+            ((None, any), _) => any,
         }
-        holding.best().or(any.best())
     } else {
         let mut candidates: Vec<&Node> = state.nodes.values().filter(|n| passes(n)).collect();
         for expr in spec

@@ -1420,6 +1420,40 @@ fn the_best_holder_wins_wherever_it_is() {
     failures.done(rows.len());
 }
 
+/// Placement takes a matching name hash for the name and compares the
+/// name of the winner only: a node whose image name merely shares the
+/// hash must not win over a real holder.
+#[test]
+fn a_name_hash_collision_does_not_count_as_the_image() {
+    let mut s = usage_world(&[
+        ("a", 4, G4, 0, 0, 0),
+        ("b", 4, G4, 2000, 2 * GIB, 2),
+        ("c", 4, G4, 3000, 3 * GIB, 3),
+    ]);
+    images(
+        &mut s,
+        "ID-c",
+        &[("sha256:abcdef0123456789", &["busybox:latest"])],
+    );
+    let wanted = crate::cluster::ImageQuery::new("busybox");
+    // `a` (the least used) claims a name with the image's hash.
+    let a = s.nodes.get_mut("ID-a").expect("node a");
+    a.image_names = vec![(wanted.hash, "imposter:latest".into())];
+    assert!(a.may_have_image(&wanted) && !a.has_image_query(&wanted));
+    let mut failures = Failures::new();
+    let rows: &[(Strategy, &str, &str)] = &[
+        (Strategy::Spread, "--image busybox", "c"),
+        (Strategy::Binpack, "--image busybox", "c"),
+        (Strategy::Random, "--image busybox", "c"),
+        (Strategy::Spread, "--image alpine", "a"),
+    ];
+    for (strategy, args, want) in rows {
+        let got = outcome_with(&s, &spec(args), &options(*strategy, 50_000));
+        failures.check(format_args!("{strategy} {args}"), &got, want);
+    }
+    failures.done(rows.len());
+}
+
 // ---------------------------------------------------------------------------
 // Health and container slots
 // ---------------------------------------------------------------------------
