@@ -166,13 +166,13 @@ pub fn key(node: &Node, resources: &Resources, pending: Load) -> (u64, usize) {
 }
 
 /// Keeps the best node offered so far for a strategy; among nodes of the
-/// same rank, each is kept with the same chance (reservoir sampling driven
-/// by the seed).
+/// same rank, each is kept with the same chance: every node offered draws
+/// a number (from the seed) and, among equals, the highest draw wins.
 pub struct Picker<'a> {
     strategy: Strategy,
     rng: u64,
-    /// Nodes offered (`random`), or offered with the best rank so far.
-    seen: u64,
+    /// The kept node's draw.
+    draw: u64,
     best: Option<(&'a Node, (u64, usize))>,
 }
 
@@ -182,7 +182,7 @@ impl<'a> Picker<'a> {
         Picker {
             strategy,
             rng: seed,
-            seen: 0,
+            draw: 0,
             best: None,
         }
     }
@@ -190,21 +190,20 @@ impl<'a> Picker<'a> {
     /// Considers `node` with rank `key`.
     pub fn offer(&mut self, node: &'a Node, key: (u64, usize)) {
         let take = match (&self.best, self.strategy) {
-            (None, _) => {
-                self.seen = 1;
-                true
-            }
+            (None, _) => true,
             (Some((_, best)), strategy) if strategy == Strategy::Random || key == *best => {
-                self.seen += 1;
-                splitmix(&mut self.rng).is_multiple_of(self.seen)
+                // A tie: a draw decides, without a division per node.
+                let draw = splitmix(&mut self.rng);
+                if draw > self.draw {
+                    self.draw = draw;
+                    self.best = Some((node, key));
+                }
+                return;
             }
-            (Some(_), _) if self.could_take(key) => {
-                self.seen = 1;
-                true
-            }
-            (Some(_), _) => false,
+            (Some(_), _) => self.could_take(key),
         };
         if take {
+            self.draw = splitmix(&mut self.rng);
             self.best = Some((node, key));
         }
     }

@@ -1420,6 +1420,33 @@ fn the_best_holder_wins_wherever_it_is() {
     failures.done(rows.len());
 }
 
+/// Ties are drawn evenly: over many seeds each of four equal nodes is
+/// chosen about as often as the others, whatever the strategy.
+#[test]
+fn ties_are_drawn_evenly() {
+    let s = usage_world(&[
+        ("a", 4, G4, 1000, GIB, 1),
+        ("b", 4, G4, 1000, GIB, 1),
+        ("c", 4, G4, 1000, GIB, 1),
+        ("d", 4, G4, 1000, GIB, 1),
+    ]);
+    for strategy in [Strategy::Spread, Strategy::Binpack, Strategy::Random] {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for seed in 0..4000 {
+            let id = place(&s, &spec(""), &options(strategy, 50_000), seed).expect("placed");
+            *counts.entry(id).or_default() += 1;
+        }
+        assert_eq!(counts.len(), 4, "{strategy}: {counts:?}");
+        for (id, n) in &counts {
+            // 1,000 expected, standard deviation 27.
+            assert!(
+                (850..=1150).contains(n),
+                "{strategy}: {id} chosen {n} times"
+            );
+        }
+    }
+}
+
 /// Placement takes a matching name hash for the name and compares the
 /// name of the winner only: a node whose image name merely shares the
 /// hash must not win over a real holder.
