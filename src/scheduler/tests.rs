@@ -1390,6 +1390,17 @@ fn image_preference_table() {
 /// Several holders in ID order, the best of them neither first nor last:
 /// the image check is skipped for nodes that cannot beat the best holder
 /// found so far, and must still find that best one.
+/// Places each row's spec with its strategy (overcommit 5%) on `s` and
+/// checks the outcome (see [`outcome_with`]).
+fn check_strategy_rows(s: &ClusterState, rows: &[(Strategy, &str, &str)]) {
+    let mut failures = Failures::new();
+    for (strategy, args, want) in rows {
+        let got = outcome_with(s, &spec(args), &options(*strategy, 50_000));
+        failures.check(format_args!("{strategy} {args}"), &got, want);
+    }
+    failures.done(rows.len());
+}
+
 #[test]
 fn the_best_holder_wins_wherever_it_is() {
     let mut s = usage_world(&[
@@ -1406,18 +1417,13 @@ fn the_best_holder_wins_wherever_it_is() {
             &[("sha256:abcdef0123456789", &["busybox:latest"])],
         );
     }
-    let mut failures = Failures::new();
     let rows: &[(Strategy, &str, &str)] = &[
         (Strategy::Spread, "--image busybox", "d"),
         (Strategy::Binpack, "--image busybox", "c"),
         (Strategy::Spread, "--image alpine", "a"),
         (Strategy::Random, "--image busybox", "b,c,d,e"),
     ];
-    for (strategy, args, want) in rows {
-        let got = outcome_with(&s, &spec(args), &options(*strategy, 50_000));
-        failures.check(format_args!("{strategy} {args}"), &got, want);
-    }
-    failures.done(rows.len());
+    check_strategy_rows(&s, rows);
 }
 
 /// Ties are drawn evenly: over many seeds each of four equal nodes is
@@ -1467,18 +1473,13 @@ fn a_name_hash_collision_does_not_count_as_the_image() {
     let a = s.nodes.get_mut("ID-a").expect("node a");
     a.image_names = vec![(wanted.hash, "imposter:latest".into())];
     assert!(a.may_have_image(&wanted) && !a.has_image_query(&wanted));
-    let mut failures = Failures::new();
     let rows: &[(Strategy, &str, &str)] = &[
         (Strategy::Spread, "--image busybox", "c"),
         (Strategy::Binpack, "--image busybox", "c"),
         (Strategy::Random, "--image busybox", "c"),
         (Strategy::Spread, "--image alpine", "a"),
     ];
-    for (strategy, args, want) in rows {
-        let got = outcome_with(&s, &spec(args), &options(*strategy, 50_000));
-        failures.check(format_args!("{strategy} {args}"), &got, want);
-    }
-    failures.done(rows.len());
+    check_strategy_rows(&s, rows);
 }
 
 // ---------------------------------------------------------------------------
