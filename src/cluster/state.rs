@@ -404,16 +404,9 @@ impl Node {
 
     /// [`Node::has_image`] for a reference prepared once (placement asks every node).
     pub fn has_image_query(&self, query: &ImageQuery) -> bool {
-        let first = self.image_names.partition_point(|(h, _)| *h < query.hash);
-        self.image_names[first..]
-            .iter()
-            .take_while(|(h, _)| *h == query.hash)
-            .any(|(_, name)| *name == query.normalized)
-            || query.id_prefix.as_deref().is_some_and(|prefix| {
-                self.images
-                    .iter()
-                    .any(|image| image.id.trim_start_matches("sha256:").starts_with(prefix))
-            })
+        self.names_hashed(query.hash)
+            .any(|name| name == query.normalized)
+            || self.has_image_id(query)
     }
 
     /// [`Node::has_image_query`] up to name hashes: true when a name of the
@@ -421,15 +414,25 @@ impl Node {
     /// image ID starts with the reference. Never false when `has_image_query`
     /// is true.
     pub fn may_have_image(&self, query: &ImageQuery) -> bool {
-        let first = self.image_names.partition_point(|(h, _)| *h < query.hash);
-        self.image_names
-            .get(first)
-            .is_some_and(|(h, _)| *h == query.hash)
-            || query.id_prefix.as_deref().is_some_and(|prefix| {
-                self.images
-                    .iter()
-                    .any(|image| image.id.trim_start_matches("sha256:").starts_with(prefix))
-            })
+        self.names_hashed(query.hash).next().is_some() || self.has_image_id(query)
+    }
+
+    /// The node's normalized image names whose `name_hash` is `hash`.
+    fn names_hashed(&self, hash: u64) -> impl Iterator<Item = &str> + '_ {
+        let first = self.image_names.partition_point(|(h, _)| *h < hash);
+        self.image_names[first..]
+            .iter()
+            .take_while(move |(h, _)| *h == hash)
+            .map(|(_, name)| name.as_str())
+    }
+
+    /// Whether an image ID of the node starts with the query's ID prefix.
+    fn has_image_id(&self, query: &ImageQuery) -> bool {
+        query.id_prefix.as_deref().is_some_and(|prefix| {
+            self.images
+                .iter()
+                .any(|image| image.id.trim_start_matches("sha256:").starts_with(prefix))
+        })
     }
 
     /// The address part used as the node's IP in inspect answers.
