@@ -2214,14 +2214,16 @@ mod props {
     use proptest::prelude::*;
     use proptest::test_runner::Config;
 
-    use super::{add_node, info, reserve_cmd};
+    use super::{add_node, images, info, reserve_cmd};
     use crate::cluster::{
         ClusterState, Command, Container, ContainerState, HostPort, Node, NodeHealth, Proto,
         Resources,
     };
     use crate::scheduler::expr::Expr;
     use crate::scheduler::strategy::weight;
-    use crate::scheduler::{place, ContainerSpec, Options, Strategy as Placement};
+    use crate::scheduler::{
+        place, place_with, ContainerSpec, InFlight, Options, Strategy as Placement,
+    };
 
     const REGIONS: [&str; 3] = ["us-east", "us-west", "eu-west"];
     const IPS: [&str; 3] = ["", "127.0.0.1", "10.0.0.1"];
@@ -2634,6 +2636,45 @@ mod props {
             if fits != Some(true) {
                 prop_assert!(state == before);
             }
+        }
+
+        /// The one-pass ranking (both pickers in one walk, in-flight loads
+        /// by cursor, the image probed by hash) picks the node that the
+        /// candidate-list ranking picks, with creates in flight and the
+        /// image on some nodes: a soft rule that every node satisfies
+        /// sends the same placement down the second path.
+        #[test]
+        fn one_pass_ranks_as_the_candidate_list_does(
+            nodes in prop::collection::vec(gen_node(), 1..=12),
+            holders in prop::collection::vec(any::<bool>(), 12),
+            pending in prop::collection::vec((0..12usize, gen_res()), 0..=6),
+            res in gen_res(),
+            strategy in gen_placement(),
+            seed in any::<u64>(),
+        ) {
+            let mut state = build(&nodes, 50_000);
+            for (i, holds) in holders.iter().take(nodes.len()).enumerate() {
+                if *holds {
+                    images(&mut state, &node_id(i), &[("sha256:b0", &["busybox:local"])]);
+                }
+            }
+            let mut in_flight = InFlight::default();
+            for (i, load) in &pending {
+                in_flight.add(&node_id(*i % nodes.len()), &load.resources());
+            }
+            let one_pass = ContainerSpec {
+                image: Some("busybox:local".into()),
+                ..make_spec(&res, &[])
+            };
+            let listed = ContainerSpec {
+                constraints: vec![Expr::parse("region!=~no-such-region").unwrap()],
+                ..one_pass.clone()
+            };
+            let opts = options(strategy, 50_000);
+            prop_assert_eq!(
+                place_with(&state, &one_pass, &opts, seed, &in_flight),
+                place_with(&state, &listed, &opts, seed, &in_flight)
+            );
         }
     }
 }
