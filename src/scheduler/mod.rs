@@ -177,6 +177,8 @@ pub fn place_with(
         true
     };
 
+    let health_only = active.is_empty() && !check_slots && !wants_resources;
+    let mut rejected_unhealthy = 0usize;
     let chosen = if !soft_constraints && !soft_affinities {
         // One pass, no allocation: the best node overall and the best that
         // holds the image; the latter wins when there is one. Unless
@@ -188,7 +190,18 @@ pub fn place_with(
             let mut holding = Picker::new(options.strategy, seed);
             let mut in_flight = in_flight.cursor();
             for node in state.nodes.values() {
-                if !passes(node) {
+                // Health alone when nothing else is checked: inline, not a
+                // call per node.
+                let passed = if health_only {
+                    let healthy = !check_health || node.health == NodeHealth::Healthy;
+                    if !healthy {
+                        rejected_unhealthy += 1;
+                    }
+                    healthy
+                } else {
+                    passes(node)
+                };
+                if !passed {
                     continue;
                 }
                 let key = strategy::key(node, resources, in_flight.load(node.id()));
@@ -244,6 +257,7 @@ pub fn place_with(
     if let Some(node) = chosen {
         return Ok(node.info.id.clone());
     }
+    rejected[HEALTH] += rejected_unhealthy;
 
     let total = state.nodes.len();
     let mut reasons: Vec<String> = FILTERS
