@@ -11,6 +11,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 use bollard::models::{ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum};
+use serde::Deserialize;
 
 use super::list_cache::Lookup;
 use super::proxy::{engine_error, forward, read_body};
@@ -344,7 +345,8 @@ pub fn prepare_create_body(
         }
     }
     // Typed after the swarm id is in: placement and the reservation carry it.
-    let typed: ContainerCreateBody = serde_json::from_value(value.clone())
+    // Read from the tree in place (`&Value` deserializes without a copy).
+    let typed = ContainerCreateBody::deserialize(&value)
         .map_err(|e| ApiError::bad_request(format!("invalid container config: {e}")))?;
     if typed.image.as_deref().unwrap_or("").is_empty() {
         return Err(ApiError::bad_request("no image was specified"));
