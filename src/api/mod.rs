@@ -203,6 +203,24 @@ impl Listen {
     }
 }
 
+/// The API's TCP listener. Its connections send without delay, as Docker's
+/// daemon does (Go's default): a small write, such as a keystroke through
+/// `attach` or one event of a stream, goes out at once instead of waiting
+/// for the peer to acknowledge the previous one.
+async fn tcp_listener(
+    addr: &str,
+) -> std::io::Result<axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)>> {
+    use axum::serve::ListenerExt;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    Ok(listener.tap_io(set_nodelay))
+}
+
+fn set_nodelay(stream: &mut tokio::net::TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    }
+}
+
 /// Serves the API on `listen` until `shutdown` resolves.
 pub async fn serve(
     listen: &Listen,
@@ -216,7 +234,7 @@ pub async fn serve(
     );
     match listen {
         Listen::Tcp(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr).await?;
+            let listener = tcp_listener(addr).await?;
             tracing::info!(%addr, "API listening");
             axum::serve(listener, service.into_make_service())
                 .with_graceful_shutdown(shutdown)
@@ -289,6 +307,17 @@ pub fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Respo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn api_connections_send_without_delay() {
+        use axum::serve::Listener;
+        let mut listener = tcp_listener("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (accepted, _) = listener.accept().await;
+        assert!(accepted.nodelay().expect("TCP_NODELAY"), "Nagle is on");
+        drop(client);
+    }
 
     #[test]
     fn version_prefixes() {
