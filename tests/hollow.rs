@@ -914,6 +914,60 @@ fn hollow_nodes_die_come_back_and_run_their_timers() {
     );
 }
 
+/// A node joins (turns Healthy, a candidate for placement) only together
+/// with its containers and images. An engine already runs a container
+/// with 1 GiB of memory and answers every call 150 ms late; a new manager
+/// is polled for `info` while it loads the engine: the first answer that
+/// shows the node Healthy also shows the container and its reservation.
+/// (Recorded one after the other, the node was Healthy with nothing
+/// reserved for the 300 ms its list and the container's inspect took.)
+#[test]
+fn a_node_turns_healthy_only_with_its_containers_known() {
+    let rt = runtime();
+    let fleet = fleet_with_latency(&rt, Duration::from_millis(150));
+    let engine = fleet.addr(0).to_string();
+    let created = call(
+        &engine,
+        "POST",
+        "/containers/create?name=held",
+        Some(
+            &json!({"Image": IMAGE, "Cmd": ["sleep", "1000"], "HostConfig": {"Memory": 1u64 << 30}}),
+        ),
+        201,
+    );
+    let id = created["Id"].as_str().expect("Id").to_string();
+    call(
+        &engine,
+        "POST",
+        &format!("/containers/{id}/start"),
+        None,
+        204,
+    );
+    let discovery = fleet.discovery();
+    let mut args = FAST_REFRESH.to_vec();
+    args.push(&discovery);
+    let manager = start_manager(&args);
+    let status = |info: &Value, key: &str| -> Option<String> {
+        info["SystemStatus"].as_array()?.iter().find_map(|pair| {
+            (pair[0].as_str()?.trim() == key).then(|| pair[1].as_str().map(str::to_string))?
+        })
+    };
+    let info = wait_for("the node healthy", Duration::from_secs(20), || {
+        let info = call(&manager.addr, "GET", "/info", None, 200);
+        (status(&info, "└ Status").as_deref() == Some("Healthy")).then_some(info)
+    });
+    assert_eq!(
+        status(&info, "└ Reserved Memory").as_deref(),
+        Some("1 GiB / 8 GiB"),
+        "{info:#}"
+    );
+    assert_eq!(
+        status(&info, "└ Containers").as_deref(),
+        Some("1 (1 Running, 0 Paused, 0 Stopped)"),
+        "{info:#}"
+    );
+}
+
 fn fleet_with_latency(rt: &tokio::runtime::Runtime, latency: Duration) -> Fleet {
     fleet(
         rt,

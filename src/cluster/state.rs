@@ -701,6 +701,22 @@ pub enum Command {
         /// The container ID there.
         id: String,
     },
+    /// An engine new to the state, with what it holds, in one step: the
+    /// node turns healthy (a candidate for placement) only together with
+    /// its containers (and their reservations) and its images.
+    /// `NodeObserved`, then `ContainersObserved` (skipped if stale), then
+    /// `ImagesObserved`.
+    NodeJoined {
+        /// The engine's observation.
+        info: NodeInfo,
+        /// All its containers.
+        containers: Vec<Container>,
+        /// The node's `version` when the list was requested (0 if it was
+        /// not in the state then).
+        version: u64,
+        /// Its images.
+        images: Vec<ImageRef>,
+    },
 }
 
 /// What a container with the `on-node-failure` policy is re-created from.
@@ -810,6 +826,24 @@ impl ClusterState {
 
     fn apply_command(&mut self, command: Command) -> Result<(), ApplyError> {
         match command {
+            Command::NodeJoined {
+                info,
+                containers,
+                version,
+                images,
+            } => {
+                let node = info.id.clone();
+                self.apply_command(Command::NodeObserved(info))?;
+                match self.apply_command(Command::ContainersObserved {
+                    node: node.clone(),
+                    containers,
+                    version,
+                }) {
+                    Ok(()) | Err(ApplyError::Stale(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                self.apply_command(Command::ImagesObserved { node, images })
+            }
             Command::NodeObserved(info) => {
                 let at = info.observed_at.clone();
                 let id = info.id.clone();
@@ -1428,6 +1462,52 @@ mod tests {
         s.apply(Command::NodeObserved(info("BBBB:2222", "host")))
             .unwrap();
         s
+    }
+
+    #[test]
+    fn a_joining_node_comes_with_its_containers_and_images() {
+        let mut s = ClusterState::default();
+        let held = Container {
+            resources: Some(Resources {
+                memory: 256 << 20,
+                cpus_milli: 500,
+                ports: Vec::new(),
+            }),
+            ..container("a1", "AAAA:1111", "web")
+        };
+        s.apply(Command::NodeJoined {
+            info: info("AAAA:1111", "host"),
+            containers: vec![held],
+            version: 0,
+            images: vec![ImageRef {
+                id: "sha256:b0".into(),
+                tags: vec!["busybox:local".into()],
+            }],
+        })
+        .unwrap();
+        let node = &s.nodes["AAAA:1111"];
+        assert_eq!(node.health, NodeHealth::Healthy);
+        assert_eq!(node.containers.len(), 1);
+        assert_eq!((node.usage.memory, node.usage.cpus_milli), (256 << 20, 500));
+        assert!(node.has_image("busybox:local"));
+        assert_eq!(s.containers.get("a1").map(|c| c.name.as_str()), Some("web"));
+        // Joining again with a list taken before a newer change: the node
+        // and its images are recorded, the stale list is not.
+        s.apply(Command::ContainerObserved(container(
+            "a2",
+            "AAAA:1111",
+            "db",
+        )))
+        .unwrap();
+        s.apply(Command::NodeJoined {
+            info: info("AAAA:1111", "host"),
+            containers: vec![],
+            version: 0,
+            images: vec![],
+        })
+        .unwrap();
+        assert_eq!(s.nodes["AAAA:1111"].containers.len(), 2);
+        assert!(!s.nodes["AAAA:1111"].has_image("busybox:local"));
     }
 
     #[test]

@@ -466,6 +466,29 @@ impl Manager {
         node: &str,
         engine: &Engine,
     ) -> Result<(), ManagerError> {
+        let (containers, version) = self.read_node_containers(node, engine).await?;
+        match self
+            .cluster
+            .propose(Command::ContainersObserved {
+                node: node.to_string(),
+                containers,
+                version,
+            })
+            .await
+        {
+            Ok(()) | Err(ProposeError::Refused(ApplyError::Stale(_))) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Node `node`'s full container list from `engine` (containers never
+    /// seen in full inspected for their resources), with the node's
+    /// version when the list was requested.
+    async fn read_node_containers(
+        &self,
+        node: &str,
+        engine: &Engine,
+    ) -> Result<(Vec<Container>, u64), ManagerError> {
         let version = self
             .cluster
             .read()
@@ -494,18 +517,33 @@ impl Manager {
                 }
             }
         }
-        match self
-            .cluster
-            .propose(Command::ContainersObserved {
-                node: node.to_string(),
+        Ok((containers, version))
+    }
+
+    /// Records an engine new to the state (`info`) with its containers and
+    /// images, read first and committed with it in one command: the node
+    /// is not Healthy, and so not a candidate for placement, while its
+    /// containers' reservations and its images are unknown. (Swarm classic
+    /// also loads an engine fully before adding it.)
+    pub(super) async fn add_node(
+        &self,
+        info: crate::cluster::NodeInfo,
+        engine: &Engine,
+    ) -> Result<(), ManagerError> {
+        let ((containers, version), images) =
+            futures::future::try_join(self.read_node_containers(&info.id, engine), async {
+                engine.images().await.map_err(ManagerError::from)
+            })
+            .await?;
+        self.cluster
+            .propose(Command::NodeJoined {
+                info,
                 containers,
                 version,
+                images,
             })
-            .await
-        {
-            Ok(()) | Err(ProposeError::Refused(ApplyError::Stale(_))) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+            .await?;
+        Ok(())
     }
 
     /// Re-reads one container after a request changed it.

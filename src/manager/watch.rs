@@ -130,8 +130,6 @@ async fn refresh(manager: &Manager, slot: &EngineSlot) -> Result<NodeId, EngineE
             .propose(Command::NodeRemoved { id: old })
             .await;
     }
-    let _ = manager.cluster.propose(Command::NodeObserved(info)).await;
-    slot.set_node(Some(id.clone()));
     // An engine failure fails the refresh; a refused proposal does not.
     let engine_only = |e: ManagerError| match e {
         ManagerError::Engine(e) => Err(e),
@@ -140,6 +138,16 @@ async fn refresh(manager: &Manager, slot: &EngineSlot) -> Result<NodeId, EngineE
             Ok(())
         }
     };
+    if !manager.cluster.read().nodes.contains_key(&id) {
+        // New: healthy only together with its containers and images.
+        if let Err(e) = manager.add_node(info, engine).await {
+            engine_only(e)?;
+        }
+        slot.set_node(Some(id.clone()));
+        return Ok(id);
+    }
+    let _ = manager.cluster.propose(Command::NodeObserved(info)).await;
+    slot.set_node(Some(id.clone()));
     if let Err(e) = manager.refresh_node_containers(&id, engine).await {
         engine_only(e)?;
         return Ok(id);
