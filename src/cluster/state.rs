@@ -937,11 +937,7 @@ impl ClusterState {
                         .map(|s| (s.clone(), container.id.clone()));
                     if let Some(old) = self.containers.insert(container) {
                         // The same ID was on another node: it is here now.
-                        if let Some(n) = self.nodes.get_mut(&old.node) {
-                            n.containers.remove(&old.id);
-                            n.version += 1;
-                        }
-                        self.charge(&old.node, old.resources.as_ref(), false);
+                        self.detach(&old);
                     }
                     if let Some((swarm_id, id)) = moved {
                         self.retire_rescheduled(&swarm_id, &id);
@@ -988,11 +984,7 @@ impl ClusterState {
             }
             Command::ContainerRemoved { id } => {
                 if let Some(container) = self.containers.remove(&id) {
-                    if let Some(node) = self.nodes.get_mut(&container.node) {
-                        node.containers.remove(&id);
-                        node.version += 1;
-                    }
-                    self.charge(&container.node, container.resources.as_ref(), false);
+                    self.detach(&container);
                     if let Some(swarm_id) = container.labels.get(SWARM_ID_LABEL) {
                         self.forget_spec_if_unused(swarm_id);
                     }
@@ -1170,11 +1162,7 @@ impl ClusterState {
         }
         let (old_id, old_node) = (entry.old_id.clone(), entry.old_node.clone());
         if let Some(old) = self.containers.remove(&old_id) {
-            if let Some(n) = self.nodes.get_mut(&old_node) {
-                n.containers.remove(&old_id);
-                n.version += 1;
-            }
-            self.charge(&old.node, old.resources.as_ref(), false);
+            self.detach(&old);
         }
         if self.nodes.contains_key(&old_node) {
             self.stale.entry(old_node).or_default().insert(old_id);
@@ -1202,13 +1190,12 @@ impl ClusterState {
             }
         }
         if let Some(old) = self.containers.remove(&container.id) {
-            if old.node != node {
-                if let Some(n) = self.nodes.get_mut(&old.node) {
-                    n.containers.remove(&old.id);
-                    n.version += 1;
-                }
+            if old.node == node {
+                // Still indexed on the node, whose version moves below.
+                self.charge(&old.node, old.resources.as_ref(), false);
+            } else {
+                self.detach(&old);
             }
-            self.charge(&old.node, old.resources.as_ref(), false);
         }
         if let Some(n) = self.nodes.get_mut(&node) {
             n.containers.insert(container.id.clone());
@@ -1216,6 +1203,16 @@ impl ClusterState {
         }
         self.charge(&node, container.resources.as_ref(), true);
         self.containers.insert(container);
+    }
+
+    /// Takes `old`, just removed from the container table, off its node:
+    /// the node's index, version and usage.
+    fn detach(&mut self, old: &Container) {
+        if let Some(n) = self.nodes.get_mut(&old.node) {
+            n.containers.remove(&old.id);
+            n.version += 1;
+        }
+        self.charge(&old.node, old.resources.as_ref(), false);
     }
 
     /// Recomputes what a node holds from its containers and reservations.
