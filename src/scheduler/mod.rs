@@ -144,8 +144,9 @@ pub fn place_with(
 
     let mut rejected = [0usize; FILTERS.len()];
     let (mut no_memory, mut no_cpu) = (0usize, 0usize);
+    let unhealthy = |node: &Node| check_health && node.health != NodeHealth::Healthy;
     let mut passes = |node: &Node| {
-        if check_health && node.health != NodeHealth::Healthy {
+        if unhealthy(node) {
             rejected[HEALTH] += 1;
             return false;
         }
@@ -193,11 +194,11 @@ pub fn place_with(
                 // Health alone when nothing else is checked: inline, not a
                 // call per node.
                 let passed = if health_only {
-                    let healthy = !check_health || node.health == NodeHealth::Healthy;
-                    if !healthy {
+                    let down = unhealthy(node);
+                    if down {
                         rejected_unhealthy += 1;
                     }
-                    healthy
+                    !down
                 } else {
                     passes(node)
                 };

@@ -38,9 +38,9 @@ impl Cursor<'_> {
     /// What is on its way to `node`; nodes must come in ascending ID order
     /// (a node asked out of order counts nothing in flight).
     pub fn load(&mut self, node: &str) -> Load {
-        let head = id_head(node);
-        while let Some(&(entry_head, id, load)) = self.entries.get(self.next) {
-            match entry_head.cmp(&head).then_with(|| id.cmp(node)) {
+        let node = (id_head(node), node);
+        while let Some(&(head, id, load)) = self.entries.get(self.next) {
+            match headed_cmp((head, id), node) {
                 std::cmp::Ordering::Less => self.next += 1,
                 std::cmp::Ordering::Equal => return load,
                 std::cmp::Ordering::Greater => break,
@@ -61,10 +61,16 @@ fn id_head(id: &str) -> u64 {
     u64::from_be_bytes(head)
 }
 
-/// `a.cmp(b)`, deciding on the heads (see [`id_head`]) when they differ.
+/// Orders IDs given with their heads (see [`id_head`]) as `str::cmp`
+/// would: by the heads when they differ, else by the whole IDs.
+fn headed_cmp((ha, a): (u64, &str), (hb, b): (u64, &str)) -> std::cmp::Ordering {
+    ha.cmp(&hb).then_with(|| a.cmp(b))
+}
+
+/// `a.cmp(b)` as the cursor decides it.
 #[cfg(test)]
 fn id_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    id_head(a).cmp(&id_head(b)).then_with(|| a.cmp(b))
+    headed_cmp((id_head(a), a), (id_head(b), b))
 }
 
 /// What placements in flight add to a node.
