@@ -7,10 +7,12 @@
 //! clocks, no randomness, no I/O. [`Cluster`] replicates the commands with
 //! Raft: the leader proposes, every manager applies the same log.
 
+mod nodes;
 pub mod resources;
 mod state;
 mod table;
 
+pub use nodes::{id_head, NodeMut, NodeSummary, Nodes};
 pub use table::{ContainerTable, StateCounts};
 
 pub use state::{

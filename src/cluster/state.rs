@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::nodes::Nodes;
 use super::table::ContainerTable;
 
 /// A node's identity: its engine's ID (`docker info` → `ID`).
@@ -798,8 +799,8 @@ pub enum LookupError {
 /// Everything the managers agree on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterState {
-    /// Nodes by ID.
-    pub nodes: BTreeMap<NodeId, Node>,
+    /// Nodes by ID (with the summaries placement reads).
+    pub nodes: Nodes,
     /// Containers by ID (and by name).
     pub containers: ContainerTable,
     /// Creates in flight by reservation ID.
@@ -821,6 +822,7 @@ impl ClusterState {
     pub fn apply(&mut self, command: Command) -> Result<(), ApplyError> {
         let result = self.apply_command(command);
         debug_assert_eq!(self.usage_drift(), Vec::<NodeId>::new(), "usage drifted");
+        debug_assert!(!self.nodes.summary_drift(), "node summaries drifted");
         result
     }
 
@@ -847,33 +849,32 @@ impl ClusterState {
             Command::NodeObserved(info) => {
                 let at = info.observed_at.clone();
                 let id = info.id.clone();
-                match self.nodes.get_mut(&info.id) {
-                    Some(node) => {
+                if self.nodes.contains_key(&info.id) {
+                    if let Some(mut node) = self.nodes.get_mut(&info.id) {
                         node.slots = parse_slots(&info);
                         node.info = info;
                         node.health = NodeHealth::Healthy;
                         node.error = None;
                         node.updated_at = at;
                     }
-                    None => {
-                        let name = self.unique_node_name(&info.hostname, &info.id);
-                        self.nodes.insert(
-                            info.id.clone(),
-                            Node {
-                                slots: parse_slots(&info),
-                                image_names: Vec::new(),
-                                info,
-                                name,
-                                health: NodeHealth::Healthy,
-                                error: None,
-                                updated_at: at,
-                                images: Vec::new(),
-                                containers: BTreeSet::new(),
-                                usage: Usage::default(),
-                                version: 0,
-                            },
-                        );
-                    }
+                } else {
+                    let name = self.unique_node_name(&info.hostname, &info.id);
+                    self.nodes.insert(
+                        info.id.clone(),
+                        Node {
+                            slots: parse_slots(&info),
+                            image_names: Vec::new(),
+                            info,
+                            name,
+                            health: NodeHealth::Healthy,
+                            error: None,
+                            updated_at: at,
+                            images: Vec::new(),
+                            containers: BTreeSet::new(),
+                            usage: Usage::default(),
+                            version: 0,
+                        },
+                    );
                 }
                 self.recompute_usage(&id);
                 Ok(())
@@ -884,7 +885,7 @@ impl ClusterState {
                 unhealthy,
                 at,
             } => {
-                let node = self.nodes.get_mut(&id).ok_or(ApplyError::UnknownNode(id))?;
+                let mut node = self.nodes.get_mut(&id).ok_or(ApplyError::UnknownNode(id))?;
                 node.error = Some(error);
                 node.updated_at = at;
                 if unhealthy {
@@ -943,7 +944,7 @@ impl ClusterState {
                         self.retire_rescheduled(&swarm_id, &id);
                     }
                 }
-                if let Some(entry) = self.nodes.get_mut(&node) {
+                if let Some(mut entry) = self.nodes.get_mut(&node) {
                     entry.containers = ids;
                 }
                 self.recompute_usage(&node);
@@ -963,7 +964,7 @@ impl ClusterState {
                 // What it holds does not depend on its state: usage stays.
                 let here = self.containers.get(&id).is_some_and(|c| c.node == node);
                 if here && !self.is_stale(&node, &id) && self.containers.set_state(&id, state) {
-                    if let Some(n) = self.nodes.get_mut(&node) {
+                    if let Some(mut n) = self.nodes.get_mut(&node) {
                         n.version += 1;
                     }
                 }
@@ -996,7 +997,7 @@ impl ClusterState {
                 Ok(())
             }
             Command::ImagesObserved { node, images } => {
-                let entry = self
+                let mut entry = self
                     .nodes
                     .get_mut(&node)
                     .ok_or(ApplyError::UnknownNode(node))?;
@@ -1197,7 +1198,7 @@ impl ClusterState {
                 self.detach(&old);
             }
         }
-        if let Some(n) = self.nodes.get_mut(&node) {
+        if let Some(mut n) = self.nodes.get_mut(&node) {
             n.containers.insert(container.id.clone());
             n.version += 1;
         }
@@ -1208,7 +1209,7 @@ impl ClusterState {
     /// Takes `old`, just removed from the container table, off its node:
     /// the node's index, version and usage.
     fn detach(&mut self, old: &Container) {
-        if let Some(n) = self.nodes.get_mut(&old.node) {
+        if let Some(mut n) = self.nodes.get_mut(&old.node) {
             n.containers.remove(&old.id);
             n.version += 1;
         }
@@ -1218,7 +1219,7 @@ impl ClusterState {
     /// Recomputes what a node holds from its containers and reservations.
     fn recompute_usage(&mut self, node: &str) {
         if let Some(usage) = self.computed_usage(node) {
-            if let Some(entry) = self.nodes.get_mut(node) {
+            if let Some(mut entry) = self.nodes.get_mut(node) {
                 entry.usage = usage;
             }
         }
@@ -1246,7 +1247,7 @@ impl ClusterState {
     /// (`add`), or takes it back: what [`ClusterState::recompute_usage`]
     /// would find, without walking the node's containers.
     fn charge(&mut self, node: &str, resources: Option<&Resources>, add: bool) {
-        if let Some(entry) = self.nodes.get_mut(node) {
+        if let Some(mut entry) = self.nodes.get_mut(node) {
             if add {
                 entry.usage.add(resources);
             } else {

@@ -122,7 +122,7 @@ pub fn place_with(
             .map(|e| affinity_holders(e, state))
             .collect(),
         dependency_node,
-        any_slots: state.nodes.values().any(|n| n.slots.is_some()),
+        any_slots: state.nodes.with_slots() > 0,
     };
     // health and containerslots run on every node: checked inline, the
     // others through the `Filter` trait. `rejected` counts per FILTERS index.
@@ -185,16 +185,46 @@ pub fn place_with(
         // holds the image; the latter wins when there is one. Unless
         // `exact`, a node with a name of the image's hash counts as holding
         // it (no string comparison per tied node): only the winner's name
-        // is compared, and a mere hash collision ranks again exactly.
+        // is compared, and a mere hash collision ranks again exactly. When
+        // every node has a name of that hash, every node counts as holding
+        // it: one picker serves as both. Health and rank are read from the
+        // nodes' summaries, the node itself only for what they lack.
+        let everywhere = image
+            .as_ref()
+            .is_some_and(|q| state.nodes.with_image_hash(q.hash) == state.nodes.len());
         let mut scan = |exact: bool| {
+            if health_only && !exact && (image.is_none() || everywhere) {
+                // The nodes themselves are not read at all, only the winner.
+                let mut any = Picker::new(options.strategy, seed);
+                let mut in_flight = in_flight.cursor();
+                let ids = state.nodes.ids();
+                for (i, (summary, id)) in state.nodes.summaries().iter().zip(ids).enumerate() {
+                    if check_health && !summary.healthy {
+                        rejected_unhealthy += 1;
+                        continue;
+                    }
+                    let pending = in_flight.load_headed(summary.id_head, || id.as_str());
+                    let key = match strategy::summary_key(summary, resources, pending) {
+                        Some(key) => key,
+                        None => match state.nodes.get(id) {
+                            Some(node) => strategy::key(node, resources, pending),
+                            None => continue,
+                        },
+                    };
+                    any.offer(i, key);
+                }
+                let best = any.best().and_then(|i| state.nodes.get(&ids[i]));
+                return (image.as_ref().and(best), best);
+            }
             let mut any = Picker::new(options.strategy, seed);
             let mut holding = Picker::new(options.strategy, seed);
             let mut in_flight = in_flight.cursor();
-            for node in state.nodes.values() {
+            let nodes = state.nodes.values().zip(state.nodes.summaries());
+            for ((node, summary), id) in nodes.zip(state.nodes.ids()) {
                 // Health alone when nothing else is checked: inline, not a
                 // call per node.
                 let passed = if health_only {
-                    let down = unhealthy(node);
+                    let down = check_health && !summary.healthy;
                     if down {
                         rejected_unhealthy += 1;
                     }
@@ -205,7 +235,9 @@ pub fn place_with(
                 if !passed {
                     continue;
                 }
-                let key = strategy::key(node, resources, in_flight.load(node.id()));
+                let pending = in_flight.load_headed(summary.id_head, || id.as_str());
+                let key = strategy::summary_key(summary, resources, pending)
+                    .unwrap_or_else(|| strategy::key(node, resources, pending));
                 any.offer(node, key);
                 let holds = |q: &ImageQuery| {
                     if exact {

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::cluster::{basis_points, Node, NodeId, Resources};
+use crate::cluster::{basis_points, id_head, Node, NodeId, NodeSummary, Resources};
 
 /// Placements decided but not in the state yet (their reservations are
 /// being proposed), per node: ranked as if they were there, so placements
@@ -38,9 +38,15 @@ impl Cursor<'_> {
     /// What is on its way to `node`; nodes must come in ascending ID order
     /// (a node asked out of order counts nothing in flight).
     pub fn load(&mut self, node: &str) -> Load {
-        let node = (id_head(node), node);
-        while let Some(&(head, id, load)) = self.entries.get(self.next) {
-            match headed_cmp((head, id), node) {
+        self.load_headed(id_head(node), || node)
+    }
+
+    /// [`Cursor::load`] for a node whose [`id_head`] is `head`: its ID
+    /// (`id`, read only when a node in flight has the same head) stays
+    /// where it is for almost every node.
+    pub fn load_headed<'n>(&mut self, head: u64, id: impl Fn() -> &'n str) -> Load {
+        while let Some(&(h, other, load)) = self.entries.get(self.next) {
+            match headed_cmp((h, other), head, &id) {
                 std::cmp::Ordering::Less => self.next += 1,
                 std::cmp::Ordering::Equal => return load,
                 std::cmp::Ordering::Greater => break,
@@ -50,32 +56,21 @@ impl Cursor<'_> {
     }
 }
 
-/// The first 8 bytes of `id` as one big-endian number (zero-padded): IDs
-/// compare as their heads do whenever those differ, which they do between
-/// almost any two engine IDs. Placement compares every node with the next
-/// one in flight, and a `memcmp` call per node showed in the profile.
-fn id_head(id: &str) -> u64 {
-    // A fixed-size read for the usual ID (64 hex digits); the padded copy
-    // below is a `memcpy` call of variable length, made for every node.
-    if let Some(head) = id.as_bytes().first_chunk::<8>() {
-        return u64::from_be_bytes(*head);
-    }
-    let mut head = [0u8; 8];
-    let n = id.len().min(8);
-    head[..n].copy_from_slice(&id.as_bytes()[..n]);
-    u64::from_be_bytes(head)
-}
-
 /// Orders IDs given with their heads (see [`id_head`]) as `str::cmp`
-/// would: by the heads when they differ, else by the whole IDs.
-fn headed_cmp((ha, a): (u64, &str), (hb, b): (u64, &str)) -> std::cmp::Ordering {
-    ha.cmp(&hb).then_with(|| a.cmp(b))
+/// would: by the heads when they differ, else by the whole IDs (`b` is
+/// read only then).
+fn headed_cmp<'b>(
+    (ha, a): (u64, &str),
+    hb: u64,
+    b: impl FnOnce() -> &'b str,
+) -> std::cmp::Ordering {
+    ha.cmp(&hb).then_with(|| a.cmp(b()))
 }
 
 /// `a.cmp(b)` as the cursor decides it.
 #[cfg(test)]
 fn id_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    headed_cmp((id_head(a), a), (id_head(b), b))
+    headed_cmp((id_head(a), a), id_head(b), || b)
 }
 
 /// What placements in flight add to a node.
@@ -166,6 +161,21 @@ pub fn weight(node: &Node, resources: &Resources) -> u64 {
     )
 }
 
+/// [`key`] from the node's summary alone, when neither the request nor
+/// what is in flight holds CPU or memory (else `None`: the weight needs the
+/// node's capacity).
+pub fn summary_key(
+    summary: &NodeSummary,
+    resources: &Resources,
+    pending: Load,
+) -> Option<(u64, usize)> {
+    let none = resources.cpus_milli == 0
+        && resources.memory <= 0
+        && pending.cpus_milli == 0
+        && pending.memory == 0;
+    none.then_some((summary.fullness_bp, summary.containers + pending.containers))
+}
+
 /// A node's rank key: its weight, then its container count, counting what
 /// is on its way to it (`pending`).
 pub fn key(node: &Node, resources: &Resources, pending: Load) -> (u64, usize) {
@@ -186,15 +196,16 @@ pub fn key(node: &Node, resources: &Resources, pending: Load) -> (u64, usize) {
 /// Keeps the best node offered so far for a strategy; among nodes of the
 /// same rank, each is kept with the same chance: every node offered draws
 /// a number (from the seed) and, among equals, the highest draw wins.
-pub struct Picker<'a> {
+/// `T` names a node: a reference, or its position in the state.
+pub struct Picker<T> {
     strategy: Strategy,
     rng: u64,
     /// The kept node's draw.
     draw: u64,
-    best: Option<(&'a Node, (u64, usize))>,
+    best: Option<(T, (u64, usize))>,
 }
 
-impl<'a> Picker<'a> {
+impl<T: Copy> Picker<T> {
     /// An empty picker; `seed` drives `random`.
     pub fn new(strategy: Strategy, seed: u64) -> Self {
         Picker {
@@ -206,7 +217,7 @@ impl<'a> Picker<'a> {
     }
 
     /// Considers `node` with rank `key`.
-    pub fn offer(&mut self, node: &'a Node, key: (u64, usize)) {
+    pub fn offer(&mut self, node: T, key: (u64, usize)) {
         let take = match (&self.best, self.strategy) {
             (None, _) => true,
             (Some((_, best)), strategy) if strategy == Strategy::Random || key == *best => {
@@ -239,7 +250,7 @@ impl<'a> Picker<'a> {
     }
 
     /// The chosen node, if any was offered.
-    pub fn best(&self) -> Option<&'a Node> {
+    pub fn best(&self) -> Option<T> {
         self.best.map(|(n, _)| n)
     }
 }

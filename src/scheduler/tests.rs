@@ -1470,9 +1470,12 @@ fn a_name_hash_collision_does_not_count_as_the_image() {
     );
     let wanted = crate::cluster::ImageQuery::new("busybox");
     // `a` (the least used) claims a name with the image's hash.
-    let a = s.nodes.get_mut("ID-a").expect("node a");
-    a.image_names = vec![(wanted.hash, "imposter:latest".into())];
-    assert!(a.may_have_image(&wanted) && !a.has_image_query(&wanted));
+    {
+        let mut a = s.nodes.get_mut("ID-a").expect("node a");
+        a.image_names = vec![(wanted.hash, "imposter:latest".into())];
+        assert!(a.may_have_image(&wanted) && !a.has_image_query(&wanted));
+    }
+    assert!(!s.nodes.summary_drift());
     let rows: &[(Strategy, &str, &str)] = &[
         (Strategy::Spread, "--image busybox", "c"),
         (Strategy::Binpack, "--image busybox", "c"),
@@ -2641,12 +2644,13 @@ mod props {
         /// The one-pass ranking (both pickers in one walk, in-flight loads
         /// by cursor, the image probed by hash) picks the node that the
         /// candidate-list ranking picks, with creates in flight and the
-        /// image on some nodes: a soft rule that every node satisfies
+        /// image on some nodes or on all: a soft rule that every node satisfies
         /// sends the same placement down the second path.
         #[test]
         fn one_pass_ranks_as_the_candidate_list_does(
             nodes in prop::collection::vec(gen_node(), 1..=12),
             holders in prop::collection::vec(any::<bool>(), 12),
+            everywhere in any::<bool>(),
             pending in prop::collection::vec((0..12usize, gen_res()), 0..=6),
             res in gen_res(),
             strategy in gen_placement(),
@@ -2654,7 +2658,7 @@ mod props {
         ) {
             let mut state = build(&nodes, 50_000);
             for (i, holds) in holders.iter().take(nodes.len()).enumerate() {
-                if *holds {
+                if *holds || everywhere {
                     images(&mut state, &node_id(i), &[("sha256:b0", &["busybox:local"])]);
                 }
             }
@@ -2673,6 +2677,45 @@ mod props {
             let opts = options(strategy, 50_000);
             prop_assert_eq!(
                 place_with(&state, &one_pass, &opts, seed, &in_flight),
+                place_with(&state, &listed, &opts, seed, &in_flight)
+            );
+        }
+
+        /// The walk over the nodes' summaries alone (health the only check,
+        /// no resources asked, the image on every node) picks the node that
+        /// the candidate-list ranking picks, with creates in flight that
+        /// hold resources or not, and with unhealthy nodes.
+        #[test]
+        fn the_summary_walk_ranks_as_the_candidate_list_does(
+            nodes in prop::collection::vec(gen_node(), 1..=16),
+            pending in prop::collection::vec((0..16usize, gen_res()), 0..=8),
+            strategy in gen_placement(),
+            seed in any::<u64>(),
+            with_image in any::<bool>(),
+        ) {
+            let nodes: Vec<GenNode> = nodes
+                .into_iter()
+                .map(|n| GenNode { slots: None, ..n })
+                .collect();
+            let mut state = build(&nodes, 50_000);
+            for i in 0..nodes.len() {
+                images(&mut state, &node_id(i), &[("sha256:b0", &["busybox:local"])]);
+            }
+            let mut in_flight = InFlight::default();
+            for (i, load) in &pending {
+                in_flight.add(&node_id(*i % nodes.len()), &load.resources());
+            }
+            let walked = ContainerSpec {
+                image: with_image.then(|| "busybox:local".into()),
+                ..Default::default()
+            };
+            let listed = ContainerSpec {
+                constraints: vec![Expr::parse("region!=~no-such-region").unwrap()],
+                ..walked.clone()
+            };
+            let opts = options(strategy, 50_000);
+            prop_assert_eq!(
+                place_with(&state, &walked, &opts, seed, &in_flight),
                 place_with(&state, &listed, &opts, seed, &in_flight)
             );
         }
