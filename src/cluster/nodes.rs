@@ -92,8 +92,22 @@ impl Derived {
         derived
     }
 
+    /// Where `id` is, or would go, in ID order: searched by head (no
+    /// string read), the IDs compared only among equal heads.
     fn position(&self, id: &str) -> Result<usize, usize> {
-        self.ids.binary_search_by(|probe| probe.as_str().cmp(id))
+        let head = id_head(id);
+        let first = self.summaries.partition_point(|s| s.id_head < head);
+        for (pos, summary) in self.summaries.iter().enumerate().skip(first) {
+            if summary.id_head != head {
+                return Err(pos);
+            }
+            match self.ids[pos].as_str().cmp(id) {
+                std::cmp::Ordering::Less => continue,
+                std::cmp::Ordering::Equal => return Ok(pos),
+                std::cmp::Ordering::Greater => return Err(pos),
+            }
+        }
+        Err(self.summaries.len())
     }
 
     /// Replaces the image hashes at `pos`, keeping the counts.
