@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -44,35 +43,46 @@ impl LeaderClient {
     }
 }
 
+/// Where a request is served.
+pub(super) enum Served {
+    /// By this manager: the request, to route.
+    Here(Request),
+    /// Forwarded to the leader, or refused: the answer.
+    Answered(Response),
+}
+
 /// On a follower, forwards the request (bodies streaming, upgrades spliced)
-/// to the leader; answers 503 when there is no leader.
-pub(super) async fn forward_to_leader(
-    State(app): State<Arc<App>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// to the leader and gives its answer; answers 503 when there is no leader,
+/// or when this leader has lost its quorum. Gives the request back when
+/// this manager serves it itself (the leader, or a path every manager
+/// answers).
+pub(super) async fn forward_to_leader(app: &App, request: Request) -> Served {
     let cluster = &app.manager.cluster;
     if LOCAL.contains(&request.uri().path()) {
-        return next.run(request).await;
+        return Served::Here(request);
     }
     if cluster.is_leader() {
         if cluster.lost_quorum() {
             // Possibly deposed already: acting on engines now could race the
             // new leader.
-            return ApiError::new(
+            return Served::Answered(
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("no leader: {}", cluster.quorum_text().await),
+                )
+                .into_response(),
+            );
+        }
+        return Served::Here(request);
+    }
+    let Some(leader) = cluster.leader_api() else {
+        return Served::Answered(
+            ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("no leader: {}", cluster.quorum_text().await),
             )
-            .into_response();
-        }
-        return next.run(request).await;
-    }
-    let Some(leader) = cluster.leader_api() else {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("no leader: {}", cluster.quorum_text().await),
-        )
-        .into_response();
+            .into_response(),
+        );
     };
     let prefix = request
         .extensions()
@@ -89,17 +99,19 @@ pub(super) async fn forward_to_leader(
     );
     let engine = match app.leader.get(&leader) {
         Ok(engine) => engine,
-        Err(e) => return e.into_response(),
+        Err(e) => return Served::Answered(e.into_response()),
     };
     tracing::debug!(%leader, %target, "forwarding to the primary");
-    match super::proxy::forward(&engine, request, &target).await {
-        Ok(response) => response,
-        Err(e) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("primary {leader} did not answer: {}", e.message),
-        )
-        .into_response(),
-    }
+    Served::Answered(
+        match super::proxy::forward(&engine, request, &target).await {
+            Ok(response) => response,
+            Err(e) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("primary {leader} did not answer: {}", e.message),
+            )
+            .into_response(),
+        },
+    )
 }
 
 /// `GET /_swarm/members`: every manager with its Raft state.

@@ -102,22 +102,25 @@ fn strip_version(mut request: Request) -> Request {
     request
 }
 
-/// Refuses versions newer than every node speaks, as an engine would.
-async fn check_version(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+/// Refuses versions newer than every node speaks, as an engine would: the
+/// refusal, if any.
+fn check_version(app: &App, request: &Request) -> Option<Response> {
     let asked = request
         .extensions()
         .get::<ClientVersion>()
-        .and_then(|v| v.0.clone());
+        .and_then(|v| v.0.as_deref());
     if let Some(asked) = asked {
         let max = system::api_version(&app.manager);
-        if version_cmp(&asked, &max) == std::cmp::Ordering::Greater {
-            return ApiError::bad_request(format!(
-                "client version {asked} is too new. Maximum supported API version is {max}"
-            ))
-            .into_response();
+        if version_cmp(asked, &max) == std::cmp::Ordering::Greater {
+            return Some(
+                ApiError::bad_request(format!(
+                    "client version {asked} is too new. Maximum supported API version is {max}"
+                ))
+                .into_response(),
+            );
         }
     }
-    next.run(request).await
+    None
 }
 
 async fn not_found(request: Request) -> ApiError {
@@ -151,24 +154,26 @@ pub fn router(manager: Arc<Manager>) -> Router {
         .route("/_swarm/join", post(managers::join))
         .route("/_swarm/remove", post(managers::remove))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            check_version,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            managers::forward_to_leader,
-        ))
-        .layer(axum::middleware::from_fn(trace_request))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), front))
         .with_state(app)
 }
 
-async fn trace_request(request: Request, next: Next) -> Response {
+/// What every request goes through before its route, in one layer (each
+/// layer costs a boxed future and a service clone per request): a debug
+/// trace of the request and its answer, the hand-over to the leader on a
+/// follower ([`managers::forward_to_leader`]), the version check.
+async fn front(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let span = tracing::debug_span!("request", method = %request.method(), uri = %request.uri());
     let _enter = span.enter();
     tracing::debug!("request");
     drop(_enter);
-    let response = next.run(request).await;
+    let response = match managers::forward_to_leader(&app, request).await {
+        managers::Served::Here(request) => match check_version(&app, &request) {
+            None => next.run(request).await,
+            Some(refused) => refused,
+        },
+        managers::Served::Answered(response) => response,
+    };
     tracing::debug!(parent: &span, status = response.status().as_u16(), "response");
     response
 }
