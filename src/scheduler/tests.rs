@@ -2504,6 +2504,34 @@ mod props {
         }
     }
 
+    /// Where `spec` goes by the one-pass ranking and by the candidate-list
+    /// ranking (a soft rule that every node satisfies sends it down that
+    /// path), with creates `pending` (node index modulo the nodes) in flight.
+    fn ranked_both_ways(
+        state: &ClusterState,
+        spec: &ContainerSpec,
+        pending: &[(usize, GenRes)],
+        strategy: Placement,
+        seed: u64,
+    ) -> (
+        Result<crate::cluster::NodeId, crate::scheduler::Unschedulable>,
+        Result<crate::cluster::NodeId, crate::scheduler::Unschedulable>,
+    ) {
+        let mut in_flight = InFlight::default();
+        for (i, load) in pending {
+            in_flight.add(&node_id(*i % state.nodes.len()), &load.resources());
+        }
+        let listed = ContainerSpec {
+            constraints: vec![Expr::parse("region!=~no-such-region").unwrap()],
+            ..spec.clone()
+        };
+        let opts = options(strategy, 50_000);
+        (
+            place_with(state, spec, &opts, seed, &in_flight),
+            place_with(state, &listed, &opts, seed, &in_flight),
+        )
+    }
+
     proptest! {
         #![proptest_config(config())]
 
@@ -2662,23 +2690,12 @@ mod props {
                     images(&mut state, &node_id(i), &[("sha256:b0", &["busybox:local"])]);
                 }
             }
-            let mut in_flight = InFlight::default();
-            for (i, load) in &pending {
-                in_flight.add(&node_id(*i % nodes.len()), &load.resources());
-            }
             let one_pass = ContainerSpec {
                 image: Some("busybox:local".into()),
                 ..make_spec(&res, &[])
             };
-            let listed = ContainerSpec {
-                constraints: vec![Expr::parse("region!=~no-such-region").unwrap()],
-                ..one_pass.clone()
-            };
-            let opts = options(strategy, 50_000);
-            prop_assert_eq!(
-                place_with(&state, &one_pass, &opts, seed, &in_flight),
-                place_with(&state, &listed, &opts, seed, &in_flight)
-            );
+            let (walked, listed) = ranked_both_ways(&state, &one_pass, &pending, strategy, seed);
+            prop_assert_eq!(walked, listed);
         }
 
         /// The walk over the nodes' summaries alone (health the only check,
@@ -2701,23 +2718,12 @@ mod props {
             for i in 0..nodes.len() {
                 images(&mut state, &node_id(i), &[("sha256:b0", &["busybox:local"])]);
             }
-            let mut in_flight = InFlight::default();
-            for (i, load) in &pending {
-                in_flight.add(&node_id(*i % nodes.len()), &load.resources());
-            }
-            let walked = ContainerSpec {
+            let spec = ContainerSpec {
                 image: with_image.then(|| "busybox:local".into()),
                 ..Default::default()
             };
-            let listed = ContainerSpec {
-                constraints: vec![Expr::parse("region!=~no-such-region").unwrap()],
-                ..walked.clone()
-            };
-            let opts = options(strategy, 50_000);
-            prop_assert_eq!(
-                place_with(&state, &walked, &opts, seed, &in_flight),
-                place_with(&state, &listed, &opts, seed, &in_flight)
-            );
+            let (walked, listed) = ranked_both_ways(&state, &spec, &pending, strategy, seed);
+            prop_assert_eq!(walked, listed);
         }
     }
 }
