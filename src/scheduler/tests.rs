@@ -2699,9 +2699,10 @@ mod props {
         }
 
         /// The walk over the nodes' summaries alone (health the only check,
-        /// no resources asked, the image on every node) picks the node that
-        /// the candidate-list ranking picks, with creates in flight that
-        /// hold resources or not, and with unhealthy nodes.
+        /// no resources asked, the image on every node or none asked) picks
+        /// the node that the candidate-list ranking picks, with creates in
+        /// flight that hold resources or not, and with unhealthy nodes; and
+        /// so does the walk over the nodes when the image is on some only.
         #[test]
         fn the_summary_walk_ranks_as_the_candidate_list_does(
             nodes in prop::collection::vec(gen_node(), 1..=16),
@@ -2709,6 +2710,7 @@ mod props {
             strategy in gen_placement(),
             seed in any::<u64>(),
             with_image in any::<bool>(),
+            lacking in prop::option::of(0..16usize),
         ) {
             let nodes: Vec<GenNode> = nodes
                 .into_iter()
@@ -2716,7 +2718,9 @@ mod props {
                 .collect();
             let mut state = build(&nodes, 50_000);
             for i in 0..nodes.len() {
-                images(&mut state, &node_id(i), &[("sha256:b0", &["busybox:local"])]);
+                if lacking.is_none_or(|l| l % nodes.len() != i) {
+                    images(&mut state, &node_id(i), &[("sha256:b0", &["busybox:local"])]);
+                }
             }
             let spec = ContainerSpec {
                 image: with_image.then(|| "busybox:local".into()),
