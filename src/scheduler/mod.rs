@@ -25,7 +25,7 @@ use std::collections::BTreeSet;
 
 use crate::cluster::{
     human_bytes, human_cpus, ClusterState, ImageQuery, LookupError, Node, NodeHealth, NodeId,
-    OvercommitPpm,
+    NodeSummary, OvercommitPpm,
 };
 use filter::{
     affinity_accepts, affinity_holders, constraint_accepts, ContainerSlots, Filter, Health,
@@ -193,23 +193,28 @@ pub fn place_with(
             .as_ref()
             .is_some_and(|q| state.nodes.with_image_hash(q.hash) == state.nodes.len());
         let mut scan = |exact: bool| {
+            let mut in_flight = in_flight.cursor();
+            // Health alone when nothing else is checked: read from the
+            // summary, not a call per node.
+            let mut healthy = |summary: &NodeSummary| {
+                let down = check_health && !summary.healthy;
+                if down {
+                    rejected_unhealthy += 1;
+                }
+                !down
+            };
             if health_only && !exact && (image.is_none() || everywhere) {
                 // The nodes themselves are not read at all, only the winner.
                 let mut any = Picker::new(options.strategy, seed);
-                let mut in_flight = in_flight.cursor();
                 let ids = state.nodes.ids();
                 for (i, (summary, id)) in state.nodes.summaries().iter().zip(ids).enumerate() {
-                    if check_health && !summary.healthy {
-                        rejected_unhealthy += 1;
+                    if !healthy(summary) {
                         continue;
                     }
                     let pending = in_flight.load_headed(summary.id_head, || id.as_str());
-                    let key = match strategy::summary_key(summary, resources, pending) {
-                        Some(key) => key,
-                        None => match state.nodes.get(id) {
-                            Some(node) => strategy::key(node, resources, pending),
-                            None => continue,
-                        },
+                    let node = || state.nodes.get(id);
+                    let Some(key) = strategy::summary_key(summary, resources, pending, node) else {
+                        continue;
                     };
                     any.offer(i, key);
                 }
@@ -218,17 +223,10 @@ pub fn place_with(
             }
             let mut any = Picker::new(options.strategy, seed);
             let mut holding = Picker::new(options.strategy, seed);
-            let mut in_flight = in_flight.cursor();
             let nodes = state.nodes.values().zip(state.nodes.summaries());
             for ((node, summary), id) in nodes.zip(state.nodes.ids()) {
-                // Health alone when nothing else is checked: inline, not a
-                // call per node.
                 let passed = if health_only {
-                    let down = check_health && !summary.healthy;
-                    if down {
-                        rejected_unhealthy += 1;
-                    }
-                    !down
+                    healthy(summary)
                 } else {
                     passes(node)
                 };
@@ -236,8 +234,10 @@ pub fn place_with(
                     continue;
                 }
                 let pending = in_flight.load_headed(summary.id_head, || id.as_str());
-                let key = strategy::summary_key(summary, resources, pending)
-                    .unwrap_or_else(|| strategy::key(node, resources, pending));
+                let Some(key) = strategy::summary_key(summary, resources, pending, || Some(node))
+                else {
+                    continue;
+                };
                 any.offer(node, key);
                 let holds = |q: &ImageQuery| {
                     if exact {

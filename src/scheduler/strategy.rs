@@ -161,19 +161,24 @@ pub fn weight(node: &Node, resources: &Resources) -> u64 {
     )
 }
 
-/// [`key`] from the node's summary alone, when neither the request nor
-/// what is in flight holds CPU or memory (else `None`: the weight needs the
-/// node's capacity).
-pub fn summary_key(
+/// [`key`] for a node given with its summary: from the summary alone when
+/// neither the request nor what is in flight holds CPU or memory, else from
+/// the node (`node`, asked only then: the weight needs its capacity; `None`
+/// when it gives none).
+pub fn summary_key<'n>(
     summary: &NodeSummary,
     resources: &Resources,
     pending: Load,
+    node: impl FnOnce() -> Option<&'n Node>,
 ) -> Option<(u64, usize)> {
     let none = resources.cpus_milli == 0
         && resources.memory <= 0
         && pending.cpus_milli == 0
         && pending.memory == 0;
-    none.then_some((summary.fullness_bp, summary.containers + pending.containers))
+    if none {
+        return Some((summary.fullness_bp, summary.containers + pending.containers));
+    }
+    node().map(|node| key(node, resources, pending))
 }
 
 /// A node's rank key: its weight, then its container count, counting what
