@@ -17,6 +17,12 @@ use crate::engine::Engine;
 /// Paths every manager answers itself from its replicated state.
 const LOCAL: [&str; 3] = ["/_ping", "/version", "/info"];
 
+/// Idle connections a follower keeps to its leader: every client's request
+/// goes over them, many at once, and with the engines' one idle connection
+/// nearly every forwarded request opened a connection of its own (a TLS
+/// handshake with `--tlsverify`).
+const LEADER_IDLE: usize = 64;
+
 /// The connection details of the leader, kept while it stays the same.
 #[derive(Default)]
 pub struct LeaderClient(Mutex<Option<(String, Arc<Engine>)>>);
@@ -36,7 +42,8 @@ impl LeaderClient {
         };
         let engine = Arc::new(
             Engine::new(&url)
-                .map_err(|e| ApiError::internal(format!("primary address {addr}: {e}")))?,
+                .map_err(|e| ApiError::internal(format!("primary address {addr}: {e}")))?
+                .keeping_idle(LEADER_IDLE),
         );
         *cached = Some((addr.to_string(), engine.clone()));
         Ok(engine)

@@ -127,13 +127,21 @@ impl Engine {
     pub fn new(source: &str) -> Result<Engine, BadEngineAddr> {
         let addr = EngineAddr::parse(source)?;
         Ok(Engine {
-            pool: pool::Pool::new(&addr),
+            pool: pool::Pool::new(&addr, pool::DEFAULT_IDLE),
             addr,
             source: source.to_string(),
             client: tokio::sync::Mutex::new(None),
             last_error: Mutex::new(None),
             generation: AtomicU64::new(GENERATIONS.fetch_add(1, Ordering::Relaxed)),
         })
+    }
+
+    /// The same engine, keeping up to `max_idle` idle connections instead of
+    /// one: for a peer that many requests go to at once (a follower's
+    /// leader, which every client's request is forwarded to).
+    pub fn keeping_idle(mut self, max_idle: usize) -> Engine {
+        self.pool = pool::Pool::new(&self.addr, max_idle);
+        self
     }
 
     /// Changes whenever what the engine lists may have changed: after every

@@ -23,11 +23,12 @@ use hyper_util::rt::TokioIo;
 
 use super::addr::EngineAddr;
 
-/// Idle connections kept per engine: a manager of a thousand engines must
-/// not hold thousands of idle sockets and their buffers (with 4 idle per
-/// engine the standard scale run peaked at 306-312 MiB, with one at
-/// 248-251 MiB). Requests to one engine mostly come one after the other.
-const MAX_IDLE: usize = 1;
+/// Idle connections kept per engine unless asked otherwise: a manager of a
+/// thousand engines must not hold thousands of idle sockets and their
+/// buffers (with 4 idle per engine the standard scale run peaked at
+/// 306-312 MiB, with one at 248-251 MiB). Requests to one engine mostly
+/// come one after the other.
+pub const DEFAULT_IDLE: usize = 1;
 
 /// An idle connection older than this is closed rather than reused.
 const IDLE_FOR: Duration = Duration::from_secs(10);
@@ -57,6 +58,7 @@ pub struct Pool {
 
 struct Shared {
     addr: EngineAddr,
+    max_idle: usize,
     idle: Mutex<Vec<(SendRequest<RequestBody>, Instant)>>,
 }
 
@@ -78,18 +80,20 @@ impl Shared {
             return;
         }
         let mut idle = self.lock();
-        if idle.len() < MAX_IDLE {
+        if idle.len() < self.max_idle {
             idle.push((sender, Instant::now()));
         }
     }
 }
 
 impl Pool {
-    /// A pool for `addr`; no connection is made yet.
-    pub fn new(addr: &EngineAddr) -> Pool {
+    /// A pool for `addr` keeping up to `max_idle` idle connections; no
+    /// connection is made yet.
+    pub fn new(addr: &EngineAddr, max_idle: usize) -> Pool {
         Pool {
             shared: Arc::new(Shared {
                 addr: addr.clone(),
+                max_idle,
                 idle: Mutex::new(Vec::new()),
             }),
         }
@@ -256,7 +260,7 @@ mod tests {
     #[tokio::test]
     async fn one_connection_serves_requests_one_after_the_other() {
         let (addr, accepted) = server().await;
-        let pool = Pool::new(&addr);
+        let pool = Pool::new(&addr, DEFAULT_IDLE);
         for i in 0..20 {
             let path = if i % 2 == 0 { "/list" } else { "/empty" };
             let response = pool.request(get(path)).await.expect("answer");
@@ -275,7 +279,7 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         drop(a.into_body().collect().await.expect("a body"));
         drop(b.into_body().collect().await.expect("b body"));
-        assert_eq!(pool.shared.lock().len(), MAX_IDLE);
+        assert_eq!(pool.shared.lock().len(), DEFAULT_IDLE);
         // A body dropped before its end takes its connection with it.
         let unread = pool.request(get("/list")).await.expect("answer");
         drop(unread);
@@ -283,9 +287,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_larger_pool_keeps_concurrent_connections_for_the_next_burst() {
+        let (addr, accepted) = server().await;
+        let pool = Pool::new(&addr, 4);
+        for burst in 1..=3 {
+            let answers =
+                futures::future::join_all((0..4).map(|_| pool.request(get("/list")))).await;
+            for answer in answers {
+                let body = answer.expect("answer").into_body().collect().await;
+                drop(body.expect("body"));
+            }
+            assert_eq!(pool.shared.lock().len(), 4, "burst {burst}");
+            // Only the first burst connects: the others find four idle.
+            assert_eq!(accepted.load(Ordering::SeqCst), 4, "burst {burst}");
+        }
+        // More at once than it keeps: the extra connections are closed.
+        let answers = futures::future::join_all((0..6).map(|_| pool.request(get("/list")))).await;
+        for answer in answers {
+            drop(
+                answer
+                    .expect("answer")
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body"),
+            );
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 6);
+        assert_eq!(pool.shared.lock().len(), 4);
+    }
+
+    #[tokio::test]
     async fn unreachable_engine_fails_to_connect() {
         let addr = EngineAddr::parse("tcp://127.0.0.1:1").expect("address");
-        let err = Pool::new(&addr)
+        let err = Pool::new(&addr, DEFAULT_IDLE)
             .request(get("/x"))
             .await
             .expect_err("refused");
