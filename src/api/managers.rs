@@ -19,8 +19,8 @@ const LOCAL: [&str; 3] = ["/_ping", "/version", "/info"];
 
 /// Idle connections a follower keeps to its leader: every client's request
 /// goes over them, many at once, and with the engines' one idle connection
-/// nearly every forwarded request opened a connection of its own (a TLS
-/// handshake with `--tlsverify`).
+/// nearly every forwarded request opened a connection of its own (and each
+/// would be a handshake once managers talk TLS).
 const LEADER_IDLE: usize = 64;
 
 /// The connection details of the leader, kept while it stays the same.

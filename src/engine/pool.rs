@@ -1,6 +1,6 @@
 //! A keep-alive connection pool per engine for plain (non-upgraded)
-//! requests, over hyper's HTTP/1 connections and our own dialer (TCP, TLS
-//! or unix socket), so proxied calls and list fan-outs do not open a
+//! requests, over hyper's HTTP/1 connections and our own dialer (TCP or
+//! unix socket), so proxied calls and list fan-outs do not open a
 //! connection each.
 //!
 //! A connection goes back to the pool the moment its answer has been read
@@ -8,7 +8,7 @@
 //! finds it. (hyper-util's pooling client put it back from a task of its
 //! own, a moment later, and raced a new connection against the wait: a
 //! `docker run -d`, whose start follows its create at once, opened 1.6
-//! connections to the engine, each a TLS handshake with TLS.)
+//! connections to the engine.)
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
