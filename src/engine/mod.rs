@@ -547,6 +547,40 @@ pub fn primary_name(names: &[String]) -> String {
 mod tests {
     use super::*;
 
+    /// `n` GETs to `engine` at once, each answer read to its end.
+    async fn burst(engine: &Engine, n: usize) {
+        let requests = (0..n).map(|_| async {
+            let request = Request::get("/list")
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .expect("request");
+            let answer = engine.send(request).await.expect("answer");
+            http_body_util::BodyExt::collect(answer.into_body())
+                .await
+                .expect("body");
+        });
+        futures::future::join_all(requests).await;
+    }
+
+    #[tokio::test]
+    async fn an_engine_keeping_more_idle_connections_reuses_them_for_bursts() {
+        use std::sync::atomic::Ordering;
+        let (addr, accepted) = pool::tests::server().await;
+        let engine = Engine::new(&addr.to_string())
+            .expect("address")
+            .keeping_idle(8);
+        for _ in 0..3 {
+            burst(&engine, 8).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 8);
+        // An engine's default pool keeps one: the next bursts connect again.
+        let (addr, accepted) = pool::tests::server().await;
+        let engine = Engine::new(&addr.to_string()).expect("address");
+        for _ in 0..3 {
+            burst(&engine, 8).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 8 + 7 + 7);
+    }
+
     #[test]
     fn primary_name_skips_link_aliases() {
         let names = vec!["/other/db".to_string(), "/db".to_string()];

@@ -208,14 +208,14 @@ impl Body for PoolBody {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use http_body_util::BodyExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A server on a free port counting its connections; each answers
     /// `/empty` with 204 and anything else with a small body.
-    async fn server() -> (EngineAddr, Arc<AtomicUsize>) {
+    pub(in crate::engine) async fn server() -> (EngineAddr, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
