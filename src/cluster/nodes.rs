@@ -83,13 +83,19 @@ impl Derived {
     fn build(map: &BTreeMap<NodeId, Node>) -> Self {
         let mut derived = Derived::default();
         for (id, node) in map {
-            derived.ids.push(id.clone());
-            derived.summaries.push(NodeSummary::of(id, node));
-            derived.image_hashes.push(Vec::new());
-            derived.with_slots += usize::from(node.slots.is_some());
-            derived.set_images(derived.ids.len() - 1, image_hashes(node));
+            derived.insert_at(derived.ids.len(), id, node);
         }
         derived
+    }
+
+    /// Adds node `id` at position `pos` (where [`Derived::position`] says
+    /// it goes).
+    fn insert_at(&mut self, pos: usize, id: &str, node: &Node) {
+        self.ids.insert(pos, id.to_string());
+        self.summaries.insert(pos, NodeSummary::of(id, node));
+        self.image_hashes.insert(pos, Vec::new());
+        self.with_slots += usize::from(node.slots.is_some());
+        self.set_images(pos, image_hashes(node));
     }
 
     /// Where `id` is, or would go, in ID order: searched by head (no
@@ -191,13 +197,7 @@ impl Nodes {
                 self.map.insert(id, node)
             }
             Err(pos) => {
-                self.derived.ids.insert(pos, id.clone());
-                self.derived
-                    .summaries
-                    .insert(pos, NodeSummary::of(&id, &node));
-                self.derived.image_hashes.insert(pos, Vec::new());
-                self.derived.with_slots += usize::from(node.slots.is_some());
-                self.derived.set_images(pos, image_hashes(&node));
+                self.derived.insert_at(pos, &id, &node);
                 self.map.insert(id, node)
             }
         }

@@ -286,23 +286,9 @@ pub(super) mod tests {
         assert!(pool.shared.lock().is_empty());
     }
 
-    #[tokio::test]
-    async fn a_larger_pool_keeps_concurrent_connections_for_the_next_burst() {
-        let (addr, accepted) = server().await;
-        let pool = Pool::new(&addr, 4);
-        for burst in 1..=3 {
-            let answers =
-                futures::future::join_all((0..4).map(|_| pool.request(get("/list")))).await;
-            for answer in answers {
-                let body = answer.expect("answer").into_body().collect().await;
-                drop(body.expect("body"));
-            }
-            assert_eq!(pool.shared.lock().len(), 4, "burst {burst}");
-            // Only the first burst connects: the others find four idle.
-            assert_eq!(accepted.load(Ordering::SeqCst), 4, "burst {burst}");
-        }
-        // More at once than it keeps: the extra connections are closed.
-        let answers = futures::future::join_all((0..6).map(|_| pool.request(get("/list")))).await;
+    /// `n` requests to `pool` at once, then each answer read to its end.
+    async fn burst(pool: &Pool, n: usize) {
+        let answers = futures::future::join_all((0..n).map(|_| pool.request(get("/list")))).await;
         for answer in answers {
             drop(
                 answer
@@ -313,6 +299,20 @@ pub(super) mod tests {
                     .expect("body"),
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_larger_pool_keeps_concurrent_connections_for_the_next_burst() {
+        let (addr, accepted) = server().await;
+        let pool = Pool::new(&addr, 4);
+        for round in 1..=3 {
+            burst(&pool, 4).await;
+            assert_eq!(pool.shared.lock().len(), 4, "burst {round}");
+            // Only the first burst connects: the others find four idle.
+            assert_eq!(accepted.load(Ordering::SeqCst), 4, "burst {round}");
+        }
+        // More at once than it keeps: the extra connections are closed.
+        burst(&pool, 6).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 6);
         assert_eq!(pool.shared.lock().len(), 4);
     }
