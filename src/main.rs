@@ -116,12 +116,12 @@ async fn manage(args: ManageArgs) -> anyhow::Result<()> {
     {
         let manager = Arc::clone(&manager);
         let cancel = cancel.clone();
-        tokio::spawn(async move { manager.cluster.watch_quorum(cancel).await });
+        tokio::spawn(async move { manager.watch_quorum(cancel).await });
     }
     if let (true, Some(target)) = (joining, args.join.clone()) {
         tokio::spawn(join(
             target,
-            manager.cluster.id(),
+            manager.raft_id(),
             member.clone(),
             cancel.clone(),
         ));
@@ -146,14 +146,14 @@ async fn manage(args: ManageArgs) -> anyhow::Result<()> {
     let served = api::serve(&listen, Arc::clone(&manager), shutdown)
         .await
         .with_context(|| format!("serving the API on {}", args.host));
-    manager.cluster.shutdown().await;
+    manager.shutdown().await;
     served
 }
 
 /// Runs the leader's duties whenever this manager leads, and stops them as
 /// soon as it does not (a deposed leader must not act on engines).
 async fn lead_while_leader(manager: Arc<Manager>, discovery: Discovery, cancel: CancellationToken) {
-    let mut metrics = manager.cluster.metrics();
+    let mut metrics = manager.raft_metrics();
     let mut duties: Option<CancellationToken> = None;
     loop {
         let leading = metrics.borrow_and_update().state == swarm_raft::ServerState::Leader;

@@ -3,59 +3,29 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use axum::Extension;
-use bollard::models::{ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum};
-use serde::Deserialize;
+use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
 
 use super::list_cache::Lookup;
-use super::proxy::{engine_error, forward, read_body};
+use super::proxy::{self, engine_error, forward, read_body};
 use super::{
     json_response, listing, query_of, query_param, with_query, ApiError, App, ClientVersion,
     BODY_LIMIT,
 };
-use crate::cluster::{ContainerState, NodeHealth};
+use crate::cluster::{Container, ContainerState, NodeHealth};
 use crate::engine::Engine;
-use crate::manager::Manager;
-use crate::scheduler::ContainerSpec;
-
-pub use crate::cluster::SWARM_ID_LABEL;
+use crate::manager::{Change, CreateRequest, Manager};
 
 /// Per-container actions, the last path segment after the container reference.
 const ACTIONS: [&str; 19] = [
     "json", "start", "stop", "restart", "kill", "pause", "unpause", "rename", "update", "wait",
     "logs", "top", "stats", "changes", "export", "archive", "attach", "resize", "exec",
 ];
-
-/// Actions that change a container: its state is re-read after they succeed.
-const MUTATING: [&str; 8] = [
-    "start", "stop", "restart", "kill", "pause", "unpause", "rename", "update",
-];
-
-/// How long a changing call waits for its event before it reads the
-/// container back instead.
-const EVENT_WAIT: Duration = Duration::from_secs(2);
-
-/// The engine event that ends a changing call (see [`MUTATING`]): the last
-/// one the engine sends for it, named as the call, except that a kill with
-/// `SIGKILL` (the default) ends with the container's `die`.
-fn expected_event<'a>(action: &'a str, query: &str) -> &'a str {
-    if action != "kill" {
-        return action;
-    }
-    let signal = query_param(query, "signal").unwrap_or_default();
-    let signal = signal.trim_start_matches("SIG");
-    if signal.is_empty() || signal == "KILL" || signal == "9" {
-        "die"
-    } else {
-        "kill"
-    }
-}
 
 /// GET one engine path and read the whole (bounded) answer.
 pub(super) async fn engine_get(
@@ -101,7 +71,7 @@ pub(super) async fn list(
     // Per node: its name, and the stale copies of rescheduled containers
     // to hide (being removed from it).
     let names: Vec<(String, Vec<String>)> = {
-        let state = manager.cluster.read();
+        let state = manager.state();
         engines
             .iter()
             .map(|(node, _)| {
@@ -180,8 +150,7 @@ pub(super) async fn list(
     // Most often every node is healthy: skip the pass over all containers.
     let any_down = !silent.is_empty()
         || manager
-            .cluster
-            .read()
+            .state()
             .nodes
             .values()
             .any(|n| n.health != NodeHealth::Healthy);
@@ -233,7 +202,7 @@ fn unreachable_containers(
     all: bool,
     silent: &[String],
 ) -> Vec<ContainerSummary> {
-    let state = manager.cluster.read();
+    let state = manager.state();
     state
         .containers
         .values()
@@ -273,88 +242,8 @@ fn invalid_name(name: &str) -> ApiError {
     ))
 }
 
-/// A fresh swarm-unique id (32 hex digits).
-fn new_swarm_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let state = std::collections::hash_map::RandomState::new();
-    let mut parts = [0u64; 2];
-    for (i, part) in parts.iter_mut().enumerate() {
-        let mut hasher = state.build_hasher();
-        hasher.write_u64(SEQ.fetch_add(1, Ordering::Relaxed));
-        hasher.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
-        hasher.write_usize(i);
-        hasher.write_u32(std::process::id());
-        *part = hasher.finish();
-    }
-    format!("{:016x}{:016x}", parts[0], parts[1])
-}
-
-/// Validates a create body and adds the swarm id label. Returns the body to
-/// forward and the parsed model.
-pub fn prepare_create_body(
-    body: &[u8],
-) -> Result<(serde_json::Value, ContainerCreateBody), ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request(
-            "config cannot be empty in order to create a container",
-        ));
-    }
-    let mut value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
-    if !value.is_object() {
-        return Err(ApiError::bad_request(
-            "invalid JSON: the container config must be an object",
-        ));
-    }
-    if value
-        .get("Env")
-        .is_some_and(|e| !e.is_null() && !e.is_array())
-    {
-        return Err(ApiError::bad_request(
-            "invalid container config: Env must be a list",
-        ));
-    }
-    crate::scheduler::spec::env_to_labels(&mut value)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    // Docker accepts `"Cmd": "x"` for `["x"]` (its strslice type); so do we.
-    for key in ["Cmd", "Entrypoint"] {
-        if let Some(field) = value.get_mut(key) {
-            if let Some(s) = field.as_str() {
-                *field = serde_json::json!([s]);
-            }
-        }
-    }
-    if let Some(object) = value.as_object_mut() {
-        let labels = object
-            .entry("Labels")
-            .or_insert_with(|| serde_json::Value::Object(Default::default()));
-        if labels.is_null() {
-            *labels = serde_json::Value::Object(Default::default());
-        }
-        if let Some(labels) = labels.as_object_mut() {
-            labels
-                .entry(SWARM_ID_LABEL)
-                .or_insert_with(|| serde_json::Value::String(new_swarm_id()));
-        }
-    }
-    // Typed after the swarm id is in: placement and the reservation carry it.
-    // Read from the tree in place (`&Value` deserializes without a copy).
-    let typed = ContainerCreateBody::deserialize(&value)
-        .map_err(|e| ApiError::bad_request(format!("invalid container config: {e}")))?;
-    if typed.image.as_deref().unwrap_or("").is_empty() {
-        return Err(ApiError::bad_request("no image was specified"));
-    }
-    Ok((value, typed))
-}
-
-/// `POST /containers/create`: place, reserve, create on the node, record.
+/// `POST /containers/create`: placed, reserved, created on the node and
+/// recorded by the manager ([`Manager::create_container`]).
 pub(super) async fn create(
     State(app): State<Arc<App>>,
     Extension(version): Extension<ClientVersion>,
@@ -371,96 +260,29 @@ pub(super) async fn create(
     let body = axum::body::to_bytes(body, BODY_LIMIT)
         .await
         .map_err(|e| ApiError::bad_request(format!("reading body: {e}")))?;
-    let (value, typed) = prepare_create_body(&body)?;
-    let name = name.map(|n| n.trim_start_matches('/').to_string());
-    let spec = ContainerSpec::from_create(name.as_deref(), &typed)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let manager = &app.manager;
-    let bytes = serde_json::to_vec(&value).map_err(|e| ApiError::internal(e.to_string()))?;
-    let reservation = manager.reserve(&spec).await?;
-    let result = async {
-        if let (true, Some(swarm_id)) = (spec.reschedule, &spec.swarm_id) {
-            // Before the engine has it: a container that exists can always
-            // be re-created from the state.
-            manager
-                .cluster
-                .propose(crate::cluster::Command::SpecRecorded {
-                    swarm_id: swarm_id.clone(),
-                    body: String::from_utf8_lossy(&bytes).into_owned(),
-                    name: spec.name.clone(),
-                })
-                .await
-                .map_err(crate::manager::ManagerError::from)?;
-        }
-        let engine = manager.engine(&reservation.node)?;
-        let mut outgoing = Request::post(with_query(
-            &format!("{}/containers/create", version.prefix()),
-            &query,
-        ))
-        .header("content-type", "application/json")
-        .body(Body::from(bytes))
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-        for (k, v) in parts
-            .headers
-            .iter()
-            .filter(|(k, _)| k.as_str().starts_with("x-registry"))
-        {
-            outgoing.headers_mut().insert(k.clone(), v.clone());
-        }
-        let response = engine.send(outgoing).await?;
-        let (status, headers, body) = read_body(response.map(Body::new), BODY_LIMIT).await?;
-        if !status.is_success() {
-            return Err(engine_error(status, &body));
-        }
-        let id = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("Id").and_then(|i| i.as_str()).map(str::to_string))
-            .ok_or_else(|| ApiError::internal("engine answered create without an Id"))?;
-        match &spec.name {
-            // Everything the state keeps of it is in the request: no need to
-            // read it back. Labels its image adds are read back when its
-            // `create` event is applied after this record, else by the
-            // node's next refresh.
-            Some(name) => {
-                let container = crate::cluster::Container {
-                    id: id.clone(),
-                    node: reservation.node.clone(),
-                    name: name.clone(),
-                    image: typed.image.clone().unwrap_or_default(),
-                    state: crate::cluster::ContainerState::Created,
-                    labels: typed
-                        .labels
-                        .clone()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .collect(),
-                    resources: Some(reservation.resources.clone()),
-                };
-                if let Err(e) = manager.created(&reservation, container).await {
-                    tracing::warn!(container = %id, error = %e, "cannot record the created container");
-                }
-            }
-            // The engine picked the name.
-            None => manager.record_created(&reservation, &id).await,
-        }
-        let mut answer = Response::new(Body::from(body));
-        *answer.status_mut() = status;
-        if let Some(ct) = headers.get("content-type") {
-            answer.headers_mut().insert("content-type", ct.clone());
-        }
-        Ok(answer)
+    let mut headers = axum::http::HeaderMap::new();
+    for (k, v) in parts
+        .headers
+        .iter()
+        .filter(|(k, _)| k.as_str().starts_with("x-registry"))
+    {
+        headers.insert(k.clone(), v.clone());
     }
-    .await;
-    // `ContainerCreated` ended the reservation; only a failed create holds one.
-    if result.is_err() {
-        manager.release(&reservation).await;
+    let answer = app
+        .manager
+        .create_container(CreateRequest {
+            name: name.map(|n| n.trim_start_matches('/').to_string()),
+            body,
+            path: with_query(&format!("{}/containers/create", version.prefix()), &query),
+            headers,
+        })
+        .await?;
+    let mut response = Response::new(Body::from(answer.body));
+    *response.status_mut() = answer.status;
+    if let Some(ct) = answer.content_type {
+        response.headers_mut().insert("content-type", ct);
     }
-    // Debug, as engines log creates: a line per create at `info` cost a
-    // busy manager 3-6% of its placements (and a state read each).
-    if let Ok(answer) = &result {
-        tracing::debug!(node = %manager.cluster.read().node_name(&reservation.node), status = answer.status().as_u16(), "container created");
-    }
-    result
+    Ok(response)
 }
 
 /// Splits `web/start` into (`web`, `start`); `node-1/web/json` into
@@ -499,82 +321,45 @@ pub(super) async fn dispatch(
             inspect(manager, &engine, &container.node, request, &target).await
         }
         (Method::POST, Some("exec")) => {
-            let response = forward(&engine, request, &target).await?;
-            let (status, headers, body) = read_body(response, BODY_LIMIT).await?;
-            if status.is_success() {
-                if let Some(id) = serde_json::from_slice::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|v| v.get("Id").and_then(|i| i.as_str()).map(str::to_string))
-                {
-                    manager.record_exec(&id, &container.node);
-                }
-            }
-            let mut answer = Response::new(Body::from(body));
-            *answer.status_mut() = status;
-            *answer.headers_mut() = headers;
-            Ok(answer)
+            let (outgoing, _) = proxy::outgoing(request, &target)?;
+            let answer = manager.create_exec(&container.node, outgoing).await?;
+            Ok(proxy::whole_answer(answer))
         }
         (Method::DELETE, None) => {
-            let response = forward(&engine, request, &target).await?;
-            if response.status().is_success() {
-                let _ = manager
-                    .cluster
-                    .propose(crate::cluster::Command::ContainerRemoved {
-                        id: container.id.clone(),
-                    })
-                    .await;
-            }
-            Ok(response)
+            change(manager, &container, Change::Remove, request, &target).await
         }
-        (Method::POST, Some(action)) if MUTATING.contains(&action) => {
-            if action == "rename" {
-                let new_name = query_param(&query, "name").unwrap_or_default();
-                if !valid_container_name(&new_name) {
-                    return Err(invalid_name(&new_name));
-                }
-                let holder = manager
-                    .cluster
-                    .read()
-                    .name_holder(new_name.trim_start_matches('/'));
-                if let Some(holder) = holder.filter(|h| *h != container.id) {
-                    return Err(crate::cluster::ApplyError::NameInUse {
-                        name: new_name.trim_start_matches('/').to_string(),
-                        holder,
+        (Method::POST, Some(action)) => {
+            let new_name = || query_param(&query, "name").unwrap_or_default();
+            match Change::of_action(action, new_name) {
+                Some(change_asked) => {
+                    if let Change::Rename(_) = change_asked {
+                        let new_name = new_name();
+                        if !valid_container_name(&new_name) {
+                            return Err(invalid_name(&new_name));
+                        }
                     }
-                    .into());
+                    change(manager, &container, change_asked, request, &target).await
                 }
+                None => forward(&engine, request, &target).await,
             }
-            // A start (every `docker run`) waits for its engine event to
-            // update the state, or reads the container back when events are
-            // not followed or it does not come; other changes are read back
-            // (a `stop` once left the state running on a real engine in
-            // `tests/cli.rs`, cause not found yet), so the next request sees
-            // the change.
-            let wait = (action == "start" && manager.follows_events(&container.node)).then(|| {
-                manager
-                    .waiters
-                    .expect(&container.id, expected_event(action, &query))
-            });
-            let response = forward(&engine, request, &target).await?;
-            if response.status().is_success() {
-                let seen = match wait {
-                    Some(wait) => wait.wait(EVENT_WAIT).await,
-                    None => false,
-                };
-                if !seen {
-                    tracing::debug!(container = %container.id, action, "no event applied: reading the container back");
-                    if let Err(e) = manager
-                        .refresh_container(&container.node, &container.id)
-                        .await
-                    {
-                        tracing::warn!(container = %container.id, error = %e, "cannot re-read container");
-                    }
-                }
-            }
-            Ok(response)
         }
         _ => forward(&engine, request, &target).await,
     }
+}
+
+/// A change of the container, through the manager's lifecycle service.
+async fn change(
+    manager: &Manager,
+    container: &Container,
+    change: Change,
+    request: Request,
+    target: &str,
+) -> Result<Response, ApiError> {
+    let (outgoing, upgrade) = proxy::outgoing(request, target)?;
+    let response = manager
+        .change_container(&container.node, &container.id, change, outgoing)
+        .await?;
+    proxy::answer(response, upgrade, target)
 }
 
 /// `GET /containers/{id}/json` with the `Node` object Swarm adds.
@@ -593,7 +378,7 @@ async fn inspect(
     let mut value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::internal(format!("engine answered invalid JSON: {e}")))?;
     let node_object = {
-        let state = manager.cluster.read();
+        let state = manager.state();
         state.nodes.get(node).map(|n| {
             serde_json::json!({
                 "ID": n.info.id,
@@ -626,44 +411,13 @@ pub(super) async fn exec(
         &format!("{}/exec/{id}/{action}", version.prefix()),
         &query_of(&request),
     );
-    let node = match manager.exec_node(id) {
-        Some(node) => node,
-        None => find_exec(manager, &version, id)
-            .await
-            .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {id}")))?,
-    };
-    let engine = manager.engine(&node)?;
+    let engine = manager.resolve_exec(id, &version.prefix()).await?;
     forward(&engine, request, &target).await
-}
-
-/// Asks every node for an exec instance this manager did not create.
-async fn find_exec(manager: &Manager, version: &ClientVersion, id: &str) -> Option<String> {
-    let path = format!("{}/exec/{id}/json", version.prefix());
-    for (node, engine) in manager.healthy_engines() {
-        if let Ok((status, _)) = engine_get(&engine, &path).await {
-            if status.is_success() {
-                manager.record_exec(id, &node);
-                return Some(node);
-            }
-        }
-    }
-    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn changing_calls_wait_for_their_last_event() {
-        assert_eq!(expected_event("start", ""), "start");
-        assert_eq!(expected_event("stop", "t=1"), "stop");
-        assert_eq!(expected_event("rename", "name=x"), "rename");
-        for query in ["", "signal=KILL", "signal=SIGKILL", "signal=9"] {
-            assert_eq!(expected_event("kill", query), "die", "{query}");
-        }
-        assert_eq!(expected_event("kill", "signal=HUP"), "kill");
-    }
 
     #[test]
     fn references_and_actions() {
@@ -695,45 +449,5 @@ mod tests {
         for bad in ["", "a", "-ab", "a b", "a/b", "ä1"] {
             assert!(!valid_container_name(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn create_bodies() {
-        let (value, typed) =
-            prepare_create_body(br#"{"Image":"busybox:local","Cmd":["true"],"Extra":1}"#).unwrap();
-        assert_eq!(typed.image.as_deref(), Some("busybox:local"));
-        assert_eq!(value["Extra"], 1, "unknown fields are kept");
-        let id = value["Labels"][SWARM_ID_LABEL].as_str().unwrap();
-        assert_eq!(id.len(), 32);
-
-        let (value, typed) =
-            prepare_create_body(br#"{"Image":"x","Cmd":"sh","Labels":{"a":"b"}}"#).unwrap();
-        assert_eq!(typed.cmd, Some(vec!["sh".to_string()]));
-        assert_eq!(value["Labels"]["a"], "b");
-        assert!(value["Labels"][SWARM_ID_LABEL].is_string());
-
-        for (body, expect) in [
-            (&b""[..], "config cannot be empty"),
-            (b"  ", "config cannot be empty"),
-            (b"{not json", "invalid JSON"),
-            (b"[1]", "must be an object"),
-            (br#"{"Image": 5}"#, "invalid container config"),
-            (br#"{"Image":"x","Cmd":5}"#, "invalid container config"),
-            (br#"{"Cmd":["x"]}"#, "no image"),
-        ] {
-            let err = prepare_create_body(body).unwrap_err();
-            assert_eq!(err.status, StatusCode::BAD_REQUEST);
-            assert!(
-                err.message.contains(expect),
-                "{}: {}",
-                String::from_utf8_lossy(body),
-                err.message
-            );
-        }
-    }
-
-    #[test]
-    fn swarm_ids_differ() {
-        assert_ne!(new_swarm_id(), new_swarm_id());
     }
 }

@@ -101,7 +101,12 @@ impl From<ManagerError> for ApiError {
             ManagerError::Propose(e) => e.into(),
             ManagerError::Engine(e) => e.into(),
             ManagerError::Unschedulable(e) => ApiError::internal(e.to_string()),
-            ManagerError::NoEngine(_) | ManagerError::Reschedule(_) => {
+            ManagerError::InvalidRequest(message) => ApiError::bad_request(message),
+            ManagerError::NoSuchExec(_) | ManagerError::NoSuchManager(_) => {
+                ApiError::not_found(e.to_string())
+            }
+            ManagerError::Membership(message) => ApiError::new(StatusCode::CONFLICT, message),
+            ManagerError::NoEngine(_) | ManagerError::Reschedule(_) | ManagerError::Internal(_) => {
                 ApiError::internal(e.to_string())
             }
         }
@@ -138,5 +143,16 @@ mod tests {
         .into();
         assert_eq!(e.status, StatusCode::CONFLICT);
         assert!(e.message.contains("\"/a\" is already in use"));
+        let e: ApiError = ManagerError::InvalidRequest("no image was specified".into()).into();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.message, "no image was specified");
+        let e: ApiError = ManagerError::NoSuchExec("abc".into()).into();
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
+        assert_eq!(e.message, "No such exec instance: abc");
+        let e: ApiError = ManagerError::NoSuchManager(7).into();
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
+        assert_eq!(e.message, "no manager with id 7");
+        let e: ApiError = ManagerError::Membership("a change is in progress".into()).into();
+        assert_eq!(e.status, StatusCode::CONFLICT);
     }
 }

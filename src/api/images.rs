@@ -95,8 +95,7 @@ pub fn merge_image(merged: &mut BTreeMap<String, ImageSummary>, image: ImageSumm
 /// Nodes whose state lists `reference`.
 fn nodes_with(manager: &Manager, reference: &str) -> Vec<NodeId> {
     manager
-        .cluster
-        .read()
+        .state()
         .nodes
         .values()
         .filter(|n| n.health == crate::cluster::NodeHealth::Healthy && n.has_image(reference))
@@ -215,7 +214,7 @@ async fn on_every_holder(
         if failures.len() == holders.len() {
             return Err(error.clone());
         }
-        let node_name = manager.cluster.read().node_name(node);
+        let node_name = manager.state().node_name(node);
         return Err(ApiError::new(
             error.status,
             format!(
@@ -246,7 +245,7 @@ pub(super) async fn save(
         .collect();
     let manager = &app.manager;
     let node = {
-        let state = manager.cluster.read();
+        let state = manager.state();
         state
             .nodes
             .values()
@@ -398,7 +397,7 @@ pub(super) async fn load(
         }
     }
     if let Some((node, error)) = failures.first() {
-        let node_name = manager.cluster.read().node_name(node);
+        let node_name = manager.state().node_name(node);
         return Err(ApiError::new(
             error.status,
             format!("load failed on node {node_name}: {}", error.message),

@@ -11,7 +11,6 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::{json_response, ApiError, App, ClientVersion};
-use crate::cluster::ProposeError;
 use crate::engine::Engine;
 
 /// Paths every manager answers itself from its replicated state.
@@ -64,29 +63,29 @@ pub(super) enum Served {
 /// this manager serves it itself (the leader, or a path every manager
 /// answers).
 pub(super) async fn forward_to_leader(app: &App, request: Request) -> Served {
-    let cluster = &app.manager.cluster;
+    let manager = &app.manager;
     if LOCAL.contains(&request.uri().path()) {
         return Served::Here(request);
     }
-    if cluster.is_leader() {
-        if cluster.lost_quorum() {
+    if manager.is_leader() {
+        if manager.lost_quorum() {
             // Possibly deposed already: acting on engines now could race the
             // new leader.
             return Served::Answered(
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    format!("no leader: {}", cluster.quorum_text().await),
+                    format!("no leader: {}", manager.quorum_text().await),
                 )
                 .into_response(),
             );
         }
         return Served::Here(request);
     }
-    let Some(leader) = cluster.leader_api() else {
+    let Some(leader) = manager.leader_api() else {
         return Served::Answered(
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("no leader: {}", cluster.quorum_text().await),
+                format!("no leader: {}", manager.quorum_text().await),
             )
             .into_response(),
         );
@@ -123,7 +122,7 @@ pub(super) async fn forward_to_leader(app: &App, request: Request) -> Served {
 
 /// `GET /_swarm/members`: every manager with its Raft state.
 pub(super) async fn members(State(app): State<Arc<App>>) -> Response {
-    json_response(StatusCode::OK, &app.manager.cluster.members().await)
+    json_response(StatusCode::OK, &app.manager.members().await)
 }
 
 /// Body of `POST /_swarm/join`.
@@ -147,13 +146,8 @@ pub(super) async fn join(
     }
     tracing::info!(id = join.id, raft = %join.raft_addr, api = %join.api_addr, "adding a manager");
     app.manager
-        .cluster
-        .add_manager(
-            join.id,
-            swarm_raft::Member::new(join.raft_addr, join.api_addr),
-        )
-        .await
-        .map_err(membership_error)?;
+        .add_manager(join.id, join.raft_addr, join.api_addr)
+        .await?;
     Ok(json_response(StatusCode::OK, &serde_json::json!({})))
 }
 
@@ -169,24 +163,7 @@ pub(super) async fn remove(
     body: Result<Json<RemoveRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(remove) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let cluster = &app.manager.cluster;
-    if !cluster.members().await.iter().any(|m| m.id == remove.id) {
-        return Err(ApiError::not_found(format!(
-            "no manager with id {}",
-            remove.id
-        )));
-    }
     tracing::info!(id = remove.id, "removing a manager");
-    cluster
-        .remove_manager(remove.id)
-        .await
-        .map_err(membership_error)?;
+    app.manager.remove_manager(remove.id).await?;
     Ok(json_response(StatusCode::OK, &serde_json::json!({})))
-}
-
-fn membership_error(e: ProposeError) -> ApiError {
-    match e {
-        ProposeError::Raft(message) => ApiError::new(StatusCode::CONFLICT, message),
-        other => other.into(),
-    }
 }

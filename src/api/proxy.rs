@@ -4,10 +4,11 @@
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, Request, Response, StatusCode};
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use super::errors::ApiError;
-use crate::engine::Engine;
+use crate::engine::{Engine, PoolBody};
 
 /// Headers that belong to one hop, never forwarded as they are.
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -34,9 +35,21 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, keep_upgrade: bool) {
 /// client's URI) and returns the engine's answer as the client's.
 pub async fn forward(
     engine: &Engine,
-    mut request: Request<Body>,
+    request: Request<Body>,
     path_and_query: &str,
 ) -> Result<Response<Body>, ApiError> {
+    let (outgoing, upgrade) = outgoing(request, path_and_query)?;
+    let response = engine.send(outgoing).await?;
+    answer(response, upgrade, path_and_query)
+}
+
+/// The client's request as sent on to an engine at `path_and_query`
+/// (hop-by-hop headers dropped), and the client's side of an upgrade it
+/// asks for.
+pub fn outgoing(
+    mut request: Request<Body>,
+    path_and_query: &str,
+) -> Result<(Request<Body>, Option<OnUpgrade>), ApiError> {
     let wants_upgrade = request.headers().contains_key(header::UPGRADE);
     let client_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, body) = request.into_parts();
@@ -46,9 +59,17 @@ pub async fn forward(
         .body(body)
         .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?;
     copy_headers(&parts.headers, outgoing.headers_mut(), wants_upgrade);
+    Ok((outgoing, client_upgrade))
+}
 
-    let mut response = engine.send(outgoing).await?;
-
+/// The engine's `response` as the client's answer: the body streams
+/// through; an upgraded connection is spliced to the client's
+/// (`client_upgrade`) byte for byte.
+pub fn answer(
+    mut response: Response<PoolBody>,
+    client_upgrade: Option<OnUpgrade>,
+    path_and_query: &str,
+) -> Result<Response<Body>, ApiError> {
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
             return Err(ApiError::internal(
@@ -87,6 +108,16 @@ pub async fn forward(
     *answer.status_mut() = parts.status;
     copy_headers(&parts.headers, answer.headers_mut(), false);
     Ok(answer)
+}
+
+/// An engine's answer read whole, as the client's (hop-by-hop headers
+/// dropped).
+pub fn whole_answer(response: Response<bytes::Bytes>) -> Response<Body> {
+    let (parts, body) = response.into_parts();
+    let mut answer = Response::new(Body::from(body));
+    *answer.status_mut() = parts.status;
+    copy_headers(&parts.headers, answer.headers_mut(), false);
+    answer
 }
 
 /// Reads a whole (small) engine answer: status and body.

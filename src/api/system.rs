@@ -20,8 +20,7 @@ pub fn server_version() -> String {
 /// The highest API version every known node speaks.
 pub fn api_version(manager: &Manager) -> String {
     manager
-        .cluster
-        .read()
+        .state()
         .nodes
         .values()
         .map(|n| n.info.api_version.clone())
@@ -100,16 +99,16 @@ pub(super) async fn info(State(app): State<Arc<App>>) -> Response {
         .filter(|(_, slot)| slot.node().is_none())
         .map(|(addr, slot)| (addr, slot.engine.error()))
         .collect();
-    let state = manager.cluster.read();
+    let state = manager.state();
     let mut info = aggregate(&state);
     info.name = Some(hostname());
     info.kernel_version = Some(kernel_version());
     info.n_events_listener = Some(manager.events.listeners() as i64);
-    let role = if manager.cluster.is_leader() {
+    let role = if manager.is_leader() {
         Role::Primary
     } else {
         Role::Replica {
-            primary: manager.cluster.leader_api(),
+            primary: manager.leader_api(),
         }
     };
     let status = system_status(

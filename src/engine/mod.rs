@@ -405,25 +405,59 @@ impl Engine {
                 "no answer to {method} {path} in {REQUEST_TIMEOUT_SECS} s"
             ))
         })??;
-        let status = response.status();
-        let body = http_body_util::Limited::new(response.into_body(), MAX_JSON_BODY)
-            .collect()
-            .await
-            .map_err(|e| pool_err(format!("reading the answer to {method} {path}: {e}")))?
-            .to_bytes();
-        if !status.is_success() {
-            let message = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("message")?.as_str().map(str::to_string))
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
-            return Err(
-                self.api_err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: status.as_u16(),
-                    message,
-                }),
-            );
+        let (parts, body) = self.read_whole(response, &method, path).await?.into_parts();
+        if !parts.status.is_success() {
+            return Err(self.status_error(parts.status, &body));
         }
         Ok(body)
+    }
+
+    /// Sends `request` and reads its whole answer (at most 256 MiB),
+    /// whatever its status.
+    pub async fn exchange<B>(
+        &self,
+        request: Request<B>,
+    ) -> Result<Response<bytes::Bytes>, EngineError>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let method = request.method().clone();
+        let path = request.uri().to_string();
+        let response = self.send(request).await?;
+        self.read_whole(response, &method, &path).await
+    }
+
+    /// Reads the whole body of the answer to `method path`.
+    async fn read_whole(
+        &self,
+        response: Response<PoolBody>,
+        method: &hyper::Method,
+        path: &str,
+    ) -> Result<Response<bytes::Bytes>, EngineError> {
+        let (parts, body) = response.into_parts();
+        let body = http_body_util::Limited::new(body, MAX_JSON_BODY)
+            .collect()
+            .await
+            .map_err(|e| EngineError::Pool {
+                addr: self.addr.to_string(),
+                message: format!("reading the answer to {method} {path}: {e}"),
+            })?
+            .to_bytes();
+        Ok(Response::from_parts(parts, body))
+    }
+
+    /// The engine's error answer (`status`, `body`) as an API error: its
+    /// own `message`, else the body's text.
+    pub fn status_error(&self, status: hyper::StatusCode, body: &[u8]) -> EngineError {
+        let message = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("message")?.as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
+        self.api_err(bollard::errors::Error::DockerResponseServerError {
+            status_code: status.as_u16(),
+            message,
+        })
     }
 
     /// Sends one raw HTTP request. Requests asking for an upgrade (attach,

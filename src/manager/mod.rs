@@ -6,7 +6,9 @@
 //! references, to reserve a node for a create, and to refresh what a proxied
 //! request changed.
 
+mod containers;
 pub mod events;
+mod membership;
 mod reschedule;
 pub mod waiters;
 mod watch;
@@ -26,6 +28,8 @@ use crate::cluster::{
 use crate::discovery::Discovery;
 use crate::engine::{BadEngineAddr, Engine, EngineError};
 use crate::scheduler::{self, ContainerSpec, Unschedulable};
+
+pub use containers::{Change, CreateRequest, EngineAnswer};
 
 /// Placement attempts before a create gives up under contention.
 const RESERVE_ATTEMPTS: usize = 16;
@@ -81,6 +85,21 @@ pub enum ManagerError {
     /// A container cannot be re-created from what the state holds.
     #[error("cannot reschedule: {0}")]
     Reschedule(String),
+    /// The request is malformed (a create body, a placement rule).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Something that cannot happen did (an engine answered nonsense).
+    #[error("{0}")]
+    Internal(String),
+    /// No node knows the exec instance.
+    #[error("No such exec instance: {0}")]
+    NoSuchExec(String),
+    /// No manager has the ID.
+    #[error("no manager with id {0}")]
+    NoSuchManager(u64),
+    /// Raft refused a membership change.
+    #[error("{0}")]
+    Membership(String),
 }
 
 /// One discovered engine with its watcher.
@@ -134,8 +153,9 @@ impl Drop for OnItsWay<'_> {
 
 /// The cluster manager.
 pub struct Manager {
-    /// The cluster state.
-    pub cluster: Cluster,
+    /// The replicated state: read by anyone through [`Manager::state`],
+    /// changed only by the manager's own commands.
+    cluster: Cluster,
     /// Tunables.
     pub config: ManagerConfig,
     /// The cluster's event stream.
@@ -147,7 +167,7 @@ pub struct Manager {
     by_node: RwLock<HashMap<NodeId, std::sync::Weak<EngineSlot>>>,
     execs: Mutex<HashMap<String, NodeId>>,
     /// Requests waiting for an engine event to be applied.
-    pub waiters: Arc<waiters::EventWaiters>,
+    waiters: Arc<waiters::EventWaiters>,
     reservation_seq: AtomicU64,
     /// Placements whose reservations are being proposed: the next
     /// placements rank nodes as if they were in the state already.
@@ -178,6 +198,11 @@ impl Manager {
             in_flight: Mutex::default(),
             me: me.clone(),
         })
+    }
+
+    /// A read view of the cluster state. Do not hold it across an `.await`.
+    pub fn state(&self) -> swarm_raft::StateGuard<'_, crate::cluster::ClusterState> {
+        self.cluster.read()
     }
 
     /// Follows `discovery` until `cancel`: starts a watcher for each engine
@@ -591,7 +616,7 @@ impl Manager {
     /// latest state, and a refused reservation is retried on a fresh
     /// snapshot. Release it with [`Manager::release`] or turn it into the
     /// container with [`Manager::created`].
-    pub async fn reserve(&self, spec: &ContainerSpec) -> Result<Reservation, ManagerError> {
+    async fn reserve(&self, spec: &ContainerSpec) -> Result<Reservation, ManagerError> {
         let mut last = None;
         for _ in 0..RESERVE_ATTEMPTS {
             let seq = self.reservation_seq.fetch_add(1, Ordering::Relaxed);
@@ -660,7 +685,7 @@ impl Manager {
     }
 
     /// Records a created container in place of its reservation.
-    pub async fn created(
+    async fn created(
         &self,
         reservation: &Reservation,
         container: crate::cluster::Container,
@@ -678,7 +703,7 @@ impl Manager {
     /// engine and records it in place of the reservation. Failures are only
     /// logged: the container exists whatever happens here, and the next
     /// refresh accounts for it by its swarm id.
-    pub async fn record_created(&self, reservation: &Reservation, id: &str) {
+    async fn record_created(&self, reservation: &Reservation, id: &str) {
         let engine = match self.engine(&reservation.node) {
             Ok(engine) => engine,
             Err(e) => {
@@ -700,7 +725,7 @@ impl Manager {
     }
 
     /// Drops a reservation.
-    pub async fn release(&self, reservation: &Reservation) {
+    async fn release(&self, reservation: &Reservation) {
         if self
             .cluster
             .propose(Command::Release {
@@ -738,22 +763,65 @@ impl Manager {
         });
     }
 
+    /// Sends `request`, an exec create, to the engine of the container on
+    /// `node`, and remembers the node of the exec instance it made. The
+    /// engine's whole answer is returned.
+    pub async fn create_exec(
+        &self,
+        node: &str,
+        request: hyper::Request<axum::body::Body>,
+    ) -> Result<hyper::Response<bytes::Bytes>, ManagerError> {
+        let answer = self.engine(node)?.exchange(request).await?;
+        if answer.status().is_success() {
+            if let Some(id) = serde_json::from_slice::<serde_json::Value>(answer.body())
+                .ok()
+                .and_then(|v| v.get("Id")?.as_str().map(str::to_string))
+            {
+                self.record_exec(&id, node);
+            }
+        }
+        Ok(answer)
+    }
+
+    /// The engine of exec instance `exec_id`: the node it was created on
+    /// through this manager, else the first healthy node that knows it
+    /// (asked `GET {prefix}/exec/{exec_id}/json`).
+    pub async fn resolve_exec(
+        &self,
+        exec_id: &str,
+        prefix: &str,
+    ) -> Result<Arc<Engine>, ManagerError> {
+        let known = self
+            .execs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(exec_id)
+            .cloned();
+        if let Some(node) = known {
+            return self.engine(&node);
+        }
+        let path = format!("{prefix}/exec/{exec_id}/json");
+        for (node, engine) in self.healthy_engines() {
+            let Ok(request) = hyper::Request::get(&path).body(axum::body::Body::empty()) else {
+                break;
+            };
+            if let Ok(answer) = engine.exchange(request).await {
+                if answer.status().is_success() {
+                    self.record_exec(exec_id, &node);
+                    return Ok(engine);
+                }
+            }
+        }
+        Err(ManagerError::NoSuchExec(exec_id.to_string()))
+    }
+
     /// Remembers which node an exec instance lives on.
-    pub fn record_exec(&self, exec_id: &str, node: &str) {
+    fn record_exec(&self, exec_id: &str, node: &str) {
         let mut execs = self.execs.lock().unwrap_or_else(|e| e.into_inner());
         // Exec instances are short-lived; keep the table bounded.
         if execs.len() > 100_000 {
             execs.clear();
         }
         execs.insert(exec_id.to_string(), node.to_string());
-    }
-
-    /// The node of an exec instance.
-    pub fn exec_node(&self, exec_id: &str) -> Option<NodeId> {
-        self.execs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(exec_id)
-            .cloned()
     }
 }

@@ -24,9 +24,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bollard::models::ContainerCreateBody;
-use hyper::Method;
+use http_body_util::BodyExt;
+use hyper::{Method, StatusCode};
 use tokio_util::sync::CancellationToken;
 
+use super::containers::{Change, EngineCreate};
 use super::{Manager, ManagerError};
 use crate::cluster::{
     Command, Container, ContainerState, NodeHealth, Rescheduling, Reservation, SWARM_ID_LABEL,
@@ -333,6 +335,8 @@ async fn move_container(
             .await?;
         return Ok(());
     };
+    let typed: ContainerCreateBody = serde_json::from_str(&spec.body)
+        .map_err(|e| ManagerError::Reschedule(format!("stored create body: {e}")))?;
     let reservation = match pending {
         // The node reserved for the copy died too: place it again.
         Some((r, false)) => {
@@ -348,8 +352,6 @@ async fn move_container(
             r
         }
         None => {
-            let typed: ContainerCreateBody = serde_json::from_str(&spec.body)
-                .map_err(|e| ManagerError::Reschedule(format!("stored create body: {e}")))?;
             let placement = ContainerSpec::from_create(Some(&entry.name), &typed)
                 .map_err(|e| ManagerError::Reschedule(format!("stored create body: {e}")))?;
             manager.reserve(&placement).await?
@@ -359,17 +361,20 @@ async fn move_container(
     // repeated there (after a timeout, or by the next leader) is refused by
     // the engine instead of making a second copy. The reservation is kept
     // on failure for the same reason.
-    let engine = manager.engine(&reservation.node)?;
     let path = format!(
         "/containers/create?name={}",
         url::form_urlencoded::byte_serialize(entry.name.as_bytes()).collect::<String>()
     );
-    let body = match engine
-        .call(Method::POST, &path, Some(spec.body.clone().into_bytes()))
-        .await
-    {
-        Ok(body) => body,
-        Err(e) if e.status() == Some(409) => {
+    let create = EngineCreate {
+        path: &path,
+        body: spec.body.clone().into(),
+        typed: &typed,
+        name: Some(&entry.name),
+        headers: Default::default(),
+    };
+    let id = match manager.create_reserved(&reservation, create).await {
+        Ok((id, _)) => id,
+        Err(ManagerError::Engine(e)) if e.status() == Some(409) => {
             // The name is taken on that node: by our copy (look again), or
             // by a container the state does not know (place elsewhere).
             if let Some(id) = find_on_node(manager, &reservation, swarm_id).await? {
@@ -378,13 +383,8 @@ async fn move_container(
             manager.release(&reservation).await;
             return Err(e.into());
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     };
-    let id = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v.get("Id")?.as_str().map(str::to_string))
-        .ok_or_else(|| ManagerError::Reschedule("engine answered create without an Id".into()))?;
-    manager.record_created(&reservation, &id).await;
     if entry.was_running {
         start(manager, &reservation.node, &id).await?;
     }
@@ -393,17 +393,27 @@ async fn move_container(
 
 /// Starts container `id` on `node` and records its new state.
 async fn start(manager: &Manager, node: &str, id: &str) -> Result<(), ManagerError> {
-    let engine = manager.engine(node)?;
-    match engine
-        .call(Method::POST, &format!("/containers/{id}/start"), None)
-        .await
-    {
-        Ok(_) => {}
-        // 304: already running.
-        Err(e) if e.status() == Some(304) => {}
-        Err(e) => return Err(e.into()),
+    let request = hyper::Request::post(format!("/containers/{id}/start"))
+        .body(axum::body::Body::empty())
+        .map_err(|e| ManagerError::Internal(e.to_string()))?;
+    let response = manager
+        .change_container(node, id, Change::Start, request)
+        .await?;
+    match response.status() {
+        status if status.is_success() => Ok(()),
+        // Already running: the state may not know it yet.
+        StatusCode::NOT_MODIFIED => manager.refresh_container(node, id).await,
+        status => {
+            let engine = manager.engine(node)?;
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            Err(engine.status_error(status, &body).into())
+        }
     }
-    manager.refresh_container(node, id).await
 }
 
 /// The container carrying `swarm_id` on the reservation's node, if the
