@@ -47,7 +47,7 @@ use tokio::sync::{mpsc, Semaphore};
 use swarm::bench::client::{fold_error, message, oneshot, oneshot_json};
 use swarm::bench::process::{free_ports, tail};
 use swarm::bench::stats::{markdown, ms, percentile};
-use swarm::engine::Engine;
+use swarm::upstream::Upstream;
 
 /// The engine all managers serve (their discovery is `nodes://` of it).
 const ENGINE: &str = "unix:///var/run/docker.sock";
@@ -116,7 +116,7 @@ impl Options {
 /// Sends one request (with a JSON body if given) to `engine` and returns the
 /// status and body, or why there was none within `timeout`.
 async fn http(
-    engine: &Engine,
+    engine: &Upstream,
     method: hyper::Method,
     path: &str,
     body: Option<&Value>,
@@ -129,7 +129,7 @@ async fn http(
 
 /// Like [`http`], with a raw body and its content type.
 async fn http_raw(
-    engine: &Engine,
+    engine: &Upstream,
     method: hyper::Method,
     path: &str,
     body: Option<(Bytes, &str)>,
@@ -151,7 +151,7 @@ struct Manager {
     /// Its API address, `127.0.0.1:PORT`.
     api: String,
     /// A client for its API.
-    client: Arc<Engine>,
+    client: Arc<Upstream>,
     /// The full command line it was first started with (restarts reuse it).
     args: Vec<String>,
     /// Its log file (stdout and stderr, appended across restarts).
@@ -230,7 +230,7 @@ struct Member {
 }
 
 /// The member list as `client` reports it.
-async fn members(client: &Engine) -> Result<Vec<Member>, String> {
+async fn members(client: &Upstream) -> Result<Vec<Member>, String> {
     let (status, body) = http(
         client,
         hyper::Method::GET,
@@ -257,7 +257,7 @@ async fn members(client: &Engine) -> Result<Vec<Member>, String> {
 }
 
 /// The `Role` of a manager's `/info` SystemStatus (`primary`, `replica`).
-async fn info_role(client: &Engine) -> Result<String, String> {
+async fn info_role(client: &Upstream) -> Result<String, String> {
     let (status, body) = http(client, hyper::Method::GET, "/info", None, CONTROL_TIMEOUT).await?;
     if status != 200 {
         return Err(format!("info: {status} {}", message(&body)));
@@ -314,7 +314,7 @@ impl Cluster {
             }
             args.push(discovery.clone());
             let client = Arc::new(
-                Engine::new(&format!("tcp://{api}"))
+                Upstream::new(&format!("tcp://{api}"))
                     .map_err(|e| anyhow!("manager address: {e}"))?,
             );
             managers.push(Manager {
@@ -418,7 +418,7 @@ impl Cluster {
 
 /// Checks the local engine answers and holds `busybox:local`, importing it
 /// (a rootfs of /bin/busybox and its applet links) if it does not.
-async fn ensure_image(engine: &Engine) -> anyhow::Result<()> {
+async fn ensure_image(engine: &Upstream) -> anyhow::Result<()> {
     let (status, body) = http(engine, hyper::Method::GET, "/_ping", None, CONTROL_TIMEOUT)
         .await
         .map_err(|e| anyhow!("the local engine {ENGINE} does not answer: {e}"))?;
@@ -487,7 +487,7 @@ async fn ensure_image(engine: &Engine) -> anyhow::Result<()> {
 
 /// Removes every container of this run (by label) through the engine;
 /// returns how many it removed.
-async fn remove_containers(engine: &Engine, run: &str) -> anyhow::Result<usize> {
+async fn remove_containers(engine: &Upstream, run: &str) -> anyhow::Result<usize> {
     let filters = json!({ "label": [format!("{LABEL}={run}")] }).to_string();
     let path = format!(
         "/containers/json?all=1&filters={}",
@@ -518,7 +518,7 @@ async fn remove_containers(engine: &Engine, run: &str) -> anyhow::Result<usize> 
 }
 
 /// `DELETE /containers/ID?force=1` on the engine.
-async fn delete_container(engine: &Engine, id: &str) -> Result<(), String> {
+async fn delete_container(engine: &Upstream, id: &str) -> Result<(), String> {
     let path = format!("/containers/{id}?force=1");
     let (status, body) = http(engine, hyper::Method::DELETE, &path, None, WRITE_TIMEOUT).await?;
     match status {
@@ -581,7 +581,7 @@ impl WriteLog {
 /// `stop` is set; created IDs go to `created` for removal. Returns once
 /// every write it started has ended.
 async fn writer(
-    targets: Vec<(Arc<Engine>, Arc<AtomicBool>)>,
+    targets: Vec<(Arc<Upstream>, Arc<AtomicBool>)>,
     interval: Duration,
     run: String,
     log: Arc<WriteLog>,
@@ -652,7 +652,7 @@ async fn writer(
 }
 
 /// Removes the containers the writer created, one at a time, as they come.
-async fn remover(engine: Arc<Engine>, mut created: mpsc::UnboundedReceiver<String>) {
+async fn remover(engine: Arc<Upstream>, mut created: mpsc::UnboundedReceiver<String>) {
     while let Some(id) = created.recv().await {
         let _ = delete_container(&engine, &id).await;
     }
@@ -682,7 +682,7 @@ struct Kill {
 /// Polls the survivors until one reports a leader other than `old`;
 /// the time since `since`, or None after [`READY_TIMEOUT`].
 async fn watch_election(
-    survivors: Vec<(usize, Arc<Engine>)>,
+    survivors: Vec<(usize, Arc<Upstream>)>,
     apis: Vec<String>,
     old: u64,
     since: Instant,
@@ -727,7 +727,7 @@ async fn kills(
             Err(e) => eprintln!("failover: warning: leader m{} /info: {e}", i + 1),
         }
         let failed_before = log.failed.load(Ordering::Relaxed);
-        let survivors: Vec<(usize, Arc<Engine>)> = (0..3)
+        let survivors: Vec<(usize, Arc<Upstream>)> = (0..3)
             .filter(|&j| j != i)
             .map(|j| (j, cluster.managers[j].client.clone()))
             .collect();
@@ -960,7 +960,7 @@ fn swarm_bin() -> anyhow::Result<PathBuf> {
 /// Sets up, measures, and always cleans up.
 async fn bench(options: Options) -> anyhow::Result<()> {
     let bin = swarm_bin()?;
-    let engine = Arc::new(Engine::new(ENGINE).map_err(|e| anyhow!("{e}"))?);
+    let engine = Arc::new(Upstream::new(ENGINE).map_err(|e| anyhow!("{e}"))?);
     ensure_image(&engine).await?;
     let run = format!(
         "{}-{}",

@@ -13,3 +13,4 @@ pub mod engine;
 pub mod hollow;
 pub mod manager;
 pub mod scheduler;
+pub mod upstream;

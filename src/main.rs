@@ -71,7 +71,7 @@ async fn manage(args: ManageArgs) -> anyhow::Result<()> {
         };
         if addrs
             .iter()
-            .any(|a| swarm::engine::EngineAddr::parse(a).is_ok_and(|e| e.to_string() == own))
+            .any(|a| swarm::upstream::Addr::parse(a).is_ok_and(|e| e.to_string() == own))
         {
             anyhow::bail!(
                 "discovery lists this manager's own address {own} as an engine (is DOCKER_HOST pointing at the manager?)"
@@ -192,8 +192,8 @@ async fn join(target: String, id: u64, member: swarm_raft::Member, cancel: Cance
     } else {
         format!("tcp://{target}")
     };
-    let engine = match swarm::engine::Engine::new(&url) {
-        Ok(engine) => engine,
+    let member_client = match swarm::upstream::Upstream::new(&url) {
+        Ok(client) => client,
         Err(e) => {
             tracing::error!(%target, error = %e, "invalid --join address");
             return;
@@ -204,7 +204,7 @@ async fn join(target: String, id: u64, member: swarm_raft::Member, cancel: Cance
             .header("content-type", "application/json")
             .body(http_body_util::Full::new(bytes::Bytes::from(body.clone())));
         let outcome = match request {
-            Ok(request) => match engine.send(request).await {
+            Ok(request) => match member_client.send(request).await {
                 Ok(response) if response.status().is_success() => Ok(()),
                 Ok(response) => Err(format!("answered {}", response.status())),
                 Err(e) => Err(e.to_string()),

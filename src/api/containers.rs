@@ -340,10 +340,10 @@ pub(super) async fn dispatch(
                     }
                     change(manager, &container, change_asked, request, &target).await
                 }
-                None => forward(&engine, request, &target).await,
+                None => forward(engine.http(), request, &target).await,
             }
         }
-        _ => forward(&engine, request, &target).await,
+        _ => forward(engine.http(), request, &target).await,
     }
 }
 
@@ -370,7 +370,7 @@ async fn inspect(
     request: Request,
     target: &str,
 ) -> Result<Response, ApiError> {
-    let response = forward(engine, request, target).await?;
+    let response = forward(engine.http(), request, target).await?;
     let (status, _, body) = read_body(response, BODY_LIMIT).await?;
     if !status.is_success() {
         return Err(engine_error(status, &body));
@@ -412,7 +412,7 @@ pub(super) async fn exec(
         &query_of(&request),
     );
     let engine = manager.resolve_exec(id, &version.prefix()).await?;
-    forward(&engine, request, &target).await
+    forward(engine.http(), request, &target).await
 }
 
 #[cfg(test)]

@@ -161,7 +161,7 @@ async fn on_one_holder(
     }
     let node = holders.first().ok_or_else(|| no_such_image(name))?;
     let engine = manager.engine(node)?;
-    forward(&engine, request, target).await
+    forward(engine.http(), request, target).await
 }
 
 /// Sends a change (tag, remove) to every node that has the image. Removal
@@ -188,7 +188,7 @@ async fn on_every_holder(
             .uri(target)
             .body(Body::empty())
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        let response = forward(&engine, outgoing, target).await;
+        let response = forward(engine.http(), outgoing, target).await;
         let answer = match response {
             Ok(response) => read_body(response, BODY_LIMIT).await,
             Err(e) => Err(e),
@@ -261,7 +261,7 @@ pub(super) async fn save(
     })?;
     let engine = manager.engine(&node)?;
     let target = with_query(&format!("{}/images/get", version.prefix()), &query);
-    forward(&engine, request, &target).await
+    forward(engine.http(), request, &target).await
 }
 
 /// The healthy nodes, or an error saying there is none to `what`.

@@ -11,7 +11,7 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::{json_response, ApiError, App, ClientVersion};
-use crate::engine::Engine;
+use crate::upstream::Upstream;
 
 /// Paths every manager answers itself from its replicated state.
 const LOCAL: [&str; 3] = ["/_ping", "/version", "/info"];
@@ -24,14 +24,14 @@ const LEADER_IDLE: usize = 64;
 
 /// The connection details of the leader, kept while it stays the same.
 #[derive(Default)]
-pub struct LeaderClient(Mutex<Option<(String, Arc<Engine>)>>);
+pub struct LeaderClient(Mutex<Option<(String, Arc<Upstream>)>>);
 
 impl LeaderClient {
-    fn get(&self, addr: &str) -> Result<Arc<Engine>, ApiError> {
+    fn get(&self, addr: &str) -> Result<Arc<Upstream>, ApiError> {
         let mut cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((known, engine)) = cached.as_ref() {
+        if let Some((known, client)) = cached.as_ref() {
             if known == addr {
-                return Ok(engine.clone());
+                return Ok(client.clone());
             }
         }
         let url = if addr.contains("://") {
@@ -39,13 +39,13 @@ impl LeaderClient {
         } else {
             format!("tcp://{addr}")
         };
-        let engine = Arc::new(
-            Engine::new(&url)
+        let client = Arc::new(
+            Upstream::new(&url)
                 .map_err(|e| ApiError::internal(format!("primary address {addr}: {e}")))?
                 .keeping_idle(LEADER_IDLE),
         );
-        *cached = Some((addr.to_string(), engine.clone()));
-        Ok(engine)
+        *cached = Some((addr.to_string(), client.clone()));
+        Ok(client)
     }
 }
 
@@ -103,13 +103,13 @@ pub(super) async fn forward_to_leader(app: &App, request: Request) -> Served {
             .map(|p| p.as_str())
             .unwrap_or("/")
     );
-    let engine = match app.leader.get(&leader) {
-        Ok(engine) => engine,
+    let leader_client = match app.leader.get(&leader) {
+        Ok(client) => client,
         Err(e) => return Served::Answered(e.into_response()),
     };
     tracing::debug!(%leader, %target, "forwarding to the primary");
     Served::Answered(
-        match super::proxy::forward(&engine, request, &target).await {
+        match super::proxy::forward(&leader_client, request, &target).await {
             Ok(response) => response,
             Err(e) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

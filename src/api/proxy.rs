@@ -1,6 +1,7 @@
-//! Pass-through of one client request to one engine: bodies stream both
-//! ways unbuffered, and upgraded connections (attach, exec start) are
-//! spliced byte for byte until either side closes.
+//! Pass-through of one client request to one engine (or, on a follower,
+//! to the leader): bodies stream both ways unbuffered, and upgraded
+//! connections (attach, exec start) are spliced byte for byte until either
+//! side closes.
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, Request, Response, StatusCode};
@@ -8,7 +9,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use super::errors::ApiError;
-use crate::engine::{Engine, PoolBody};
+use crate::upstream::{PoolBody, Upstream};
 
 /// Headers that belong to one hop, never forwarded as they are.
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -31,15 +32,19 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// Sends `request` to `engine` at `path_and_query` (which replaces the
-/// client's URI) and returns the engine's answer as the client's.
+/// Sends `request` to `upstream` (an engine, or the leader) at
+/// `path_and_query` (which replaces the client's URI) and returns its
+/// answer as the client's.
 pub async fn forward(
-    engine: &Engine,
+    upstream: &Upstream,
     request: Request<Body>,
     path_and_query: &str,
 ) -> Result<Response<Body>, ApiError> {
     let (outgoing, upgrade) = outgoing(request, path_and_query)?;
-    let response = engine.send(outgoing).await?;
+    let response = upstream
+        .send(outgoing)
+        .await
+        .map_err(crate::engine::EngineError::from)?;
     answer(response, upgrade, path_and_query)
 }
 
@@ -135,13 +140,5 @@ pub async fn read_body(
 /// Turns a non-success engine answer into the client's error, keeping the
 /// engine's status and message.
 pub fn engine_error(status: StatusCode, body: &[u8]) -> ApiError {
-    let message = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.get("message")
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
-    ApiError::new(status, message)
+    ApiError::new(status, crate::upstream::error_message(body))
 }

@@ -3,7 +3,7 @@
 //! [`Client`] keeps one connection open across requests, as the `docker`
 //! CLI does within one command, so a latency is the server's work plus one
 //! loopback round trip, not a TCP handshake each time. [`oneshot`] sends one
-//! request on a fresh connection (through [`Engine::send`]).
+//! request on a fresh connection (through [`Upstream::send`]).
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -16,7 +16,7 @@ use hyper::Method;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
-use crate::engine::{Engine, EngineAddr};
+use crate::upstream::{Addr, Upstream};
 
 /// An answer: status code and the whole body.
 #[derive(Debug, Clone)]
@@ -42,7 +42,7 @@ impl Answer {
 /// One HTTP/1.1 connection to an address, opened on first use and again
 /// after an error; requests on one client go one at a time.
 pub struct Client {
-    addr: EngineAddr,
+    addr: Addr,
     sender: Option<SendRequest<Full<Bytes>>>,
     timeout: Duration,
     connects: u64,
@@ -52,7 +52,7 @@ impl Client {
     /// A client of `addr` (`tcp://IP:PORT`, `IP:PORT` or `unix:///path`);
     /// each request (connecting included) must end within `timeout`.
     pub fn new(addr: &str, timeout: Duration) -> Result<Client, String> {
-        let addr = EngineAddr::parse(addr.trim()).map_err(|e| e.to_string())?;
+        let addr = Addr::parse(addr.trim()).map_err(|e| e.to_string())?;
         Ok(Client {
             addr,
             sender: None,
@@ -167,7 +167,7 @@ impl Client {
 /// content type, if any) and reads the whole answer, or says why there was
 /// none within `timeout`.
 pub async fn oneshot(
-    engine: &Engine,
+    engine: &Upstream,
     method: Method,
     path: &str,
     body: Option<(Bytes, &str)>,
@@ -202,7 +202,7 @@ pub async fn oneshot(
 
 /// [`oneshot`] with a JSON body.
 pub async fn oneshot_json(
-    engine: &Engine,
+    engine: &Upstream,
     method: Method,
     path: &str,
     body: Option<&Value>,

@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use http_body_util::{BodyExt, Full};
 use serde::Deserialize;
 
-use swarm::engine::Engine;
+use swarm::upstream::Upstream;
 
 /// How long one request to the manager may take, answer body included.
 /// A join waits for the new manager to catch up before it is promoted, so
@@ -114,7 +114,7 @@ async fn main() -> std::process::ExitCode {
 
 /// The error and its causes on one line, no backtrace (this is for
 /// operators); a cause already spelled out by the message before it (as
-/// the engine client's errors do) is not repeated.
+/// the HTTP client's errors do) is not repeated.
 fn error_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
@@ -132,11 +132,11 @@ fn error_line(e: &anyhow::Error) -> String {
 
 /// Runs one command.
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let engine = Engine::new(&cli.manager)
+    let manager = Upstream::new(&cli.manager)
         .with_context(|| format!("invalid --manager {:?}", cli.manager))?;
     match cli.command {
-        Cmd::Nodes => nodes(&engine).await,
-        Cmd::Members { format } => members(&engine, format).await,
+        Cmd::Nodes => nodes(&manager).await,
+        Cmd::Members { format } => members(&manager, format).await,
         Cmd::AddManager {
             id,
             raft_addr,
@@ -147,13 +147,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "raft_addr": raft_addr.to_string(),
                 "api_addr": api_addr.to_string(),
             });
-            call(&engine, hyper::Method::POST, "/_swarm/join", Some(body)).await?;
+            call(&manager, hyper::Method::POST, "/_swarm/join", Some(body)).await?;
             println!("manager {id} added (raft {raft_addr}, api {api_addr})");
             Ok(())
         }
         Cmd::RemoveManager { id } => {
             let body = serde_json::json!({ "id": id });
-            call(&engine, hyper::Method::POST, "/_swarm/remove", Some(body)).await?;
+            call(&manager, hyper::Method::POST, "/_swarm/remove", Some(body)).await?;
             println!("manager {id} removed");
             Ok(())
         }
@@ -164,7 +164,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// body of a 2xx answer; any other answer becomes an error carrying the
 /// manager's `message`.
 async fn call(
-    engine: &Engine,
+    manager: &Upstream,
     method: hyper::Method,
     path: &str,
     body: Option<serde_json::Value>,
@@ -181,7 +181,7 @@ async fn call(
         .body(Full::new(payload))
         .context("building the request")?;
     let exchange = async {
-        let response = engine.send(request).await?;
+        let response = manager.send(request).await?;
         let status = response.status();
         let body = response
             .into_body()
@@ -196,7 +196,7 @@ async fn call(
         .with_context(|| {
             format!(
                 "{} gave no answer to {path} within {}s",
-                engine.source,
+                manager.addr(),
                 REQUEST_TIMEOUT.as_secs()
             )
         })??;
@@ -215,8 +215,8 @@ fn error_message(body: &[u8]) -> String {
 }
 
 /// `swarmctl members`: the manager list as a table or as the manager's JSON.
-async fn members(engine: &Engine, format: Format) -> anyhow::Result<()> {
-    let body = call(engine, hyper::Method::GET, "/_swarm/members", None).await?;
+async fn members(manager: &Upstream, format: Format) -> anyhow::Result<()> {
+    let body = call(manager, hyper::Method::GET, "/_swarm/members", None).await?;
     // Parsed in both formats, so a malformed answer is an error, not output.
     let members = parse_members(&body)?;
     match format {
@@ -283,8 +283,8 @@ fn members_table(members: &[Member]) -> String {
 }
 
 /// `swarmctl nodes`: the nodes of the manager's `info`, one row each.
-async fn nodes(engine: &Engine) -> anyhow::Result<()> {
-    let body = call(engine, hyper::Method::GET, "/info", None).await?;
+async fn nodes(manager: &Upstream) -> anyhow::Result<()> {
+    let body = call(manager, hyper::Method::GET, "/info", None).await?;
     let info: serde_json::Value =
         serde_json::from_slice(&body).context("manager answered invalid JSON")?;
     let status = info["SystemStatus"].as_array().cloned().unwrap_or_default();

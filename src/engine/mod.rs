@@ -1,47 +1,19 @@
-//! One engine per node: a keep-alive connection pool for what the manager
-//! reads (info, version, containers, images; parsed into bollard's models)
-//! and the requests it proxies, a bollard client for the event stream, and
-//! a fresh connection for each upgraded (hijacked) request. An engine reports observations; it never decides.
-
-mod addr;
-mod pool;
-
-pub use pool::PoolBody;
-
-pub use addr::{BadEngineAddr, Conn, EngineAddr};
+//! One engine per node: an [`Upstream`] client of its API (a keep-alive
+//! pool for what the manager reads, parsed into bollard's models, and the
+//! requests it proxies; a fresh connection for each upgraded request), a
+//! bollard client for the event stream, and the last failure seen. An
+//! engine reports observations; it never decides.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use bollard::query_parameters::EventsOptions;
 use bollard::{ClientVersion, Docker};
 use futures::{Stream, StreamExt};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 
 use crate::cluster::{Container, ContainerState, ImageRef, NodeInfo};
-
-/// The largest JSON answer the manager reads from an engine.
-const MAX_JSON_BODY: usize = 256 << 20;
-/// Seconds the manager waits for an engine to answer one request's headers.
-const REQUEST_TIMEOUT_SECS: u64 = 20;
-
-/// Moves its engine's generation on when dropped.
-struct Changes<'a>(&'a Engine);
-
-impl Drop for Changes<'_> {
-    fn drop(&mut self) {
-        self.0.changed();
-    }
-}
-
-/// Source of engine generations: unique across engines, so that an engine
-/// replaced by a new one for the same node never repeats a generation.
-static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+use crate::upstream::{Addr, BadAddr, PoolBody, Upstream, UpstreamError, REQUEST_TIMEOUT_SECS};
 
 /// A failure talking to an engine.
 #[derive(Debug, thiserror::Error)]
@@ -104,67 +76,83 @@ impl EngineError {
     }
 }
 
+impl From<UpstreamError> for EngineError {
+    /// The same failure, in the words engines' errors have always used (an
+    /// error status becomes the API error bollard would report).
+    fn from(e: UpstreamError) -> Self {
+        match e {
+            UpstreamError::Connect { addr, source } => EngineError::Connect { addr, source },
+            UpstreamError::Http { addr, source } => EngineError::Http { addr, source },
+            UpstreamError::Pool { addr, message } => EngineError::Pool { addr, message },
+            UpstreamError::Status {
+                addr,
+                status,
+                message,
+            } => EngineError::Api {
+                addr,
+                source: bollard::errors::Error::DockerResponseServerError {
+                    status_code: status,
+                    message,
+                },
+            },
+        }
+    }
+}
+
 /// A Docker Engine the manager talks to.
 pub struct Engine {
-    /// Where it listens.
-    pub addr: EngineAddr,
     /// The address as discovery gave it.
     pub source: String,
+    http: Upstream,
     client: tokio::sync::Mutex<Option<Docker>>,
     last_error: Mutex<Option<String>>,
-    pool: pool::Pool,
-    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("addr", &self.addr).finish()
+        f.debug_struct("Engine").field("addr", self.addr()).finish()
     }
 }
 
 impl Engine {
     /// An engine at `source` (a discovery address); no connection is made yet.
-    pub fn new(source: &str) -> Result<Engine, BadEngineAddr> {
-        let addr = EngineAddr::parse(source)?;
+    pub fn new(source: &str) -> Result<Engine, BadAddr> {
         Ok(Engine {
-            pool: pool::Pool::new(&addr, pool::DEFAULT_IDLE),
-            addr,
+            http: Upstream::new(source)?,
             source: source.to_string(),
             client: tokio::sync::Mutex::new(None),
             last_error: Mutex::new(None),
-            generation: AtomicU64::new(GENERATIONS.fetch_add(1, Ordering::Relaxed)),
         })
     }
 
-    /// The same engine, keeping up to `max_idle` idle connections instead of
-    /// one: for a peer that many requests go to at once (a follower's
-    /// leader, which every client's request is forwarded to).
-    pub fn keeping_idle(mut self, max_idle: usize) -> Engine {
-        self.pool = pool::Pool::new(&self.addr, max_idle);
-        self
+    /// Where the engine listens.
+    pub fn addr(&self) -> &Addr {
+        self.http.addr()
+    }
+
+    /// The engine's HTTP client: proxied requests go through it.
+    pub fn http(&self) -> &Upstream {
+        &self.http
     }
 
     /// Changes whenever what the engine lists may have changed: after every
-    /// request through [`Engine::send`] other than `GET` and `HEAD`, and
-    /// whenever the manager sees one of its events ([`Engine::changed`]).
-    /// An answer read while the generation stayed the same is still the
-    /// engine's answer.
+    /// request sent through it other than `GET` and `HEAD`, and whenever
+    /// the manager sees one of its events ([`Engine::changed`]). An answer
+    /// read while the generation stayed the same is still the engine's
+    /// answer.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.http.generation()
     }
 
     /// Marks that the engine's containers may have changed (see
     /// [`Engine::generation`]).
     pub fn changed(&self) {
-        self.generation.store(
-            GENERATIONS.fetch_add(1, Ordering::Relaxed),
-            Ordering::Release,
-        );
+        self.http.changed()
     }
 
     fn api_err(&self, source: bollard::errors::Error) -> EngineError {
         EngineError::Api {
-            addr: self.addr.to_string(),
+            addr: self.addr().to_string(),
             source,
         }
     }
@@ -180,11 +168,11 @@ impl Engine {
             major_version: 1,
             minor_version: 24,
         };
-        let docker = match &self.addr {
-            EngineAddr::Tcp(hostport) => {
+        let docker = match self.addr() {
+            Addr::Tcp(hostport) => {
                 Docker::connect_with_http(hostport, REQUEST_TIMEOUT_SECS, &start)
             }
-            EngineAddr::Unix(path) => {
+            Addr::Unix(path) => {
                 Docker::connect_with_unix(&path.to_string_lossy(), REQUEST_TIMEOUT_SECS, &start)
             }
         }
@@ -233,7 +221,7 @@ impl Engine {
         Ok(NodeInfo {
             id: info.id.unwrap_or_default(),
             hostname: info.name.unwrap_or_default(),
-            addr: self.addr.to_string(),
+            addr: self.addr().to_string(),
             cpus: info.ncpu.unwrap_or(0),
             memory: info.mem_total.unwrap_or(0),
             labels,
@@ -346,7 +334,7 @@ impl Engine {
             "type".to_string(),
             vec!["container".to_string(), "image".to_string()],
         );
-        let addr = self.addr.to_string();
+        let addr = self.addr().to_string();
         Ok(docker
             .events(Some(EventsOptions {
                 filters: Some(filters),
@@ -374,46 +362,17 @@ impl Engine {
         serde_json::from_slice(&body).map_err(|err| self.api_err(err.into()))
     }
 
-    /// One request on the keep-alive pool (`body` sent as JSON); the answer's
-    /// body when its status is a success, else the engine's API error.
+    /// One request on the keep-alive pool (see [`Upstream::call`]).
     pub async fn call(
         &self,
         method: hyper::Method,
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<bytes::Bytes, EngineError> {
-        let pool_err = |message: String| EngineError::Pool {
-            addr: self.addr.to_string(),
-            message,
-        };
-        let mut request = Request::builder().method(method.clone()).uri(path);
-        if body.is_some() {
-            request = request.header(hyper::header::CONTENT_TYPE, "application/json");
-        }
-        let request = request
-            .body(http_body_util::Full::new(bytes::Bytes::from(
-                body.unwrap_or_default(),
-            )))
-            .map_err(|e| pool_err(e.to_string()))?;
-        let response = tokio::time::timeout(
-            Duration::from_secs(REQUEST_TIMEOUT_SECS),
-            self.send(request),
-        )
-        .await
-        .map_err(|_| {
-            pool_err(format!(
-                "no answer to {method} {path} in {REQUEST_TIMEOUT_SECS} s"
-            ))
-        })??;
-        let (parts, body) = self.read_whole(response, &method, path).await?.into_parts();
-        if !parts.status.is_success() {
-            return Err(self.status_error(parts.status, &body));
-        }
-        Ok(body)
+        Ok(self.http.call(method, path, body).await?)
     }
 
-    /// Sends `request` and reads its whole answer (at most 256 MiB),
-    /// whatever its status.
+    /// Sends `request` and reads its whole answer (see [`Upstream::exchange`]).
     pub async fn exchange<B>(
         &self,
         request: Request<B>,
@@ -422,141 +381,22 @@ impl Engine {
         B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let method = request.method().clone();
-        let path = request.uri().to_string();
-        let response = self.send(request).await?;
-        self.read_whole(response, &method, &path).await
+        Ok(self.http.exchange(request).await?)
     }
 
-    /// Reads the whole body of the answer to `method path`.
-    async fn read_whole(
-        &self,
-        response: Response<PoolBody>,
-        method: &hyper::Method,
-        path: &str,
-    ) -> Result<Response<bytes::Bytes>, EngineError> {
-        let (parts, body) = response.into_parts();
-        let body = http_body_util::Limited::new(body, MAX_JSON_BODY)
-            .collect()
-            .await
-            .map_err(|e| EngineError::Pool {
-                addr: self.addr.to_string(),
-                message: format!("reading the answer to {method} {path}: {e}"),
-            })?
-            .to_bytes();
-        Ok(Response::from_parts(parts, body))
-    }
-
-    /// The engine's error answer (`status`, `body`) as an API error: its
-    /// own `message`, else the body's text.
+    /// The engine's error answer (`status`, `body`) as its API error.
     pub fn status_error(&self, status: hyper::StatusCode, body: &[u8]) -> EngineError {
-        let message = serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| v.get("message")?.as_str().map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
-        self.api_err(bollard::errors::Error::DockerResponseServerError {
-            status_code: status.as_u16(),
-            message,
-        })
+        self.http.status_error(status, body).into()
     }
 
-    /// Sends one raw HTTP request. Requests asking for an upgrade (attach,
-    /// exec) get a fresh connection of their own; the others share the
-    /// engine's keep-alive pool.
+    /// Sends one raw HTTP request (see [`Upstream::send`]).
     pub async fn send<B>(&self, request: Request<B>) -> Result<Response<PoolBody>, EngineError>
     where
         B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        // Once answered, failed or given up, whatever the request changes is
-        // done or under way: the generation moves on.
-        let reads_only = matches!(*request.method(), hyper::Method::GET | hyper::Method::HEAD);
-        let _changes = if reads_only {
-            None
-        } else {
-            Some(Changes(self))
-        };
-        if request.headers().contains_key(hyper::header::UPGRADE) {
-            self.send_alone(request)
-                .await
-                .map(|response| response.map(PoolBody::unpooled))
-        } else {
-            self.send_pooled(request).await
-        }
+        Ok(self.http.send(request).await?)
     }
-
-    /// Sends one request on the engine's keep-alive pool.
-    async fn send_pooled<B>(&self, request: Request<B>) -> Result<Response<PoolBody>, EngineError>
-    where
-        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let (mut parts, body) = request.into_parts();
-        parts
-            .headers
-            .entry(hyper::header::HOST)
-            .or_insert(hyper::header::HeaderValue::from_static("docker"));
-        let request = Request::from_parts(parts, axum::body::Body::new(body));
-        self.pool
-            .request(request)
-            .await
-            .map_err(|e| EngineError::Pool {
-                addr: self.addr.to_string(),
-                message: innermost(&e),
-            })
-    }
-
-    /// Sends one request on a fresh connection, which stays usable for an
-    /// upgrade of the returned response.
-    async fn send_alone<B>(
-        &self,
-        mut request: Request<B>,
-    ) -> Result<Response<Incoming>, EngineError>
-    where
-        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let addr = self.addr.to_string();
-        let conn = self
-            .addr
-            .dial()
-            .await
-            .map_err(|source| EngineError::Connect {
-                addr: addr.clone(),
-                source,
-            })?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(conn))
-            .await
-            .map_err(|source| EngineError::Http {
-                addr: addr.clone(),
-                source,
-            })?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.with_upgrades().await {
-                tracing::debug!(error = %e, "engine connection ended");
-            }
-        });
-        request.headers_mut().insert(
-            hyper::header::HOST,
-            hyper::header::HeaderValue::from_static("docker"),
-        );
-        sender
-            .send_request(request)
-            .await
-            .map_err(|source| EngineError::Http { addr, source })
-    }
-}
-
-/// The innermost cause of a pooled request's failure (e.g. "Connection
-/// refused"), which outer messages hide.
-fn innermost(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(inner) = source {
-        message = inner.to_string();
-        source = inner.source();
-    }
-    message
 }
 
 /// `id` as one path segment: container IDs and names need no escaping,
@@ -580,40 +420,6 @@ pub fn primary_name(names: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `n` GETs to `engine` at once, each answer read to its end.
-    async fn burst(engine: &Engine, n: usize) {
-        let requests = (0..n).map(|_| async {
-            let request = Request::get("/list")
-                .body(http_body_util::Empty::<bytes::Bytes>::new())
-                .expect("request");
-            let answer = engine.send(request).await.expect("answer");
-            http_body_util::BodyExt::collect(answer.into_body())
-                .await
-                .expect("body");
-        });
-        futures::future::join_all(requests).await;
-    }
-
-    #[tokio::test]
-    async fn an_engine_keeping_more_idle_connections_reuses_them_for_bursts() {
-        use std::sync::atomic::Ordering;
-        let (addr, accepted) = pool::tests::server().await;
-        let engine = Engine::new(&addr.to_string())
-            .expect("address")
-            .keeping_idle(8);
-        for _ in 0..3 {
-            burst(&engine, 8).await;
-        }
-        assert_eq!(accepted.load(Ordering::SeqCst), 8);
-        // An engine's default pool keeps one: the next bursts connect again.
-        let (addr, accepted) = pool::tests::server().await;
-        let engine = Engine::new(&addr.to_string()).expect("address");
-        for _ in 0..3 {
-            burst(&engine, 8).await;
-        }
-        assert_eq!(accepted.load(Ordering::SeqCst), 8 + 7 + 7);
-    }
 
     #[test]
     fn primary_name_skips_link_aliases() {

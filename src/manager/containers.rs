@@ -29,8 +29,8 @@ use super::{Manager, ManagerError};
 use crate::cluster::{
     ApplyError, Command, Container, ContainerState, ProposeError, Reservation, SWARM_ID_LABEL,
 };
-use crate::engine::PoolBody;
 use crate::scheduler::ContainerSpec;
+use crate::upstream::PoolBody;
 
 /// How long a start waits for its engine event before it reads the
 /// container back instead.

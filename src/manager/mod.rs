@@ -26,8 +26,9 @@ use crate::cluster::{
     Reservation,
 };
 use crate::discovery::Discovery;
-use crate::engine::{BadEngineAddr, Engine, EngineError};
+use crate::engine::{Engine, EngineError};
 use crate::scheduler::{self, ContainerSpec, Unschedulable};
+use crate::upstream::BadAddr;
 
 pub use containers::{Change, CreateRequest, EngineAnswer};
 
@@ -265,7 +266,7 @@ impl Manager {
                 }
                 let engine = match Engine::new(addr) {
                     Ok(engine) => engine,
-                    Err(BadEngineAddr(a)) => {
+                    Err(BadAddr(a)) => {
                         tracing::warn!(addr = %a, "skipping invalid engine address");
                         continue;
                     }
@@ -273,7 +274,7 @@ impl Manager {
                 // A manager taking over knows the node from the replicated
                 // state already: requests are served before the first refresh.
                 let known = by_addr
-                    .get(engine.addr.to_string().as_str())
+                    .get(engine.addr().to_string().as_str())
                     .map(|id| (*id).clone());
                 let slot = Arc::new(EngineSlot {
                     engine: Arc::new(engine),
@@ -288,7 +289,7 @@ impl Manager {
             }
             let listed: std::collections::HashSet<String> = engines
                 .values()
-                .map(|s| s.engine.addr.to_string())
+                .map(|s| s.engine.addr().to_string())
                 .collect();
             removed.extend(
                 known_nodes

@@ -51,7 +51,7 @@ pub(super) async fn watch_engine(manager: Arc<Manager>, slot: Arc<EngineSlot>) {
             Err(e) => {
                 failures = failures.saturating_add(1);
                 let message = e.to_string();
-                tracing::warn!(engine = %slot.engine.addr, failures, error = %message, "engine refresh failed");
+                tracing::warn!(engine = %slot.engine.addr(), failures, error = %message, "engine refresh failed");
                 slot.engine.set_error(Some(message.clone()));
                 slot.engine.reset().await;
                 if let Some(node) = slot.node() {
@@ -124,7 +124,7 @@ async fn refresh(manager: &Manager, slot: &EngineSlot) -> Result<NodeId, EngineE
     let info = engine.observe(now()).await?;
     let id = info.id.clone();
     if let Some(old) = slot.node().filter(|old| *old != id) {
-        tracing::warn!(engine = %engine.addr, %old, new = %id, "engine ID changed: a different engine answers at this address");
+        tracing::warn!(engine = %engine.addr(), %old, new = %id, "engine ID changed: a different engine answers at this address");
         let _ = manager
             .cluster
             .propose(Command::NodeRemoved { id: old })
@@ -174,7 +174,7 @@ async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeI
     loop {
         if let Err(e) = slot.engine.call(hyper::Method::GET, "/_ping", None).await {
             if !unreachable {
-                tracing::debug!(engine = %slot.engine.addr, error = %e, "engine does not answer");
+                tracing::debug!(engine = %slot.engine.addr(), error = %e, "engine does not answer");
             }
             unreachable = true;
             tokio::select! {
@@ -205,7 +205,7 @@ async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeI
                     let event = match event {
                         Ok(event) => event,
                         Err(e) => {
-                            tracing::debug!(engine = %slot.engine.addr, error = %e, "event stream broke");
+                            tracing::debug!(engine = %slot.engine.addr(), error = %e, "event stream broke");
                             break;
                         }
                     };
@@ -261,7 +261,7 @@ async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeI
                 slot.engine.changed();
             }
             Err(e) => {
-                tracing::debug!(engine = %slot.engine.addr, error = %e, "cannot follow events")
+                tracing::debug!(engine = %slot.engine.addr(), error = %e, "cannot follow events")
             }
         }
         slot.wake.notify_one();

@@ -1,4 +1,4 @@
-//! A keep-alive connection pool per engine for plain (non-upgraded)
+//! A keep-alive connection pool per server (an engine, the leader) for plain (non-upgraded)
 //! requests, over hyper's HTTP/1 connections and our own dialer (TCP or
 //! unix socket), so proxied calls and list fan-outs do not open a
 //! connection each.
@@ -21,9 +21,9 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
-use super::addr::EngineAddr;
+use super::addr::Addr;
 
-/// Idle connections kept per engine unless asked otherwise: a manager of a
+/// Idle connections kept per server unless asked otherwise: a manager of a
 /// thousand engines must not hold thousands of idle sockets and their
 /// buffers (with 4 idle per engine the standard scale run peaked at
 /// 306-312 MiB, with one at 248-251 MiB). Requests to one engine mostly
@@ -43,7 +43,7 @@ type RequestBody = axum::body::Body;
 /// Why a pooled request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
-    /// The engine could not be reached.
+    /// The server could not be reached.
     #[error("{0}")]
     Connect(#[source] std::io::Error),
     /// The HTTP exchange failed.
@@ -51,13 +51,13 @@ pub enum PoolError {
     Http(#[source] hyper::Error),
 }
 
-/// One engine's pool.
+/// One server's pool.
 pub struct Pool {
     shared: Arc<Shared>,
 }
 
 struct Shared {
-    addr: EngineAddr,
+    addr: Addr,
     max_idle: usize,
     idle: Mutex<Vec<(SendRequest<RequestBody>, Instant)>>,
 }
@@ -89,7 +89,7 @@ impl Shared {
 impl Pool {
     /// A pool for `addr` keeping up to `max_idle` idle connections; no
     /// connection is made yet.
-    pub fn new(addr: &EngineAddr, max_idle: usize) -> Pool {
+    pub fn new(addr: &Addr, max_idle: usize) -> Pool {
         Pool {
             shared: Arc::new(Shared {
                 addr: addr.clone(),
@@ -101,7 +101,7 @@ impl Pool {
 
     /// Sends `request` (origin-form URI, `Host` set) on an idle connection,
     /// or a new one. A request an idle connection could not take (closed by
-    /// the engine meanwhile) goes out on a new one; nothing is sent twice.
+    /// the server meanwhile) goes out on a new one; nothing is sent twice.
     pub async fn request(
         &self,
         mut request: Request<RequestBody>,
@@ -145,14 +145,14 @@ impl Pool {
             .map_err(PoolError::Http)?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "engine connection ended");
+                tracing::debug!(error = %e, "pooled connection ended");
             }
         });
         Ok(sender)
     }
 }
 
-/// An engine's answer body. Read to its end, it puts its connection back
+/// A server's answer body. Read to its end, it puts its connection back
 /// into the pool; dropped before, the connection is closed.
 pub struct PoolBody {
     inner: Incoming,
@@ -215,7 +215,7 @@ pub(super) mod tests {
 
     /// A server on a free port counting its connections; each answers
     /// `/empty` with 204 and anything else with a small body.
-    pub(in crate::engine) async fn server() -> (EngineAddr, Arc<AtomicUsize>) {
+    pub(in crate::upstream) async fn server() -> (Addr, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -246,7 +246,7 @@ pub(super) mod tests {
                 });
             }
         });
-        let addr = EngineAddr::parse(&format!("tcp://{addr}")).expect("engine address");
+        let addr = Addr::parse(&format!("tcp://{addr}")).expect("engine address");
         (addr, accepted)
     }
 
@@ -318,8 +318,8 @@ pub(super) mod tests {
     }
 
     #[tokio::test]
-    async fn unreachable_engine_fails_to_connect() {
-        let addr = EngineAddr::parse("tcp://127.0.0.1:1").expect("address");
+    async fn unreachable_server_fails_to_connect() {
+        let addr = Addr::parse("tcp://127.0.0.1:1").expect("address");
         let err = Pool::new(&addr, DEFAULT_IDLE)
             .request(get("/x"))
             .await

@@ -1,4 +1,4 @@
-//! Engine addresses and raw connections to them.
+//! Addresses of HTTP servers (engines, managers) and raw connections to them.
 
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -6,38 +6,39 @@ use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 
-/// How long opening a connection to an engine may take.
+/// How long opening a connection may take.
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Where an engine listens.
+/// Where a server (an engine, a manager) listens.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum EngineAddr {
+pub enum Addr {
     /// Plain TCP, `host:port`.
     Tcp(String),
     /// A unix socket path.
     Unix(PathBuf),
 }
 
-/// A byte stream to an engine.
+/// A byte stream to a server.
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
-/// A boxed connection to an engine.
+/// A boxed connection to a server.
 pub type Conn = Pin<Box<dyn Io>>;
 
-/// An address that is not an engine address.
+/// An address that is not a server address. (Discovery lists engines, so
+/// the text names them.)
 #[derive(Debug, thiserror::Error)]
 #[error("invalid engine address {0:?}")]
-pub struct BadEngineAddr(pub String);
+pub struct BadAddr(pub String);
 
-impl EngineAddr {
+impl Addr {
     /// Parses `HOST:PORT`, `tcp://HOST:PORT`, `http://HOST:PORT` or `unix:///path`.
-    pub fn parse(s: &str) -> Result<EngineAddr, BadEngineAddr> {
+    pub fn parse(s: &str) -> Result<Addr, BadAddr> {
         if let Some(path) = s.strip_prefix("unix://") {
             if path.starts_with('/') {
-                return Ok(EngineAddr::Unix(PathBuf::from(path)));
+                return Ok(Addr::Unix(PathBuf::from(path)));
             }
-            return Err(BadEngineAddr(s.to_string()));
+            return Err(BadAddr(s.to_string()));
         }
         let hostport = s
             .strip_prefix("tcp://")
@@ -46,9 +47,9 @@ impl EngineAddr {
             .trim_end_matches('/');
         match hostport.rsplit_once(':') {
             Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
-                Ok(EngineAddr::Tcp(hostport.to_string()))
+                Ok(Addr::Tcp(hostport.to_string()))
             }
-            _ => Err(BadEngineAddr(s.to_string())),
+            _ => Err(BadAddr(s.to_string())),
         }
     }
 
@@ -66,21 +67,21 @@ impl EngineAddr {
 
     async fn connect(&self) -> std::io::Result<Conn> {
         match self {
-            EngineAddr::Tcp(hostport) => {
+            Addr::Tcp(hostport) => {
                 let stream = TcpStream::connect(hostport).await?;
                 stream.set_nodelay(true)?;
                 Ok(Box::pin(stream))
             }
-            EngineAddr::Unix(path) => Ok(Box::pin(UnixStream::connect(path).await?)),
+            Addr::Unix(path) => Ok(Box::pin(UnixStream::connect(path).await?)),
         }
     }
 }
 
-impl std::fmt::Display for EngineAddr {
+impl std::fmt::Display for Addr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            EngineAddr::Tcp(hostport) => write!(f, "tcp://{hostport}"),
-            EngineAddr::Unix(path) => write!(f, "unix://{}", path.display()),
+            Addr::Tcp(hostport) => write!(f, "tcp://{hostport}"),
+            Addr::Unix(path) => write!(f, "unix://{}", path.display()),
         }
     }
 }
@@ -92,19 +93,16 @@ mod tests {
     #[test]
     fn parses_forms() {
         assert_eq!(
-            EngineAddr::parse("1.2.3.4:2375").unwrap(),
-            EngineAddr::Tcp("1.2.3.4:2375".into())
+            Addr::parse("1.2.3.4:2375").unwrap(),
+            Addr::Tcp("1.2.3.4:2375".into())
         );
+        assert_eq!(Addr::parse("tcp://h:1").unwrap().to_string(), "tcp://h:1");
         assert_eq!(
-            EngineAddr::parse("tcp://h:1").unwrap().to_string(),
-            "tcp://h:1"
-        );
-        assert_eq!(
-            EngineAddr::parse("unix:///var/run/docker.sock").unwrap(),
-            EngineAddr::Unix("/var/run/docker.sock".into())
+            Addr::parse("unix:///var/run/docker.sock").unwrap(),
+            Addr::Unix("/var/run/docker.sock".into())
         );
         for bad in ["h", "h:x", ":1", "unix://rel", "h:70000"] {
-            assert!(EngineAddr::parse(bad).is_err(), "{bad}");
+            assert!(Addr::parse(bad).is_err(), "{bad}");
         }
     }
 }
