@@ -1,0 +1,349 @@
+//! The placement pipeline, step by step: what a placement means, written
+//! so that it reads in order. [`place_reference`] runs the steps over every
+//! node, each step narrowing a list of candidates, as SwarmKit's pipeline
+//! and Nomad's chained iterators do:
+//!
+//! 1. [`Pipeline::passes_filters`]: the hard filters, in [`FILTERS`] order,
+//!    a node stopping at the first that rejects it;
+//! 2. [`Pipeline::fits`]: CPU and memory fit (overcommit included);
+//! 3. [`Pipeline::apply_soft_rules`]: soft constraints and affinities, each
+//!    dropped when no candidate left satisfies it;
+//! 4. [`Pipeline::prefer_image`]: the nodes holding the image, when any does;
+//! 5. the strategy ranks what is left ([`strategy::choose`]).
+//!
+//! Nodes turned away are counted per step ([`Rejections`]); when none is
+//! left, [`Pipeline::unschedulable`] says why in words. `place()` answers
+//! the same through the walks of [`super::walk`], which need no candidate
+//! list; the property tests hold the two to the same choices.
+
+use std::collections::BTreeSet;
+
+use super::filter::{
+    self, affinity_accepts, affinity_holders, constraint_accepts, ContainerSlots, Filter, Health,
+    Prepared, FILTERS,
+};
+use super::strategy::{self, InFlight};
+use super::{ContainerSpec, Options, Unschedulable};
+use crate::cluster::{
+    human_bytes, human_cpus, ClusterState, ImageQuery, LookupError, Node, NodeHealth, NodeId,
+    NodeSummary,
+};
+
+/// Index of the `health` filter in [`FILTERS`].
+const HEALTH: usize = 0;
+/// Index of the `containerslots` filter in [`FILTERS`].
+const SLOTS: usize = 2;
+
+/// The reference placement: every step over every node, in order (see the
+/// module documentation). Same inputs, same answer as `place_with`.
+pub fn place_reference(
+    state: &ClusterState,
+    spec: &ContainerSpec,
+    options: &Options,
+    seed: u64,
+    in_flight: &InFlight,
+) -> Result<NodeId, Unschedulable> {
+    Pipeline::new(state, spec, options)?.run(seed, in_flight)
+}
+
+/// Nodes turned away by each step.
+#[derive(Debug, Default)]
+pub(super) struct Rejections {
+    /// Per hard filter, by its index in [`FILTERS`].
+    by_filter: [usize; FILTERS.len()],
+    /// Nodes without the memory asked for.
+    no_memory: usize,
+    /// Nodes without the CPUs asked for.
+    no_cpu: usize,
+}
+
+/// One placement's settings and what its steps need, worked out once.
+pub(super) struct Pipeline<'a> {
+    /// The state placement runs on.
+    pub(super) state: &'a ClusterState,
+    /// The container to place.
+    pub(super) spec: &'a ContainerSpec,
+    /// Strategy, overcommit, enabled filters.
+    pub(super) options: &'a Options,
+    /// What the filters read.
+    prepared: Prepared<'a>,
+    /// Whether the `health` filter is on. It and `containerslots` run on
+    /// every node: they are checked inline, the others through `active`.
+    check_health: bool,
+    /// Whether the `containerslots` filter is on and some node has slots.
+    check_slots: bool,
+    /// The other hard filters that have something to check, with their
+    /// index in [`FILTERS`].
+    active: Vec<(usize, &'static dyn Filter)>,
+    /// Whether the container asks for CPU or memory.
+    wants_resources: bool,
+    /// Soft constraints to apply (their filter is on).
+    soft_constraints: bool,
+    /// Soft affinities to apply (their filter is on).
+    soft_affinities: bool,
+    /// The image, as nodes are asked whether they hold it.
+    pub(super) image: Option<ImageQuery>,
+}
+
+impl<'a> Pipeline<'a> {
+    /// Prepares the placement of `spec` on `state`; refuses at once when
+    /// the cluster has no node or the dependencies cannot be placed with.
+    pub(super) fn new(
+        state: &'a ClusterState,
+        spec: &'a ContainerSpec,
+        options: &'a Options,
+    ) -> Result<Pipeline<'a>, Unschedulable> {
+        if state.nodes.is_empty() {
+            return Err(Unschedulable {
+                reasons: vec!["a node (the cluster has none)".into()],
+            });
+        }
+        let enabled = |name: &str| options.filters.iter().any(|f| f == name);
+        let dependency_node = if enabled("dependency") {
+            dependency_node(state, spec)?
+        } else {
+            None
+        };
+        let prepared = Prepared {
+            state,
+            spec,
+            affinity_nodes: spec
+                .affinities
+                .iter()
+                .map(|e| affinity_holders(e, state))
+                .collect(),
+            dependency_node,
+            any_slots: state.nodes.with_slots() > 0,
+        };
+        let active = FILTERS
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, f)| f.name() != Health.name() && f.name() != ContainerSlots.name())
+            .filter(|(_, f)| enabled(f.name()) && f.enabled(&prepared))
+            .collect();
+        let resources = &spec.resources;
+        Ok(Pipeline {
+            check_health: enabled(Health.name()),
+            check_slots: enabled(ContainerSlots.name()) && prepared.any_slots,
+            active,
+            wants_resources: resources.cpus_milli > 0 || resources.memory > 0,
+            // Soft rules belong to their filter: `--filter` without it ignores them.
+            soft_constraints: enabled("constraint") && spec.constraints.iter().any(|e| e.soft),
+            soft_affinities: enabled("affinity") && spec.affinities.iter().any(|e| e.soft),
+            image: spec.image.as_deref().map(ImageQuery::new),
+            prepared,
+            state,
+            spec,
+            options,
+        })
+    }
+
+    /// Steps 1 to 5 over every node (see the module documentation).
+    pub(super) fn run(&self, seed: u64, in_flight: &InFlight) -> Result<NodeId, Unschedulable> {
+        let mut rejections = Rejections::default();
+        let mut candidates: Vec<&Node> = self
+            .state
+            .nodes
+            .values()
+            .filter(|node| {
+                self.passes_filters(node, &mut rejections) && self.fits(node, &mut rejections)
+            })
+            .collect();
+        self.apply_soft_rules(&mut candidates);
+        self.prefer_image(&mut candidates);
+        let resources = &self.spec.resources;
+        strategy::choose(
+            candidates.into_iter(),
+            resources,
+            in_flight,
+            self.options.strategy,
+            seed,
+        )
+        .map(|node| node.info.id.clone())
+        .ok_or_else(|| self.unschedulable(&rejections))
+    }
+
+    /// Whether the only check is health: no other filter has anything to
+    /// check and no CPU or memory is asked for.
+    pub(super) fn health_only(&self) -> bool {
+        self.active.is_empty() && !self.check_slots && !self.wants_resources
+    }
+
+    /// Whether soft constraints or affinities narrow the candidates.
+    pub(super) fn has_soft_rules(&self) -> bool {
+        self.soft_constraints || self.soft_affinities
+    }
+
+    /// Step 1 for one node given by its summary when health is the only
+    /// check (see [`Pipeline::health_only`]).
+    pub(super) fn summary_passes(
+        &self,
+        summary: &NodeSummary,
+        rejections: &mut Rejections,
+    ) -> bool {
+        let down = self.check_health && !summary.healthy;
+        if down {
+            rejections.by_filter[HEALTH] += 1;
+        }
+        !down
+    }
+
+    /// Step 1: whether `node` passes every hard filter; the first that
+    /// rejects it is counted.
+    pub(super) fn passes_filters(&self, node: &Node, rejections: &mut Rejections) -> bool {
+        if self.check_health && node.health != NodeHealth::Healthy {
+            rejections.by_filter[HEALTH] += 1;
+            return false;
+        }
+        if self.check_slots && node.slots.is_some_and(|s| node.usage.containers >= s) {
+            rejections.by_filter[SLOTS] += 1;
+            return false;
+        }
+        for (i, f) in &self.active {
+            if !f.check(&self.prepared, node) {
+                rejections.by_filter[*i] += 1;
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Step 2: whether the CPU and memory asked for fit on `node`.
+    pub(super) fn fits(&self, node: &Node, rejections: &mut Rejections) -> bool {
+        if !self.wants_resources {
+            return true;
+        }
+        let (resources, usage) = (&self.spec.resources, &node.usage);
+        let overcommit = self.options.overcommit;
+        if resources.memory > 0
+            && usage.memory + resources.memory > node.memory_capacity(overcommit)
+        {
+            rejections.no_memory += 1;
+            return false;
+        }
+        if resources.cpus_milli > 0
+            && usage.cpus_milli + resources.cpus_milli > node.cpu_capacity_milli(overcommit)
+        {
+            rejections.no_cpu += 1;
+            return false;
+        }
+        true
+    }
+
+    /// Step 3: each soft constraint, then each soft affinity, keeps the
+    /// candidates that satisfy it, unless none does.
+    pub(super) fn apply_soft_rules(&self, candidates: &mut Vec<&Node>) {
+        let spec = self.spec;
+        if self.soft_constraints {
+            for expr in spec.constraints.iter().filter(|e| e.soft) {
+                narrow(candidates, |n| constraint_accepts(expr, n));
+            }
+        }
+        if self.soft_affinities {
+            let holders = &self.prepared.affinity_nodes;
+            for (expr, holders) in spec.affinities.iter().zip(holders) {
+                if expr.soft {
+                    narrow(candidates, |n| affinity_accepts(expr, holders.as_ref(), n));
+                }
+            }
+        }
+    }
+
+    /// Step 4: the candidates holding the image, if any does.
+    pub(super) fn prefer_image(&self, candidates: &mut Vec<&Node>) {
+        if let Some(query) = &self.image {
+            narrow(candidates, |n| n.has_image_query(query));
+        }
+    }
+
+    /// Why no node is left, one reason per step that turned nodes away.
+    pub(super) fn unschedulable(&self, rejections: &Rejections) -> Unschedulable {
+        let total = self.state.nodes.len();
+        let resources = &self.spec.resources;
+        let mut reasons: Vec<String> = FILTERS
+            .iter()
+            .zip(&rejections.by_filter)
+            .filter(|(_, r)| **r > 0)
+            .map(|(f, r)| f.explain(&self.prepared, *r, total))
+            .collect();
+        let left = total - rejections.by_filter.iter().sum::<usize>();
+        let no_memory = rejections.no_memory;
+        if no_memory > 0 {
+            reasons.push(if no_memory == left {
+                format!(
+                    "{} of free memory (no node has it)",
+                    human_bytes(resources.memory)
+                )
+            } else {
+                format!(
+                    "{} of free memory (lacking on {})",
+                    human_bytes(resources.memory),
+                    filter::count_nodes(no_memory, left)
+                )
+            });
+        }
+        if rejections.no_cpu > 0 {
+            reasons.push(format!(
+                "{} free CPUs (lacking on {})",
+                human_cpus(resources.cpus_milli),
+                filter::count_nodes(rejections.no_cpu, left)
+            ));
+        }
+        if reasons.is_empty() {
+            reasons.push("a node to place the container on".into());
+        }
+        Unschedulable { reasons }
+    }
+}
+
+/// Keeps the candidates that satisfy `keep`, unless none does (soft rules).
+fn narrow(candidates: &mut Vec<&Node>, keep: impl Fn(&Node) -> bool) {
+    if candidates.iter().any(|n| keep(n)) {
+        candidates.retain(|n| keep(n));
+    }
+}
+
+/// The node all of the spec's dependencies live on.
+fn dependency_node<'a>(
+    state: &'a ClusterState,
+    spec: &ContainerSpec,
+) -> Result<Option<&'a str>, Unschedulable> {
+    let mut nodes: BTreeSet<(&str, String)> = BTreeSet::new();
+    for dependency in &spec.dependencies {
+        match state.resolve_container(dependency) {
+            Ok(c) => {
+                let node = state
+                    .nodes
+                    .get_key_value(&c.node)
+                    .map(|(k, _)| k.as_str())
+                    .unwrap_or_default();
+                nodes.insert((node, dependency.clone()));
+            }
+            Err(LookupError::NotFound(_)) => {
+                return Err(Unschedulable {
+                    reasons: vec![format!("dependency {dependency} (no such container)")],
+                })
+            }
+            Err(e) => {
+                return Err(Unschedulable {
+                    reasons: vec![format!("dependency {dependency} ({e})")],
+                })
+            }
+        }
+    }
+    let distinct: BTreeSet<&str> = nodes.iter().map(|(n, _)| *n).collect();
+    if distinct.len() > 1 {
+        let placed: Vec<String> = nodes
+            .iter()
+            .map(|(n, d)| format!("{d} on {}", state.node_name(n)))
+            .collect();
+        return Err(Unschedulable {
+            reasons: vec![format!(
+                "dependencies on one node (they are on different nodes: {})",
+                placed.join(", ")
+            )],
+        });
+    }
+    Ok(distinct.into_iter().next())
+}
