@@ -12,14 +12,16 @@ mod replicated;
 pub mod resources;
 mod state;
 mod table;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use nodes::{id_head, NodeMut, NodeSummary, Nodes};
 pub use replicated::{Cluster, ClusterError, MemberStatus, ProposeError, RaftSettings};
-pub use table::{ContainerTable, StateCounts};
-
+pub use resources::{HostPort, Proto, Resources};
 pub use state::{
     basis_points, human_bytes, human_cpus, image_matches, normalize_image_name, ApplyError, Checks,
-    ClusterState, Command, Container, ContainerState, HostPort, ImageQuery, ImageRef, LookupError,
-    Node, NodeHealth, NodeId, NodeInfo, OvercommitPpm, Proto, RescheduleSpec, Rescheduling,
-    Reservation, Resources, Unfit, Usage, SWARM_ID_LABEL,
+    ClusterState, Command, Container, ContainerState, ImageQuery, ImageRef, LookupError, Node,
+    NodeHealth, NodeId, NodeInfo, OvercommitPpm, RescheduleSpec, Rescheduling, Reservation, Unfit,
+    Usage, SWARM_ID_LABEL,
 };
+pub use table::{ContainerTable, StateCounts};

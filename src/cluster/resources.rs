@@ -1,8 +1,82 @@
-//! What a container reserves, read from its Engine API host config.
+//! What a container reserves on its node ([`Resources`]: CPU, memory and
+//! the [`HostPort`]s it binds), and how that is read from its Engine API
+//! host config ([`from_host_config`]).
 
 use bollard::models::HostConfig;
+use serde::{Deserialize, Serialize};
 
-use super::state::{HostPort, Proto, Resources};
+/// Transport protocol of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+impl Proto {
+    /// Parses `tcp`, `udp`, `sctp` (empty means tcp).
+    pub fn parse(s: &str) -> Option<Proto> {
+        match s.to_ascii_lowercase().as_str() {
+            "" | "tcp" => Some(Proto::Tcp),
+            "udp" => Some(Proto::Udp),
+            "sctp" => Some(Proto::Sctp),
+            _ => None,
+        }
+    }
+}
+
+/// A host port a container binds.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct HostPort {
+    /// Host IP; empty, `0.0.0.0` or `::` mean every address.
+    pub ip: String,
+    /// Port number.
+    pub port: u16,
+    /// Protocol.
+    pub proto: Proto,
+}
+
+impl HostPort {
+    fn all_addresses(&self) -> bool {
+        matches!(self.ip.as_str(), "" | "0.0.0.0" | "::" | "[::]")
+    }
+
+    /// Whether both cannot be bound on one host at once.
+    pub fn conflicts(&self, other: &HostPort) -> bool {
+        self.port == other.port
+            && self.proto == other.proto
+            && (self.all_addresses() || other.all_addresses() || self.ip == other.ip)
+    }
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let proto = match self.proto {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Sctp => "sctp",
+        };
+        if self.all_addresses() {
+            write!(f, "{}/{proto}", self.port)
+        } else {
+            write!(f, "{}:{}/{proto}", self.ip, self.port)
+        }
+    }
+}
+
+/// What a container reserves on its node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// CPU in thousandths (`-c N` counts N CPUs as in classic; `--cpus 1.5` is 1500).
+    pub cpus_milli: u64,
+    /// Memory in bytes (`-m`).
+    pub memory: i64,
+    /// Host ports (`-p`, and exposed ports under `--net=host`).
+    pub ports: Vec<HostPort>,
+}
 
 /// Largest port range expanded from one binding (`8000-8100`).
 const MAX_RANGE: u32 = 1024;

@@ -1,0 +1,67 @@
+//! [`ClusterState`], everything the managers agree on, and the
+//! [`Command`]s that change it.
+//!
+//! How the pieces fit:
+//!
+//! - `node`, `image` and `container` hold the domain types: a node with
+//!   its capacity, health and [`Usage`] (and the checks a reservation must
+//!   pass), the images it holds and how a reference matches them, and the
+//!   containers, creates in flight and reschedules.
+//! - `command` lists the changes ([`Command`]) and why one may be refused
+//!   ([`ApplyError`]).
+//! - `apply` is the only writer: [`ClusterState::apply`] hands each
+//!   command to one method of its own and keeps the indexes and usage
+//!   current, deterministically and validating before any write.
+//! - `lookup` answers questions about the state (which container a
+//!   reference names, who holds a name, whether a command would change
+//!   anything).
+//! - `display` prints sizes and CPU counts for people.
+//!
+//! The nodes and containers are kept in [`Nodes`] and [`ContainerTable`],
+//! collections that maintain their own indexes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::nodes::Nodes;
+use super::table::ContainerTable;
+
+mod apply;
+mod command;
+mod container;
+mod display;
+mod image;
+mod lookup;
+mod node;
+
+pub use command::{ApplyError, Command};
+pub use container::{
+    Container, ContainerState, RescheduleSpec, Rescheduling, Reservation, SWARM_ID_LABEL,
+};
+pub use display::{human_bytes, human_cpus};
+pub use image::{image_matches, normalize_image_name, ImageQuery, ImageRef};
+pub use lookup::LookupError;
+pub use node::{
+    basis_points, Checks, Node, NodeHealth, NodeId, NodeInfo, OvercommitPpm, Unfit, Usage,
+};
+
+/// Everything the managers agree on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// Nodes by ID (with the summaries placement reads).
+    pub nodes: Nodes,
+    /// Containers by ID (and by name).
+    pub containers: ContainerTable,
+    /// Creates in flight by reservation ID.
+    pub reservations: BTreeMap<String, Reservation>,
+    /// Create bodies of containers with the `on-node-failure` policy, by
+    /// swarm id.
+    pub reschedule_specs: BTreeMap<String, RescheduleSpec>,
+    /// Reschedules in progress, by swarm id.
+    pub rescheduling: BTreeMap<String, Rescheduling>,
+    /// Copies left on failed nodes by reschedules, removed from the node
+    /// when it answers again: node → container IDs. Observations of the
+    /// node never bring them back into the state.
+    pub stale: BTreeMap<NodeId, BTreeSet<String>>,
+}
