@@ -373,38 +373,34 @@ fn address_of(addr: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{Command, Container, ContainerState, ImageRef, NodeInfo};
+    use crate::cluster::testing::{add_node, container, images, observe, res};
+    use crate::cluster::{Container, ContainerState, NodeInfo};
 
     fn state() -> ClusterState {
         let mut s = ClusterState::default();
         for (id, host, cpus, mem) in [("ID1", "n1", 2, 1 << 30), ("ID2", "n2", 4, 3 << 30)] {
-            s.apply(Command::NodeObserved(NodeInfo {
-                id: id.into(),
-                hostname: host.into(),
-                addr: format!("tcp://127.0.0.1:{}", 2370 + cpus),
-                cpus,
-                memory: mem,
-                labels: [("region".to_string(), "eu".to_string())].into(),
-                os_type: "linux".into(),
-                storage_driver: "vfs".into(),
-                server_version: "20.10.24".into(),
-                api_version: if cpus == 2 {
-                    "1.41".into()
-                } else {
-                    "1.43".into()
+            add_node(
+                &mut s,
+                NodeInfo {
+                    id: id.into(),
+                    hostname: host.into(),
+                    addr: format!("tcp://127.0.0.1:{}", 2370 + cpus),
+                    cpus,
+                    memory: mem,
+                    labels: [("region".to_string(), "eu".to_string())].into(),
+                    os_type: "linux".into(),
+                    storage_driver: "vfs".into(),
+                    server_version: "20.10.24".into(),
+                    api_version: if cpus == 2 {
+                        "1.41".into()
+                    } else {
+                        "1.43".into()
+                    },
+                    observed_at: "2026-11-25T00:00:00Z".into(),
+                    ..Default::default()
                 },
-                observed_at: "2026-11-25T00:00:00Z".into(),
-                ..Default::default()
-            }))
-            .unwrap();
-            s.apply(Command::ImagesObserved {
-                node: id.into(),
-                images: vec![ImageRef {
-                    id: "sha256:1".into(),
-                    tags: vec!["busybox:local".into()],
-                }],
-            })
-            .unwrap();
+            );
+            images(&mut s, id, &[("sha256:1", &["busybox:local"])]);
         }
         for (i, st) in [
             ContainerState::Running,
@@ -414,20 +410,15 @@ mod tests {
         .into_iter()
         .enumerate()
         {
-            s.apply(Command::ContainerObserved(Container {
-                id: format!("c{i}"),
-                node: "ID1".into(),
-                name: format!("c{i}"),
-                image: "busybox:local".into(),
-                state: st,
-                labels: Default::default(),
-                resources: Some(crate::cluster::Resources {
-                    cpus_milli: 500,
-                    memory: 1 << 29,
-                    ports: vec![],
-                }),
-            }))
-            .unwrap();
+            let id = format!("c{i}");
+            observe(
+                &mut s,
+                Container {
+                    image: "busybox:local".into(),
+                    state: st,
+                    ..container(&id, "ID1", &id, &[], Some(res(500, 1 << 29, &[])))
+                },
+            );
         }
         s
     }
