@@ -1965,6 +1965,7 @@ mod props {
     fn config() -> Config {
         Config {
             cases: 400,
+            // No failure file: a failing case found becomes a named test.
             failure_persistence: None,
             ..Config::default()
         }
