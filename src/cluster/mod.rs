@@ -6,6 +6,12 @@
 //! [`Command`]s fed to [`ClusterState::apply`], which is deterministic: no
 //! clocks, no randomness, no I/O. [`Cluster`] replicates the commands with
 //! Raft: the leader proposes, every manager applies the same log.
+//!
+//! The state and its commands are in `state/`, the collections it keeps
+//! its nodes and containers in (with their indexes) in `nodes.rs` and
+//! `table.rs`, what a container reserves in [`resources`], and the Raft
+//! wrapper in `replicated.rs`. Tests build states with the shared builders
+//! of `testing.rs`.
 
 mod nodes;
 mod replicated;
