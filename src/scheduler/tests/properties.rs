@@ -1,8 +1,9 @@
 //! Properties of `place()` and of the `Reserve` re-check over generated
 //! states: placement is sound, complete and ranked as the strategy says;
 //! placing and reserving never over-commits; and the fast walks
-//! (`place_with` over the nodes' summaries, or in one pass) pick the node
-//! that the reference ranking over a candidate list picks.
+//! (`place_with` over the nodes' summaries, or in one pass) answer what
+//! the reference pipeline (`place_reference`, over a candidate list)
+//! answers: the same node, or the same refusal.
 
 use std::collections::BTreeMap;
 
@@ -14,9 +15,10 @@ use crate::cluster::{
     ClusterState, Command, Container, ContainerState, HostPort, Node, NodeHealth, Proto, Resources,
 };
 use crate::scheduler::expr::Expr;
+use crate::scheduler::filter::FILTERS;
 use crate::scheduler::strategy::weight;
 use crate::scheduler::{
-    place, place_with, ContainerSpec, InFlight, Options, Strategy as Placement,
+    place, place_reference, place_with, ContainerSpec, InFlight, Options, Strategy as Placement,
 };
 
 const REGIONS: [&str; 3] = ["us-east", "us-west", "eu-west"];
@@ -296,9 +298,9 @@ fn config() -> Config {
     }
 }
 
-/// Where `spec` goes by the one-pass ranking and by the candidate-list
-/// ranking (a soft rule that every node satisfies sends it down that
-/// path), with creates `pending` (node index modulo the nodes) in flight.
+/// Where `spec` goes by the fast walks (`place_with`) and by the reference
+/// pipeline over a candidate list, with creates `pending` (node index
+/// modulo the nodes) in flight.
 fn ranked_both_ways(
     state: &ClusterState,
     spec: &ContainerSpec,
@@ -309,19 +311,21 @@ fn ranked_both_ways(
     Result<crate::cluster::NodeId, crate::scheduler::Unschedulable>,
     Result<crate::cluster::NodeId, crate::scheduler::Unschedulable>,
 ) {
+    let in_flight = in_flight_of(state, pending);
+    let opts = options(strategy, 50_000);
+    (
+        place_with(state, spec, &opts, seed, &in_flight),
+        place_reference(state, spec, &opts, seed, &in_flight),
+    )
+}
+
+/// Creates `pending` in flight (node index modulo the nodes).
+fn in_flight_of(state: &ClusterState, pending: &[(usize, GenRes)]) -> InFlight {
     let mut in_flight = InFlight::default();
     for (i, load) in pending {
         in_flight.add(&node_id(*i % state.nodes.len()), &load.resources());
     }
-    let listed = ContainerSpec {
-        constraints: vec![Expr::parse("region!=~no-such-region").unwrap()],
-        ..spec.clone()
-    };
-    let opts = options(strategy, 50_000);
-    (
-        place_with(state, spec, &opts, seed, &in_flight),
-        place_with(state, &listed, &opts, seed, &in_flight),
-    )
+    in_flight
 }
 
 proptest! {
@@ -463,9 +467,8 @@ proptest! {
 
     /// The one-pass ranking (both pickers in one walk, in-flight loads
     /// by cursor, the image probed by hash) picks the node that the
-    /// candidate-list ranking picks, with creates in flight and the
-    /// image on some nodes or on all: a soft rule that every node satisfies
-    /// sends the same placement down the second path.
+    /// reference pipeline's candidate list ranks first, with creates in
+    /// flight and the image on some nodes or on all.
     #[test]
     fn one_pass_ranks_as_the_candidate_list_does(
         nodes in prop::collection::vec(gen_node(), 1..=12),
@@ -492,9 +495,9 @@ proptest! {
 
     /// The walk over the nodes' summaries alone (health the only check,
     /// no resources asked, the image on every node or none asked) picks
-    /// the node that the candidate-list ranking picks, with creates in
-    /// flight that hold resources or not, and with unhealthy nodes; and
-    /// so does the walk over the nodes when the image is on some only.
+    /// the node that the reference pipeline picks, with creates in flight
+    /// that hold resources or not, and with unhealthy nodes; and so does
+    /// the walk over the nodes when the image is on some only.
     #[test]
     fn the_summary_walk_ranks_as_the_candidate_list_does(
         nodes in prop::collection::vec(gen_node(), 1..=16),
@@ -520,5 +523,47 @@ proptest! {
         };
         let (walked, listed) = ranked_both_ways(&state, &spec, &pending, strategy, seed);
         prop_assert_eq!(walked, listed);
+    }
+
+    /// Whatever the rules (hard and soft), resources, image holders,
+    /// creates in flight, overcommit and enabled filters, the fast walks
+    /// answer what the reference pipeline answers: the same node, or a
+    /// refusal with the same reasons.
+    #[test]
+    fn the_walks_answer_as_the_reference_does(
+        nodes in prop::collection::vec(gen_node(), 1..=10),
+        holders in prop::collection::vec(any::<bool>(), 10),
+        (res, rules) in gen_spec(),
+        with_image in any::<bool>(),
+        pending in prop::collection::vec((0..10usize, gen_res()), 0..=4),
+        strategy in gen_placement(),
+        overcommit in gen_overcommit(),
+        disabled in prop::collection::vec(any::<bool>(), FILTERS.len()),
+        seed in any::<u64>(),
+    ) {
+        let mut state = build(&nodes, overcommit);
+        for (i, holds) in holders.iter().take(nodes.len()).enumerate() {
+            if *holds {
+                images(&mut state, &node_id(i), &[("sha256:b0", &["busybox:local"])]);
+            }
+        }
+        let spec = ContainerSpec {
+            image: with_image.then(|| "busybox:local".into()),
+            ..make_spec(&res, &rules)
+        };
+        let opts = Options {
+            filters: FILTERS
+                .iter()
+                .zip(&disabled)
+                .filter(|(_, off)| !**off)
+                .map(|(f, _)| f.name().to_string())
+                .collect(),
+            ..options(strategy, overcommit)
+        };
+        let in_flight = in_flight_of(&state, &pending);
+        prop_assert_eq!(
+            place_with(&state, &spec, &opts, seed, &in_flight),
+            place_reference(&state, &spec, &opts, seed, &in_flight)
+        );
     }
 }
