@@ -5,12 +5,10 @@
 //! engines exist. See `docs/architecture.md` for the map.
 
 pub mod api;
-pub mod bench;
 pub mod cli;
 pub mod cluster;
 pub mod discovery;
 pub mod engine;
-pub mod hollow;
 pub mod manager;
 pub mod scheduler;
 pub mod upstream;

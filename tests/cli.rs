@@ -3,7 +3,7 @@
 //! foundation serves. One cluster is started for the whole file; each
 //! scenario runs in turn and every failure is reported by name at the end.
 
-mod support;
+use swarm_harness::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,16 +15,6 @@ use support::{
     docker, docker_cmd, docker_in_tty, docker_ok, docker_with_stdin, info_value, start_cluster,
     start_manager, wait_for, Cluster, IMAGE,
 };
-
-impl Cluster {
-    /// The engine whose hostname is `node`.
-    fn engine_named(&self, node: &str) -> &support::Engine {
-        self.engines
-            .iter()
-            .find(|e| e.name == node)
-            .unwrap_or_else(|| panic!("no engine named {node}"))
-    }
-}
 
 /// Raw HTTP/1.1 request to the manager; returns (status, body).
 fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {

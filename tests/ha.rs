@@ -11,7 +11,7 @@
 //! of them run with `--raft-snapshot-logs 20` so that a manager that was down
 //! during many writes has to catch up from a snapshot.
 
-mod support;
+use swarm_harness::support;
 
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};

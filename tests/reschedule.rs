@@ -11,7 +11,7 @@
 //! must not pin the copy to the dead node; the container without the policy
 //! uses a hard one.
 
-mod support;
+use swarm_harness::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};

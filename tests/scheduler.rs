@@ -10,7 +10,7 @@
 //! node-3: region=us-west, disk=ssd, containerslots=3 (at most 3 containers,
 //!         stopped ones included, so scenarios keep node-3 below that)
 
-mod support;
+use swarm_harness::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
@@ -23,7 +23,18 @@ const OVERCOMMIT_PPM: i64 = 50_000;
 /// The `containerslots` label of node-3.
 const NODE3_SLOTS: usize = 3;
 
-impl Cluster {
+/// This file's helpers on the shared cluster.
+trait SchedulerCluster {
+    fn create_on(&self, name: &str, extra: &[&str]) -> String;
+    fn spreads_over_all_nodes(&self, names: &[&str], extra: &[&str]);
+    fn create_err(&self, extra: &[&str]) -> String;
+    fn rm(&self, names: &[&str]);
+    fn on_engine(&self, node: &str) -> Vec<String>;
+    fn clean(&self);
+    fn mem_totals(&self) -> BTreeMap<String, i64>;
+}
+
+impl SchedulerCluster for Cluster {
     /// `docker create --name NAME EXTRA... busybox:local true`; returns the node it landed on.
     fn create_on(&self, name: &str, extra: &[&str]) -> String {
         let mut args = vec!["create", "--name", name];
@@ -53,14 +64,6 @@ impl Cluster {
         let mut args = vec!["rm", "-f"];
         args.extend_from_slice(names);
         self.ok(&args);
-    }
-
-    /// The engine whose hostname is `node`.
-    fn engine_named(&self, node: &str) -> &support::Engine {
-        self.engines
-            .iter()
-            .find(|e| e.name == node)
-            .unwrap_or_else(|| panic!("no engine named {node}"))
     }
 
     /// IDs of the containers (all states) on one engine, asked directly.

@@ -44,10 +44,10 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};
 
-use swarm::bench::client::{fold_error, message, oneshot, oneshot_json};
-use swarm::bench::process::{free_ports, tail};
-use swarm::bench::stats::{markdown, ms, percentile};
 use swarm::upstream::Upstream;
+use swarm_harness::bench::client::{fold_error, message, oneshot, oneshot_json};
+use swarm_harness::bench::process::{free_ports, tail};
+use swarm_harness::bench::stats::{markdown, ms, percentile};
 
 /// The engine all managers serve (their discovery is `nodes://` of it).
 const ENGINE: &str = "unix:///var/run/docker.sock";
@@ -801,12 +801,12 @@ async fn kills(
     Ok(results)
 }
 
-/// Where `target/failover.json` goes.
-fn json_path() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("failover.json")
+/// Where `target/failover.json` goes: the target directory this bench
+/// was built in (the parent of its `release` directory).
+fn json_path() -> anyhow::Result<PathBuf> {
+    let profile = swarm_harness::profile_dir().map_err(|e| anyhow!(e))?;
+    let target = profile.parent().unwrap_or(&profile);
+    Ok(target.join("failover.json"))
 }
 
 /// Prints the per-kill rows and the percentile table; writes the JSON.
@@ -921,7 +921,7 @@ fn report(options: &Options, results: &[Kill], log: &WriteLog) -> anyhow::Result
             "restart_to_voter_ms": ms(r.rejoin),
         })).collect::<Vec<_>>(),
     });
-    let path = json_path();
+    let path = json_path()?;
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
@@ -931,18 +931,10 @@ fn report(options: &Options, results: &[Kill], log: &WriteLog) -> anyhow::Result
     Ok(())
 }
 
-/// The `swarm` binary: `SWARM_BIN`, else `target/release/swarm`; it must
-/// know `--raft-addr` and `--join`.
+/// The `swarm` binary: `SWARM_BIN`, else `target/release/swarm` (see
+/// [`swarm_harness::try_binary`]); it must know `--raft-addr` and `--join`.
 fn swarm_bin() -> anyhow::Result<PathBuf> {
-    let bin = std::env::var_os("SWARM_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/swarm"));
-    if !bin.exists() {
-        bail!(
-            "{} missing: cargo build --release --bin swarm (or set SWARM_BIN)",
-            bin.display()
-        );
-    }
+    let bin = swarm_harness::try_binary("swarm").map_err(|e| anyhow!(e))?;
     let help = Command::new(&bin)
         .args(["manage", "--help"])
         .output()

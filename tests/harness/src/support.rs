@@ -1,7 +1,7 @@
 //! Shared helpers for integration tests: extra Docker engines, the `docker`
 //! CLI, and `swarm manage` child processes.
 //!
-//! Include it from a test binary with `mod support;`.
+//! Use it from a test as `swarm_harness::support`.
 //!
 //! Engines (see design.md §5): each engine is a real `dockerd` started in its
 //! own UTS + mount namespace (so hostname and engine ID differ per engine),
@@ -13,8 +13,6 @@
 //! `/tmp/swarm-test-net/`, so several test binaries can run at the same time;
 //! slots left behind by a killed test process are reclaimed (processes
 //! killed, bridge and files removed) by the next test that starts engines.
-#![allow(dead_code)]
-
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -1479,7 +1477,7 @@ impl Manager {
             .open(&self.log)
             .expect("opening manager log");
         let log2 = log.try_clone().expect("cloning manager log fd");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_swarm"));
+        let mut cmd = Command::new(crate::binary("swarm"));
         cmd.arg("manage").arg("-H").arg(&self.host);
         // Each manager keeps its Raft data in its own directory (unless the
         // test names one), which survives restarts of the manager.
@@ -1630,6 +1628,14 @@ impl Cluster {
     /// `docker -H manager ARGS` must fail; returns stderr.
     pub fn err(&self, args: &[&str]) -> String {
         docker_err(self.host(), args)
+    }
+
+    /// The engine whose hostname is `node`; panics if there is none.
+    pub fn engine_named(&self, node: &str) -> &Engine {
+        self.engines
+            .iter()
+            .find(|e| e.name == node)
+            .unwrap_or_else(|| panic!("no engine named {node}"))
     }
 
     /// The node name a container runs on, from swarm's inspect.

@@ -16,7 +16,7 @@ use hyper::Method;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
-use crate::upstream::{Addr, Upstream};
+use swarm::upstream::{Addr, Upstream};
 
 /// An answer: status code and the whole body.
 #[derive(Debug, Clone)]

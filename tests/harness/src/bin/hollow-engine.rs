@@ -1,6 +1,6 @@
 //! `hollow-engine`: N fake Docker Engines in one process, for testing and
 //! benchmarking `swarm manage` at scale (the engines are
-//! [`swarm::hollow`]'s; see there for what they serve).
+//! [`swarm_harness::hollow`]'s; see there for what they serve).
 //!
 //! ```text
 //! hollow-engine --nodes 1000 --base-port 20000 [--host 127.0.0.1] [--cpus 4]
@@ -27,7 +27,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use swarm::hollow::{parse_memory, Fleet, FleetConfig};
+use swarm_harness::hollow::{parse_memory, Fleet, FleetConfig};
 
 const AFTER_HELP: &str = "\
 Node I listens on BASE_PORT+I, named <NAME_PREFIX>-<I>, each with its own engine ID

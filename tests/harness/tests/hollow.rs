@@ -1,8 +1,6 @@
-//! Hollow engines (`swarm::hollow`, `hollow-engine`): their API answers in
+//! Hollow engines (`swarm_harness::hollow`, `hollow-engine`): their API answers in
 //! the shapes of a real engine, `swarm manage` runs over a fleet of them,
 //! and killed nodes fail the way dead hosts do.
-
-mod support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -12,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{json, Value};
-use support::{
+use swarm_harness::hollow::{Fleet, FleetConfig};
+use swarm_harness::support::{
     docker_ok, free_port, info_value, start_engines, start_manager, wait_for, FAST_REFRESH, IMAGE,
 };
-use swarm::hollow::{Fleet, FleetConfig};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

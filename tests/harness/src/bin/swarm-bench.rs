@@ -24,12 +24,12 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
-use swarm::bench::place::{self, PlaceConfig};
-use swarm::bench::process::{cpu_time, Memory, NetCounters};
-use swarm::bench::query::{self, QueryConfig};
-use swarm::bench::reschedule::{self, RescheduleConfig};
-use swarm::bench::standard::{self, StandardConfig};
-use swarm::bench::stats::mib;
+use swarm_harness::bench::place::{self, PlaceConfig};
+use swarm_harness::bench::process::{cpu_time, Memory, NetCounters};
+use swarm_harness::bench::query::{self, QueryConfig};
+use swarm_harness::bench::reschedule::{self, RescheduleConfig};
+use swarm_harness::bench::standard::{self, StandardConfig};
+use swarm_harness::bench::stats::mib;
 
 /// Benchmarks against swarm managers.
 #[derive(Debug, Parser)]

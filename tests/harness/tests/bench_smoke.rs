@@ -5,7 +5,7 @@
 //! figures themselves are printed, never compared with the targets (a test
 //! build on a shared CI machine says nothing about them).
 
-mod support;
+use swarm_harness::support;
 
 use std::time::Instant;
 
@@ -17,6 +17,7 @@ const BENCH_SECS: u64 = 300;
 #[test]
 fn standard_scenario_on_50_hollow_nodes() {
     support::watchdog();
+    let swarm = swarm_harness::binary("swarm");
     let dir = tempfile::tempdir().expect("temp dir");
     let json = dir.path().join("bench.json");
     let args = [
@@ -34,7 +35,7 @@ fn standard_scenario_on_50_hollow_nodes() {
         "--hollow-bin",
         env!("CARGO_BIN_EXE_hollow-engine"),
         "--swarm-bin",
-        env!("CARGO_BIN_EXE_swarm"),
+        swarm.to_str().expect("utf-8 binary path"),
         "--json",
         json.to_str().expect("utf-8 temp path"),
     ];
@@ -102,6 +103,7 @@ fn standard_scenario_on_50_hollow_nodes() {
 #[test]
 fn reschedule_scenario_on_20_hollow_nodes() {
     support::watchdog();
+    let swarm = swarm_harness::binary("swarm");
     let dir = tempfile::tempdir().expect("temp dir");
     let json = dir.path().join("reschedule.json");
     let args = [
@@ -125,7 +127,7 @@ fn reschedule_scenario_on_20_hollow_nodes() {
         "--hollow-bin",
         env!("CARGO_BIN_EXE_hollow-engine"),
         "--swarm-bin",
-        env!("CARGO_BIN_EXE_swarm"),
+        swarm.to_str().expect("utf-8 binary path"),
         "--json",
         json.to_str().expect("utf-8 temp path"),
     ];
