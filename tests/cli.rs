@@ -3,15 +3,13 @@
 //! foundation serves. One cluster is started for the whole file; each
 //! scenario runs in turn and every failure is reported by name at the end.
 
-use swarm_harness::support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::{
+use swarm_harness::{
     docker, docker_cmd, docker_in_tty, docker_ok, docker_with_stdin, info_value, start_cluster,
     start_manager, wait_for, Cluster, IMAGE,
 };
@@ -339,7 +337,7 @@ fn scenario_logs_top_stats_diff_export_cp_port(c: &Cluster) {
     assert!(followed.contains("one\ntwo"), "{followed}");
     c.ok(&["rm", "talk"]);
 
-    let port = support::free_port().to_string();
+    let port = swarm_harness::free_port().to_string();
     c.ok(&[
         "run",
         "-d",
@@ -360,7 +358,7 @@ fn scenario_logs_top_stats_diff_export_cp_port(c: &Cluster) {
     let node_ip = c.engine_named(&c.node_of("served")).ip();
     assert_eq!(addr, format!("{node_ip}:{port}"), "{mapped}");
     let answer = wait_for("httpd answers", Duration::from_secs(10), || {
-        support::http_get(&addr, "/").ok()
+        swarm_harness::http_get(&addr, "/").ok()
     });
     assert!(answer.0 == 404 || answer.0 == 200, "{answer:?}");
     c.ok(&["rm", "-f", "served"]);
@@ -636,7 +634,7 @@ fn scenario_node_health(c: &mut Cluster) {
 fn scenario_file_discovery(c: &Cluster) {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("cluster");
-    let dead = format!("127.0.0.1:{}", support::free_port());
+    let dead = format!("127.0.0.1:{}", swarm_harness::free_port());
     std::fs::write(
         &file,
         format!("# test cluster\n{}\n{dead}\n", c.engines[0].tcp),

@@ -11,15 +11,13 @@
 //! of them run with `--raft-snapshot-logs 20` so that a manager that was down
 //! during many writes has to catch up from a snapshot.
 
-use swarm_harness::support;
-
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{
+use swarm_harness::{
     docker, docker_cmd, docker_ok, docker_with_stdin, free_port, http_get, info_value,
     start_engines, start_manager, timed, trace, wait_ok, Engines, Manager, IMAGE,
 };
@@ -254,7 +252,7 @@ impl Ha {
                 "20",
             ]
             .iter()
-            .chain(support::FAST_REFRESH.iter())
+            .chain(swarm_harness::FAST_REFRESH.iter())
             .map(|s| s.to_string())
             .collect();
             if i > 0 {

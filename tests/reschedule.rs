@@ -11,15 +11,13 @@
 //! must not pin the copy to the dead node; the container without the policy
 //! uses a hard one.
 
-use swarm_harness::support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{
+use swarm_harness::{
     docker, docker_ok, free_port, info_value, start_cluster, start_engines, start_manager, timed,
     trace, wait_ok, Engine, Manager, IMAGE,
 };
@@ -283,7 +281,7 @@ fn policy_containers_move_when_their_node_dies() {
         .unwrap_or(0)
         .to_string();
     const EVENT_FORMAT: &str = "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}";
-    let mut events = support::docker_cmd(
+    let mut events = swarm_harness::docker_cmd(
         120,
         &host,
         &["events", "--until", &until, "--format", EVENT_FORMAT],
@@ -455,7 +453,7 @@ fn policy_containers_move_when_their_node_dies() {
         .map(|d| d.as_secs())
         .unwrap_or(0)
         .to_string();
-    let replayed = support::docker_cmd(
+    let replayed = swarm_harness::docker_cmd(
         30,
         &host,
         &[
@@ -636,7 +634,7 @@ fn reschedule_survives_a_leader_change() {
         let raft = format!("127.0.0.1:{}", free_port());
         let mut args: Vec<String> = ["--raft-addr", raft.as_str()]
             .iter()
-            .chain(support::FAST_REFRESH.iter())
+            .chain(swarm_harness::FAST_REFRESH.iter())
             .map(|s| s.to_string())
             .collect();
         if i > 0 {

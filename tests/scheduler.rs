@@ -10,13 +10,11 @@
 //! node-3: region=us-west, disk=ssd, containerslots=3 (at most 3 containers,
 //!         stopped ones included, so scenarios keep node-3 below that)
 
-use swarm_harness::support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::{docker_cmd, docker_ok, http_get, start_cluster, wait_for, Cluster, IMAGE};
+use swarm_harness::{docker_cmd, docker_ok, http_get, start_cluster, wait_for, Cluster, IMAGE};
 
 /// Default overcommit of `swarm manage` (0.05), in parts per million.
 const OVERCOMMIT_PPM: i64 = 50_000;
@@ -456,7 +454,7 @@ fn scenario_dependencies(c: &Cluster) {
 }
 
 fn scenario_ports(c: &Cluster) {
-    let port = support::free_port().to_string();
+    let port = swarm_harness::free_port().to_string();
     let publish = format!("{port}:80");
     let mut seen = BTreeSet::new();
     for name in ["p-1", "p-2", "p-3"] {
@@ -464,7 +462,7 @@ fn scenario_ports(c: &Cluster) {
             "run", "-d", "--name", name, "-p", &publish, IMAGE, "httpd", "-f", "-p", "80",
         ]);
         let node = c.node_of(name);
-        // Bound on the engine's own address (tests/support: dockerd --ip).
+        // Bound on the engine's own address (swarm_harness::engines: dockerd --ip).
         let mapped = c.ok(&["port", name, "80"]);
         let addr = mapped.lines().next().unwrap_or_default().to_string();
         assert_eq!(
@@ -485,7 +483,7 @@ fn scenario_ports(c: &Cluster) {
     assert!(err.contains("already in use"), "{err}");
     assert!(err.contains(&port), "{err}");
     // Another port or protocol is free.
-    let other = support::free_port().to_string();
+    let other = swarm_harness::free_port().to_string();
     c.ok(&[
         "create",
         "--name",
@@ -636,7 +634,7 @@ fn scenario_concurrent_memory(c: &Cluster) {
 }
 
 fn scenario_concurrent_ports(c: &Cluster) {
-    let port = support::free_port().to_string();
+    let port = swarm_harness::free_port().to_string();
     let runs: Vec<Vec<String>> = (0..10)
         .map(|i| {
             vec![

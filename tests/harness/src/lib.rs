@@ -4,13 +4,42 @@
 //!
 //! - [`hollow`]: hollow engines, many fake Docker Engines in one process;
 //! - [`bench`]: the `swarm-bench` scenarios and their client and figures;
-//! - [`support`]: real `dockerd` engines, the `docker` CLI, `swarm manage`
-//!   child processes, waits, the watchdog;
+//! - real engines for tests: [`engines`] (`dockerd`s in their own
+//!   namespaces, on slots shared across test processes) holding the
+//!   [`image`] `busybox:local`, driven with the [`docker`] CLI;
+//! - [`manager`]: `swarm manage` child processes; [`cluster`]: engines and a
+//!   manager in front of them, with named scenarios;
+//! - small tools: [`ports`], [`wait`], [`http`] probes, commands and the
+//!   process tree, [`watchdog`] and its trace;
 //! - [`binary`]: where the workspace's binaries were built.
+//!
+//! What tests use most is re-exported here: `use swarm_harness::{start_cluster, docker_ok, IMAGE}`.
 
 pub mod bench;
+pub mod cluster;
+pub mod docker;
+pub mod engines;
 pub mod hollow;
-pub mod support;
+pub mod http;
+pub mod image;
+pub mod manager;
+pub mod ports;
+mod slots;
+mod sys;
+pub mod wait;
+pub mod watchdog;
+
+pub use cluster::{start_cluster, Cluster, Scenario, FAST_REFRESH};
+pub use docker::{
+    docker, docker_cmd, docker_err, docker_in_tty, docker_ok, docker_with_stdin, info_value, timed,
+};
+pub use engines::{start_engines, Engine, Engines};
+pub use http::http_get;
+pub use image::IMAGE;
+pub use manager::{start_manager, Manager};
+pub use ports::free_port;
+pub use wait::{wait_for, wait_ok};
+pub use watchdog::{trace, watch_log, watchdog};
 
 use std::path::{Path, PathBuf};
 

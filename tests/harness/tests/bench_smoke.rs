@@ -5,8 +5,6 @@
 //! figures themselves are printed, never compared with the targets (a test
 //! build on a shared CI machine says nothing about them).
 
-use swarm_harness::support;
-
 use std::time::Instant;
 
 use serde_json::Value;
@@ -16,7 +14,7 @@ const BENCH_SECS: u64 = 300;
 
 #[test]
 fn standard_scenario_on_50_hollow_nodes() {
-    support::watchdog();
+    swarm_harness::watchdog();
     let swarm = swarm_harness::binary("swarm");
     let dir = tempfile::tempdir().expect("temp dir");
     let json = dir.path().join("bench.json");
@@ -39,9 +37,9 @@ fn standard_scenario_on_50_hollow_nodes() {
         "--json",
         json.to_str().expect("utf-8 temp path"),
     ];
-    support::trace(format!("swarm-bench {}", args.join(" ")));
+    swarm_harness::trace(format!("swarm-bench {}", args.join(" ")));
     let t0 = Instant::now();
-    let out = support::timed(BENCH_SECS, env!("CARGO_BIN_EXE_swarm-bench"))
+    let out = swarm_harness::timed(BENCH_SECS, env!("CARGO_BIN_EXE_swarm-bench"))
         .args(args)
         .output()
         .expect("running swarm-bench");
@@ -102,7 +100,7 @@ fn standard_scenario_on_50_hollow_nodes() {
 /// stale copies left the revived node; not the timing.
 #[test]
 fn reschedule_scenario_on_20_hollow_nodes() {
-    support::watchdog();
+    swarm_harness::watchdog();
     let swarm = swarm_harness::binary("swarm");
     let dir = tempfile::tempdir().expect("temp dir");
     let json = dir.path().join("reschedule.json");
@@ -131,8 +129,8 @@ fn reschedule_scenario_on_20_hollow_nodes() {
         "--json",
         json.to_str().expect("utf-8 temp path"),
     ];
-    support::trace(format!("swarm-bench {}", args.join(" ")));
-    let out = support::timed(BENCH_SECS, env!("CARGO_BIN_EXE_swarm-bench"))
+    swarm_harness::trace(format!("swarm-bench {}", args.join(" ")));
+    let out = swarm_harness::timed(BENCH_SECS, env!("CARGO_BIN_EXE_swarm-bench"))
         .args(args)
         .output()
         .expect("running swarm-bench");

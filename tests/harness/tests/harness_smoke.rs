@@ -1,10 +1,10 @@
-//! Smoke test of the test harness itself (`swarm_harness::support`): two real engines
+//! Smoke test of the test harness itself (`swarm_harness::engines`): two real engines
 //! with distinct identities, published ports, exec, and a clean teardown.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use swarm_harness::support::{docker_ok, free_port, http_get, start_engines, wait_for, IMAGE};
+use swarm_harness::{docker_ok, free_port, http_get, start_engines, wait_for, IMAGE};
 
 #[test]
 fn two_engines_have_distinct_identities_ports_and_exec_and_clean_up() {

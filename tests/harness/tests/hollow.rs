@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use swarm_harness::hollow::{Fleet, FleetConfig};
-use swarm_harness::support::{
+use swarm_harness::{
     docker_ok, free_port, info_value, start_engines, start_manager, wait_for, FAST_REFRESH, IMAGE,
 };
 

@@ -1,0 +1,133 @@
+//! Slots of the real engines (subnet 172.29.N.0/24, bridge `swtbrN`,
+//! containerd namespace `swtN`), shared by every test process of the host:
+//! a slot is recorded in a file under [`NET_LOCK_DIR`] (owner pid, its start
+//! time, the engine's directory) while a file lock is held, so several test
+//! binaries can start engines at the same time; slots left behind by a
+//! killed test process are reclaimed (processes killed, bridge and files
+//! removed) by the next test that starts engines.
+
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::sys::{
+    kill_tree, proc_is_zombie, proc_starttime, remove_cgroups, remove_tree, run_quiet,
+};
+
+/// Directory holding the slot lock files shared by all test processes.
+const NET_LOCK_DIR: &str = "/tmp/swarm-test-net";
+
+/// Takes the process-wide file lock guarding the slot files.
+fn slot_lock() -> Result<File, String> {
+    fs::create_dir_all(NET_LOCK_DIR).map_err(|e| format!("creating {NET_LOCK_DIR}: {e}"))?;
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(Path::new(NET_LOCK_DIR).join(".lock"))
+        .map_err(|e| format!("opening slot lock: {e}"))?;
+    f.lock().map_err(|e| format!("locking slot lock: {e}"))?;
+    Ok(f)
+}
+
+/// Contents of a slot file: owner pid, owner start time, engine dir.
+fn slot_record(dir: &Path) -> String {
+    let pid = std::process::id();
+    format!(
+        "{pid} {}\n{}\n",
+        proc_starttime(pid).unwrap_or(0),
+        dir.display()
+    )
+}
+
+/// Whether the slot file's owner process is gone; returns the engine dir to clean.
+fn slot_is_stale(content: &str) -> Option<PathBuf> {
+    let mut lines = content.lines();
+    let mut first = lines.next()?.split_whitespace();
+    let pid: u32 = first.next()?.parse().ok()?;
+    let start: u64 = first.next()?.parse().ok()?;
+    let dir = PathBuf::from(lines.next()?);
+    match proc_starttime(pid) {
+        Some(s) if s == start && !proc_is_zombie(pid) => None,
+        _ => Some(dir),
+    }
+}
+
+/// Cleans up after a dead owner: its engine's processes, bridge and files.
+fn reclaim(slot: u8, dir: &Path) {
+    kill_tree(&[], Some(&format!("{}/", dir.display())));
+    remove_cgroups(&dir.join("data/containers"));
+    let br = format!("swtbr{slot}");
+    run_quiet(
+        "iptables",
+        &["-w", "-D", "FORWARD", "-i", &br, "-o", &br, "-j", "ACCEPT"],
+    );
+    run_quiet("ip", &["link", "del", &br]);
+    remove_tree(dir);
+}
+
+/// Reclaims, once per process, every slot whose owner process is dead.
+pub(crate) fn reclaim_stale_slots() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let Ok(_lock) = slot_lock() else { return };
+        let Ok(rd) = fs::read_dir(NET_LOCK_DIR) else {
+            return;
+        };
+        for entry in rd.flatten() {
+            let Some(slot) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u8>().ok())
+            else {
+                continue;
+            };
+            let Ok(content) = fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            if let Some(dir) = slot_is_stale(&content) {
+                reclaim(slot, &dir);
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    });
+}
+
+/// Picks a free slot N (1..=254) whose subnet 172.29.N.0/24 is not in use on
+/// this host and records it for `dir`.
+pub(crate) fn acquire_slot(dir: &Path) -> Result<u8, String> {
+    let _lock = slot_lock()?;
+    let addrs = Command::new("ip")
+        .args(["-4", "-o", "addr"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let seed = (std::process::id() as usize).wrapping_mul(7);
+    for k in 0..254usize {
+        let slot = ((seed + k) % 254 + 1) as u8;
+        let path = Path::new(NET_LOCK_DIR).join(slot.to_string());
+        if let Ok(content) = fs::read_to_string(&path) {
+            match slot_is_stale(&content) {
+                Some(old) => reclaim(slot, &old),
+                None => continue,
+            }
+        }
+        let prefix = format!(" 172.29.{slot}.");
+        if addrs
+            .lines()
+            .any(|l| l.contains(&prefix) && !l.contains(&format!(" swtbr{slot} ")))
+        {
+            continue; // someone else's network
+        }
+        fs::write(&path, slot_record(dir)).map_err(|e| format!("writing slot file: {e}"))?;
+        return Ok(slot);
+    }
+    Err("no free 172.29.N.0/24 slot".into())
+}
+
+pub(crate) fn release_slot(slot: u8) {
+    if let Ok(_lock) = slot_lock() {
+        let _ = fs::remove_file(Path::new(NET_LOCK_DIR).join(slot.to_string()));
+    }
+}
