@@ -46,8 +46,9 @@ use tokio::sync::{mpsc, Semaphore};
 
 use swarm::upstream::Upstream;
 use swarm_harness::bench::client::{fold_error, message, oneshot, oneshot_json};
-use swarm_harness::bench::process::{free_ports, tail};
+use swarm_harness::bench::process::tail;
 use swarm_harness::bench::stats::{markdown, ms, percentile};
+use swarm_harness::ports::try_free_port;
 
 /// The engine all managers serve (their discovery is `nodes://` of it).
 const ENGINE: &str = "unix:///var/run/docker.sock";
@@ -293,7 +294,9 @@ impl Cluster {
             .prefix("swarm-failover-")
             .tempdir()
             .context("creating a temp dir")?;
-        let ports = free_ports(6)?;
+        let ports = (0..6)
+            .map(|_| try_free_port())
+            .collect::<Result<Vec<u16>, _>>()?;
         let discovery = format!("nodes://{ENGINE}");
         let mut managers: Vec<Manager> = Vec::new();
         for n in 1..=3 {
@@ -804,7 +807,7 @@ async fn kills(
 /// Where `target/failover.json` goes: the target directory this bench
 /// was built in (the parent of its `release` directory).
 fn json_path() -> anyhow::Result<PathBuf> {
-    let profile = swarm_harness::profile_dir().map_err(|e| anyhow!(e))?;
+    let profile = swarm_harness::binary::profile_dir().map_err(|e| anyhow!(e))?;
     let target = profile.parent().unwrap_or(&profile);
     Ok(target.join("failover.json"))
 }

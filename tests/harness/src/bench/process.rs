@@ -1,8 +1,7 @@
-//! Child processes of a benchmark (logs, memory, CPU time, a clean stop),
-//! scratch directories and free ports.
+//! Child processes of a benchmark (logs, memory, CPU time, a clean stop)
+//! and scratch directories.
 
 use std::fs::{self, OpenOptions};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -252,57 +251,6 @@ impl Drop for ScratchDir {
     }
 }
 
-/// `n` distinct free TCP ports on 127.0.0.1 (held until all are picked).
-pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .context("binding a free port")?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
-}
-
-/// The first port of `n` consecutive free TCP ports on `host`, below the
-/// kernel's ephemeral range (so outgoing connections do not take them
-/// before the listeners are up): the first run found walking `[10000,
-/// ephemeral start)` once around from a pseudo-random port.
-pub fn free_port_range(host: &str, n: usize) -> anyhow::Result<u16> {
-    let n = n.max(1) as u32;
-    let ephemeral = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
-        .unwrap_or(32768);
-    let (low, high) = (10_000u32, ephemeral.min(65_535));
-    if high < low + n {
-        bail!("no room for {n} consecutive ports below {high}");
-    }
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() ^ std::process::id())
-        .unwrap_or(0);
-    // Walk the ports once around from a random start, counting free ones
-    // in a row; a run broken by the wrap-around starts again.
-    let start = seed % (high - low);
-    let mut run = 0u32;
-    for step in 0..(high - low) {
-        let port = low + (start + step) % (high - low);
-        if port == low {
-            run = 0;
-        }
-        if TcpListener::bind((host, port as u16)).is_ok() {
-            run += 1;
-            if run == n {
-                return Ok((port + 1 - n) as u16);
-            }
-        } else {
-            run = 0;
-        }
-    }
-    bail!("no {n} consecutive free ports on {host} below {high}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,15 +274,6 @@ mod tests {
         let m = Memory::of(me).expect("own /proc status");
         assert!(m.rss_bytes > 0 && m.peak_rss_bytes >= m.rss_bytes);
         assert!(cpu_time(me).is_some());
-    }
-
-    #[test]
-    fn port_range_is_free() {
-        let base = free_port_range("127.0.0.1", 1001).expect("a free range");
-        assert!(base >= 10_000);
-        for p in base..base + 1001 {
-            assert!(TcpListener::bind(("127.0.0.1", p)).is_ok(), "port {p}");
-        }
     }
 }
 

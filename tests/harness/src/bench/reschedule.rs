@@ -41,10 +41,11 @@ use serde_json::Value;
 
 use super::client::Client;
 use super::place::{self, PlaceConfig, PlaceReport};
-use super::process::{free_port_range, free_ports, Memory, Process, ScratchDir};
+use super::process::{Memory, Process, ScratchDir};
 use super::query::node_counts;
 use super::standard::{wait_until, Machine, Rig};
 use super::stats::{markdown, mib, ms, percentile};
+use crate::ports::{free_port_range, try_free_port};
 
 /// The goal: every container runs elsewhere within this of the kill.
 pub const GOAL: Duration = Duration::from_secs(5);
@@ -427,7 +428,7 @@ async fn scenario(
 
     // The manager.
     let discovery = format!("nodes://127.0.0.1:[{base}:{last}]");
-    let ports = free_ports(2)?;
+    let ports = [try_free_port()?, try_free_port()?];
     let api = format!("127.0.0.1:{}", ports[0]);
     let mut args: Vec<String> = vec![
         "manage".into(),

@@ -21,9 +21,10 @@ use serde_json::Value;
 
 use super::client::Client;
 use super::place::{self, PlaceConfig, PlaceReport};
-use super::process::{free_port_range, free_ports, tail, Memory, NetCounters, Process, ScratchDir};
+use super::process::{tail, Memory, NetCounters, Process, ScratchDir};
 use super::query::{self, node_counts, QueryConfig, QueryReport};
 use super::stats::{cell_ms, markdown, mib, ms, Summary};
+use crate::ports::{free_port_range, try_free_port};
 
 /// How often readiness is polled.
 const POLL: Duration = Duration::from_millis(100);
@@ -359,7 +360,9 @@ async fn scenario(config: &StandardConfig, rig: &mut Rig) -> anyhow::Result<Stan
     } else {
         format!("nodes://127.0.0.1:[{base}:{last}]")
     };
-    let ports = free_ports(2 * config.managers)?;
+    let ports = (0..2 * config.managers)
+        .map(|_| try_free_port())
+        .collect::<Result<Vec<u16>, _>>()?;
     let apis: Vec<String> = (0..config.managers)
         .map(|i| format!("127.0.0.1:{}", ports[i]))
         .collect();

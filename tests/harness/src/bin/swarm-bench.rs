@@ -115,10 +115,10 @@ struct QueryArgs {
 /// `reschedule`): which binaries, their extra arguments, ports, readiness.
 #[derive(Debug, Args)]
 struct RigArgs {
-    /// The hollow-engine binary (default: next to swarm-bench).
+    /// The hollow-engine binary (default: next to swarm-bench, or in $SWARM_BIN_DIR).
     #[arg(long)]
     hollow_bin: Option<PathBuf>,
-    /// The swarm binary (default: next to swarm-bench).
+    /// The swarm binary (default: $SWARM_BIN, else next to swarm-bench or in $SWARM_BIN_DIR).
     #[arg(long)]
     swarm_bin: Option<PathBuf>,
     /// Extra argument for hollow-engine (repeat; e.g. --hollow-arg=--latency=1ms).
@@ -140,15 +140,15 @@ struct RigArgs {
 }
 
 impl RigArgs {
-    /// The binaries, defaulting to those next to swarm-bench.
+    /// The binaries, defaulting to those [`swarm_harness::try_binary`] finds.
     fn binaries(&self) -> anyhow::Result<(PathBuf, PathBuf)> {
         let hollow = match &self.hollow_bin {
             Some(p) => p.clone(),
-            None => sibling("hollow-engine")?,
+            None => swarm_harness::try_binary("hollow-engine").map_err(anyhow::Error::msg)?,
         };
         let swarm = match &self.swarm_bin {
             Some(p) => p.clone(),
-            None => sibling("swarm")?,
+            None => swarm_harness::try_binary("swarm").map_err(anyhow::Error::msg)?,
         };
         Ok((hollow, swarm))
     }
@@ -290,13 +290,6 @@ fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     eprintln!("figures written to {}", path.display());
     Ok(())
-}
-
-/// A binary next to this one (`target/<profile>/NAME`).
-fn sibling(name: &str) -> anyhow::Result<PathBuf> {
-    let me = std::env::current_exe().context("locating swarm-bench")?;
-    let dir = me.parent().context("swarm-bench has no parent directory")?;
-    Ok(dir.join(name))
 }
 
 async fn place_cmd(args: PlaceArgs) -> anyhow::Result<()> {
