@@ -302,7 +302,7 @@ impl Ha {
     }
 
     fn is_up(&self, i: usize) -> bool {
-        self.managers[i].pid != 0
+        self.managers[i].pid().is_some()
     }
 
     fn up(&self) -> Vec<usize> {
@@ -372,7 +372,7 @@ impl Ha {
         for i in 0..MANAGERS {
             if !self.is_up(i) {
                 eprintln!("    restarting manager {i} ({})", self.managers[i].addr);
-                self.managers[i].restart();
+                self.managers[i].restart().expect("restarting a manager");
             }
         }
         let leader = self.leader(Duration::from_secs(30));
@@ -597,7 +597,7 @@ fn scenario_leader_killed(ha: &mut Ha) {
     assert!(!ok && err.contains("already in use"), "{err}");
 
     eprintln!("    restarting manager {leader} from its data dir");
-    ha.managers[leader].restart();
+    ha.managers[leader].restart().expect("restarting a manager");
     let new_addr = ha.managers[new_leader].addr.clone();
     wait_ok(
         "the restarted manager a replica of the new leader",
@@ -663,7 +663,7 @@ fn scenario_quorum_lost(ha: &mut Ha) {
 
     let restarted = Instant::now();
     for &i in &followers {
-        ha.managers[i].restart();
+        ha.managers[i].restart().expect("restarting a manager");
     }
     let hosts: Vec<String> = ha.up().iter().map(|&i| ha.host(i).to_string()).collect();
     let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
@@ -719,7 +719,7 @@ fn scenario_snapshot_catch_up(ha: &mut Ha) {
     );
 
     let restarted = Instant::now();
-    ha.managers[down].restart();
+    ha.managers[down].restart().expect("restarting a manager");
     let laddr = ha.managers[leader].addr.clone();
     let raft = ha.raft_addrs[down].clone();
     let count = wait_ok(

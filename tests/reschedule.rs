@@ -610,7 +610,11 @@ fn member_roles(host: &str) -> Result<Vec<(String, bool)>, String> {
 /// exactly one does.
 fn primary(managers: &[Manager]) -> Result<usize, String> {
     let mut primaries = Vec::new();
-    for (i, m) in managers.iter().enumerate().filter(|(_, m)| m.pid != 0) {
+    for (i, m) in managers
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.pid().is_some())
+    {
         let info = info_of(&m.host)?;
         if info_value(&info, "Role").first().map(String::as_str) == Some("primary") {
             primaries.push(i);

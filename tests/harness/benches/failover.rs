@@ -32,9 +32,9 @@
 //! argument) it does nothing: it needs a release build and Docker.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,9 +46,10 @@ use tokio::sync::{mpsc, Semaphore};
 
 use swarm::upstream::Upstream;
 use swarm_harness::bench::client::{fold_error, message, oneshot, oneshot_json};
-use swarm_harness::bench::process::tail;
 use swarm_harness::bench::stats::{markdown, ms, percentile};
 use swarm_harness::ports::try_free_port;
+use swarm_harness::process::tail;
+use swarm_harness::{Manager, ManagerConfig};
 
 /// The engine all managers serve (their discovery is `nodes://` of it).
 const ENGINE: &str = "unix:///var/run/docker.sock";
@@ -145,75 +146,45 @@ async fn http_raw(
 // Managers
 // ---------------------------------------------------------------------------
 
-/// One `swarm manage` process of the cluster.
-struct Manager {
+/// One `swarm manage` of the cluster and what the writer shares with it.
+struct Peer {
     /// 1, 2 or 3 (only for messages).
     n: usize,
-    /// Its API address, `127.0.0.1:PORT`.
-    api: String,
+    /// The process.
+    manager: Manager,
     /// A client for its API.
     client: Arc<Upstream>,
-    /// The full command line it was first started with (restarts reuse it).
-    args: Vec<String>,
-    /// Its log file (stdout and stderr, appended across restarts).
-    log: PathBuf,
-    /// The running process, if any.
-    child: Option<Child>,
     /// Shared with the writer: whether to send it writes.
     alive: Arc<AtomicBool>,
 }
 
-impl Manager {
-    /// Spawns the process with its command line (the writer uses it once
-    /// [`Cluster::wait_member`] saw it join).
-    fn start(&mut self, bin: &Path) -> anyhow::Result<()> {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .with_context(|| format!("opening {}", self.log.display()))?;
-        let log2 = log.try_clone().context("cloning the log fd")?;
-        let child = Command::new(bin)
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        self.child = Some(child);
-        Ok(())
+impl Peer {
+    /// Its API address, `127.0.0.1:PORT`.
+    fn api(&self) -> &str {
+        &self.manager.addr
     }
 
-    /// SIGKILLs the process (if running) and reaps it.
+    /// Whether its process runs (was not killed).
+    fn is_up(&self) -> bool {
+        self.manager.pid().is_some()
+    }
+
+    /// SIGKILLs the process (if running) and reaps it; no more writes.
     fn kill(&mut self) {
         self.alive.store(false, Ordering::SeqCst);
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.manager.kill();
     }
 
     /// An error if the process has exited on its own.
     fn check_running(&mut self) -> anyhow::Result<()> {
-        if let Some(child) = self.child.as_mut() {
-            if let Ok(Some(status)) = child.try_wait() {
-                self.child = None;
-                self.alive.store(false, Ordering::SeqCst);
-                bail!(
-                    "manager m{} ({}) exited by itself: {status}\n{}",
-                    self.n,
-                    self.api,
-                    tail(&self.log, 30)
-                );
-            }
+        if !self.is_up() {
+            return Ok(());
         }
-        Ok(())
-    }
-}
-
-impl Drop for Manager {
-    fn drop(&mut self) {
-        self.kill();
+        let running = self.manager.check_running();
+        if running.is_err() {
+            self.alive.store(false, Ordering::SeqCst);
+        }
+        running.with_context(|| format!("manager m{}", self.n))
     }
 }
 
@@ -277,68 +248,46 @@ async fn info_role(client: &Upstream) -> Result<String, String> {
 
 /// The three managers and what they share with the writer.
 struct Cluster {
-    /// The `swarm` binary.
-    bin: PathBuf,
     /// The managers, m1 first (the one that bootstrapped).
-    managers: Vec<Manager>,
+    managers: Vec<Peer>,
     /// Holds the data dirs and logs; removed when dropped (after the
     /// managers, which are dropped first).
     _dir: tempfile::TempDir,
 }
 
 impl Cluster {
-    /// Picks free ports, starts m1 (bootstrap), waits for it to lead, then
-    /// starts m2 and m3 with `--join` m1 and waits for three voters.
+    /// Starts m1 (bootstrap), waits for it to lead, then m2 and m3 with
+    /// `--join` m1, waiting for each to be a voter.
     async fn start(bin: PathBuf) -> anyhow::Result<Cluster> {
         let dir = tempfile::Builder::new()
             .prefix("swarm-failover-")
             .tempdir()
             .context("creating a temp dir")?;
-        let ports = (0..6)
-            .map(|_| try_free_port())
-            .collect::<Result<Vec<u16>, _>>()?;
         let discovery = format!("nodes://{ENGINE}");
-        let mut managers: Vec<Manager> = Vec::new();
-        for n in 1..=3 {
-            let api = format!("127.0.0.1:{}", ports[n - 1]);
-            let raft = format!("127.0.0.1:{}", ports[n + 2]);
-            let mut args = vec![
-                "manage".to_string(),
-                "-H".to_string(),
-                format!("tcp://{api}"),
-                "--raft-addr".to_string(),
-                raft,
-                "--data-dir".to_string(),
-                dir.path().join(format!("m{n}")).display().to_string(),
-            ];
-            if n > 1 {
-                args.push("--join".to_string());
-                args.push(managers[0].api.clone());
-            }
-            args.push(discovery.clone());
-            let client = Arc::new(
-                Upstream::new(&format!("tcp://{api}"))
-                    .map_err(|e| anyhow!("manager address: {e}"))?,
-            );
-            managers.push(Manager {
-                n,
-                api,
-                client,
-                args,
-                log: dir.path().join(format!("m{n}.log")),
-                child: None,
-                alive: Arc::new(AtomicBool::new(false)),
-            });
-        }
         let mut cluster = Cluster {
-            bin,
-            managers,
+            managers: Vec::new(),
             _dir: dir,
         };
-        for i in 0..3 {
-            let bin = cluster.bin.clone();
-            cluster.managers[i].start(&bin)?;
-            cluster.wait_member(i).await?;
+        for n in 1..=3 {
+            let manager = Manager::spawn(ManagerConfig {
+                name: format!("m{n}"),
+                bin: Some(bin.clone()),
+                raft_addr: Some(format!("127.0.0.1:{}", try_free_port()?)),
+                join: cluster.managers.first().map(|m| m.api().to_string()),
+                args: vec![discovery.clone()],
+                dir: Some(cluster._dir.path().to_path_buf()),
+                ..ManagerConfig::default()
+            })?;
+            let client = Arc::new(
+                Upstream::new(&manager.host).map_err(|e| anyhow!("manager address: {e}"))?,
+            );
+            cluster.managers.push(Peer {
+                n,
+                manager,
+                client,
+                alive: Arc::new(AtomicBool::new(false)),
+            });
+            cluster.wait_member(n - 1).await?;
         }
         Ok(cluster)
     }
@@ -348,7 +297,7 @@ impl Cluster {
     /// may send it writes.
     async fn wait_member(&mut self, i: usize) -> anyhow::Result<Duration> {
         let start = Instant::now();
-        let api = self.managers[i].api.clone();
+        let api = self.managers[i].api().to_string();
         let mut last = String::from("no answer yet");
         loop {
             self.managers[i].check_running()?;
@@ -374,7 +323,7 @@ impl Cluster {
                 bail!(
                     "m{} ({api}) is no voter after {READY_TIMEOUT:?}: {last}\n{}",
                     i + 1,
-                    tail(&self.managers[i].log, 30)
+                    tail(self.managers[i].manager.log_path(), 30)
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -384,7 +333,7 @@ impl Cluster {
     /// Indexes of the managers whose process runs.
     fn live(&self) -> Vec<usize> {
         (0..self.managers.len())
-            .filter(|&i| self.managers[i].child.is_some())
+            .filter(|&i| self.managers[i].is_up())
             .collect()
     }
 
@@ -399,8 +348,8 @@ impl Cluster {
                         .iter()
                         .find(|m| m.role == "leader" && Some(m.id) != not)
                         .and_then(|m| {
-                            let i = self.managers.iter().position(|x| x.api == m.api_addr)?;
-                            self.managers[i].child.as_ref()?;
+                            let i = self.managers.iter().position(|x| x.api() == m.api_addr)?;
+                            self.managers[i].is_up().then_some(())?;
                             Some((i, m.id))
                         });
                     match found {
@@ -715,7 +664,11 @@ async fn kills(
     log: &WriteLog,
 ) -> anyhow::Result<Vec<Kill>> {
     let mut results = Vec::new();
-    let apis: Vec<String> = cluster.managers.iter().map(|m| m.api.clone()).collect();
+    let apis: Vec<String> = cluster
+        .managers
+        .iter()
+        .map(|m| m.api().to_string())
+        .collect();
     for round in 1..=options.kills {
         let (i, id) = cluster
             .leader(None)
@@ -764,8 +717,7 @@ async fn kills(
         };
 
         let restarted = Instant::now();
-        let bin = cluster.bin.clone();
-        cluster.managers[i].start(&bin)?;
+        cluster.managers[i].manager.start()?;
         let rejoin = cluster.wait_member(i).await.map(|_| restarted.elapsed())?;
         // One write accepted after the rejoin, then a pause, before the next kill.
         let back = Instant::now();
@@ -975,7 +927,7 @@ async fn bench(options: Options) -> anyhow::Result<()> {
         cluster
             .managers
             .iter()
-            .map(|m| format!("m{} {}", m.n, m.api))
+            .map(|m| format!("m{} {}", m.n, m.api()))
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -1026,7 +978,11 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     stop.store(true, Ordering::SeqCst);
     let _ = tokio::time::timeout(WRITE_TIMEOUT * 2, writer).await;
     let _ = tokio::time::timeout(Duration::from_secs(120), remover).await;
-    let logs: Vec<PathBuf> = cluster.managers.iter().map(|m| m.log.clone()).collect();
+    let logs: Vec<PathBuf> = cluster
+        .managers
+        .iter()
+        .map(|m| m.manager.log_path().to_path_buf())
+        .collect();
     if outcome.is_err() {
         for path in &logs {
             eprintln!("{}", tail(path, 15));

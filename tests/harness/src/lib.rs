@@ -7,8 +7,10 @@
 //! - real engines for tests: [`engines`] (`dockerd`s in their own
 //!   namespaces, on slots shared across test processes) holding the
 //!   [`image`] `busybox:local`, driven with the [`docker`] CLI;
-//! - [`manager`]: `swarm manage` child processes; [`cluster`]: engines and a
-//!   manager in front of them, with named scenarios;
+//! - [`process`]: child processes (log, memory, CPU time, kill, stop,
+//!   start again); [`manager`]: `swarm manage` as one, for tests, benches
+//!   and `swarm-bench`; [`cluster`]: engines and a manager in front of
+//!   them, with named scenarios;
 //! - small tools: [`ports`], [`wait`], [`http`] probes, commands and the
 //!   process tree, [`watchdog`] and its trace;
 //! - [`mod@binary`]: where the workspace's binaries were built.
@@ -25,6 +27,7 @@ pub mod http;
 pub mod image;
 pub mod manager;
 pub mod ports;
+pub mod process;
 mod slots;
 mod sys;
 pub mod wait;
@@ -38,7 +41,7 @@ pub use docker::{
 pub use engines::{start_engines, Engine, Engines};
 pub use http::http_get;
 pub use image::IMAGE;
-pub use manager::{start_manager, Manager};
+pub use manager::{start_manager, Manager, ManagerConfig};
 pub use ports::free_port;
 pub use wait::{wait_for, wait_ok};
 pub use watchdog::{trace, watch_log, watchdog};

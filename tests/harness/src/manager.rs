@@ -1,128 +1,248 @@
-//! `swarm manage` child processes for tests.
+//! `swarm manage` child processes: the one wrapper tests, the `failover`
+//! bench and `swarm-bench` start managers with. A [`Manager`] is a
+//! [`Process`] with an API address, a directory for its log and (unless
+//! told otherwise) its Raft data, and a readiness probe; it can be killed
+//! (SIGKILL), stopped (SIGTERM, then SIGKILL) and started again from the
+//! same command line and data.
 
-use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use anyhow::{bail, Context};
+
 use crate::http::http_get;
-use crate::ports::free_port;
-use crate::sys::{tail_file, LOG_TAIL_LINES};
+use crate::ports::try_free_port;
+use crate::process::Process;
+use crate::sys::LOG_TAIL_LINES;
 use crate::watchdog::{watch_log, watchdog};
 
-/// A running `swarm manage` child process; Drop kills it (by pid) and waits.
+/// How long [`start_manager`] and [`Manager::restart`] wait for `/_ping`.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// `--log-level` of the managers tests start: requests and hijacked
+/// streams are logged, so a failing test's log tail says which call hung.
+pub const TEST_LOG_LEVEL: &str = "info,swarm::api=debug";
+
+/// How to start a `swarm manage`. Its command line is `swarm manage -H
+/// tcp://ADDR [--raft-addr R] [--data-dir D] [--log-level L] [--join J]
+/// ARGS...`; flags left `None` are not passed (swarm's defaults), except
+/// the data dir.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// Its name in messages and file names (`<dir>/<name>.log`).
+    pub name: String,
+    /// The `swarm` binary; `None`: [`crate::binary`]`("swarm")`.
+    pub bin: Option<PathBuf>,
+    /// The API address, `127.0.0.1:PORT`; `None`: a free port.
+    pub addr: Option<String>,
+    /// `--raft-addr`.
+    pub raft_addr: Option<String>,
+    /// `--data-dir`; `None`: `<dir>/<name>`, unless `args` name one.
+    pub data_dir: Option<PathBuf>,
+    /// `--log-level`.
+    pub log_level: Option<String>,
+    /// `--join`: the API address of a manager of the cluster to join.
+    pub join: Option<String>,
+    /// Every other flag, and the discovery URL last.
+    pub args: Vec<String>,
+    /// Where its log and data dir go; `None`: a temporary directory that
+    /// lives as long as the manager.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        ManagerConfig {
+            name: "manager".into(),
+            bin: None,
+            addr: None,
+            raft_addr: None,
+            data_dir: None,
+            log_level: None,
+            join: None,
+            args: Vec::new(),
+            dir: None,
+        }
+    }
+}
+
+/// A `swarm manage` child process. Dropping it kills it (SIGKILL) and, if
+/// the thread is panicking (a failed test), prints its log tail first.
 pub struct Manager {
     /// The manager's API address, `127.0.0.1:PORT`.
     pub addr: String,
     /// The manager as a docker `-H` value, `tcp://127.0.0.1:PORT`.
     pub host: String,
-    /// Pid of the `swarm` process (0 after [`Manager::kill`]).
-    pub pid: u32,
-    extra_args: Vec<String>,
-    child: Option<Child>,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
+    process: Process,
+    dir: PathBuf,
+    /// The temporary directory, when the manager owns its directory;
+    /// dropped after `process` (field order), so after the kill.
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("addr", &self.addr)
+            .field("process", &self.process)
+            .finish()
+    }
 }
 
 impl Manager {
-    /// The manager's whole log (stdout + stderr).
-    pub fn log(&self) -> String {
-        fs::read(&self.log)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+    /// Starts `swarm manage` as `config` says; returns at once (see
+    /// [`Manager::wait_ping`] for a manager that answers).
+    pub fn spawn(config: ManagerConfig) -> anyhow::Result<Manager> {
+        let bin = match config.bin {
+            Some(bin) => bin,
+            None => crate::try_binary("swarm").map_err(anyhow::Error::msg)?,
+        };
+        let (dir, temp) = match config.dir {
+            Some(dir) => (dir, None),
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix("swarm-mgr-")
+                    .tempdir()
+                    .context("creating a manager's directory")?;
+                (temp.path().to_path_buf(), Some(temp))
+            }
+        };
+        let addr = match config.addr {
+            Some(addr) => addr,
+            None => format!("127.0.0.1:{}", try_free_port().context("a free port")?),
+        };
+        let host = format!("tcp://{addr}");
+        let mut args = vec!["manage".to_string(), "-H".to_string(), host.clone()];
+        let mut flag = |name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                args.push(name.to_string());
+                args.push(value);
+            }
+        };
+        flag("--raft-addr", config.raft_addr);
+        // The Raft data survives restarts of the manager.
+        let data_dir = match config.data_dir {
+            Some(d) => Some(d),
+            None if config.args.iter().any(|a| a == "--data-dir") => None,
+            None => Some(dir.join(&config.name)),
+        };
+        flag("--data-dir", data_dir.map(|d| d.display().to_string()));
+        flag("--log-level", config.log_level);
+        flag("--join", config.join);
+        args.extend(config.args);
+        let log = dir.join(format!("{}.log", config.name));
+        let process = Process::spawn(&config.name, &bin, &args, &log)?;
+        watch_log(format!("swarm manage {addr}"), log);
+        Ok(Manager {
+            addr,
+            host,
+            process,
+            dir,
+            _temp: temp,
+        })
     }
 
-    /// The last `lines` lines of the manager's log.
-    pub fn log_tail(&self, lines: usize) -> String {
-        tail_file(&self.log, lines)
+    /// Its name (see [`ManagerConfig::name`]).
+    pub fn name(&self) -> &str {
+        self.process.name()
     }
 
-    /// A directory that lives as long as the manager (for data dirs etc.).
+    /// Its command line after the binary (`manage -H ...`).
+    pub fn args(&self) -> &[String] {
+        self.process.args()
+    }
+
+    /// The process (memory, CPU time, descriptors).
+    pub fn process(&self) -> &Process {
+        &self.process
+    }
+
+    /// Its pid, from its start until [`Manager::kill`] or [`Manager::stop`]
+    /// (or until [`Manager::check_running`] found it exited).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
+    /// The directory of its log and, unless told otherwise, its data dir.
     pub fn dir(&self) -> &Path {
-        self._dir.path()
+        &self.dir
     }
 
-    /// SIGKILLs the manager and waits for it.
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        self.pid = 0;
+    /// Its log file (stdout and stderr, appended across restarts).
+    pub fn log_path(&self) -> &Path {
+        self.process.log()
     }
 
-    /// Whether the manager process is still running.
+    /// Its whole log.
+    pub fn log(&self) -> String {
+        self.process.log_text()
+    }
+
+    /// The last `lines` lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.process.log_tail(lines)
+    }
+
+    /// Whether the process runs.
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
+        self.process.is_running()
     }
 
-    /// Kills the manager (if running) and starts it again with the same
-    /// address and arguments; waits for /_ping (panics after 20 s).
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-        self.wait_ping();
+    /// An error with its log tail if it exited by itself.
+    pub fn check_running(&mut self) -> anyhow::Result<()> {
+        self.process
+            .check_running()
+            .with_context(|| format!("swarm manage on {}", self.addr))
     }
 
-    fn spawn(&mut self) {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("opening manager log");
-        let log2 = log.try_clone().expect("cloning manager log fd");
-        let mut cmd = Command::new(crate::binary("swarm"));
-        cmd.arg("manage").arg("-H").arg(&self.host);
-        // Each manager keeps its Raft data in its own directory (unless the
-        // test names one), which survives restarts of the manager.
-        if !self.extra_args.iter().any(|a| a == "--data-dir") {
-            cmd.arg("--data-dir").arg(self._dir.path().join("data"));
-        }
-        // Requests and hijacked streams are logged, so a failing test's log
-        // tail says which call hung.
-        if !self.extra_args.iter().any(|a| a == "--log-level") {
-            cmd.args(["--log-level", "info,swarm::api=debug"]);
-        }
-        let child = cmd
-            .args(&self.extra_args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log2))
-            .spawn()
-            .expect("spawning swarm manage");
-        self.pid = child.id();
-        self.child = Some(child);
-        watch_log(format!("swarm manage {}", self.addr), self.log.clone());
+    /// SIGKILLs it and waits for it.
+    pub fn kill(&mut self) {
+        self.process.kill();
     }
 
-    fn wait_ping(&mut self) {
+    /// SIGTERM, then SIGKILL after `grace`.
+    pub fn stop(&mut self, grace: Duration) {
+        self.process.stop(grace);
+    }
+
+    /// Starts it again (after [`Manager::kill`] or [`Manager::stop`]) with
+    /// the same address, arguments and data dir; returns at once.
+    pub fn start(&mut self) -> anyhow::Result<()> {
+        self.process.start()
+    }
+
+    /// Waits until `GET /_ping` answers `OK`; an error with the log tail if
+    /// the process exits first or `timeout` passes. Blocks the thread.
+    pub fn wait_ping(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let start = Instant::now();
         loop {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    panic!(
-                        "swarm manage on {} exited during startup: {status}\n--- log ---\n{}",
-                        self.addr,
-                        self.log_tail(LOG_TAIL_LINES)
-                    );
-                }
+            if !self.process.is_running() {
+                bail!(
+                    "swarm manage on {} exited during startup\n--- log ---\n{}",
+                    self.addr,
+                    self.log_tail(LOG_TAIL_LINES)
+                );
             }
             if matches!(http_get(&self.addr, "/_ping"), Ok((200, body)) if body.trim() == "OK") {
-                return;
+                return Ok(());
             }
-            if start.elapsed() > Duration::from_secs(20) {
-                panic!(
-                    "swarm manage on {} did not answer /_ping within 20 s\n--- log ---\n{}",
+            if start.elapsed() > timeout {
+                bail!(
+                    "swarm manage on {} did not answer /_ping within {timeout:?}\n--- log ---\n{}",
                     self.addr,
                     self.log_tail(LOG_TAIL_LINES)
                 );
             }
             thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Kills it (if running), starts it again with the same address,
+    /// arguments and data, and waits for `/_ping` ([`READY_TIMEOUT`]).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.start()?;
+        self.wait_ping(READY_TIMEOUT)
     }
 }
 
@@ -135,30 +255,31 @@ impl Drop for Manager {
                 self.log_tail(LOG_TAIL_LINES)
             );
         }
-        self.kill();
+        self.process.kill();
     }
 }
 
-/// Starts env!("CARGO_BIN_EXE_swarm") with `manage -H tcp://127.0.0.1:<free port> <extra args>`,
-/// stdout+stderr to a log file in a temp dir (its tail is printed on Drop if the
-/// test is panicking), and waits until GET /_ping answers OK; panics after 20 s.
+/// For tests: starts the `swarm` binary with `manage -H tcp://127.0.0.1:<free
+/// port> --data-dir <its temp dir> --log-level` [`TEST_LOG_LEVEL`] (unless
+/// `extra_args` give either) `<extra args>` and waits until `GET /_ping`
+/// answers OK. Starts the [`watchdog`].
+///
+/// # Panics
+///
+/// If it cannot start or does not answer within [`READY_TIMEOUT`] (the
+/// message holds its log tail).
 pub fn start_manager(extra_args: &[&str]) -> Manager {
     watchdog();
-    let dir = tempfile::Builder::new()
-        .prefix("swarm-mgr-")
-        .tempdir()
-        .expect("creating manager temp dir");
-    let addr = format!("127.0.0.1:{}", free_port());
-    let mut m = Manager {
-        host: format!("tcp://{addr}"),
-        addr,
-        pid: 0,
-        extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
-        child: None,
-        log: dir.path().join("manager.log"),
-        _dir: dir,
-    };
-    m.spawn();
-    m.wait_ping();
-    m
+    let args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+    let log_level = (!args.iter().any(|a| a == "--log-level")).then(|| TEST_LOG_LEVEL.to_string());
+    let mut manager = Manager::spawn(ManagerConfig {
+        log_level,
+        args,
+        ..ManagerConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("starting swarm manage: {e:#}"));
+    if let Err(e) = manager.wait_ping(READY_TIMEOUT) {
+        panic!("{e:#}");
+    }
+    manager
 }

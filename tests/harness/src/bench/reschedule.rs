@@ -41,11 +41,13 @@ use serde_json::Value;
 
 use super::client::Client;
 use super::place::{self, PlaceConfig, PlaceReport};
-use super::process::{Memory, Process, ScratchDir};
 use super::query::node_counts;
+use super::scratch::ScratchDir;
 use super::standard::{wait_until, Machine, Rig};
 use super::stats::{markdown, mib, ms, percentile};
+use crate::manager::{Manager, ManagerConfig};
 use crate::ports::{free_port_range, try_free_port};
+use crate::process::{cpu_time, Memory, Process};
 
 /// The goal: every container runs elsewhere within this of the kill.
 pub const GOAL: Duration = Duration::from_secs(5);
@@ -431,15 +433,6 @@ async fn scenario(
     let ports = [try_free_port()?, try_free_port()?];
     let api = format!("127.0.0.1:{}", ports[0]);
     let mut args: Vec<String> = vec![
-        "manage".into(),
-        "-H".into(),
-        format!("tcp://{api}"),
-        "--raft-addr".into(),
-        format!("127.0.0.1:{}", ports[1]),
-        "--data-dir".into(),
-        dir.join("m1").display().to_string(),
-        "--log-level".into(),
-        config.log_level.clone(),
         "--engine-refresh-min-interval".into(),
         humantime::format_duration(config.refresh_min).to_string(),
         "--engine-refresh-max-interval".into(),
@@ -449,7 +442,17 @@ async fn scenario(
     ];
     args.extend(config.manager_args.iter().cloned());
     args.push(discovery);
-    let manager = Process::spawn("m1", &config.swarm_bin, &args, &dir.join("m1.log"))?;
+    let manager = Manager::spawn(ManagerConfig {
+        name: "m1".into(),
+        bin: Some(config.swarm_bin.clone()),
+        addr: Some(api.clone()),
+        raft_addr: Some(format!("127.0.0.1:{}", ports[1])),
+        log_level: Some(config.log_level.clone()),
+        args,
+        dir: Some(dir.clone()),
+        ..ManagerConfig::default()
+    })?;
+    let args = manager.args().to_vec();
     progress(
         config,
         format!(
@@ -458,7 +461,7 @@ async fn scenario(
             args.join(" ")
         ),
     );
-    let manager_log = manager.log().to_path_buf();
+    let manager_log = manager.log_path().to_path_buf();
     rig.managers.push(manager);
     let started = Instant::now();
     {
@@ -609,9 +612,9 @@ async fn scenario(
 
     // Kill.
     rig.check()?;
-    let manager_pid = rig.managers.first().and_then(Process::pid).unwrap_or(0);
+    let manager_pid = rig.managers.first().and_then(Manager::pid).unwrap_or(0);
     let manager_before_kill = Memory::of(manager_pid);
-    let cpu_before = super::process::cpu_time(manager_pid);
+    let cpu_before = cpu_time(manager_pid);
     let mut admin_client = Client::new(&admin, rt).map_err(anyhow::Error::msg)?;
     let mut info_client = Client::new(&api, rt).map_err(anyhow::Error::msg)?;
     progress(config, format!("killing {victim_name} ({victim_addr})"));
@@ -786,7 +789,7 @@ async fn scenario(
             listed_once.map_or("never".into(), |d| format!("after {:.0} ms", ms(d)))
         ),
     );
-    let manager_cpu_s = match (cpu_before, super::process::cpu_time(manager_pid)) {
+    let manager_cpu_s = match (cpu_before, cpu_time(manager_pid)) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a).as_secs_f64()),
         _ => None,
     };

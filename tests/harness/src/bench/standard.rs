@@ -20,11 +20,14 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::client::Client;
+use super::net::NetCounters;
 use super::place::{self, PlaceConfig, PlaceReport};
-use super::process::{tail, Memory, NetCounters, Process, ScratchDir};
 use super::query::{self, node_counts, QueryConfig, QueryReport};
+use super::scratch::ScratchDir;
 use super::stats::{cell_ms, markdown, mib, ms, Summary};
+use crate::manager::{Manager, ManagerConfig};
 use crate::ports::{free_port_range, try_free_port};
+use crate::process::{tail, Memory, Process};
 
 /// How often readiness is polled.
 const POLL: Duration = Duration::from_millis(100);
@@ -216,7 +219,7 @@ pub struct StandardReport {
 /// fleet, then the scratch directory. Shared by the scenarios that start
 /// their own processes.
 pub(crate) struct Rig {
-    pub(crate) managers: Vec<Process>,
+    pub(crate) managers: Vec<Manager>,
     pub(crate) hollow: Option<Process>,
     pub(crate) scratch: ScratchDir,
 }
@@ -236,8 +239,9 @@ impl Rig {
     /// The last lines of every log.
     pub(crate) fn tails(&self, lines: usize) -> String {
         let mut out = String::new();
-        for p in self.hollow.iter().chain(&self.managers) {
-            out.push_str(&tail(p.log(), lines));
+        let logs = self.hollow.iter().map(Process::log);
+        for log in logs.chain(self.managers.iter().map(Manager::log_path)) {
+            out.push_str(&tail(log, lines));
             out.push('\n');
         }
         out
@@ -368,40 +372,30 @@ async fn scenario(config: &StandardConfig, rig: &mut Rig) -> anyhow::Result<Stan
         .collect();
     let started = Instant::now();
     for i in 0..config.managers {
-        let mut args: Vec<String> = vec![
-            "manage".into(),
-            "-H".into(),
-            format!("tcp://{}", apis[i]),
-            "--raft-addr".into(),
-            format!("127.0.0.1:{}", ports[config.managers + i]),
-            "--data-dir".into(),
-            dir.join(format!("m{}", i + 1)).display().to_string(),
-            "--log-level".into(),
-            config.log_level.clone(),
-        ];
-        if i > 0 {
-            args.push("--join".into());
-            args.push(apis[0].clone());
-        }
-        args.extend(config.manager_args.iter().cloned());
-        args.push(discovery.clone());
         let name = format!("m{}", i + 1);
-        let process = Process::spawn(
-            &name,
-            &config.swarm_bin,
-            &args,
-            &dir.join(format!("{name}.log")),
-        )?;
+        let mut args = config.manager_args.clone();
+        args.push(discovery.clone());
+        let manager = Manager::spawn(ManagerConfig {
+            name: name.clone(),
+            bin: Some(config.swarm_bin.clone()),
+            addr: Some(apis[i].clone()),
+            raft_addr: Some(format!("127.0.0.1:{}", ports[config.managers + i])),
+            log_level: Some(config.log_level.clone()),
+            join: (i > 0).then(|| apis[0].clone()),
+            args,
+            dir: Some(dir.clone()),
+            ..ManagerConfig::default()
+        })?;
         progress(
             config,
             format!(
                 "manager {name} (pid {}) on {}: swarm {}",
-                process.pid().unwrap_or(0),
+                manager.pid().unwrap_or(0),
                 apis[i],
-                args.join(" ")
+                manager.args().join(" ")
             ),
         );
-        rig.managers.push(process);
+        rig.managers.push(manager);
         let api = apis[i].clone();
         let first = apis[0].clone();
         wait_until(
@@ -462,7 +456,11 @@ async fn scenario(config: &StandardConfig, rig: &mut Rig) -> anyhow::Result<Stan
 
     // Place.
     let managers_api: Vec<String> = apis.iter().map(|a| format!("tcp://{a}")).collect();
-    let cpu_before: Vec<_> = rig.managers.iter().map(Process::cpu_split).collect();
+    let cpu_before: Vec<_> = rig
+        .managers
+        .iter()
+        .map(|m| m.process().cpu_split())
+        .collect();
     let hollow_cpu_before = rig.hollow.as_ref().and_then(Process::cpu_split);
     let net_before = NetCounters::read();
     if net_before.conntrack_nearly_full() {
@@ -503,10 +501,19 @@ async fn scenario(config: &StandardConfig, rig: &mut Rig) -> anyhow::Result<Stan
     }
     let place_network = NetCounters::read().since(&net_before);
     rig.check()?;
-    let after_place: Vec<Option<Memory>> = rig.managers.iter().map(Process::memory).collect();
-    let fds_after_place: Vec<Option<usize>> = rig.managers.iter().map(Process::open_fds).collect();
+    let after_place: Vec<Option<Memory>> =
+        rig.managers.iter().map(|m| m.process().memory()).collect();
+    let fds_after_place: Vec<Option<usize>> = rig
+        .managers
+        .iter()
+        .map(|m| m.process().open_fds())
+        .collect();
     let hollow_fds = rig.hollow.as_ref().and_then(Process::open_fds);
-    let cpu_after: Vec<_> = rig.managers.iter().map(Process::cpu_split).collect();
+    let cpu_after: Vec<_> = rig
+        .managers
+        .iter()
+        .map(|m| m.process().cpu_split())
+        .collect();
     let hollow_after_place = rig.hollow.as_ref().and_then(Process::memory);
     let hollow_cpu_after = rig.hollow.as_ref().and_then(Process::cpu_split);
     progress(
@@ -545,11 +552,11 @@ async fn scenario(config: &StandardConfig, rig: &mut Rig) -> anyhow::Result<Stan
             name: m.name().to_string(),
             pid: m.pid().unwrap_or(0),
             after_place: after_place[i],
-            after_query: m.memory(),
+            after_query: m.process().memory(),
             fds_after_place: fds_after_place[i],
             place_cpu_s: delta(cpu_before[i], cpu_after[i]).map(|d| d.0),
             place_system_cpu_s: delta(cpu_before[i], cpu_after[i]).map(|d| d.1),
-            total_cpu_s: m.cpu_time().map(|d| d.as_secs_f64()),
+            total_cpu_s: m.process().cpu_time().map(|d| d.as_secs_f64()),
         })
         .collect();
     let hollow = rig.hollow.as_ref().ok_or_else(|| anyhow!("no fleet"))?;

@@ -24,12 +24,13 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
+use swarm_harness::bench::net::NetCounters;
 use swarm_harness::bench::place::{self, PlaceConfig};
-use swarm_harness::bench::process::{cpu_time, Memory, NetCounters};
 use swarm_harness::bench::query::{self, QueryConfig};
 use swarm_harness::bench::reschedule::{self, RescheduleConfig};
 use swarm_harness::bench::standard::{self, StandardConfig};
 use swarm_harness::bench::stats::mib;
+use swarm_harness::process::{cpu_time, Memory};
 
 /// Benchmarks against swarm managers.
 #[derive(Debug, Parser)]

@@ -1,5 +1,9 @@
-//! Child processes of a benchmark (logs, memory, CPU time, a clean stop)
-//! and scratch directories.
+//! Child processes of tests, benches and `swarm-bench`: one wrapper,
+//! [`Process`], started with a command line and a log file (stdout and
+//! stderr appended), that can be asked for its memory and CPU time, killed
+//! (SIGKILL) or stopped (SIGTERM, then SIGKILL), and started again with the
+//! same command line. [`crate::manager::Manager`] is one for `swarm manage`;
+//! `swarm-bench` runs `hollow-engine` as one.
 
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -9,35 +13,65 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-/// A process the benchmark started; killed (SIGKILL) when dropped.
+use crate::sys::tail_file;
+
+/// A child process; killed (SIGKILL) and reaped when dropped.
 pub struct Process {
     name: String,
-    child: Option<Child>,
+    program: PathBuf,
+    args: Vec<String>,
     log: PathBuf,
+    child: Option<Child>,
+}
+
+impl std::fmt::Debug for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Process")
+            .field("name", &self.name)
+            .field("program", &self.program)
+            .field("pid", &self.pid())
+            .finish()
+    }
 }
 
 impl Process {
     /// Starts `program args...` with stdin from /dev/null and stdout and
     /// stderr appended to `log`; `name` is for messages.
     pub fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> anyhow::Result<Self> {
+        let mut process = Process {
+            name: name.to_string(),
+            program: program.to_path_buf(),
+            args: args.to_vec(),
+            log: log.to_path_buf(),
+            child: None,
+        };
+        process.start()?;
+        Ok(process)
+    }
+
+    /// Starts it again with the same command line, appending to the same
+    /// log (after [`Process::kill`] or [`Process::stop`]); does nothing
+    /// while it runs.
+    pub fn start(&mut self) -> anyhow::Result<()> {
+        if self.is_running() {
+            return Ok(());
+        }
+        self.kill();
         let out = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(log)
-            .with_context(|| format!("opening {}", log.display()))?;
+            .open(&self.log)
+            .with_context(|| format!("opening {}", self.log.display()))?;
         let err = out.try_clone().context("cloning the log fd")?;
-        let child = Command::new(program)
-            .args(args)
+        let child = Command::new(&self.program)
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
-            .with_context(|| format!("starting {} ({})", name, program.display()))?;
-        Ok(Process {
-            name: name.to_string(),
-            child: Some(child),
-            log: log.to_path_buf(),
-        })
+            .with_context(|| format!("starting {} ({})", self.name, self.program.display()))?;
+        self.child = Some(child);
+        Ok(())
     }
 
     /// Its name, for messages.
@@ -45,7 +79,18 @@ impl Process {
         &self.name
     }
 
-    /// Its pid while it runs.
+    /// The program it runs.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// Its arguments (after the program).
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    /// Its pid, from its start until it is killed or stopped (or found
+    /// exited by [`Process::check_running`]).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
@@ -55,7 +100,28 @@ impl Process {
         &self.log
     }
 
-    /// An error (with the end of its log) if it has exited.
+    /// Its whole log (empty if unreadable).
+    pub fn log_text(&self) -> String {
+        fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The last `lines` lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        tail_file(&self.log, lines)
+    }
+
+    /// Whether it runs (started, not killed or stopped, not exited).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// An error (with the end of its log) if it has exited by itself; an
+    /// error too if it was never started or was killed.
     pub fn check_running(&mut self) -> anyhow::Result<()> {
         let Some(child) = self.child.as_mut() else {
             bail!("{} is not running", self.name);
@@ -203,52 +269,11 @@ fn clock_ticks() -> u64 {
 
 /// The last `lines` lines of a file, headed by its name, for error messages.
 pub fn tail(path: &Path, lines: usize) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    let start = all.len().saturating_sub(lines);
     format!(
         "--- last lines of {} ---\n{}",
         path.display(),
-        all[start..].join("\n")
+        tail_file(path, lines)
     )
-}
-
-/// A fresh directory under the system temp dir, removed (with everything
-/// in it) when dropped unless [`ScratchDir::keep`] was called.
-pub struct ScratchDir {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl ScratchDir {
-    /// Creates `$TMPDIR/PREFIX-PID-NANOS`.
-    pub fn new(prefix: &str) -> anyhow::Result<ScratchDir> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(ScratchDir { path, keep: false })
-    }
-
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Leaves the directory in place when dropped.
-    pub fn keep(&mut self) {
-        self.keep = true;
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = fs::remove_dir_all(&self.path);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -274,85 +299,5 @@ mod tests {
         let m = Memory::of(me).expect("own /proc status");
         assert!(m.rss_bytes > 0 && m.peak_rss_bytes >= m.rss_bytes);
         assert!(cpu_time(me).is_some());
-    }
-}
-
-/// Machine-wide TCP counters, to tell a slow manager from a congested
-/// kernel: `ActiveOpens` (/proc/net/snmp), `TCPSynRetrans`
-/// (/proc/net/netstat) and the netfilter connection tracking table, which,
-/// when full, drops new connections, loopback included ("nf_conntrack:
-/// table full, dropping packet"): their SYNs are retried after 1 s, 3 s...
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct NetCounters {
-    /// TCP connections opened so far (connect() calls that sent a SYN).
-    pub active_opens: u64,
-    /// SYNs sent again for want of an answer.
-    pub syn_retransmits: u64,
-    /// Entries in the connection tracking table, if netfilter tracks.
-    pub conntrack_count: Option<u64>,
-    /// Its size.
-    pub conntrack_max: Option<u64>,
-}
-
-impl NetCounters {
-    /// Reads the counters now (missing ones are 0 or None).
-    pub fn read() -> NetCounters {
-        let snmp = fs::read_to_string("/proc/net/snmp").unwrap_or_default();
-        let netstat = fs::read_to_string("/proc/net/netstat").unwrap_or_default();
-        let number = |path: &str| {
-            fs::read_to_string(path)
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-        };
-        NetCounters {
-            active_opens: proc_net_field(&snmp, "Tcp:", "ActiveOpens").unwrap_or(0),
-            syn_retransmits: proc_net_field(&netstat, "TcpExt:", "TCPSynRetrans").unwrap_or(0),
-            conntrack_count: number("/proc/sys/net/netfilter/nf_conntrack_count"),
-            conntrack_max: number("/proc/sys/net/netfilter/nf_conntrack_max"),
-        }
-    }
-
-    /// The counters' growth from `before` to `self` (table figures as now).
-    pub fn since(&self, before: &NetCounters) -> NetCounters {
-        NetCounters {
-            active_opens: self.active_opens.saturating_sub(before.active_opens),
-            syn_retransmits: self.syn_retransmits.saturating_sub(before.syn_retransmits),
-            ..*self
-        }
-    }
-
-    /// Whether the tracking table is at least 90% full.
-    pub fn conntrack_nearly_full(&self) -> bool {
-        match (self.conntrack_count, self.conntrack_max) {
-            (Some(n), Some(max)) if max > 0 => n * 10 >= max * 9,
-            _ => false,
-        }
-    }
-}
-
-/// A field of a /proc/net/snmp-style file: a header line `PREFIX names...`
-/// followed by a line `PREFIX values...`.
-fn proc_net_field(text: &str, prefix: &str, name: &str) -> Option<u64> {
-    let mut lines = text.lines().filter(|l| l.starts_with(prefix));
-    while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
-        let column = names.split_whitespace().position(|n| n == name);
-        if let Some(column) = column {
-            return values.split_whitespace().nth(column)?.parse().ok();
-        }
-    }
-    None
-}
-
-#[cfg(test)]
-mod net_tests {
-    use super::*;
-
-    #[test]
-    fn reads_proc_net_fields() {
-        let text = "Ip: Forwarding X\nIp: 1 2\nTcp: RtoAlgorithm ActiveOpens\nTcp: 1 646268\n";
-        assert_eq!(proc_net_field(text, "Tcp:", "ActiveOpens"), Some(646268));
-        assert_eq!(proc_net_field(text, "Tcp:", "Nope"), None);
-        let now = NetCounters::read();
-        assert!(now.active_opens >= now.since(&now).active_opens);
     }
 }
