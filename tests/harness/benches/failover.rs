@@ -8,8 +8,9 @@
 //!
 //! Starts three `swarm manage` processes (`target/release/swarm`, or
 //! `SWARM_BIN`) on loopback with fresh data dirs, one Raft cluster over the
-//! local engine (`unix:///var/run/docker.sock`; `busybox:local` is imported
-//! there first if missing, from /bin/busybox of Debian's busybox-static).
+//! local engine (`unix:///var/run/docker.sock`; `busybox:local`, the tests'
+//! image, is loaded there first if missing, built from /bin/busybox of
+//! Debian's busybox-static).
 //! A writer starts one `POST /containers/create` of `busybox:local` every
 //! `--interval-ms` (20) through the next live manager in turn, without
 //! waiting for the previous one (a create goes through Raft's `Reserve`, so
@@ -33,7 +34,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,14 +48,13 @@ use tokio::sync::{mpsc, Semaphore};
 use swarm::upstream::Upstream;
 use swarm_harness::bench::client::{fold_error, message, oneshot, oneshot_json};
 use swarm_harness::bench::stats::{markdown, ms, percentile};
+use swarm_harness::image::busybox_image_tar;
 use swarm_harness::ports::try_free_port;
 use swarm_harness::process::tail;
-use swarm_harness::{Manager, ManagerConfig};
+use swarm_harness::{Manager, ManagerConfig, IMAGE};
 
 /// The engine all managers serve (their discovery is `nodes://` of it).
 const ENGINE: &str = "unix:///var/run/docker.sock";
-/// The image the writer creates containers of.
-const IMAGE: &str = "busybox:local";
 /// Label on every container this bench creates; its value is the run ID.
 const LABEL: &str = "swarm-bench-failover";
 /// Writes in flight at most; a tick finding them all busy is skipped.
@@ -368,8 +368,8 @@ impl Cluster {
 // The engine and its image
 // ---------------------------------------------------------------------------
 
-/// Checks the local engine answers and holds `busybox:local`, importing it
-/// (a rootfs of /bin/busybox and its applet links) if it does not.
+/// Checks the local engine answers and holds `busybox:local`, loading the
+/// tests' image ([`busybox_image_tar`]) if it does not.
 async fn ensure_image(engine: &Upstream) -> anyhow::Result<()> {
     let (status, body) = http(engine, hyper::Method::GET, "/_ping", None, CONTROL_TIMEOUT)
         .await
@@ -387,52 +387,24 @@ async fn ensure_image(engine: &Upstream) -> anyhow::Result<()> {
     if status == 200 {
         return Ok(());
     }
-    eprintln!("failover: importing {IMAGE} into {ENGINE}");
-    let busybox = Path::new("/bin/busybox");
-    if !busybox.exists() {
-        bail!("/bin/busybox missing: apt-get install -y busybox-static");
-    }
-    let tmp = tempfile::tempdir().context("temp dir for the rootfs")?;
-    let root = tmp.path().join("rootfs");
-    for d in ["bin", "etc", "tmp"] {
-        fs::create_dir_all(root.join(d)).with_context(|| format!("mkdir {d}"))?;
-    }
-    fs::copy(busybox, root.join("bin/busybox")).context("copying /bin/busybox")?;
-    let list = Command::new(busybox)
-        .arg("--list")
-        .output()
-        .context("busybox --list")?;
-    for applet in String::from_utf8_lossy(&list.stdout).split_whitespace() {
-        if applet != "busybox" && !applet.contains('/') {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))
-                .with_context(|| format!("linking {applet}"))?;
-        }
-    }
-    fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")
-        .context("writing etc/passwd")?;
-    let tar = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .args(["--owner=0", "--group=0", "--numeric-owner", "-c", "."])
-        .output()
-        .context("running tar")?;
-    if !tar.status.success() {
-        bail!("tar failed: {}", String::from_utf8_lossy(&tar.stderr));
-    }
-    let (repo, tag) = IMAGE.split_once(':').unwrap_or((IMAGE, "latest"));
-    // The API behind `docker import - busybox:local`.
+    eprintln!("failover: loading {IMAGE} into {ENGINE}");
+    let tar = tokio::task::spawn_blocking(busybox_image_tar)
+        .await
+        .context("building the image")?
+        .map_err(|e| anyhow!("building {IMAGE}: {e}"))?;
+    // The API behind `docker load`.
     let (status, body) = http_raw(
         engine,
         hyper::Method::POST,
-        &format!("/images/create?fromSrc=-&repo={repo}&tag={tag}"),
-        Some((Bytes::from(tar.stdout), "application/x-tar")),
+        "/images/load?quiet=1",
+        Some((Bytes::from(tar.to_vec()), "application/x-tar")),
         Duration::from_secs(120),
     )
     .await
-    .map_err(|e| anyhow!("importing {IMAGE}: {e}"))?;
+    .map_err(|e| anyhow!("loading {IMAGE}: {e}"))?;
     let text = String::from_utf8_lossy(&body);
     if status != 200 || text.contains("\"error\"") {
-        bail!("importing {IMAGE}: {status} {text}");
+        bail!("loading {IMAGE}: {status} {text}");
     }
     Ok(())
 }

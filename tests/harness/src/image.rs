@@ -1,6 +1,7 @@
-//! The image every test engine holds, `busybox:local`: a `docker load`
+//! The image tests and benches run, `busybox:local`: a `docker load`
 //! tarball built from the host's /bin/busybox (Debian's busybox-static),
-//! with no registry involved (see design.md §5).
+//! with no registry involved (see design.md §5). Every test engine loads
+//! it; the `failover` bench loads it into the local engine when missing.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,8 +21,9 @@ const CACHE_DIR: &str = "/tmp/swarm-test-cache";
 /// test run — gets the same image ID, as if it had been pulled.
 ///
 /// The tarball is also cached on disk (keyed by /bin/busybox's size and
-/// mtime), so later test processes skip the build.
-pub(crate) fn busybox_image_tar() -> Result<Arc<Vec<u8>>, String> {
+/// mtime), so later test processes skip the build. An error if
+/// /bin/busybox is missing or a build step fails.
+pub fn busybox_image_tar() -> Result<Arc<Vec<u8>>, String> {
     static TAR: OnceLock<Result<Arc<Vec<u8>>, String>> = OnceLock::new();
     TAR.get_or_init(|| {
         let cache = busybox_cache_path();
