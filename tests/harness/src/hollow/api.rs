@@ -16,13 +16,14 @@ use bollard::models::{ContainerCreateBody, ContainerCreateResponse, EventMessage
 use futures::StreamExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use swarm::cluster::normalize_image_name;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc};
 use tower::ServiceExt;
 
 use super::engine::{
-    image_matches, normalize_image, ApiError, Container, Event, Node, Program, API_VERSION,
-    MIN_API_VERSION, SERVER_VERSION,
+    image_matches, ApiError, Container, Event, Node, Program, API_VERSION, MIN_API_VERSION,
+    SERVER_VERSION,
 };
 use super::shapes;
 
@@ -282,7 +283,8 @@ impl EventFilter {
             })
             && any("image", &|v| {
                 is_container
-                    && (attr("image") == v || normalize_image(attr("image")) == normalize_image(v))
+                    && (attr("image") == v
+                        || normalize_image_name(attr("image")) == normalize_image_name(v))
             })
             && any("label", &|v| match v.split_once('=') {
                 Some((k, val)) => event.attributes.get(k).is_some_and(|x| x == val),
@@ -903,7 +905,7 @@ async fn image(Path(rest): Path<String>, method: Method, uri: Uri) -> Result<Res
             StatusCode::NOT_FOUND,
             format!(
                 "no such image: {name}: No such image: {}",
-                normalize_image(name)
+                normalize_image_name(name)
             ),
         ));
     }

@@ -16,6 +16,7 @@ use bollard::models::{
 };
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use swarm::cluster::normalize_image_name;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -29,7 +30,7 @@ pub(crate) const MIN_API_VERSION: &str = "1.12";
 /// What nodes report as their Docker version.
 pub(crate) const SERVER_VERSION: &str = "20.10.24+hollow";
 /// The one image every node holds.
-pub(crate) const IMAGE_TAG: &str = "busybox:local";
+pub(crate) const IMAGE_TAG: &str = crate::image::IMAGE;
 /// Its ID.
 pub(crate) const IMAGE_ID: &str =
     "sha256:d580ce7c52d7920333b4a289141f4cc9f9da3bdc0fbfd1f8457239132c2f929a";
@@ -830,7 +831,7 @@ impl Node {
         if !image_matches(&image) {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
-                format!("No such image: {}", normalize_image(&image)),
+                format!("No such image: {}", normalize_image_name(&image)),
             ));
         }
         if let Some(name) = name {
@@ -1494,24 +1495,7 @@ pub(crate) fn image_matches(reference: &str) -> bool {
     if r.len() >= 4 && r.bytes().all(|b| b.is_ascii_hexdigit()) && hex.starts_with(r) {
         return true;
     }
-    normalize_image(r) == IMAGE_TAG
-}
-
-/// A reference in Docker's familiar form, `:latest` added when untagged:
-/// `docker.io/library/busybox` → `busybox:latest`.
-pub(crate) fn normalize_image(reference: &str) -> String {
-    let r = reference.trim();
-    let r = r
-        .strip_prefix("docker.io/library/")
-        .or_else(|| r.strip_prefix("index.docker.io/library/"))
-        .or_else(|| r.strip_prefix("docker.io/"))
-        .unwrap_or(r);
-    let last = r.rsplit('/').next().unwrap_or(r);
-    if last.contains(':') || r.contains('@') {
-        r.to_string()
-    } else {
-        format!("{r}:latest")
-    }
+    normalize_image_name(r) == IMAGE_TAG
 }
 
 /// A signal by name (`KILL`, `SIGKILL`) or number.
@@ -1633,8 +1617,9 @@ mod tests {
         assert!(image_matches(&IMAGE_ID[7..19]));
         assert!(image_matches(IMAGE_ID));
         assert!(!image_matches("busybox"));
-        assert_eq!(normalize_image("nothere"), "nothere:latest");
-        assert_eq!(normalize_image("reg:5000/a/b"), "reg:5000/a/b:latest");
+        assert!(image_matches("library/busybox:local"));
+        assert_eq!(normalize_image_name("nothere"), "nothere:latest");
+        assert_eq!(normalize_image_name("reg:5000/a/b"), "reg:5000/a/b:latest");
         assert_eq!(parse_signal("SIGKILL"), Some(9));
         assert_eq!(parse_signal("term"), Some(15));
         assert_eq!(parse_signal("9"), Some(9));
