@@ -11,7 +11,9 @@
 //! - [`place`]: create (and start) many containers with many clients;
 //! - [`query`]: latency of `GET /info` and `GET /containers/json?all=1`;
 //! - [`standard`]: the whole standard scenario: a hollow fleet, managers,
-//!   `place`, `query`, memory.
+//!   `place`, `query`, memory; [`reschedule`]: a node dies under
+//!   containers with a reschedule policy; both start their processes with
+//!   the steps they share (a `Rig`: fleet, managers, healthy nodes).
 //!
 //! Timing is measured and reported, never asserted: the targets are
 //! recorded in `docs/benchmarks.md`.
@@ -21,6 +23,7 @@ pub mod net;
 pub mod place;
 pub mod query;
 pub mod reschedule;
+mod rig;
 pub mod scratch;
 pub mod standard;
 pub mod stats;

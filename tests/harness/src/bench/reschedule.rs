@@ -1,15 +1,16 @@
 //! Rescheduling after a node failure: how long until the containers of a
 //! dead node run elsewhere.
 //!
-//! Steps: start `hollow-engine --nodes N` (node `i` on `127.0.0.1:P+i`, its
-//! admin endpoint on `P-1`) and one `swarm manage` over it with the given
-//! `--engine-refresh-min-interval`, `--engine-refresh-max-interval` and
-//! `--engine-failure-retry`; wait until `info` lists N `Healthy` nodes;
-//! optionally place `background` ordinary containers over the fleet
-//! ([`place`]); create and start K containers with `-e
-//! reschedule:on-node-failure` and the soft constraint `-e
-//! constraint:node==~VICTIM`, and check (inspect: `Node.Name`) that they all
-//! run on the victim. Then:
+//! Steps (each a function of `scenario`): start the fleet (`hollow-engine
+//! --nodes N`, node `i` on `127.0.0.1:P+i`, its admin endpoint on `P-1`),
+//! ask the victim its name and ID, start the manager (one `swarm manage`
+//! over the fleet with the given `--engine-refresh-min-interval`,
+//! `--engine-refresh-max-interval` and `--engine-failure-retry`); wait until
+//! `info` lists N `Healthy` nodes; optionally place `background` ordinary
+//! containers over the fleet ([`place`]); start the policy containers (K
+//! containers with `-e reschedule:on-node-failure` and the soft constraint
+//! `-e constraint:node==~VICTIM`) and check (inspect: `Node.Name`) that they
+//! all run on the victim. Then:
 //!
 //! - **kill**: `POST /hollow/kill?node=V` on the admin port; `t0` is when
 //!   it was sent. Every [`RescheduleConfig::poll`] the bench asks the
@@ -23,7 +24,7 @@
 //!   name prefix) until none of the containers is left there (the stale
 //!   copies removed), and then the manager (`GET /containers/json?all=1`
 //!   with the same filter) until it lists every name exactly once;
-//! - **check**: the fleet's container count (`GET /hollow/nodes`) must be
+//! - **audit**: the fleet's container count (`GET /hollow/nodes`) must be
 //!   the background containers plus K (no duplicate anywhere), and the
 //!   manager's log lines about rescheduling are counted.
 //!
@@ -41,13 +42,12 @@ use serde_json::Value;
 
 use super::client::Client;
 use super::place::{self, PlaceConfig, PlaceReport};
-use super::query::node_counts;
-use super::scratch::ScratchDir;
-use super::standard::{wait_until, Machine, Rig};
+use super::rig::{check_binaries, FleetSpec, HollowFleet, Rig};
+use super::standard::Machine;
 use super::stats::{markdown, mib, ms, percentile};
 use crate::manager::{Manager, ManagerConfig};
-use crate::ports::{free_port_range, try_free_port};
-use crate::process::{cpu_time, Memory, Process};
+use crate::ports::try_free_port;
+use crate::process::{Memory, Process};
 
 /// The goal: every container runs elsewhere within this of the kill.
 pub const GOAL: Duration = Duration::from_secs(5);
@@ -224,17 +224,10 @@ pub struct RescheduleReport {
 /// Runs the scenario; every process it started is stopped when it returns
 /// (or when the future is dropped).
 pub async fn run(config: &RescheduleConfig) -> anyhow::Result<RescheduleReport> {
-    for (what, bin) in [
+    check_binaries(&[
         ("hollow-engine", &config.hollow_bin),
         ("swarm", &config.swarm_bin),
-    ] {
-        if !bin.exists() {
-            bail!(
-                "{what} binary {} missing: cargo build --release --bins (or pass its path)",
-                bin.display()
-            );
-        }
-    }
+    ])?;
     if config.nodes < 2 {
         bail!("--nodes must be at least 2 (one to kill, one to move to)");
     }
@@ -248,29 +241,13 @@ pub async fn run(config: &RescheduleConfig) -> anyhow::Result<RescheduleReport> 
             config.nodes - 1
         );
     }
-    let mut scratch = ScratchDir::new("swarm-bench-reschedule")?;
-    if config.keep {
-        scratch.keep();
-    }
-    let mut rig = Rig {
-        managers: Vec::new(),
-        hollow: None,
-        scratch,
-    };
+    let mut rig = Rig::new("swarm-bench-reschedule", config.keep)?;
     let outcome = scenario(config, victim, &mut rig).await;
-    if outcome.is_err() {
-        eprintln!("{}", rig.tails(30));
-    }
-    rig.stop();
-    if config.keep {
-        eprintln!(
-            "reschedule: logs and data kept in {}",
-            rig.scratch.path().display()
-        );
-    }
+    rig.finish("reschedule", outcome.is_err(), 30);
     outcome
 }
 
+/// Prints a progress line to stderr if asked to.
 fn progress(config: &RescheduleConfig, line: String) {
     if config.progress {
         eprintln!("reschedule: {line}");
@@ -355,83 +332,154 @@ async fn scenario(
     rig: &mut Rig,
 ) -> anyhow::Result<RescheduleReport> {
     let t_run = Instant::now();
-    let n = config.nodes;
-    let rt = config.request_timeout;
-    let base = match config.base_port {
-        Some(p) => p,
-        None => free_port_range("127.0.0.1", n + 1)? + 1,
-    };
-    if base < 2 || base as usize + n > 65_536 {
-        bail!("ports {base}+{n} do not fit below 65536 (with the admin port below)");
-    }
-    let last = base as usize + n - 1;
-    let admin = format!("127.0.0.1:{}", base - 1);
-    let victim_addr = format!("127.0.0.1:{}", base as usize + victim);
-    let dir = rig.scratch.path().to_path_buf();
-
-    // The fleet.
-    let mut args: Vec<String> = vec![
-        "--nodes".into(),
-        n.to_string(),
-        "--base-port".into(),
-        base.to_string(),
-        "--host".into(),
-        "127.0.0.1".into(),
-        "--admin-port".into(),
-        (base - 1).to_string(),
-    ];
-    args.extend(config.hollow_args.iter().cloned());
-    let hollow = Process::spawn(
-        "hollow-engine",
-        &config.hollow_bin,
-        &args,
-        &dir.join("hollow.log"),
-    )?;
+    let fleet = start_fleet(config, rig).await?;
+    let victim = Victim::ask(&fleet, victim, config.request_timeout).await?;
+    let manager = start_manager(config, rig, &fleet).await?;
+    let nodes_healthy = wait_healthy(config, rig, &fleet, &manager).await?;
+    let background = place_background(config, rig, &manager.api).await?;
+    let mut run = Reschedule::new(config, rig, &fleet, victim, &manager.api)?;
+    let (mut moved, policy_containers) = run.start_policy_containers().await?;
+    let before_kill = ManagerSample::take(run.rig)?;
+    let kill = run.kill(&mut moved).await?;
+    let moves = Moves::of(&moved);
     progress(
         config,
         format!(
-            "hollow-engine (pid {}): {n} nodes on 127.0.0.1:{base}-{last}, admin {admin}",
-            hollow.pid().unwrap_or(0)
+            "{} of {} moved; all moved: {}",
+            moves.count,
+            moved.len(),
+            moves
+                .all_ms
+                .map_or("never".into(), |v| format!("{v:.0} ms"))
         ),
     );
-    rig.hollow = Some(hollow);
-    let started = Instant::now();
-    for port in [base as usize, last] {
-        wait_until(
-            rig,
-            config.ready_timeout,
-            &format!("node 127.0.0.1:{port}"),
-            move || async move {
-                let mut c = Client::new(&format!("127.0.0.1:{port}"), rt)?;
-                match c.get("/_ping").await {
-                    Ok(a) if a.status == 200 => Ok(Some(())),
-                    Ok(a) => Err(a.describe()),
-                    Err(e) => Err(e),
-                }
-            },
-        )
+    let revival = run.revive().await?;
+    let at_end = ManagerSample::take(run.rig)?;
+    let background_placed = background.as_ref().map_or(0, |b| b.placed);
+    let audit = run
+        .audit(&manager, background_placed, &kill, &revival, &moved)
         .await?;
-    }
-    let hollow_ready = started.elapsed();
-    let mut victim_client = Client::new(&victim_addr, rt).map_err(anyhow::Error::msg)?;
-    let victim_info = get_json(&mut victim_client, "/info")
-        .await
-        .map_err(anyhow::Error::msg)?;
-    let victim_name = victim_info
-        .get("Name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| anyhow!("the victim's info has no Name"))?
-        .to_string();
-    let victim_id = victim_info
-        .get("ID")
-        .and_then(Value::as_str)
-        .ok_or_else(|| anyhow!("the victim's info has no ID"))?
-        .to_string();
+    let Reschedule { victim, .. } = run;
+    Ok(RescheduleReport {
+        bench: "reschedule".into(),
+        machine: Machine::detect(),
+        nodes: config.nodes,
+        containers: moved.len(),
+        background: config.background,
+        victim: victim.name,
+        victim_index: victim.index,
+        manager_flags: ManagerFlags {
+            engine_refresh_min_interval_s: config.refresh_min.as_secs_f64(),
+            engine_refresh_max_interval_s: config.refresh_max.as_secs_f64(),
+            engine_failure_retry: config.failure_retry,
+            args: manager.args,
+        },
+        setup: RescheduleSetup {
+            base_port: fleet.base,
+            manager: manager.api,
+            hollow_ready_ms: ms(fleet.ready),
+            manager_ready_ms: ms(manager.ready),
+            nodes_healthy_ms: ms(nodes_healthy),
+            background,
+            policy_containers_ms: ms(policy_containers),
+        },
+        poll_ms: ms(config.poll),
+        detection_ms: kill.detection.map(ms),
+        moved,
+        moved_count: moves.count,
+        first_ms: moves.first_ms,
+        p50_ms: moves.p50_ms,
+        all_moved_ms: moves.all_ms,
+        goal_met: moves.all_ms.is_some_and(|v| v <= ms(GOAL)),
+        victim_healthy_ms: revival.victim_healthy.map(ms),
+        stale_removed_ms: revival.stale_removed.map(ms),
+        listed_once_ms: revival.listed_once.map(ms),
+        fleet_containers: audit.fleet_containers,
+        fleet_expected: audit.fleet_expected,
+        log_lines: audit.log_lines,
+        manager_before_kill: before_kill.memory,
+        manager_at_end: at_end.memory,
+        manager_cpu_s: match (before_kill.cpu, at_end.cpu) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a).as_secs_f64()),
+            _ => None,
+        },
+        problems: audit.problems,
+        wall_ms: ms(t_run.elapsed()),
+    })
+}
 
-    // The manager.
-    let discovery = format!("nodes://127.0.0.1:[{base}:{last}]");
-    let ports = [try_free_port()?, try_free_port()?];
-    let api = format!("127.0.0.1:{}", ports[0]);
+/// Step: the fleet with its admin endpoint, until its first and last node
+/// answer.
+async fn start_fleet(config: &RescheduleConfig, rig: &mut Rig) -> anyhow::Result<HollowFleet> {
+    let spec = FleetSpec {
+        bin: &config.hollow_bin,
+        nodes: config.nodes,
+        base_port: config.base_port,
+        admin: true,
+        args: &config.hollow_args,
+        ready_timeout: config.ready_timeout,
+        request_timeout: config.request_timeout,
+    };
+    rig.start_fleet(&spec, |line| progress(config, line)).await
+}
+
+/// The node that is killed.
+struct Victim {
+    /// Its index in the fleet.
+    index: usize,
+    /// Its name (`hollow-I`).
+    name: String,
+    /// Its engine ID.
+    id: String,
+    /// Its address.
+    addr: String,
+    /// A client of its engine.
+    client: Client,
+}
+
+impl Victim {
+    /// Step: node `index`'s name and engine ID, from its `info`.
+    async fn ask(fleet: &HollowFleet, index: usize, timeout: Duration) -> anyhow::Result<Victim> {
+        let addr = fleet.addr(index);
+        let mut client = Client::new(&addr, timeout).map_err(anyhow::Error::msg)?;
+        let info = get_json(&mut client, "/info")
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let field = |name: &str| {
+            info.get(name)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| anyhow!("the victim's info has no {name}"))
+        };
+        Ok(Victim {
+            index,
+            name: field("Name")?,
+            id: field("ID")?,
+            addr,
+            client,
+        })
+    }
+}
+
+/// The manager as started.
+struct StartedManager {
+    /// Its API address.
+    api: String,
+    /// Its command line after `swarm`.
+    args: Vec<String>,
+    /// Its log file.
+    log: PathBuf,
+    /// Start → it answers `info`.
+    ready: Duration,
+}
+
+/// Step: one `swarm manage` over the fleet with the configured refresh
+/// flags, until it answers `info`.
+async fn start_manager(
+    config: &RescheduleConfig,
+    rig: &mut Rig,
+    fleet: &HollowFleet,
+) -> anyhow::Result<StartedManager> {
     let mut args: Vec<String> = vec![
         "--engine-refresh-min-interval".into(),
         humantime::format_duration(config.refresh_min).to_string(),
@@ -441,237 +489,350 @@ async fn scenario(
         config.failure_retry.to_string(),
     ];
     args.extend(config.manager_args.iter().cloned());
-    args.push(discovery);
-    let manager = Manager::spawn(ManagerConfig {
+    args.push(fleet.discovery());
+    let dir = rig.dir();
+    let manager = rig.start_manager(ManagerConfig {
         name: "m1".into(),
         bin: Some(config.swarm_bin.clone()),
-        addr: Some(api.clone()),
-        raft_addr: Some(format!("127.0.0.1:{}", ports[1])),
+        addr: Some(format!("127.0.0.1:{}", try_free_port()?)),
+        raft_addr: Some(format!("127.0.0.1:{}", try_free_port()?)),
         log_level: Some(config.log_level.clone()),
         args,
-        dir: Some(dir.clone()),
+        dir: Some(dir),
         ..ManagerConfig::default()
     })?;
-    let args = manager.args().to_vec();
+    let started = StartedManager {
+        api: manager.addr.clone(),
+        args: manager.args().to_vec(),
+        log: manager.log_path().to_path_buf(),
+        ready: Duration::ZERO,
+    };
     progress(
         config,
         format!(
-            "manager (pid {}) on {api}: swarm {}",
+            "manager (pid {}) on {}: swarm {}",
             manager.pid().unwrap_or(0),
-            args.join(" ")
+            started.api,
+            started.args.join(" ")
         ),
     );
-    let manager_log = manager.log_path().to_path_buf();
-    rig.managers.push(manager);
+    let t = Instant::now();
+    rig.wait_manager_ready(
+        &started.api,
+        None,
+        config.ready_timeout,
+        config.request_timeout,
+    )
+    .await?;
+    Ok(StartedManager {
+        ready: t.elapsed(),
+        ..started
+    })
+}
+
+/// Step: until `info` lists every node healthy; how long it took.
+async fn wait_healthy(
+    config: &RescheduleConfig,
+    rig: &mut Rig,
+    fleet: &HollowFleet,
+    manager: &StartedManager,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    {
-        let api = api.clone();
-        wait_until(rig, config.ready_timeout, "the manager", move || {
-            let api = api.clone();
-            async move {
-                let mut c = Client::new(&api, rt)?;
-                match c.get("/info").await {
-                    Ok(a) if a.status == 200 => Ok(Some(())),
-                    Ok(a) => Err(a.describe()),
-                    Err(e) => Err(e),
-                }
-            }
-        })
-        .await?;
-    }
-    let manager_ready = started.elapsed();
-    let started = Instant::now();
-    {
-        let api = api.clone();
-        wait_until(
-            rig,
-            config.ready_timeout,
-            &format!("{n} healthy nodes"),
-            move || {
-                let api = api.clone();
-                async move {
-                    let mut c = Client::new(&api, rt)?;
-                    let info = get_json(&mut c, "/info").await?;
-                    Ok((node_counts(&info).healthy >= n).then_some(()))
-                }
-            },
-        )
-        .await?;
-    }
+    rig.wait_healthy(
+        &manager.api,
+        fleet.nodes,
+        config.ready_timeout,
+        config.request_timeout,
+        None,
+    )
+    .await?;
     let nodes_healthy = started.elapsed();
     progress(
         config,
         format!(
-            "{n} nodes healthy after {:.1} s (fleet ready in {:.1} s, manager in {:.1} s)",
+            "{} nodes healthy after {:.1} s (fleet ready in {:.1} s, manager in {:.1} s)",
+            fleet.nodes,
             nodes_healthy.as_secs_f64(),
-            hollow_ready.as_secs_f64(),
-            manager_ready.as_secs_f64()
+            fleet.ready.as_secs_f64(),
+            manager.ready.as_secs_f64()
         ),
     );
+    Ok(nodes_healthy)
+}
 
-    // Background containers.
-    let background = if config.background > 0 {
-        progress(
-            config,
-            format!(
-                "placing {} background containers with {} clients",
-                config.background, config.clients
-            ),
-        );
-        let report = place::run(&PlaceConfig {
-            managers: vec![format!("tcp://{api}")],
-            containers: config.background,
-            clients: config.clients.max(1),
-            start: true,
-            image: config.image.clone(),
-            cmd: vec!["sleep".into(), "100000".into()],
-            prefix: format!("bg{}", std::process::id()),
-            timeout: rt,
-            progress: config.progress,
-            stall_timeout: Duration::from_secs(60),
-        })
-        .await?;
-        rig.check()?;
-        progress(
-            config,
-            format!(
-                "placed {} background containers ({} failed) in {:.1} s",
-                report.placed,
-                report.failures,
-                report.wall_ms / 1000.0
-            ),
-        );
-        Some(report)
-    } else {
-        None
-    };
-    let background_placed = background.as_ref().map_or(0, |b| b.placed);
-
-    // The policy containers, all on the victim.
-    let prefix = format!("resched{}-", std::process::id());
-    let names: Vec<String> = (0..config.containers)
-        .map(|i| format!("{prefix}{i}"))
-        .collect();
-    let mut manager_client = Client::new(&api, rt).map_err(anyhow::Error::msg)?;
-    let started = Instant::now();
-    let body = serde_json::json!({
-        "Image": config.image,
-        "Cmd": ["sleep", "100000"],
-        "Env": [
-            "reschedule:on-node-failure",
-            format!("constraint:node==~{victim_name}"),
-        ],
-    });
-    for name in &names {
-        let created = post_ok(
-            &mut manager_client,
-            &format!("/containers/create?name={name}"),
-            Some(&body),
-        )
-        .await?;
-        let id = created
-            .get("Id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| anyhow!("create {name}: no Id in {created}"))?
-            .to_string();
-        post_ok(
-            &mut manager_client,
-            &format!("/containers/{id}/start"),
-            None,
-        )
-        .await?;
-    }
-    let policy_containers = started.elapsed();
-    let mut moved = Vec::with_capacity(names.len());
-    for name in &names {
-        let inspect = get_json(&mut manager_client, &format!("/containers/{name}/json"))
-            .await
-            .map_err(anyhow::Error::msg)?;
-        let (node, id, running) = placement(&inspect);
-        if node.as_deref() != Some(victim_name.as_str()) || !running {
-            bail!(
-                "{name} should run on {victim_name} (soft constraint node==~{victim_name}) but is on {node:?}, running: {running}"
-            );
-        }
-        moved.push(Moved {
-            name: name.clone(),
-            old_id: id.unwrap_or_default(),
-            new_id: None,
-            node: None,
-            moved_ms: None,
-        });
+/// Step: the ordinary containers over the fleet, if any are asked for.
+async fn place_background(
+    config: &RescheduleConfig,
+    rig: &mut Rig,
+    api: &str,
+) -> anyhow::Result<Option<PlaceReport>> {
+    if config.background == 0 {
+        return Ok(None);
     }
     progress(
         config,
         format!(
-            "{} containers with reschedule:on-node-failure run on {victim_name} (created and started in {:.1} s)",
-            names.len(),
-            policy_containers.as_secs_f64()
+            "placing {} background containers with {} clients",
+            config.background, config.clients
         ),
     );
-
-    // Kill.
-    rig.check()?;
-    let manager_pid = rig.managers.first().and_then(Manager::pid).unwrap_or(0);
-    let manager_before_kill = Memory::of(manager_pid);
-    let cpu_before = cpu_time(manager_pid);
-    let mut admin_client = Client::new(&admin, rt).map_err(anyhow::Error::msg)?;
-    let mut info_client = Client::new(&api, rt).map_err(anyhow::Error::msg)?;
-    progress(config, format!("killing {victim_name} ({victim_addr})"));
-    let t0 = Instant::now();
-    post_ok(
-        &mut admin_client,
-        &format!("/hollow/kill?node={victim}"),
-        None,
-    )
+    let report = place::run(&PlaceConfig {
+        managers: vec![format!("tcp://{api}")],
+        containers: config.background,
+        clients: config.clients.max(1),
+        start: true,
+        image: config.image.clone(),
+        cmd: vec!["sleep".into(), "100000".into()],
+        prefix: format!("bg{}", std::process::id()),
+        timeout: config.request_timeout,
+        progress: config.progress,
+        stall_timeout: Duration::from_secs(60),
+    })
     .await?;
-    let mut detection: Option<Duration> = None;
-    let mut pending: Vec<usize> = (0..moved.len()).collect();
-    let mut last_error: Option<String> = None;
-    loop {
-        let round = Instant::now();
-        if detection.is_none() {
-            match get_json(&mut info_client, "/info").await {
-                Ok(info) => {
-                    if node_status(&info, &victim_id).as_deref() == Some("Unhealthy") {
-                        detection = Some(t0.elapsed());
-                        progress(
-                            config,
-                            format!("{victim_name} Unhealthy after {:.0} ms", ms(t0.elapsed())),
-                        );
-                    }
-                }
-                Err(e) => last_error = Some(e),
-            }
+    rig.check()?;
+    progress(
+        config,
+        format!(
+            "placed {} background containers ({} failed) in {:.1} s",
+            report.placed,
+            report.failures,
+            report.wall_ms / 1000.0
+        ),
+    );
+    Ok(Some(report))
+}
+
+/// The manager's memory and CPU time at one moment.
+struct ManagerSample {
+    memory: Option<Memory>,
+    cpu: Option<Duration>,
+}
+
+impl ManagerSample {
+    /// The manager's figures now (an error if it has exited).
+    fn take(rig: &mut Rig) -> anyhow::Result<ManagerSample> {
+        rig.check()?;
+        let process = rig.managers.first().map(Manager::process);
+        Ok(ManagerSample {
+            memory: process.and_then(Process::memory),
+            cpu: process.and_then(Process::cpu_time),
+        })
+    }
+}
+
+/// What the kill step saw.
+struct Kill {
+    /// Kill → `info` shows the victim `Unhealthy`.
+    detection: Option<Duration>,
+    /// The last failed request, if any.
+    last_error: Option<String>,
+}
+
+/// The move times of the policy containers.
+struct Moves {
+    /// How many run elsewhere.
+    count: usize,
+    /// Kill → the first one runs elsewhere.
+    first_ms: Option<f64>,
+    /// Kill → half of them (nearest rank, of the moved ones).
+    p50_ms: Option<f64>,
+    /// Kill → every one (None if some never did).
+    all_ms: Option<f64>,
+}
+
+impl Moves {
+    /// The figures of `moved`.
+    fn of(moved: &[Moved]) -> Moves {
+        let mut times: Vec<Duration> = moved
+            .iter()
+            .filter_map(|m| m.moved_ms)
+            .map(|v| Duration::from_secs_f64(v / 1000.0))
+            .collect();
+        times.sort_unstable();
+        Moves {
+            count: times.len(),
+            first_ms: times.first().map(|d| ms(*d)),
+            p50_ms: (!times.is_empty()).then(|| percentile(&times, 50.0)),
+            all_ms: (times.len() == moved.len()).then(|| percentile(&times, 100.0)),
         }
-        let mut still = Vec::with_capacity(pending.len());
-        for i in pending {
-            let m = &mut moved[i];
-            match get_json(&mut manager_client, &format!("/containers/{}/json", m.name)).await {
-                Ok(inspect) => {
-                    let (node, id, running) = placement(&inspect);
-                    if running && node.is_some() && node.as_deref() != Some(victim_name.as_str()) {
-                        m.moved_ms = Some(ms(t0.elapsed()));
-                        m.new_id = id;
-                        m.node = node;
-                    } else {
+    }
+}
+
+/// What the revive step saw, from the revival on.
+struct Revival {
+    /// → `info` shows the victim `Healthy` again.
+    victim_healthy: Option<Duration>,
+    /// → the victim's engine holds none of the containers.
+    stale_removed: Option<Duration>,
+    /// → (after the victim is clean) the manager lists every name once.
+    listed_once: Option<Duration>,
+    /// The manager's last listing of the names.
+    last_listing: Vec<String>,
+    /// The names the victim still held at its last listing.
+    victim_left: Vec<String>,
+}
+
+/// What the audit found.
+struct Audit {
+    fleet_containers: Option<usize>,
+    fleet_expected: usize,
+    log_lines: Vec<(String, usize)>,
+    problems: Vec<String>,
+}
+
+/// What the steps from the policy containers on share.
+struct Reschedule<'a> {
+    config: &'a RescheduleConfig,
+    rig: &'a mut Rig,
+    victim: Victim,
+    /// The policy containers' name prefix, and their names.
+    prefix: String,
+    names: Vec<String>,
+    /// Kept-alive clients: the manager (creates, inspects, lists), the
+    /// manager again for `info`, the fleet's admin endpoint.
+    manager: Client,
+    info: Client,
+    admin: Client,
+}
+
+impl<'a> Reschedule<'a> {
+    /// The shared state, once the manager at `api` runs.
+    fn new(
+        config: &'a RescheduleConfig,
+        rig: &'a mut Rig,
+        fleet: &HollowFleet,
+        victim: Victim,
+        api: &str,
+    ) -> anyhow::Result<Reschedule<'a>> {
+        let rt = config.request_timeout;
+        let prefix = format!("resched{}-", std::process::id());
+        let names = (0..config.containers)
+            .map(|i| format!("{prefix}{i}"))
+            .collect();
+        Ok(Reschedule {
+            config,
+            rig,
+            prefix,
+            names,
+            manager: Client::new(api, rt).map_err(anyhow::Error::msg)?,
+            info: Client::new(api, rt).map_err(anyhow::Error::msg)?,
+            admin: Client::new(&fleet.admin(), rt).map_err(anyhow::Error::msg)?,
+            victim,
+        })
+    }
+
+    fn progress(&self, line: String) {
+        progress(self.config, line);
+    }
+
+    /// Step: create and start the policy containers one after another
+    /// (`-e reschedule:on-node-failure`, soft constraint `node==~VICTIM`)
+    /// and check they all run on the victim.
+    async fn start_policy_containers(&mut self) -> anyhow::Result<(Vec<Moved>, Duration)> {
+        let victim = self.victim.name.clone();
+        let started = Instant::now();
+        let body = serde_json::json!({
+            "Image": self.config.image,
+            "Cmd": ["sleep", "100000"],
+            "Env": [
+                "reschedule:on-node-failure",
+                format!("constraint:node==~{victim}"),
+            ],
+        });
+        for name in &self.names {
+            let path = format!("/containers/create?name={name}");
+            let created = post_ok(&mut self.manager, &path, Some(&body)).await?;
+            let id = created
+                .get("Id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| anyhow!("create {name}: no Id in {created}"))?
+                .to_string();
+            post_ok(&mut self.manager, &format!("/containers/{id}/start"), None).await?;
+        }
+        let elapsed = started.elapsed();
+        let mut moved = Vec::with_capacity(self.names.len());
+        for name in &self.names {
+            let inspect = get_json(&mut self.manager, &format!("/containers/{name}/json"))
+                .await
+                .map_err(anyhow::Error::msg)?;
+            let (node, id, running) = placement(&inspect);
+            if node.as_deref() != Some(victim.as_str()) || !running {
+                bail!(
+                    "{name} should run on {victim} (soft constraint node==~{victim}) but is on {node:?}, running: {running}"
+                );
+            }
+            moved.push(Moved {
+                name: name.clone(),
+                old_id: id.unwrap_or_default(),
+                new_id: None,
+                node: None,
+                moved_ms: None,
+            });
+        }
+        self.progress(format!(
+            "{} containers with reschedule:on-node-failure run on {victim} (created and started in {:.1} s)",
+            self.names.len(),
+            elapsed.as_secs_f64()
+        ));
+        Ok((moved, elapsed))
+    }
+
+    /// Step: `POST /hollow/kill` the victim (`t0`), then every poll ask
+    /// `info` until the victim reads `Unhealthy` and inspect each container
+    /// not yet moved until it runs on another node (its move time in
+    /// `moved`); gives up after the timeout.
+    async fn kill(&mut self, moved: &mut [Moved]) -> anyhow::Result<Kill> {
+        let config = self.config;
+        let (victim, index) = (self.victim.name.clone(), self.victim.index);
+        self.progress(format!("killing {victim} ({})", self.victim.addr));
+        let t0 = Instant::now();
+        post_ok(&mut self.admin, &format!("/hollow/kill?node={index}"), None).await?;
+        let mut detection: Option<Duration> = None;
+        let mut pending: Vec<usize> = (0..moved.len()).collect();
+        let mut last_error: Option<String> = None;
+        loop {
+            let round = Instant::now();
+            if detection.is_none() {
+                match get_json(&mut self.info, "/info").await {
+                    Ok(info) => {
+                        if node_status(&info, &self.victim.id).as_deref() == Some("Unhealthy") {
+                            detection = Some(t0.elapsed());
+                            self.progress(format!(
+                                "{victim} Unhealthy after {:.0} ms",
+                                ms(t0.elapsed())
+                            ));
+                        }
+                    }
+                    Err(e) => last_error = Some(e),
+                }
+            }
+            let mut still = Vec::with_capacity(pending.len());
+            for i in pending {
+                let m = &mut moved[i];
+                let path = format!("/containers/{}/json", m.name);
+                match get_json(&mut self.manager, &path).await {
+                    Ok(inspect) => {
+                        let (node, id, running) = placement(&inspect);
+                        if running && node.is_some() && node.as_deref() != Some(victim.as_str()) {
+                            m.moved_ms = Some(ms(t0.elapsed()));
+                            m.new_id = id;
+                            m.node = node;
+                        } else {
+                            still.push(i);
+                        }
+                    }
+                    Err(e) => {
+                        last_error = Some(e);
                         still.push(i);
                     }
                 }
-                Err(e) => {
-                    last_error = Some(e);
-                    still.push(i);
-                }
             }
-        }
-        pending = still;
-        if pending.is_empty() && detection.is_some() {
-            break;
-        }
-        if t0.elapsed() > config.timeout {
-            progress(
-                config,
-                format!(
+            pending = still;
+            if pending.is_empty() && detection.is_some() {
+                break;
+            }
+            if t0.elapsed() > config.timeout {
+                self.progress(format!(
                     "gave up after {:?}: {} of {} not moved{}; last error: {}",
                     config.timeout,
                     pending.len(),
@@ -682,231 +843,188 @@ async fn scenario(
                         ""
                     },
                     last_error.as_deref().unwrap_or("none")
-                ),
-            );
-            break;
+                ));
+                break;
+            }
+            self.rig.check()?;
+            tokio::time::sleep(config.poll.saturating_sub(round.elapsed())).await;
         }
-        rig.check()?;
-        tokio::time::sleep(config.poll.saturating_sub(round.elapsed())).await;
+        Ok(Kill {
+            detection,
+            last_error,
+        })
     }
-    let times: Vec<Duration> = {
-        let mut t: Vec<Duration> = moved
-            .iter()
-            .filter_map(|m| m.moved_ms)
-            .map(|v| Duration::from_secs_f64(v / 1000.0))
-            .collect();
-        t.sort_unstable();
-        t
-    };
-    let moved_count = times.len();
-    let first_ms = times.first().map(|d| ms(*d));
-    let p50_ms = (!times.is_empty()).then(|| percentile(&times, 50.0));
-    let all_moved_ms = (moved_count == moved.len()).then(|| percentile(&times, 100.0));
-    let goal_met = all_moved_ms.is_some_and(|v| v <= ms(GOAL));
-    progress(
-        config,
-        format!(
-            "{moved_count} of {} moved; all moved: {}",
-            moved.len(),
-            all_moved_ms.map_or("never".into(), |v| format!("{v:.0} ms"))
-        ),
-    );
 
-    // Revive and wait for the stale copies to go.
-    progress(config, format!("reviving {victim_name}"));
-    let tr = Instant::now();
-    post_ok(
-        &mut admin_client,
-        &format!("/hollow/revive?node={victim}"),
-        None,
-    )
-    .await?;
-    let victim_list = list_path(&prefix);
-    let mut victim_healthy: Option<Duration> = None;
-    let mut stale_removed: Option<Duration> = None;
-    let mut listed_once: Option<Duration> = None;
-    let mut last_listing: Vec<String> = Vec::new();
-    let mut victim_left: Vec<String> = Vec::new();
-    loop {
-        let round = Instant::now();
-        if victim_healthy.is_none() {
-            if let Ok(info) = get_json(&mut info_client, "/info").await {
-                if node_status(&info, &victim_id).as_deref() == Some("Healthy") {
-                    victim_healthy = Some(tr.elapsed());
+    /// Step: `POST /hollow/revive` the victim, then every poll ask `info`
+    /// until it reads `Healthy`, the victim's engine until it holds none of
+    /// the containers (the stale copies removed), and then the manager
+    /// until it lists every name exactly once; gives up after the timeout.
+    async fn revive(&mut self) -> anyhow::Result<Revival> {
+        let config = self.config;
+        let victim = self.victim.name.clone();
+        self.progress(format!("reviving {victim}"));
+        let tr = Instant::now();
+        let path = format!("/hollow/revive?node={}", self.victim.index);
+        post_ok(&mut self.admin, &path, None).await?;
+        let list = list_path(&self.prefix);
+        let mut expected = self.names.clone();
+        expected.sort();
+        let mut r = Revival {
+            victim_healthy: None,
+            stale_removed: None,
+            listed_once: None,
+            last_listing: Vec::new(),
+            victim_left: Vec::new(),
+        };
+        loop {
+            let round = Instant::now();
+            if r.victim_healthy.is_none() {
+                if let Ok(info) = get_json(&mut self.info, "/info").await {
+                    if node_status(&info, &self.victim.id).as_deref() == Some("Healthy") {
+                        r.victim_healthy = Some(tr.elapsed());
+                    }
                 }
             }
-        }
-        if stale_removed.is_none() {
-            if let Ok(list) = get_json(&mut victim_client, &victim_list).await {
-                victim_left = listed_names(&list)
-                    .into_iter()
-                    .filter(|n| n.starts_with(&prefix))
-                    .collect();
-                if victim_left.is_empty() {
-                    stale_removed = Some(tr.elapsed());
+            if r.stale_removed.is_none() {
+                if let Ok(listing) = get_json(&mut self.victim.client, &list).await {
+                    r.victim_left = self.ours(&listing);
+                    if r.victim_left.is_empty() {
+                        r.stale_removed = Some(tr.elapsed());
+                    }
                 }
             }
-        }
-        if stale_removed.is_some() && listed_once.is_none() {
-            if let Ok(list) = get_json(&mut manager_client, &victim_list).await {
-                let mut listing: Vec<String> = listed_names(&list)
-                    .into_iter()
-                    .filter(|n| n.starts_with(&prefix))
-                    .collect();
-                listing.sort();
-                let mut expected = names.clone();
-                expected.sort();
-                if listing == expected {
-                    listed_once = Some(tr.elapsed());
+            if r.stale_removed.is_some() && r.listed_once.is_none() {
+                if let Ok(listing) = get_json(&mut self.manager, &list).await {
+                    let mut listing = self.ours(&listing);
+                    listing.sort();
+                    if listing == expected {
+                        r.listed_once = Some(tr.elapsed());
+                    }
+                    r.last_listing = listing;
                 }
-                last_listing = listing;
             }
-        }
-        if victim_healthy.is_some() && listed_once.is_some() {
-            break;
-        }
-        if tr.elapsed() > config.timeout {
-            progress(
-                config,
-                format!(
+            if r.victim_healthy.is_some() && r.listed_once.is_some() {
+                break;
+            }
+            if tr.elapsed() > config.timeout {
+                self.progress(format!(
                     "cleanup: gave up after {:?} (victim healthy: {}, stale copies left on it: {}, manager lists: {})",
                     config.timeout,
-                    victim_healthy.is_some(),
-                    victim_left.len(),
-                    last_listing.len()
-                ),
-            );
-            break;
+                    r.victim_healthy.is_some(),
+                    r.victim_left.len(),
+                    r.last_listing.len()
+                ));
+                break;
+            }
+            self.rig.check()?;
+            tokio::time::sleep(config.poll.saturating_sub(round.elapsed())).await;
         }
-        rig.check()?;
-        tokio::time::sleep(config.poll.saturating_sub(round.elapsed())).await;
-    }
-    progress(
-        config,
-        format!(
+        self.progress(format!(
             "stale copies removed {}; every name listed once {}",
-            stale_removed.map_or("never".into(), |d| format!("after {:.0} ms", ms(d))),
-            listed_once.map_or("never".into(), |d| format!("after {:.0} ms", ms(d)))
-        ),
-    );
-    let manager_cpu_s = match (cpu_before, cpu_time(manager_pid)) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a).as_secs_f64()),
-        _ => None,
-    };
-    let manager_at_end = Memory::of(manager_pid);
+            r.stale_removed
+                .map_or("never".into(), |d| format!("after {:.0} ms", ms(d))),
+            r.listed_once
+                .map_or("never".into(), |d| format!("after {:.0} ms", ms(d)))
+        ));
+        Ok(r)
+    }
 
-    // The fleet's containers: no duplicate anywhere.
-    let fleet_containers = match get_json(&mut admin_client, "/hollow/nodes").await {
-        Ok(nodes) => nodes.as_array().map(|list| {
-            list.iter()
-                .filter_map(|n| n.get("Containers").and_then(Value::as_u64))
-                .sum::<u64>() as usize
-        }),
-        Err(_) => None,
-    };
-    let fleet_expected = background_placed + names.len();
-    rig.check()?;
-    let log = std::fs::read_to_string(&manager_log).unwrap_or_default();
-    let log_lines: Vec<(String, usize)> = LOG_MESSAGES
-        .iter()
-        .map(|(key, text)| {
-            (
-                key.to_string(),
-                log.lines().filter(|l| l.contains(text)).count(),
-            )
+    /// The names of a listing that are policy containers.
+    fn ours(&self, listing: &Value) -> Vec<String> {
+        listed_names(listing)
+            .into_iter()
+            .filter(|n| n.starts_with(&self.prefix))
+            .collect()
+    }
+
+    /// Step: the fleet's container count (`GET /hollow/nodes`: no
+    /// duplicate anywhere), the manager's log lines about rescheduling, and
+    /// what went wrong with the feature.
+    async fn audit(
+        &mut self,
+        manager: &StartedManager,
+        background_placed: usize,
+        kill: &Kill,
+        revival: &Revival,
+        moved: &[Moved],
+    ) -> anyhow::Result<Audit> {
+        let config = self.config;
+        let victim = &self.victim.name;
+        let fleet_containers = match get_json(&mut self.admin, "/hollow/nodes").await {
+            Ok(nodes) => nodes.as_array().map(|list| {
+                list.iter()
+                    .filter_map(|n| n.get("Containers").and_then(Value::as_u64))
+                    .sum::<u64>() as usize
+            }),
+            Err(_) => None,
+        };
+        let fleet_expected = background_placed + self.names.len();
+        self.rig.check()?;
+        let log = std::fs::read_to_string(&manager.log).unwrap_or_default();
+        let log_lines: Vec<(String, usize)> = LOG_MESSAGES
+            .iter()
+            .map(|(key, text)| {
+                (
+                    key.to_string(),
+                    log.lines().filter(|l| l.contains(text)).count(),
+                )
+            })
+            .collect();
+
+        let mut problems = Vec::new();
+        if kill.detection.is_none() {
+            problems.push(format!(
+                "{victim} never shown Unhealthy within {:?}",
+                config.timeout
+            ));
+        }
+        let not_moved: Vec<&str> = moved
+            .iter()
+            .filter(|m| m.moved_ms.is_none())
+            .map(|m| m.name.as_str())
+            .collect();
+        if !not_moved.is_empty() {
+            problems.push(format!(
+                "{} of {} never ran elsewhere within {:?}: {}{}",
+                not_moved.len(),
+                moved.len(),
+                config.timeout,
+                not_moved.join(", "),
+                kill.last_error
+                    .as_deref()
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default()
+            ));
+        }
+        if revival.stale_removed.is_none() {
+            problems.push(format!(
+                "stale copies left on {victim} {:?} after its revival: {}",
+                config.timeout,
+                revival.victim_left.join(", ")
+            ));
+        } else if revival.listed_once.is_none() {
+            problems.push(format!(
+                "the manager never listed each name exactly once within {:?}: {} entries, {:?}",
+                config.timeout,
+                revival.last_listing.len(),
+                revival.last_listing
+            ));
+        }
+        match fleet_containers {
+            Some(c) if c != fleet_expected => problems.push(format!(
+                "the fleet holds {c} containers, expected {fleet_expected} ({background_placed} background + {})",
+                self.names.len()
+            )),
+            None => problems.push("GET /hollow/nodes failed".into()),
+            _ => {}
+        }
+        Ok(Audit {
+            fleet_containers,
+            fleet_expected,
+            log_lines,
+            problems,
         })
-        .collect();
-
-    let mut problems = Vec::new();
-    if detection.is_none() {
-        problems.push(format!(
-            "{victim_name} never shown Unhealthy within {:?}",
-            config.timeout
-        ));
     }
-    let not_moved: Vec<&str> = moved
-        .iter()
-        .filter(|m| m.moved_ms.is_none())
-        .map(|m| m.name.as_str())
-        .collect();
-    if !not_moved.is_empty() {
-        problems.push(format!(
-            "{} of {} never ran elsewhere within {:?}: {}{}",
-            not_moved.len(),
-            moved.len(),
-            config.timeout,
-            not_moved.join(", "),
-            last_error
-                .as_deref()
-                .map(|e| format!(" (last error: {e})"))
-                .unwrap_or_default()
-        ));
-    }
-    if stale_removed.is_none() {
-        problems.push(format!(
-            "stale copies left on {victim_name} {:?} after its revival: {}",
-            config.timeout,
-            victim_left.join(", ")
-        ));
-    } else if listed_once.is_none() {
-        problems.push(format!(
-            "the manager never listed each name exactly once within {:?}: {} entries, {:?}",
-            config.timeout,
-            last_listing.len(),
-            last_listing
-        ));
-    }
-    match fleet_containers {
-        Some(c) if c != fleet_expected => problems.push(format!(
-            "the fleet holds {c} containers, expected {fleet_expected} ({background_placed} background + {})",
-            names.len()
-        )),
-        None => problems.push("GET /hollow/nodes failed".into()),
-        _ => {}
-    }
-    Ok(RescheduleReport {
-        bench: "reschedule".into(),
-        machine: Machine::detect(),
-        nodes: n,
-        containers: names.len(),
-        background: config.background,
-        victim: victim_name,
-        victim_index: victim,
-        manager_flags: ManagerFlags {
-            engine_refresh_min_interval_s: config.refresh_min.as_secs_f64(),
-            engine_refresh_max_interval_s: config.refresh_max.as_secs_f64(),
-            engine_failure_retry: config.failure_retry,
-            args,
-        },
-        setup: RescheduleSetup {
-            base_port: base,
-            manager: api,
-            hollow_ready_ms: ms(hollow_ready),
-            manager_ready_ms: ms(manager_ready),
-            nodes_healthy_ms: ms(nodes_healthy),
-            background,
-            policy_containers_ms: ms(policy_containers),
-        },
-        poll_ms: ms(config.poll),
-        detection_ms: detection.map(ms),
-        moved,
-        moved_count,
-        first_ms,
-        p50_ms,
-        all_moved_ms,
-        goal_met,
-        victim_healthy_ms: victim_healthy.map(ms),
-        stale_removed_ms: stale_removed.map(ms),
-        listed_once_ms: listed_once.map(ms),
-        fleet_containers,
-        fleet_expected,
-        log_lines,
-        manager_before_kill,
-        manager_at_end,
-        manager_cpu_s,
-        problems,
-        wall_ms: ms(t_run.elapsed()),
-    })
 }
 
 /// A time in ms as a table cell (`-` when there is none).

@@ -34,6 +34,11 @@ impl ScratchDir {
     pub fn keep(&mut self) {
         self.keep = true;
     }
+
+    /// Whether [`ScratchDir::keep`] was called.
+    pub fn is_kept(&self) -> bool {
+        self.keep
+    }
 }
 
 impl Drop for ScratchDir {

@@ -2,39 +2,34 @@
 //! it, then [`place`] (create + start) and [`query`], with the managers'
 //! memory and CPU time.
 //!
-//! Steps: start `hollow-engine --nodes N --base-port P` (node `i` on
-//! `127.0.0.1:P+i`, its admin port on `P-1`, `P-1..P+N-1` a free range
-//! below the ephemeral ports) and wait until its first and last node answer
-//! `/_ping`; start `swarm manage` with a fresh `--data-dir` and discovery
-//! `nodes://127.0.0.1:[P:P+N-1]` (the first manager bootstraps, the others
-//! `--join` it and are waited for as voters); wait until `GET /info` lists N `Healthy` nodes; place;
-//! query; read `/proc/PID/status` and `/proc/PID/stat` of every process;
-//! stop everything (SIGTERM, then SIGKILL). Every process is also killed
-//! when the run ends early (an error, or the future dropped on Ctrl-C).
+//! Steps (`scenario`): start the fleet (`hollow-engine --nodes N
+//! --base-port P`, node `i` on `127.0.0.1:P+i`, its admin port on `P-1`,
+//! `P-1..P+N-1` a free range below the ephemeral ports) and wait until its
+//! first and last node answer `/_ping`; start the managers (`swarm manage`
+//! with a fresh `--data-dir` and discovery `nodes://127.0.0.1:[P:P+N-1]`;
+//! the first bootstraps, the others `--join` it and are waited for as
+//! voters); wait until `GET /info` lists N `Healthy` nodes; place; query;
+//! read `/proc/PID/status` and `/proc/PID/stat` of every process; stop
+//! everything (SIGTERM, then SIGKILL). Every process is also killed when
+//! the run ends early (an error, or the future dropped on Ctrl-C).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use serde::Serialize;
-use serde_json::Value;
 
-use super::client::Client;
 use super::net::NetCounters;
 use super::place::{self, PlaceConfig, PlaceReport};
-use super::query::{self, node_counts, QueryConfig, QueryReport};
-use super::scratch::ScratchDir;
+use super::query::{self, QueryConfig, QueryReport};
+use super::rig::{check_binaries, FleetSpec, HollowFleet, Rig};
 use super::stats::{cell_ms, markdown, mib, ms, Summary};
-use crate::manager::{Manager, ManagerConfig};
-use crate::ports::{free_port_range, try_free_port};
-use crate::process::{tail, Memory, Process};
+use crate::manager::ManagerConfig;
+use crate::ports::try_free_port;
+use crate::process::{Memory, Process};
 
-/// How often readiness is polled.
-const POLL: Duration = Duration::from_millis(100);
 /// Timeout of one readiness request.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a stopping process gets after SIGTERM.
-const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// The scenario's parameters.
 #[derive(Debug, Clone)]
@@ -215,264 +210,233 @@ pub struct StandardReport {
     pub wall_ms: f64,
 }
 
-/// The processes of a run; field order is drop order: managers, then the
-/// fleet, then the scratch directory. Shared by the scenarios that start
-/// their own processes.
-pub(crate) struct Rig {
-    pub(crate) managers: Vec<Manager>,
-    pub(crate) hollow: Option<Process>,
-    pub(crate) scratch: ScratchDir,
-}
-
-impl Rig {
-    /// Errors if a process has exited.
-    pub(crate) fn check(&mut self) -> anyhow::Result<()> {
-        if let Some(h) = self.hollow.as_mut() {
-            h.check_running()?;
-        }
-        for m in &mut self.managers {
-            m.check_running()?;
-        }
-        Ok(())
-    }
-
-    /// The last lines of every log.
-    pub(crate) fn tails(&self, lines: usize) -> String {
-        let mut out = String::new();
-        let logs = self.hollow.iter().map(Process::log);
-        for log in logs.chain(self.managers.iter().map(Manager::log_path)) {
-            out.push_str(&tail(log, lines));
-            out.push('\n');
-        }
-        out
-    }
-
-    /// Stops managers first (SIGTERM, then SIGKILL), then the fleet.
-    pub(crate) fn stop(&mut self) {
-        for m in &mut self.managers {
-            m.stop(STOP_GRACE);
-        }
-        if let Some(h) = self.hollow.as_mut() {
-            h.stop(STOP_GRACE);
-        }
-    }
-}
-
 /// Runs the standard scenario; every process it started is stopped when
 /// it returns (or when the future is dropped).
 pub async fn run(config: &StandardConfig) -> anyhow::Result<StandardReport> {
-    for (what, bin) in [
+    check_binaries(&[
         ("hollow-engine", &config.hollow_bin),
         ("swarm", &config.swarm_bin),
-    ] {
-        if !bin.exists() {
-            bail!(
-                "{what} binary {} missing: cargo build --release --bins (or pass its path)",
-                bin.display()
-            );
-        }
-    }
+    ])?;
     if config.nodes == 0 || config.managers == 0 {
         bail!("--nodes and --managers must be at least 1");
     }
-    let mut scratch = ScratchDir::new("swarm-bench")?;
-    if config.keep {
-        scratch.keep();
-    }
-    let mut rig = Rig {
-        managers: Vec::new(),
-        hollow: None,
-        scratch,
-    };
+    let mut rig = Rig::new("swarm-bench", config.keep)?;
     let outcome = scenario(config, &mut rig).await;
-    if outcome.is_err() {
-        eprintln!("{}", rig.tails(20));
-    }
-    rig.stop();
-    if config.keep {
-        eprintln!(
-            "standard: logs and data kept in {}",
-            rig.scratch.path().display()
-        );
-    }
+    rig.finish("standard", outcome.is_err(), 20);
     outcome
 }
 
 /// The steps, on a rig that the caller stops.
 async fn scenario(config: &StandardConfig, rig: &mut Rig) -> anyhow::Result<StandardReport> {
     let t0 = Instant::now();
-    let n = config.nodes;
-    // hollow-engine's admin port is the one below the first node's.
-    let base = match config.base_port {
-        Some(p) => p,
-        None => free_port_range("127.0.0.1", n + 1)? + 1,
-    };
-    if base as usize + n > 65_536 {
-        bail!("ports {base}+{n} do not fit below 65536");
-    }
-    let last = base as usize + n - 1;
-
-    // The fleet.
-    let mut args: Vec<String> = [
-        "--nodes",
-        &n.to_string(),
-        "--base-port",
-        &base.to_string(),
-        "--host",
-        "127.0.0.1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(config.hollow_args.iter().cloned());
-    let dir = rig.scratch.path().to_path_buf();
-    let hollow = Process::spawn(
-        "hollow-engine",
-        &config.hollow_bin,
-        &args,
-        &dir.join("hollow.log"),
-    )?;
-    let hollow_pid = hollow.pid().unwrap_or(0);
-    rig.hollow = Some(hollow);
-    progress(
-        config,
-        format!("hollow-engine (pid {hollow_pid}): {n} nodes on 127.0.0.1:{base}-{last}"),
-    );
-    let started = Instant::now();
-    for port in [base as usize, last] {
-        wait_until(
-            rig,
-            config.ready_timeout,
-            &format!("node 127.0.0.1:{port}"),
-            move || async move {
-                let mut c = Client::new(&format!("127.0.0.1:{port}"), CONTROL_TIMEOUT)
-                    .map_err(|e| e.to_string())?;
-                match c.get("/_ping").await {
-                    Ok(a) if a.status == 200 => Ok(Some(())),
-                    Ok(a) => Err(a.describe()),
-                    Err(e) => Err(e),
-                }
-            },
-        )
-        .await?;
-    }
-    let hollow_ready = started.elapsed();
-
-    // The managers.
-    let discovery = if n == 1 {
-        format!("nodes://127.0.0.1:{base}")
-    } else {
-        format!("nodes://127.0.0.1:[{base}:{last}]")
-    };
-    let ports = (0..2 * config.managers)
-        .map(|_| try_free_port())
-        .collect::<Result<Vec<u16>, _>>()?;
-    let apis: Vec<String> = (0..config.managers)
-        .map(|i| format!("127.0.0.1:{}", ports[i]))
-        .collect();
-    let started = Instant::now();
-    for i in 0..config.managers {
-        let name = format!("m{}", i + 1);
-        let mut args = config.manager_args.clone();
-        args.push(discovery.clone());
-        let manager = Manager::spawn(ManagerConfig {
-            name: name.clone(),
-            bin: Some(config.swarm_bin.clone()),
-            addr: Some(apis[i].clone()),
-            raft_addr: Some(format!("127.0.0.1:{}", ports[config.managers + i])),
-            log_level: Some(config.log_level.clone()),
-            join: (i > 0).then(|| apis[0].clone()),
-            args,
-            dir: Some(dir.clone()),
-            ..ManagerConfig::default()
-        })?;
-        progress(
-            config,
-            format!(
-                "manager {name} (pid {}) on {}: swarm {}",
-                manager.pid().unwrap_or(0),
-                apis[i],
-                manager.args().join(" ")
-            ),
-        );
-        rig.managers.push(manager);
-        let api = apis[i].clone();
-        let first = apis[0].clone();
-        wait_until(
-            rig,
-            config.ready_timeout,
-            &format!("manager {name}"),
-            || {
-                let (api, first) = (api.clone(), first.clone());
-                async move { manager_ready(&api, &first, i == 0).await }
-            },
-        )
-        .await?;
-    }
-    let managers_ready = started.elapsed();
-
-    // Every node healthy.
-    let started = Instant::now();
-    let mut last_report = Instant::now();
-    let api0 = apis[0].clone();
-    let healthy = wait_until(
-        rig,
-        config.ready_timeout,
-        &format!("{n} healthy nodes"),
-        || {
-            let api = api0.clone();
-            let print = config.progress && last_report.elapsed() > Duration::from_secs(5);
-            if print {
-                last_report = Instant::now();
-            }
-            async move {
-                let mut c = Client::new(&api, CONTROL_TIMEOUT).map_err(|e| e.to_string())?;
-                let answer = c.get("/info").await?;
-                if answer.status != 200 {
-                    return Err(answer.describe());
-                }
-                let counts = node_counts(&answer.json().ok_or("info: invalid JSON")?);
-                if print {
-                    eprintln!(
-                        "standard: nodes {} (healthy {}, pending {}, other {})",
-                        counts.nodes, counts.healthy, counts.pending, counts.other
-                    );
-                }
-                Ok((counts.healthy >= n).then_some(counts.healthy))
-            }
+    let mut run = Standard { config, rig };
+    let fleet = run.start_fleet().await?;
+    let managers = run.start_managers(&fleet).await?;
+    let (healthy, nodes_healthy) = run.wait_healthy(&fleet, &managers).await?;
+    let placed = run.place(&managers).await?;
+    let query = run.query(&managers).await?;
+    let (manager_figures, hollow_figures) = run.figures(&fleet, &placed)?;
+    run.rig.stop();
+    Ok(StandardReport {
+        bench: "standard".into(),
+        machine: Machine::detect(),
+        nodes: config.nodes,
+        containers: config.containers,
+        clients: config.clients,
+        managers: config.managers,
+        setup: Setup {
+            base_port: fleet.base,
+            discovery: fleet.discovery(),
+            managers: managers.apis,
+            hollow_ready_ms: ms(fleet.ready),
+            managers_ready_ms: ms(managers.ready),
+            nodes_healthy_ms: ms(nodes_healthy),
+            healthy_nodes: healthy,
         },
-    )
-    .await?;
-    let nodes_healthy = started.elapsed();
-    progress(
-        config,
-        format!(
+        place: placed.report,
+        query,
+        manager_figures,
+        hollow_figures,
+        place_network: placed.network,
+        wall_ms: ms(t0.elapsed()),
+    })
+}
+
+/// What the steps share: the parameters and the processes.
+struct Standard<'a> {
+    config: &'a StandardConfig,
+    rig: &'a mut Rig,
+}
+
+/// The started managers.
+struct Managers {
+    /// Their API addresses, the bootstrapping one first.
+    apis: Vec<String>,
+    /// First start → every manager answers (and is a voter).
+    ready: Duration,
+}
+
+impl Managers {
+    /// Their addresses as `tcp://` URLs, for the clients.
+    fn urls(&self) -> Vec<String> {
+        self.apis.iter().map(|a| format!("tcp://{a}")).collect()
+    }
+}
+
+/// Memory, descriptors and CPU time of one process at one moment.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    memory: Option<Memory>,
+    fds: Option<usize>,
+    cpu: Option<(Duration, Duration)>,
+}
+
+impl Sample {
+    /// The process's figures now.
+    fn of(process: &Process) -> Sample {
+        Sample {
+            memory: process.memory(),
+            fds: process.open_fds(),
+            cpu: process.cpu_split(),
+        }
+    }
+}
+
+/// The placement and the processes' figures around it.
+struct Placed {
+    report: PlaceReport,
+    /// Machine-wide TCP during the placement.
+    network: NetCounters,
+    /// Every manager before and after the placement.
+    managers: Vec<(Sample, Sample)>,
+    /// The fleet before and after the placement.
+    hollow: (Sample, Sample),
+}
+
+impl Standard<'_> {
+    /// Prints a progress line to stderr if asked to.
+    fn progress(&self, line: String) {
+        progress(self.config, line);
+    }
+
+    /// The fleet's process.
+    fn hollow(&self) -> anyhow::Result<&Process> {
+        self.rig.hollow.as_ref().ok_or_else(|| anyhow!("no fleet"))
+    }
+
+    /// Step: the hollow fleet, until its first and last node answer.
+    async fn start_fleet(&mut self) -> anyhow::Result<HollowFleet> {
+        let config = self.config;
+        let spec = FleetSpec {
+            bin: &config.hollow_bin,
+            nodes: config.nodes,
+            base_port: config.base_port,
+            admin: false,
+            args: &config.hollow_args,
+            ready_timeout: config.ready_timeout,
+            request_timeout: CONTROL_TIMEOUT,
+        };
+        self.rig
+            .start_fleet(&spec, |line| progress(config, line))
+            .await
+    }
+
+    /// Step: the managers with a fresh `--data-dir` each and discovery
+    /// `nodes://127.0.0.1:[P:P+N-1]`; the first bootstraps, the others
+    /// `--join` it and are waited for as voters.
+    async fn start_managers(&mut self, fleet: &HollowFleet) -> anyhow::Result<Managers> {
+        let config = self.config;
+        let dir = self.rig.dir();
+        let started = Instant::now();
+        let mut apis: Vec<String> = Vec::new();
+        for i in 0..config.managers {
+            let name = format!("m{}", i + 1);
+            let mut args = config.manager_args.clone();
+            args.push(fleet.discovery());
+            let manager = self.rig.start_manager(ManagerConfig {
+                name: name.clone(),
+                bin: Some(config.swarm_bin.clone()),
+                addr: Some(format!("127.0.0.1:{}", try_free_port()?)),
+                raft_addr: Some(format!("127.0.0.1:{}", try_free_port()?)),
+                log_level: Some(config.log_level.clone()),
+                join: apis.first().cloned(),
+                args,
+                dir: Some(dir.clone()),
+                ..ManagerConfig::default()
+            })?;
+            let api = manager.addr.clone();
+            let line = format!(
+                "manager {name} (pid {}) on {api}: swarm {}",
+                manager.pid().unwrap_or(0),
+                manager.args().join(" ")
+            );
+            self.progress(line);
+            let first = apis.first().cloned();
+            self.rig
+                .wait_manager_ready(
+                    &api,
+                    first.as_deref(),
+                    config.ready_timeout,
+                    CONTROL_TIMEOUT,
+                )
+                .await?;
+            apis.push(api);
+        }
+        Ok(Managers {
+            apis,
+            ready: started.elapsed(),
+        })
+    }
+
+    /// Step: until `GET /info` lists every node `Healthy`; how many and
+    /// how long it took.
+    async fn wait_healthy(
+        &mut self,
+        fleet: &HollowFleet,
+        managers: &Managers,
+    ) -> anyhow::Result<(usize, Duration)> {
+        let config = self.config;
+        let started = Instant::now();
+        let healthy = self
+            .rig
+            .wait_healthy(
+                &managers.apis[0],
+                fleet.nodes,
+                config.ready_timeout,
+                CONTROL_TIMEOUT,
+                config.progress.then_some("standard"),
+            )
+            .await?;
+        let nodes_healthy = started.elapsed();
+        self.progress(format!(
             "{healthy} nodes healthy after {:.1} s (fleet ready in {:.1} s, managers in {:.1} s)",
             nodes_healthy.as_secs_f64(),
-            hollow_ready.as_secs_f64(),
-            managers_ready.as_secs_f64()
-        ),
-    );
-
-    // Place.
-    let managers_api: Vec<String> = apis.iter().map(|a| format!("tcp://{a}")).collect();
-    let cpu_before: Vec<_> = rig
-        .managers
-        .iter()
-        .map(|m| m.process().cpu_split())
-        .collect();
-    let hollow_cpu_before = rig.hollow.as_ref().and_then(Process::cpu_split);
-    let net_before = NetCounters::read();
-    if net_before.conntrack_nearly_full() {
-        eprintln!(
-            "standard: warning: the connection tracking table is nearly full ({:?} of {:?}): \
-             new connections will be dropped; entries of closed connections stay 120 s",
-            net_before.conntrack_count, net_before.conntrack_max
-        );
+            fleet.ready.as_secs_f64(),
+            managers.ready.as_secs_f64()
+        ));
+        Ok((healthy, nodes_healthy))
     }
-    progress(
-        config,
-        format!(
+
+    /// Step: create (and start) the containers with many clients, with the
+    /// processes' figures before and after.
+    async fn place(&mut self, managers: &Managers) -> anyhow::Result<Placed> {
+        let config = self.config;
+        let before: Vec<Sample> = self
+            .rig
+            .managers
+            .iter()
+            .map(|m| Sample::of(m.process()))
+            .collect();
+        let hollow_before = Sample::of(self.hollow()?);
+        let net_before = NetCounters::read();
+        if net_before.conntrack_nearly_full() {
+            eprintln!(
+                "standard: warning: the connection tracking table is nearly full ({:?} of {:?}): \
+                 new connections will be dropped; entries of closed connections stay 120 s",
+                net_before.conntrack_count, net_before.conntrack_max
+            );
+        }
+        self.progress(format!(
             "placing {} containers with {} clients{}",
             config.containers,
             config.clients,
@@ -481,183 +445,104 @@ async fn scenario(config: &StandardConfig, rig: &mut Rig) -> anyhow::Result<Stan
             } else {
                 ""
             }
-        ),
-    );
-    let place = place::run(&PlaceConfig {
-        managers: managers_api.clone(),
-        containers: config.containers,
-        clients: config.clients,
-        start: config.start,
-        image: config.image.clone(),
-        cmd: vec!["sleep".into(), "1000".into()],
-        prefix: format!("bench{}", std::process::id()),
-        timeout: config.timeout,
-        progress: config.progress,
-        stall_timeout: config.stall_timeout,
-    })
-    .await?;
-    if let Some(why) = &place.aborted {
-        eprintln!("standard: placement aborted: {why}");
-    }
-    let place_network = NetCounters::read().since(&net_before);
-    rig.check()?;
-    let after_place: Vec<Option<Memory>> =
-        rig.managers.iter().map(|m| m.process().memory()).collect();
-    let fds_after_place: Vec<Option<usize>> = rig
-        .managers
-        .iter()
-        .map(|m| m.process().open_fds())
-        .collect();
-    let hollow_fds = rig.hollow.as_ref().and_then(Process::open_fds);
-    let cpu_after: Vec<_> = rig
-        .managers
-        .iter()
-        .map(|m| m.process().cpu_split())
-        .collect();
-    let hollow_after_place = rig.hollow.as_ref().and_then(Process::memory);
-    let hollow_cpu_after = rig.hollow.as_ref().and_then(Process::cpu_split);
-    progress(
-        config,
-        format!(
-            "placed {} ({} failed) in {:.1} s: {:.0}/s",
-            place.placed,
-            place.failures,
-            place.wall_ms / 1000.0,
-            place.placements_per_s
-        ),
-    );
-
-    // Query.
-    let query = query::run(&QueryConfig {
-        managers: managers_api,
-        requests: config.requests,
-        timeout: config.timeout,
-    })
-    .await?;
-    rig.check()?;
-
-    type Split = Option<(Duration, Duration)>;
-    let delta = |a: Split, b: Split| {
-        let ((u0, s0), (u1, s1)) = (a?, b?);
-        Some((
-            (u1 + s1).saturating_sub(u0 + s0).as_secs_f64(),
-            s1.saturating_sub(s0).as_secs_f64(),
-        ))
-    };
-    let manager_figures = rig
-        .managers
-        .iter()
-        .enumerate()
-        .map(|(i, m)| ProcessFigures {
-            name: m.name().to_string(),
-            pid: m.pid().unwrap_or(0),
-            after_place: after_place[i],
-            after_query: m.process().memory(),
-            fds_after_place: fds_after_place[i],
-            place_cpu_s: delta(cpu_before[i], cpu_after[i]).map(|d| d.0),
-            place_system_cpu_s: delta(cpu_before[i], cpu_after[i]).map(|d| d.1),
-            total_cpu_s: m.process().cpu_time().map(|d| d.as_secs_f64()),
+        ));
+        let report = place::run(&PlaceConfig {
+            managers: managers.urls(),
+            containers: config.containers,
+            clients: config.clients,
+            start: config.start,
+            image: config.image.clone(),
+            cmd: vec!["sleep".into(), "1000".into()],
+            prefix: format!("bench{}", std::process::id()),
+            timeout: config.timeout,
+            progress: config.progress,
+            stall_timeout: config.stall_timeout,
         })
-        .collect();
-    let hollow = rig.hollow.as_ref().ok_or_else(|| anyhow!("no fleet"))?;
-    let hollow_figures = ProcessFigures {
-        name: "hollow-engine".into(),
-        pid: hollow_pid,
-        after_place: hollow_after_place,
-        after_query: hollow.memory(),
-        fds_after_place: hollow_fds,
-        place_cpu_s: delta(hollow_cpu_before, hollow_cpu_after).map(|d| d.0),
-        place_system_cpu_s: delta(hollow_cpu_before, hollow_cpu_after).map(|d| d.1),
-        total_cpu_s: hollow.cpu_time().map(|d| d.as_secs_f64()),
-    };
-    rig.stop();
-    Ok(StandardReport {
-        bench: "standard".into(),
-        machine: Machine::detect(),
-        nodes: n,
-        containers: config.containers,
-        clients: config.clients,
-        managers: config.managers,
-        setup: Setup {
-            base_port: base,
-            discovery,
-            managers: apis,
-            hollow_ready_ms: ms(hollow_ready),
-            managers_ready_ms: ms(managers_ready),
-            nodes_healthy_ms: ms(nodes_healthy),
-            healthy_nodes: healthy,
-        },
-        place,
-        query,
-        manager_figures,
-        hollow_figures,
-        place_network,
-        wall_ms: ms(t0.elapsed()),
-    })
+        .await?;
+        if let Some(why) = &report.aborted {
+            eprintln!("standard: placement aborted: {why}");
+        }
+        let network = NetCounters::read().since(&net_before);
+        self.rig.check()?;
+        let after = self.rig.managers.iter().map(|m| Sample::of(m.process()));
+        let managers = before.into_iter().zip(after).collect();
+        let hollow = (hollow_before, Sample::of(self.hollow()?));
+        self.progress(format!(
+            "placed {} ({} failed) in {:.1} s: {:.0}/s",
+            report.placed,
+            report.failures,
+            report.wall_ms / 1000.0,
+            report.placements_per_s
+        ));
+        Ok(Placed {
+            report,
+            network,
+            managers,
+            hollow,
+        })
+    }
+
+    /// Step: the latency of `info` and `ps -a`.
+    async fn query(&mut self, managers: &Managers) -> anyhow::Result<QueryReport> {
+        let query = query::run(&QueryConfig {
+            managers: managers.urls(),
+            requests: self.config.requests,
+            timeout: self.config.timeout,
+        })
+        .await?;
+        self.rig.check()?;
+        Ok(query)
+    }
+
+    /// Step: every manager's and the fleet's memory and CPU time.
+    fn figures(
+        &self,
+        fleet: &HollowFleet,
+        placed: &Placed,
+    ) -> anyhow::Result<(Vec<ProcessFigures>, ProcessFigures)> {
+        let managers = self
+            .rig
+            .managers
+            .iter()
+            .zip(&placed.managers)
+            .map(|(m, (before, after))| {
+                ProcessFigures::new(m.name(), m.pid().unwrap_or(0), before, after, m.process())
+            })
+            .collect();
+        let (before, after) = &placed.hollow;
+        let hollow = ProcessFigures::new("hollow-engine", fleet.pid, before, after, self.hollow()?);
+        Ok((managers, hollow))
+    }
+}
+
+impl ProcessFigures {
+    /// The figures of `process` (named `name`, pid `pid`) from its samples
+    /// around the placement and its state now.
+    fn new(name: &str, pid: u32, before: &Sample, after: &Sample, now: &Process) -> ProcessFigures {
+        let delta = || {
+            let ((u0, s0), (u1, s1)) = (before.cpu?, after.cpu?);
+            Some((
+                (u1 + s1).saturating_sub(u0 + s0).as_secs_f64(),
+                s1.saturating_sub(s0).as_secs_f64(),
+            ))
+        };
+        ProcessFigures {
+            name: name.to_string(),
+            pid,
+            after_place: after.memory,
+            after_query: now.memory(),
+            fds_after_place: after.fds,
+            place_cpu_s: delta().map(|d| d.0),
+            place_system_cpu_s: delta().map(|d| d.1),
+            total_cpu_s: now.cpu_time().map(|d| d.as_secs_f64()),
+        }
+    }
 }
 
 /// Prints a progress line to stderr if asked to.
 fn progress(config: &StandardConfig, line: String) {
     if config.progress {
         eprintln!("standard: {line}");
-    }
-}
-
-/// Whether the manager at `api` is ready: it answers `/info`, and unless
-/// it is the first one, the first lists it as a reachable voter.
-async fn manager_ready(api: &str, first: &str, is_first: bool) -> Result<Option<()>, String> {
-    let mut c = Client::new(api, CONTROL_TIMEOUT)?;
-    let answer = c.get("/info").await?;
-    if answer.status != 200 {
-        return Err(answer.describe());
-    }
-    if is_first {
-        return Ok(Some(()));
-    }
-    let mut c = Client::new(first, CONTROL_TIMEOUT)?;
-    let answer = c.get("/_swarm/members").await?;
-    if answer.status != 200 {
-        return Err(answer.describe());
-    }
-    let members = answer.json().ok_or("members: invalid JSON")?;
-    let voter = members.as_array().is_some_and(|list| {
-        list.iter().any(|m| {
-            m.get("api_addr").and_then(Value::as_str) == Some(api)
-                && m.get("reachable").and_then(Value::as_bool) == Some(true)
-                && matches!(
-                    m.get("role").and_then(Value::as_str),
-                    Some("leader") | Some("follower")
-                )
-        })
-    });
-    Ok(voter.then_some(()))
-}
-
-/// Polls `probe` every [`POLL`] until it returns `Ok(Some(v))`; fails
-/// after `timeout` (with the last error) or when a process exited.
-pub(crate) async fn wait_until<T, F, Fut>(
-    rig: &mut Rig,
-    timeout: Duration,
-    what: &str,
-    mut probe: F,
-) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>, String>>,
-{
-    let start = Instant::now();
-    loop {
-        rig.check()
-            .with_context(|| format!("while waiting for {what}"))?;
-        let last = match probe().await {
-            Ok(Some(v)) => return Ok(v),
-            Ok(None) => "not yet".to_string(),
-            Err(e) => e,
-        };
-        if start.elapsed() > timeout {
-            bail!("{what} not ready after {timeout:?}: {last}");
-        }
-        tokio::time::sleep(POLL).await;
     }
 }
 
