@@ -12,7 +12,8 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use swarm_harness::hollow::{Fleet, FleetConfig};
 use swarm_harness::{
-    docker_ok, free_port, info_value, start_engines, start_manager, wait_for, FAST_REFRESH, IMAGE,
+    docker_ok, free_port, info_value, start_engines, start_manager, wait_for, Engines,
+    FAST_REFRESH, IMAGE,
 };
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -163,224 +164,209 @@ fn without_ids(message: &str) -> String {
         .fold(message.to_string(), |m, id| m.replace(id, "<ID>"))
 }
 
-/// The same calls on a real engine and on a hollow one: the fields the
-/// manager reads are there with the same values, every field the real
-/// engine sends is there with the same JSON type, errors carry the same
-/// status and message, logs the same framing, events the same sequence.
-#[test]
-fn hollow_engine_answers_in_the_shapes_of_a_real_engine() {
-    let t0 = Instant::now();
-    let engines = start_engines(&[&[("zone", "a")]]);
-    let rt = runtime();
-    let hollow = fleet(
-        &rt,
-        FleetConfig {
-            labels: vec!["zone=a".into()],
-            ..Default::default()
-        },
-    );
-    let real_addr = engines[0].tcp.clone();
-    let hollow_addr = hollow.addr(0).to_string();
-    let targets = [("real", real_addr.clone()), ("hollow", hollow_addr.clone())];
-    eprintln!("engines ready in {:?}", t0.elapsed());
+// ---------------------------------------------------------------------------
+// The same calls on a real engine and on a hollow one: the fields the
+// manager reads are there with the same values, every field the real engine
+// sends is there with the same JSON type, errors carry the same status and
+// message, logs the same framing, events the same sequence. Each test below
+// starts its own pair, runs the same lifecycle of a container `shape` on
+// both, and checks one group of endpoints.
+// ---------------------------------------------------------------------------
 
-    // What the manager reads, through its own engine client.
-    let clients: Vec<swarm::engine::Engine> = targets
-        .iter()
-        .map(|(_, a)| swarm::engine::Engine::new(&format!("tcp://{a}")).expect("engine address"))
-        .collect();
-    let mut event_streams = Vec::new();
-    for client in &clients {
-        let stream = rt.block_on(client.events(None)).expect("events");
-        event_streams.push(rt.spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            let mut actions = Vec::new();
-            while let Some(Ok(event)) = stream.next().await {
-                let action = event.action.unwrap_or_default();
-                let name = event
-                    .actor
-                    .and_then(|a| a.attributes)
-                    .and_then(|a| a.get("name").cloned())
-                    .unwrap_or_default();
-                if name != "shape" {
-                    continue;
-                }
-                let done = action == "destroy";
-                actions.push(action);
-                if done {
-                    break;
-                }
-            }
-            actions
-        }));
-    }
-    // Event streams are subscribed once their headers came back.
-    std::thread::sleep(Duration::from_millis(200));
+/// A real engine and a hollow one with the same label; field order is
+/// drop order (the real engine last).
+struct Pair {
+    _hollow: Fleet,
+    rt: tokio::runtime::Runtime,
+    /// ("real", address), ("hollow", address).
+    targets: [(&'static str, String); 2],
+    t0: Instant,
+    _engines: Engines,
+}
 
-    let port = free_port();
-    let create = json!({
-        "Image": IMAGE,
-        "Cmd": ["sleep", "300"],
-        "Env": ["FOO=bar"],
-        "Labels": {"app": "shape"},
-        "ExposedPorts": {"80/tcp": {}},
-        "HostConfig": {
-            "Memory": 64 << 20,
-            "NanoCpus": 500_000_000,
-            "CpuShares": 512,
-            "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": port.to_string()}]},
-            "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
-        },
-    });
-    let mut answers: Vec<BTreeMap<&str, Value>> = Vec::new();
-    for (label, addr) in &targets {
-        let mut a = BTreeMap::new();
-        let created = call(
-            addr,
-            "POST",
-            "/v1.41/containers/create?name=shape",
-            Some(&create),
-            201,
-        );
-        a.insert("create", created.clone());
-        let id = created["Id"].as_str().expect("Id").to_string();
-        assert_eq!(id.len(), 64, "{label}: ID {id}");
-        a.insert(
-            "inspect created",
-            call(addr, "GET", "/containers/shape/json", None, 200),
-        );
-        call(addr, "POST", "/v1.41/containers/shape/start", None, 204);
-        a.insert(
-            "inspect running",
-            call(addr, "GET", "/v1.41/containers/shape/json", None, 200),
-        );
-        a.insert(
-            "list",
-            call(addr, "GET", "/v1.41/containers/json?all=1", None, 200),
-        );
-        a.insert("info", call(addr, "GET", "/v1.41/info", None, 200));
-        a.insert("version", call(addr, "GET", "/version", None, 200));
-        a.insert("images", call(addr, "GET", "/v1.41/images/json", None, 200));
-        a.insert(
-            "image",
-            call(addr, "GET", "/v1.41/images/busybox:local/json", None, 200),
-        );
-        a.insert("networks", call(addr, "GET", "/v1.41/networks", None, 200));
-        a.insert("volumes", call(addr, "GET", "/v1.41/volumes", None, 200));
+/// One engine's answers to the lifecycle of `shape`, by step.
+type Answers = BTreeMap<&'static str, Value>;
 
-        // Errors: status and message.
-        let mut errors = Vec::new();
-        for (method, path, body) in [
-            ("POST", "/v1.41/containers/shape/start", None),
-            ("POST", "/v1.41/containers/create?name=shape", Some(&create)),
-            (
-                "POST",
-                "/v1.41/containers/create",
-                Some(&json!({"Image": "nothere"})),
-            ),
-            (
-                "POST",
-                "/v1.41/containers/create?name=b%20ad",
-                Some(&json!({"Image": IMAGE})),
-            ),
-            ("GET", "/v1.41/containers/nope/json", None),
-            ("POST", "/v1.41/containers/nope/stop", None),
-            ("DELETE", "/v1.41/containers/shape", None),
-            ("POST", "/v1.41/containers/shape/unpause", None),
-            ("POST", "/v1.41/containers/shape/kill?signal=FOO", None),
-            ("GET", "/v1.41/containers/shape/logs", None),
-            (
-                "GET",
-                "/v1.41/containers/json?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D",
-                None,
-            ),
-            ("GET", "/v1.41/images/nothere/json", None),
-            ("GET", "/v9.99/info", None),
-            ("GET", "/nonsense", None),
-        ] {
-            let (status, _, raw) = http(addr, method, path, body);
-            let message = serde_json::from_slice::<Value>(&raw)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(without_ids))
-                .unwrap_or_default();
-            errors.push(json!([method, path, status, message]));
+impl Pair {
+    fn start() -> Pair {
+        let t0 = Instant::now();
+        let engines = start_engines(&[&[("zone", "a")]]);
+        let rt = runtime();
+        let hollow = fleet(
+            &rt,
+            FleetConfig {
+                labels: vec!["zone=a".into()],
+                ..Default::default()
+            },
+        );
+        let targets = [
+            ("real", engines[0].tcp.clone()),
+            ("hollow", hollow.addr(0).to_string()),
+        ];
+        eprintln!("engines ready in {:?}", t0.elapsed());
+        Pair {
+            _hollow: hollow,
+            rt,
+            targets,
+            t0,
+            _engines: engines,
         }
-        a.insert("errors", Value::Array(errors));
-
-        // Pause, stop (the busybox PID 1 ignores SIGTERM: killed after t), wait.
-        call(addr, "POST", "/v1.41/containers/shape/pause", None, 204);
-        a.insert(
-            "list paused",
-            call(addr, "GET", "/v1.41/containers/json", None, 200),
-        );
-        call(addr, "POST", "/v1.41/containers/shape/unpause", None, 204);
-        call(addr, "POST", "/v1.41/containers/shape/stop?t=1", None, 204);
-        a.insert(
-            "stop again",
-            call(addr, "POST", "/v1.41/containers/shape/stop", None, 304),
-        );
-        a.insert(
-            "wait",
-            call(addr, "POST", "/v1.41/containers/shape/wait", None, 200),
-        );
-        a.insert(
-            "inspect exited",
-            call(addr, "GET", "/v1.41/containers/shape/json", None, 200),
-        );
-        a.insert(
-            "list exited",
-            call(addr, "GET", "/v1.41/containers/json?all=1", None, 200),
-        );
-        answers.push(a);
     }
 
-    // What swarm's engine client makes of both.
-    let observed: Vec<_> = clients
-        .iter()
-        .map(|c| {
-            let node = rt.block_on(c.observe("t".into())).expect("observe");
-            let listed = rt.block_on(c.containers("n")).expect("containers");
-            let one = rt
-                .block_on(c.container("n", listed[0].id.as_str()))
-                .expect("container")
-                .expect("container exists");
-            let images = rt.block_on(c.images()).expect("images");
-            (node, listed, one, images)
-        })
-        .collect();
-    let (rn, hn) = (&observed[0].0, &observed[1].0);
-    assert_eq!(hn.labels, rn.labels, "node labels");
-    assert_eq!(hn.os_type, rn.os_type);
-    assert_eq!(hn.api_version, rn.api_version);
-    assert_eq!(hn.architecture, rn.architecture);
-    assert!(hn.cpus > 0 && hn.memory > 0 && !hn.id.is_empty() && !hn.server_version.is_empty());
-    assert_eq!(hn.hostname, "hollow-0");
-    for k in [1, 2] {
-        let strip = |c: &swarm::cluster::Container| {
-            let mut c = c.clone();
-            c.id.clear();
-            c
-        };
-        let (r, h) = match k {
-            1 => (strip(&observed[0].1[0]), strip(&observed[1].1[0])),
-            _ => (strip(&observed[0].2), strip(&observed[1].2)),
-        };
-        assert_eq!(h, r, "the container as the manager reads it");
+    /// What the manager reads, through its own engine client: one per target.
+    fn clients(&self) -> Vec<swarm::engine::Engine> {
+        self.targets
+            .iter()
+            .map(|(_, a)| {
+                swarm::engine::Engine::new(&format!("tcp://{a}")).expect("engine address")
+            })
+            .collect()
     }
-    assert!(observed[1]
-        .2
-        .resources
-        .as_ref()
-        .is_some_and(|r| r.cpus_milli == 500 && r.memory == 64 << 20));
-    let tags = |images: &[swarm::cluster::ImageRef]| -> Vec<Vec<String>> {
-        images.iter().map(|i| i.tags.clone()).collect()
-    };
-    assert_eq!(tags(&observed[1].3), tags(&observed[0].3));
 
-    // Shapes: every field the real engine sends, with its JSON type.
-    let (real, hol) = (&answers[0], &answers[1]);
+    /// The lifecycle of `shape` on both: real answers first, hollow second.
+    fn lifecycle(&self) -> (Answers, Answers) {
+        let port = free_port();
+        let create = json!({
+            "Image": IMAGE,
+            "Cmd": ["sleep", "300"],
+            "Env": ["FOO=bar"],
+            "Labels": {"app": "shape"},
+            "ExposedPorts": {"80/tcp": {}},
+            "HostConfig": {
+                "Memory": 64 << 20,
+                "NanoCpus": 500_000_000,
+                "CpuShares": 512,
+                "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": port.to_string()}]},
+                "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
+            },
+        });
+        let [real, hollow] = self
+            .targets
+            .clone()
+            .map(|(label, addr)| lifecycle(label, &addr, &create));
+        // Every step is checked by one of the tests.
+        let mut checked: Vec<&str> = CONTAINER_KEYS.iter().chain(&SYSTEM_KEYS).copied().collect();
+        checked.push("errors");
+        checked.sort();
+        assert_eq!(real.keys().copied().collect::<Vec<_>>(), checked);
+        (real, hollow)
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        eprintln!("shape test took {:?}", self.t0.elapsed());
+    }
+}
+
+/// Creates `shape` from `create`, inspects it, starts it, lists it, asks
+/// the system endpoints, provokes errors, pauses, stops and waits for it
+/// on the engine at `addr`, recording the answers.
+fn lifecycle(label: &str, addr: &str, create: &Value) -> Answers {
+    let mut a = BTreeMap::new();
+    let created = call(
+        addr,
+        "POST",
+        "/v1.41/containers/create?name=shape",
+        Some(create),
+        201,
+    );
+    a.insert("create", created.clone());
+    let id = created["Id"].as_str().expect("Id").to_string();
+    assert_eq!(id.len(), 64, "{label}: ID {id}");
+    a.insert(
+        "inspect created",
+        call(addr, "GET", "/containers/shape/json", None, 200),
+    );
+    call(addr, "POST", "/v1.41/containers/shape/start", None, 204);
+    a.insert(
+        "inspect running",
+        call(addr, "GET", "/v1.41/containers/shape/json", None, 200),
+    );
+    a.insert(
+        "list",
+        call(addr, "GET", "/v1.41/containers/json?all=1", None, 200),
+    );
+    a.insert("info", call(addr, "GET", "/v1.41/info", None, 200));
+    a.insert("version", call(addr, "GET", "/version", None, 200));
+    a.insert("images", call(addr, "GET", "/v1.41/images/json", None, 200));
+    a.insert(
+        "image",
+        call(addr, "GET", "/v1.41/images/busybox:local/json", None, 200),
+    );
+    a.insert("networks", call(addr, "GET", "/v1.41/networks", None, 200));
+    a.insert("volumes", call(addr, "GET", "/v1.41/volumes", None, 200));
+
+    // Errors: status and message.
+    let mut errors = Vec::new();
+    for (method, path, body) in [
+        ("POST", "/v1.41/containers/shape/start", None),
+        ("POST", "/v1.41/containers/create?name=shape", Some(create)),
+        (
+            "POST",
+            "/v1.41/containers/create",
+            Some(&json!({"Image": "nothere"})),
+        ),
+        (
+            "POST",
+            "/v1.41/containers/create?name=b%20ad",
+            Some(&json!({"Image": IMAGE})),
+        ),
+        ("GET", "/v1.41/containers/nope/json", None),
+        ("POST", "/v1.41/containers/nope/stop", None),
+        ("DELETE", "/v1.41/containers/shape", None),
+        ("POST", "/v1.41/containers/shape/unpause", None),
+        ("POST", "/v1.41/containers/shape/kill?signal=FOO", None),
+        ("GET", "/v1.41/containers/shape/logs", None),
+        (
+            "GET",
+            "/v1.41/containers/json?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D",
+            None,
+        ),
+        ("GET", "/v1.41/images/nothere/json", None),
+        ("GET", "/v9.99/info", None),
+        ("GET", "/nonsense", None),
+    ] {
+        let (status, _, raw) = http(addr, method, path, body);
+        let message = serde_json::from_slice::<Value>(&raw)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(without_ids))
+            .unwrap_or_default();
+        errors.push(json!([method, path, status, message]));
+    }
+    a.insert("errors", Value::Array(errors));
+
+    // Pause, stop (the busybox PID 1 ignores SIGTERM: killed after t), wait.
+    call(addr, "POST", "/v1.41/containers/shape/pause", None, 204);
+    a.insert(
+        "list paused",
+        call(addr, "GET", "/v1.41/containers/json", None, 200),
+    );
+    call(addr, "POST", "/v1.41/containers/shape/unpause", None, 204);
+    call(addr, "POST", "/v1.41/containers/shape/stop?t=1", None, 204);
+    a.insert(
+        "stop again",
+        call(addr, "POST", "/v1.41/containers/shape/stop", None, 304),
+    );
+    a.insert(
+        "wait",
+        call(addr, "POST", "/v1.41/containers/shape/wait", None, 200),
+    );
+    a.insert(
+        "inspect exited",
+        call(addr, "GET", "/v1.41/containers/shape/json", None, 200),
+    );
+    a.insert(
+        "list exited",
+        call(addr, "GET", "/v1.41/containers/json?all=1", None, 200),
+    );
+    a
+}
+
+/// The shape gaps of the answers to `keys` (see [`shape_gaps`]).
+fn gaps_of(real: &Answers, hol: &Answers, keys: &[&str]) -> Vec<String> {
     let mut gaps = Vec::new();
-    for key in real.keys() {
+    for key in keys {
         let (r, h) = (&real[key], &hol[key]);
         match *key {
             "networks" => {
@@ -402,9 +388,36 @@ fn hollow_engine_answers_in_the_shapes_of_a_real_engine() {
             _ => gaps.extend(shape_gaps(key, r, h, &[".GraphDriver.Data"])),
         }
     }
+    gaps
+}
+
+/// The recorded steps of the container endpoints, which
+/// [`container_endpoints_answer_in_the_shapes_of_a_real_engine`] checks.
+const CONTAINER_KEYS: [&str; 9] = [
+    "create",
+    "inspect created",
+    "inspect running",
+    "inspect exited",
+    "list",
+    "list paused",
+    "list exited",
+    "stop again",
+    "wait",
+];
+/// The recorded steps of the system endpoints, which
+/// [`system_endpoints_answer_in_the_shapes_of_a_real_engine`] checks.
+const SYSTEM_KEYS: [&str; 6] = ["info", "version", "images", "image", "networks", "volumes"];
+
+/// Containers: create, inspect, list, stop, wait have every field of the
+/// real engine's answers with the same JSON type, and the same values
+/// where the manager and the CLI read them.
+#[test]
+fn container_endpoints_answer_in_the_shapes_of_a_real_engine() {
+    let pair = Pair::start();
+    let (real, hol) = pair.lifecycle();
+    let gaps = gaps_of(&real, &hol, &CONTAINER_KEYS);
     assert!(gaps.is_empty(), "shape gaps:\n{}", gaps.join("\n"));
 
-    // Values the manager and the CLI read.
     for key in ["inspect created", "inspect running", "inspect exited"] {
         for pointer in [
             "/Name",
@@ -506,6 +519,20 @@ fn hollow_engine_answers_in_the_shapes_of_a_real_engine() {
             "{key} Ports"
         );
     }
+    assert_eq!(hol["wait"], real["wait"], "wait answer");
+    assert_eq!(hol["create"]["Warnings"], real["create"]["Warnings"]);
+}
+
+/// System endpoints: info, version, images, an image, networks, volumes
+/// have every field of the real engine's answers with the same JSON type,
+/// and the same values where the manager reads them.
+#[test]
+fn system_endpoints_answer_in_the_shapes_of_a_real_engine() {
+    let pair = Pair::start();
+    let (real, hol) = pair.lifecycle();
+    let gaps = gaps_of(&real, &hol, &SYSTEM_KEYS);
+    assert!(gaps.is_empty(), "shape gaps:\n{}", gaps.join("\n"));
+
     for pointer in [
         "/Labels",
         "/OSType",
@@ -539,8 +566,15 @@ fn hollow_engine_answers_in_the_shapes_of_a_real_engine() {
             "images {pointer}"
         );
     }
-    assert_eq!(hol["wait"], real["wait"], "wait answer");
-    assert_eq!(hol["create"]["Warnings"], real["create"]["Warnings"]);
+}
+
+/// Errors: the same status and message for each wrong call.
+#[test]
+fn errors_answer_like_a_real_engine() {
+    let pair = Pair::start();
+    let (real, hol) = pair.lifecycle();
+    let gaps = gaps_of(&real, &hol, &["errors"]);
+    assert!(gaps.is_empty(), "shape gaps:\n{}", gaps.join("\n"));
     let errors = |v: &Value| -> Vec<Value> { v.as_array().cloned().unwrap_or_default() };
     for (h, r) in errors(&hol["errors"])
         .iter()
@@ -548,11 +582,15 @@ fn hollow_engine_answers_in_the_shapes_of_a_real_engine() {
     {
         assert_eq!(h, r, "error answers (method, path, status, message)");
     }
+}
 
-    // Logs: the multiplexed stream framing, byte for byte.
+/// Logs: the multiplexed stream framing, byte for byte.
+#[test]
+fn logs_are_framed_like_a_real_engine() {
+    let pair = Pair::start();
     let script = json!({"Image": IMAGE, "Cmd": ["sh", "-c", "echo hello"]});
     let mut logs = Vec::new();
-    for (_, addr) in &targets {
+    for (_, addr) in &pair.targets {
         call(
             addr,
             "POST",
@@ -574,12 +612,48 @@ fn hollow_engine_answers_in_the_shapes_of_a_real_engine() {
         assert_eq!(status, 200);
         logs.push(raw);
         call(addr, "DELETE", "/v1.41/containers/echo", None, 204);
-        call(addr, "DELETE", "/v1.41/containers/shape", None, 204);
     }
     assert_eq!(logs[1], b"\x01\0\0\0\0\0\0\x06hello\n".to_vec());
     assert_eq!(logs[1], logs[0], "log framing");
+}
 
-    // Events: the same container actions, in the same order.
+/// Events: the same container actions, in the same order, from the
+/// lifecycle of `shape` to its removal.
+#[test]
+fn events_come_in_the_order_of_a_real_engine() {
+    let pair = Pair::start();
+    let rt = &pair.rt;
+    let mut event_streams = Vec::new();
+    for client in pair.clients() {
+        let stream = rt.block_on(client.events(None)).expect("events");
+        event_streams.push(rt.spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            let mut actions = Vec::new();
+            while let Some(Ok(event)) = stream.next().await {
+                let action = event.action.unwrap_or_default();
+                let name = event
+                    .actor
+                    .and_then(|a| a.attributes)
+                    .and_then(|a| a.get("name").cloned())
+                    .unwrap_or_default();
+                if name != "shape" {
+                    continue;
+                }
+                let done = action == "destroy";
+                actions.push(action);
+                if done {
+                    break;
+                }
+            }
+            actions
+        }));
+    }
+    // Event streams are subscribed once their headers came back.
+    std::thread::sleep(Duration::from_millis(200));
+    pair.lifecycle();
+    for (_, addr) in &pair.targets {
+        call(addr, "DELETE", "/v1.41/containers/shape", None, 204);
+    }
     let actions: Vec<Vec<String>> = event_streams
         .into_iter()
         .map(|h| {
@@ -590,8 +664,57 @@ fn hollow_engine_answers_in_the_shapes_of_a_real_engine() {
         .collect();
     eprintln!("events: real {:?}", actions[0]);
     assert_eq!(actions[1], actions[0], "container events");
-    drop(hollow);
-    eprintln!("shape test took {:?}", t0.elapsed());
+}
+
+/// What swarm's engine client makes of both: the node, the container
+/// (listed and inspected) and the images read the same.
+#[test]
+fn the_manager_reads_a_hollow_engine_as_a_real_one() {
+    let pair = Pair::start();
+    pair.lifecycle();
+    let rt = &pair.rt;
+    let observed: Vec<_> = pair
+        .clients()
+        .iter()
+        .map(|c| {
+            let node = rt.block_on(c.observe("t".into())).expect("observe");
+            let listed = rt.block_on(c.containers("n")).expect("containers");
+            let one = rt
+                .block_on(c.container("n", listed[0].id.as_str()))
+                .expect("container")
+                .expect("container exists");
+            let images = rt.block_on(c.images()).expect("images");
+            (node, listed, one, images)
+        })
+        .collect();
+    let (rn, hn) = (&observed[0].0, &observed[1].0);
+    assert_eq!(hn.labels, rn.labels, "node labels");
+    assert_eq!(hn.os_type, rn.os_type);
+    assert_eq!(hn.api_version, rn.api_version);
+    assert_eq!(hn.architecture, rn.architecture);
+    assert!(hn.cpus > 0 && hn.memory > 0 && !hn.id.is_empty() && !hn.server_version.is_empty());
+    assert_eq!(hn.hostname, "hollow-0");
+    for k in [1, 2] {
+        let strip = |c: &swarm::cluster::Container| {
+            let mut c = c.clone();
+            c.id.clear();
+            c
+        };
+        let (r, h) = match k {
+            1 => (strip(&observed[0].1[0]), strip(&observed[1].1[0])),
+            _ => (strip(&observed[0].2), strip(&observed[1].2)),
+        };
+        assert_eq!(h, r, "the container as the manager reads it");
+    }
+    assert!(observed[1]
+        .2
+        .resources
+        .as_ref()
+        .is_some_and(|r| r.cpus_milli == 500 && r.memory == 64 << 20));
+    let tags = |images: &[swarm::cluster::ImageRef]| -> Vec<Vec<String>> {
+        images.iter().map(|i| i.tags.clone()).collect()
+    };
+    assert_eq!(tags(&observed[1].3), tags(&observed[0].3));
 }
 
 /// Node `name`'s status in `docker info` output.
