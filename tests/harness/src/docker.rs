@@ -1,4 +1,6 @@
-//! The real `docker` CLI, bounded in time and recorded in the trace.
+//! The real `docker` CLI, bounded in time and recorded in the trace. The
+//! helpers that assert (`docker_ok`, `docker_err`) or cannot go on (the
+//! CLI does not start) panic: they are for tests.
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -79,7 +81,7 @@ pub fn info_value(info: &str, key: &str) -> Vec<String> {
 }
 
 /// `docker -H host ARGS` (60 s at most) with `input` written to its stdin
-/// (then closed); returns its output.
+/// (then closed); returns its output. Panics if the CLI cannot be run.
 pub fn docker_with_stdin(host: &str, args: &[&str], input: &[u8]) -> Output {
     let mut child = docker_cmd(60, host, args)
         .stdin(Stdio::piped())
@@ -98,6 +100,7 @@ pub fn docker_with_stdin(host: &str, args: &[&str], input: &[u8]) -> Output {
 
 /// `docker -H host ARGS` (ARGS one shell-quoted string) run in a terminal
 /// that script(1) provides, for `-it`; returns what the terminal showed.
+/// Panics if script(1) cannot be run.
 pub fn docker_in_tty(host: &str, args: &str) -> String {
     trace(format!("script: docker -H {host} {args}"));
     // script's stdin stays open (a pipe nobody writes to) until it is done,

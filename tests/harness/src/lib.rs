@@ -15,7 +15,10 @@
 //!   process tree, [`watchdog`] and its trace;
 //! - [`mod@binary`]: where the workspace's binaries were built.
 //!
-//! What tests use most is re-exported here: `use swarm_harness::{start_cluster, docker_ok, IMAGE}`.
+//! What tests use most is re-exported here:
+//! `use swarm_harness::{start_cluster, docker_ok, IMAGE}`.
+
+#![warn(missing_docs)]
 
 pub mod bench;
 pub mod binary;
