@@ -5,7 +5,7 @@
 //! and Linux bridge on a private /24 of 172.29.0.0/16 (host side 172.29.N.1,
 //! also the engine's default bind IP for published ports, see
 //! [`Engine::ip`]). Slots (subnet, bridge name, containerd namespace) are
-//! allocated across test processes by [`crate::slots`]; every engine holds
+//! allocated across test processes by the slots module; every engine holds
 //! the [`crate::image`] `busybox:local`.
 
 use std::fs::{self, OpenOptions};

@@ -3,16 +3,16 @@
 //! `hollow-engine` binaries share it.
 //!
 //! - [`hollow`]: hollow engines, many fake Docker Engines in one process;
-//! - [`bench`]: the `swarm-bench` scenarios and their client and figures;
+//! - [`mod@bench`]: the `swarm-bench` scenarios and their client and figures;
 //! - real engines for tests: [`engines`] (`dockerd`s in their own
 //!   namespaces, on slots shared across test processes) holding the
-//!   [`image`] `busybox:local`, driven with the [`docker`] CLI;
+//!   [`image`] `busybox:local`, driven with the [`mod@docker`] CLI;
 //! - [`process`]: child processes (log, memory, CPU time, kill, stop,
 //!   start again); [`manager`]: `swarm manage` as one, for tests, benches
 //!   and `swarm-bench`; [`cluster`]: engines and a manager in front of
 //!   them, with named scenarios;
 //! - small tools: [`ports`], [`wait`], [`http`] probes, commands and the
-//!   process tree, [`watchdog`] and its trace;
+//!   process tree, [`mod@watchdog`] and its trace;
 //! - [`mod@binary`]: where the workspace's binaries were built.
 //!
 //! What tests use most is re-exported here:

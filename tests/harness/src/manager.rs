@@ -31,7 +31,7 @@ pub const TEST_LOG_LEVEL: &str = "info,swarm::api=debug";
 pub struct ManagerConfig {
     /// Its name in messages and file names (`<dir>/<name>.log`).
     pub name: String,
-    /// The `swarm` binary; `None`: [`crate::binary`]`("swarm")`.
+    /// The `swarm` binary; `None`: [`crate::binary()`]`("swarm")`.
     pub bin: Option<PathBuf>,
     /// The API address, `127.0.0.1:PORT`; `None`: a free port.
     pub addr: Option<String>,

@@ -206,7 +206,7 @@ pub struct RescheduleReport {
     pub fleet_containers: Option<usize>,
     /// What the fleet should hold: background placed plus the policy ones.
     pub fleet_expected: usize,
-    /// The manager's log lines by kind (see [`LOG_MESSAGES`]).
+    /// The manager's log lines by kind (see `LOG_MESSAGES`).
     pub log_lines: Vec<(String, usize)>,
     /// The manager's memory before the kill.
     pub manager_before_kill: Option<Memory>,
