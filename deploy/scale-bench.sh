@@ -17,6 +17,9 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
+# At the top level, --bins builds the default members' binaries: swarm and
+# swarmctl, and hollow-engine and swarm-bench of the test harness crate
+# (tests/harness).
 if [[ -z "${NO_BUILD:-}" ]]; then
     cargo build --release --bins
 fi
