@@ -65,6 +65,10 @@ impl Process {
         let err = out.try_clone().context("cloning the log fd")?;
         let child = Command::new(&self.program)
             .args(&self.args)
+            // An error returned from main prints without anyhow's backtrace,
+            // which would push the error itself out of the log's tail
+            // (panics keep theirs: RUST_BACKTRACE).
+            .env("RUST_LIB_BACKTRACE", "0")
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

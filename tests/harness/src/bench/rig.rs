@@ -177,6 +177,36 @@ impl Rig {
         spec: &FleetSpec<'_>,
         progress: impl Fn(String),
     ) -> anyhow::Result<HollowFleet> {
+        // A free range is free when probed, not when bound: another process
+        // may take one of its ports meanwhile (two scenarios started at once
+        // pick ranges at once). A fleet that cannot listen tries another.
+        let mut attempt = 1;
+        loop {
+            match self.launch_fleet(spec, &progress).await {
+                Err(e) if spec.base_port.is_none() && attempt < 3 && cannot_listen(&e) => {
+                    progress(format!(
+                        "hollow-engine could not listen on its ports ({}); trying another range",
+                        e.to_string().lines().next().unwrap_or_default()
+                    ));
+                    if let Some(mut hollow) = self.hollow.take() {
+                        hollow.kill();
+                    }
+                    // The next try logs afresh: its errors are its own.
+                    let log = self.dir().join("hollow.log");
+                    let _ = std::fs::rename(&log, self.dir().join(format!("hollow-{attempt}.log")));
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// One try of [`Rig::start_fleet`].
+    async fn launch_fleet(
+        &mut self,
+        spec: &FleetSpec<'_>,
+        progress: &impl Fn(String),
+    ) -> anyhow::Result<HollowFleet> {
         let n = spec.nodes;
         // The admin port is the one below the first node's.
         let base = match spec.base_port {
@@ -364,4 +394,10 @@ where
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// Whether `error` says that a hollow fleet exited because one of its
+/// ports was taken (`HollowError::Bind`, in the end of its log).
+fn cannot_listen(error: &anyhow::Error) -> bool {
+    format!("{error:#}").contains("cannot listen on")
 }
