@@ -1,8 +1,10 @@
 //! swarm: many Docker Engines served as one virtual Engine.
 //!
 //! Layers, arrows pointing one way: [`api`] → [`manager`] → {[`scheduler`],
-//! [`cluster`], [`engine`]}, with [`discovery`] telling the manager which
-//! engines exist. See `docs/architecture.md` for the map.
+//! [`cluster`], [`engine`]} → [`upstream`], with [`discovery`] telling the
+//! manager which engines exist. The API changes nothing itself: the
+//! container lifecycle lives in [`manager`]. See `docs/architecture.md` for
+//! the map, the invariants and where `docker run` is handled.
 
 pub mod api;
 pub mod cli;

@@ -1,4 +1,4 @@
-//! Real Docker engines for tests (see design.md §5): each engine is a real
+//! Real Docker engines for tests (docs/architecture.md, "Testing"): each engine is a real
 //! `dockerd` started in its own UTS + mount namespace (so hostname and
 //! engine ID differ per engine), with its own socket, loopback TCP listener,
 //! data-root (vfs), exec-root, pidfile, managed containerd (own namespaces)

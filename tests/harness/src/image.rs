@@ -1,6 +1,6 @@
 //! The image tests and benches run, `busybox:local`: a `docker load`
 //! tarball built from the host's /bin/busybox (Debian's busybox-static),
-//! with no registry involved (see design.md §5). Every test engine loads
+//! with no registry involved (docs/architecture.md, "Testing"). Every test engine loads
 //! it; the `failover` bench loads it into the local engine when missing.
 
 use std::fs;
