@@ -1,7 +1,7 @@
 //! The manager: keeps the cluster state in step with the engines and does
 //! what the API asks of the cluster (placement, lookups, bookkeeping).
 //!
-//! It owns one watcher per discovered engine (see [`watch`]) and the
+//! It owns one watcher per discovered engine (see `watch.rs`) and the
 //! [`Cluster`] they report into. The API layer asks it to resolve container
 //! references, to reserve a node for a create, and to refresh what a proxied
 //! request changed.

@@ -2,7 +2,7 @@
 //!
 //! Pure functions over a [`ClusterState`] snapshot: no I/O, no locks, so
 //! placement can be tested and benchmarked alone. The pipeline
-//! ([`pipeline`], whose [`place_reference`] runs it step by step):
+//! (`pipeline.rs`, whose [`place_reference`] runs it step by step):
 //!
 //! 1. hard filters in order (health, port, containerslots, dependency,
 //!    affinity, constraint; `--filter` enables a subset), each a small
@@ -15,7 +15,7 @@
 //! 5. the strategy ranks what is left (see [`strategy`]).
 //!
 //! [`place`] and [`place_with`] give the same answers through the walks of
-//! [`walk`], which make the steps in one pass over the nodes, or over their
+//! `walk.rs`, which make the steps in one pass over the nodes, or over their
 //! summaries alone, without a list of candidates.
 //!
 //! The caller turns the answer into a `Reserve` command, which `apply()`

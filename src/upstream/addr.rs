@@ -53,7 +53,7 @@ impl Addr {
         }
     }
 
-    /// Opens a new connection, giving up after [`CONNECT_TIMEOUT`].
+    /// Opens a new connection, giving up after `CONNECT_TIMEOUT` (10 s).
     pub async fn dial(&self) -> std::io::Result<Conn> {
         tokio::time::timeout(CONNECT_TIMEOUT, self.connect())
             .await

@@ -2,7 +2,7 @@
 //! engine's API, or another manager's (a follower forwards to its leader,
 //! a joining manager asks a member, `swarmctl` asks a manager).
 //!
-//! Plain requests share a keep-alive pool ([`pool`]); a request asking for
+//! Plain requests share a keep-alive pool (`pool.rs`); a request asking for
 //! an upgrade (attach, exec start) gets a connection of its own, which
 //! stays usable for the upgraded stream. The client counts requests that
 //! may have changed something on the server ([`Upstream::generation`]), so
