@@ -111,13 +111,15 @@ pub fn image_matches(image: &ImageRef, reference: &str) -> bool {
         .any(|tag| normalize_image_name(tag) == wanted)
 }
 
-/// `busybox` → `busybox:latest`; `docker.io/library/x:1` → `x:1`.
+/// `busybox` → `busybox:latest`; `docker.io/library/x:1` → `x:1`, as
+/// Docker names them: Docker Hub's names (`docker.io/`, and the legacy
+/// `index.docker.io/`) and its `library/` namespace are left out.
 pub fn normalize_image_name(name: &str) -> String {
     let name = name
-        .strip_prefix("docker.io/library/")
-        .or_else(|| name.strip_prefix("docker.io/"))
-        .or_else(|| name.strip_prefix("library/"))
+        .strip_prefix("docker.io/")
+        .or_else(|| name.strip_prefix("index.docker.io/"))
         .unwrap_or(name);
+    let name = name.strip_prefix("library/").unwrap_or(name);
     if name.contains('@') {
         return name.to_string();
     }
@@ -148,5 +150,16 @@ mod tests {
         assert!(!image_matches(&image, "012"));
         assert!(!image_matches(&image, ""));
         assert_eq!(normalize_image_name("reg:5000/x"), "reg:5000/x:latest");
+        for hub in [
+            "busybox",
+            "library/busybox",
+            "docker.io/busybox",
+            "docker.io/library/busybox:latest",
+            "index.docker.io/library/busybox",
+            "index.docker.io/busybox:latest",
+        ] {
+            assert_eq!(normalize_image_name(hub), "busybox:latest", "{hub}");
+        }
+        assert_eq!(normalize_image_name("docker.io/me/app:1"), "me/app:1");
     }
 }
