@@ -14,7 +14,7 @@ use swarm::manager::{Manager, ManagerConfig};
 
 /// jemalloc, not glibc's allocator: a busy manager spent about a tenth of
 /// its CPU in glibc's malloc and free; with jemalloc it places 10-20% more
-/// containers per second for 5% more memory (docs/benchmarks.md).
+/// containers per second for 5% more memory (docs/perf-log.md).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
