@@ -27,3 +27,5 @@ mod rig;
 pub mod scratch;
 pub mod standard;
 pub mod stats;
+
+pub use rig::RigConfig;

@@ -42,7 +42,7 @@ use serde_json::Value;
 
 use super::client::Client;
 use super::place::{self, PlaceConfig, PlaceReport};
-use super::rig::{check_binaries, FleetSpec, HollowFleet, Rig};
+use super::rig::{check_binaries, FleetSpec, HollowFleet, Rig, RigConfig};
 use super::standard::Machine;
 use super::stats::{markdown, mib, ms, percentile};
 use crate::manager::{Manager, ManagerConfig};
@@ -85,31 +85,15 @@ pub struct RescheduleConfig {
     pub refresh_max: Duration,
     /// `--engine-failure-retry` of the manager.
     pub failure_retry: u32,
-    /// The `hollow-engine` binary.
-    pub hollow_bin: PathBuf,
-    /// The `swarm` binary.
-    pub swarm_bin: PathBuf,
-    /// Extra arguments for `hollow-engine`.
-    pub hollow_args: Vec<String>,
-    /// Extra arguments for `swarm manage`.
-    pub manager_args: Vec<String>,
-    /// `--log-level` of the manager (`info` or finer: the bench counts its
-    /// rescheduling lines).
-    pub log_level: String,
-    /// First node port; default: a free range.
-    pub base_port: Option<u16>,
-    /// How long the fleet and the manager get to be ready.
-    pub ready_timeout: Duration,
     /// Bound of the move phase and, again, of the cleanup phase.
     pub timeout: Duration,
     /// How long one request may take.
     pub request_timeout: Duration,
     /// Pause between two polling rounds.
     pub poll: Duration,
-    /// Keep the scratch directory (logs, data dir).
-    pub keep: bool,
-    /// Print progress to stderr.
-    pub progress: bool,
+    /// The binaries and how they start (`log_level` `info` or finer: the
+    /// bench counts the manager's rescheduling lines).
+    pub rig: RigConfig,
 }
 
 /// The manager's refresh flags.
@@ -225,8 +209,8 @@ pub struct RescheduleReport {
 /// (or when the future is dropped).
 pub async fn run(config: &RescheduleConfig) -> anyhow::Result<RescheduleReport> {
     check_binaries(&[
-        ("hollow-engine", &config.hollow_bin),
-        ("swarm", &config.swarm_bin),
+        ("hollow-engine", &config.rig.hollow_bin),
+        ("swarm", &config.rig.swarm_bin),
     ])?;
     if config.nodes < 2 {
         bail!("--nodes must be at least 2 (one to kill, one to move to)");
@@ -241,7 +225,7 @@ pub async fn run(config: &RescheduleConfig) -> anyhow::Result<RescheduleReport> 
             config.nodes - 1
         );
     }
-    let mut rig = Rig::new("swarm-bench-reschedule", config.keep)?;
+    let mut rig = Rig::new("swarm-bench-reschedule", config.rig.keep)?;
     let outcome = scenario(config, victim, &mut rig).await;
     rig.finish("reschedule", outcome.is_err(), 30);
     outcome
@@ -249,7 +233,7 @@ pub async fn run(config: &RescheduleConfig) -> anyhow::Result<RescheduleReport> 
 
 /// Prints a progress line to stderr if asked to.
 fn progress(config: &RescheduleConfig, line: String) {
-    if config.progress {
+    if config.rig.progress {
         eprintln!("reschedule: {line}");
     }
 }
@@ -412,12 +396,12 @@ async fn scenario(
 /// answer.
 async fn start_fleet(config: &RescheduleConfig, rig: &mut Rig) -> anyhow::Result<HollowFleet> {
     let spec = FleetSpec {
-        bin: &config.hollow_bin,
+        bin: &config.rig.hollow_bin,
         nodes: config.nodes,
-        base_port: config.base_port,
+        base_port: config.rig.base_port,
         admin: true,
-        args: &config.hollow_args,
-        ready_timeout: config.ready_timeout,
+        args: &config.rig.hollow_args,
+        ready_timeout: config.rig.ready_timeout,
         request_timeout: config.request_timeout,
     };
     rig.start_fleet(&spec, |line| progress(config, line)).await
@@ -488,15 +472,15 @@ async fn start_manager(
         "--engine-failure-retry".into(),
         config.failure_retry.to_string(),
     ];
-    args.extend(config.manager_args.iter().cloned());
+    args.extend(config.rig.manager_args.iter().cloned());
     args.push(fleet.discovery());
     let dir = rig.dir();
     let manager = rig.start_manager(ManagerConfig {
         name: "m1".into(),
-        bin: Some(config.swarm_bin.clone()),
+        bin: Some(config.rig.swarm_bin.clone()),
         addr: Some(format!("127.0.0.1:{}", try_free_port()?)),
         raft_addr: Some(format!("127.0.0.1:{}", try_free_port()?)),
-        log_level: Some(config.log_level.clone()),
+        log_level: Some(config.rig.log_level.clone()),
         args,
         dir: Some(dir),
         ..ManagerConfig::default()
@@ -520,7 +504,7 @@ async fn start_manager(
     rig.wait_manager_ready(
         &started.api,
         None,
-        config.ready_timeout,
+        config.rig.ready_timeout,
         config.request_timeout,
     )
     .await?;
@@ -541,7 +525,7 @@ async fn wait_healthy(
     rig.wait_healthy(
         &manager.api,
         fleet.nodes,
-        config.ready_timeout,
+        config.rig.ready_timeout,
         config.request_timeout,
         None,
     )
@@ -585,7 +569,7 @@ async fn place_background(
         cmd: vec!["sleep".into(), "100000".into()],
         prefix: format!("bg{}", std::process::id()),
         timeout: config.request_timeout,
-        progress: config.progress,
+        progress: config.rig.progress,
         stall_timeout: Duration::from_secs(60),
     })
     .await?;

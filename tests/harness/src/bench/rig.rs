@@ -35,6 +35,31 @@ pub(crate) fn check_binaries(binaries: &[(&str, &Path)]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What every scenario's rig is made of and how it starts: the binaries,
+/// their extra arguments, the fleet's ports, how long they get, and what
+/// is kept and printed.
+#[derive(Debug, Clone)]
+pub struct RigConfig {
+    /// The `hollow-engine` binary.
+    pub hollow_bin: PathBuf,
+    /// The `swarm` binary.
+    pub swarm_bin: PathBuf,
+    /// Extra arguments for `hollow-engine`.
+    pub hollow_args: Vec<String>,
+    /// Extra arguments for every `swarm manage`.
+    pub manager_args: Vec<String>,
+    /// `--log-level` of the managers.
+    pub log_level: String,
+    /// First node port; default: a free range.
+    pub base_port: Option<u16>,
+    /// How long the fleet and the managers get to be ready.
+    pub ready_timeout: Duration,
+    /// Keep the scratch directory (logs, data dirs).
+    pub keep: bool,
+    /// Print progress to stderr.
+    pub progress: bool,
+}
+
 /// The processes of a run; field order is drop order: managers, then the
 /// fleet, then the scratch directory.
 pub(crate) struct Rig {

@@ -13,7 +13,6 @@
 //! everything (SIGTERM, then SIGKILL). Every process is also killed when
 //! the run ends early (an error, or the future dropped on Ctrl-C).
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
@@ -22,7 +21,7 @@ use serde::Serialize;
 use super::net::NetCounters;
 use super::place::{self, PlaceConfig, PlaceReport};
 use super::query::{self, QueryConfig, QueryReport};
-use super::rig::{check_binaries, FleetSpec, HollowFleet, Rig};
+use super::rig::{check_binaries, FleetSpec, HollowFleet, Rig, RigConfig};
 use super::stats::{cell_ms, markdown, mib, ms, Summary};
 use crate::manager::ManagerConfig;
 use crate::ports::try_free_port;
@@ -48,28 +47,12 @@ pub struct StandardConfig {
     pub start: bool,
     /// The image of the containers (every hollow node holds `busybox:local`).
     pub image: String,
-    /// The `hollow-engine` binary.
-    pub hollow_bin: PathBuf,
-    /// The `swarm` binary.
-    pub swarm_bin: PathBuf,
-    /// Extra arguments for `hollow-engine`.
-    pub hollow_args: Vec<String>,
-    /// Extra arguments for every `swarm manage`.
-    pub manager_args: Vec<String>,
-    /// `--log-level` of the managers.
-    pub log_level: String,
-    /// First node port; default: a free range.
-    pub base_port: Option<u16>,
-    /// How long the fleet and managers get to be ready.
-    pub ready_timeout: Duration,
     /// How long one benchmark request may take.
     pub timeout: Duration,
     /// Stop placing when no create succeeded for this long.
     pub stall_timeout: Duration,
-    /// Keep the scratch directory (logs, data dirs).
-    pub keep: bool,
-    /// Print progress to stderr.
-    pub progress: bool,
+    /// The binaries and how they start.
+    pub rig: RigConfig,
 }
 
 /// The machine the figures were taken on.
@@ -214,13 +197,13 @@ pub struct StandardReport {
 /// it returns (or when the future is dropped).
 pub async fn run(config: &StandardConfig) -> anyhow::Result<StandardReport> {
     check_binaries(&[
-        ("hollow-engine", &config.hollow_bin),
-        ("swarm", &config.swarm_bin),
+        ("hollow-engine", &config.rig.hollow_bin),
+        ("swarm", &config.rig.swarm_bin),
     ])?;
     if config.nodes == 0 || config.managers == 0 {
         bail!("--nodes and --managers must be at least 1");
     }
-    let mut rig = Rig::new("swarm-bench", config.keep)?;
+    let mut rig = Rig::new("swarm-bench", config.rig.keep)?;
     let outcome = scenario(config, &mut rig).await;
     rig.finish("standard", outcome.is_err(), 20);
     outcome
@@ -328,12 +311,12 @@ impl Standard<'_> {
     async fn start_fleet(&mut self) -> anyhow::Result<HollowFleet> {
         let config = self.config;
         let spec = FleetSpec {
-            bin: &config.hollow_bin,
+            bin: &config.rig.hollow_bin,
             nodes: config.nodes,
-            base_port: config.base_port,
+            base_port: config.rig.base_port,
             admin: false,
-            args: &config.hollow_args,
-            ready_timeout: config.ready_timeout,
+            args: &config.rig.hollow_args,
+            ready_timeout: config.rig.ready_timeout,
             request_timeout: CONTROL_TIMEOUT,
         };
         self.rig
@@ -351,14 +334,14 @@ impl Standard<'_> {
         let mut apis: Vec<String> = Vec::new();
         for i in 0..config.managers {
             let name = format!("m{}", i + 1);
-            let mut args = config.manager_args.clone();
+            let mut args = config.rig.manager_args.clone();
             args.push(fleet.discovery());
             let manager = self.rig.start_manager(ManagerConfig {
                 name: name.clone(),
-                bin: Some(config.swarm_bin.clone()),
+                bin: Some(config.rig.swarm_bin.clone()),
                 addr: Some(format!("127.0.0.1:{}", try_free_port()?)),
                 raft_addr: Some(format!("127.0.0.1:{}", try_free_port()?)),
-                log_level: Some(config.log_level.clone()),
+                log_level: Some(config.rig.log_level.clone()),
                 join: apis.first().cloned(),
                 args,
                 dir: Some(dir.clone()),
@@ -376,7 +359,7 @@ impl Standard<'_> {
                 .wait_manager_ready(
                     &api,
                     first.as_deref(),
-                    config.ready_timeout,
+                    config.rig.ready_timeout,
                     CONTROL_TIMEOUT,
                 )
                 .await?;
@@ -402,9 +385,9 @@ impl Standard<'_> {
             .wait_healthy(
                 &managers.apis[0],
                 fleet.nodes,
-                config.ready_timeout,
+                config.rig.ready_timeout,
                 CONTROL_TIMEOUT,
-                config.progress.then_some("standard"),
+                config.rig.progress.then_some("standard"),
             )
             .await?;
         let nodes_healthy = started.elapsed();
@@ -455,7 +438,7 @@ impl Standard<'_> {
             cmd: vec!["sleep".into(), "1000".into()],
             prefix: format!("bench{}", std::process::id()),
             timeout: config.timeout,
-            progress: config.progress,
+            progress: config.rig.progress,
             stall_timeout: config.stall_timeout,
         })
         .await?;
@@ -541,7 +524,7 @@ impl ProcessFigures {
 
 /// Prints a progress line to stderr if asked to.
 fn progress(config: &StandardConfig, line: String) {
-    if config.progress {
+    if config.rig.progress {
         eprintln!("standard: {line}");
     }
 }

@@ -30,6 +30,7 @@ use swarm_harness::bench::query::{self, QueryConfig};
 use swarm_harness::bench::reschedule::{self, RescheduleConfig};
 use swarm_harness::bench::standard::{self, StandardConfig};
 use swarm_harness::bench::stats::mib;
+use swarm_harness::bench::RigConfig;
 use swarm_harness::process::{cpu_time, Memory};
 
 /// Benchmarks against swarm managers.
@@ -141,17 +142,29 @@ struct RigArgs {
 }
 
 impl RigArgs {
-    /// The binaries, defaulting to those [`swarm_harness::try_binary`] finds.
-    fn binaries(&self) -> anyhow::Result<(PathBuf, PathBuf)> {
-        let hollow = match &self.hollow_bin {
-            Some(p) => p.clone(),
+    /// The rig these flags ask for (with `--keep` and progress unless
+    /// `--quiet`); binaries default to those [`swarm_harness::try_binary`]
+    /// finds.
+    fn config(self, keep: bool, quiet: bool) -> anyhow::Result<RigConfig> {
+        let hollow_bin = match self.hollow_bin {
+            Some(p) => p,
             None => swarm_harness::try_binary("hollow-engine").map_err(anyhow::Error::msg)?,
         };
-        let swarm = match &self.swarm_bin {
-            Some(p) => p.clone(),
+        let swarm_bin = match self.swarm_bin {
+            Some(p) => p,
             None => swarm_harness::try_binary("swarm").map_err(anyhow::Error::msg)?,
         };
-        Ok((hollow, swarm))
+        Ok(RigConfig {
+            hollow_bin,
+            swarm_bin,
+            hollow_args: self.hollow_args,
+            manager_args: self.manager_args,
+            log_level: self.log_level,
+            base_port: self.base_port,
+            ready_timeout: self.ready_timeout,
+            keep,
+            progress: !quiet,
+        })
     }
 }
 
@@ -407,7 +420,6 @@ async fn query_cmd(args: QueryArgs) -> anyhow::Result<()> {
 }
 
 async fn standard_cmd(args: StandardArgs) -> anyhow::Result<()> {
-    let (hollow_bin, swarm_bin) = args.rig.binaries()?;
     let config = StandardConfig {
         nodes: args.nodes,
         containers: args.containers,
@@ -416,17 +428,9 @@ async fn standard_cmd(args: StandardArgs) -> anyhow::Result<()> {
         requests: args.requests,
         start: !args.no_start,
         image: args.image,
-        hollow_bin,
-        swarm_bin,
-        hollow_args: args.rig.hollow_args,
-        manager_args: args.rig.manager_args,
-        log_level: args.rig.log_level,
-        base_port: args.rig.base_port,
-        ready_timeout: args.rig.ready_timeout,
         timeout: args.timeout,
         stall_timeout: args.stall_timeout,
-        keep: args.keep,
-        progress: !args.quiet,
+        rig: args.rig.config(args.keep, args.quiet)?,
     };
     let report = standard::run(&config).await?;
     println!();
@@ -438,7 +442,6 @@ async fn standard_cmd(args: StandardArgs) -> anyhow::Result<()> {
 }
 
 async fn reschedule_cmd(args: RescheduleArgs) -> anyhow::Result<()> {
-    let (hollow_bin, swarm_bin) = args.rig.binaries()?;
     let config = RescheduleConfig {
         nodes: args.nodes,
         containers: args.containers,
@@ -449,18 +452,10 @@ async fn reschedule_cmd(args: RescheduleArgs) -> anyhow::Result<()> {
         refresh_min: args.engine_refresh_min_interval,
         refresh_max: args.engine_refresh_max_interval,
         failure_retry: args.engine_failure_retry,
-        hollow_bin,
-        swarm_bin,
-        hollow_args: args.rig.hollow_args,
-        manager_args: args.rig.manager_args,
-        log_level: args.rig.log_level,
-        base_port: args.rig.base_port,
-        ready_timeout: args.rig.ready_timeout,
         timeout: args.timeout,
         request_timeout: args.request_timeout,
         poll: args.poll,
-        keep: args.keep,
-        progress: !args.quiet,
+        rig: args.rig.config(args.keep, args.quiet)?,
     };
     let report = reschedule::run(&config).await?;
     println!();
