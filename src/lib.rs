@@ -13,4 +13,5 @@ pub mod discovery;
 pub mod engine;
 pub mod manager;
 pub mod scheduler;
+pub mod tls;
 pub mod upstream;

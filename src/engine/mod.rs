@@ -1,19 +1,18 @@
-//! One engine per node: an [`Upstream`] client of its API (a keep-alive
-//! pool for what the manager reads, parsed into bollard's models, and the
-//! requests it proxies; a fresh connection for each upgraded request), a
-//! bollard client for the event stream, and the last failure seen. An
+//! One engine per node: an [`Upstream`] client of its API (plain or TLS: a
+//! keep-alive pool for what the manager reads, parsed into bollard's
+//! models, the requests it proxies and the event stream; a fresh
+//! connection for each upgraded request), and the last failure seen. An
 //! engine reports observations; it never decides.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use bollard::query_parameters::EventsOptions;
-use bollard::{ClientVersion, Docker};
 use futures::{Stream, StreamExt};
+use http_body_util::BodyExt;
 use hyper::{Request, Response};
 
 use crate::cluster::{Container, ContainerState, ImageRef, NodeInfo};
-use crate::upstream::{Addr, BadAddr, PoolBody, Upstream, UpstreamError, REQUEST_TIMEOUT_SECS};
+use crate::upstream::{Addr, BadAddr, PoolBody, Upstream, UpstreamError};
 
 /// A failure talking to an engine.
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +103,6 @@ pub struct Engine {
     /// The address as discovery gave it.
     pub source: String,
     http: Upstream,
-    client: tokio::sync::Mutex<Option<Docker>>,
     last_error: Mutex<Option<String>>,
 }
 
@@ -117,10 +115,17 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// An engine at `source` (a discovery address); no connection is made yet.
     pub fn new(source: &str) -> Result<Engine, BadAddr> {
+        Engine::connecting(source, None)
+    }
+
+    /// An engine at `source`, reached over TLS with `tls` when given.
+    pub fn connecting(
+        source: &str,
+        tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Result<Engine, BadAddr> {
         Ok(Engine {
-            http: Upstream::new(source)?,
+            http: Upstream::connecting(source, tls)?,
             source: source.to_string(),
-            client: tokio::sync::Mutex::new(None),
             last_error: Mutex::new(None),
         })
     }
@@ -155,39 +160,6 @@ impl Engine {
             addr: self.addr().to_string(),
             source,
         }
-    }
-
-    /// The bollard client, connected and version-negotiated on first use.
-    pub async fn client(&self) -> Result<Docker, EngineError> {
-        let mut guard = self.client.lock().await;
-        if let Some(docker) = guard.as_ref() {
-            return Ok(docker.clone());
-        }
-        // Start from a version every engine since 1.24 accepts; negotiation raises it.
-        let start = ClientVersion {
-            major_version: 1,
-            minor_version: 24,
-        };
-        let docker = match self.addr() {
-            Addr::Tcp(hostport) => {
-                Docker::connect_with_http(hostport, REQUEST_TIMEOUT_SECS, &start)
-            }
-            Addr::Unix(path) => {
-                Docker::connect_with_unix(&path.to_string_lossy(), REQUEST_TIMEOUT_SECS, &start)
-            }
-        }
-        .map_err(|e| self.api_err(e))?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| self.api_err(e))?;
-        *guard = Some(docker.clone());
-        Ok(docker)
-    }
-
-    /// Forgets the client so that the next call reconnects and renegotiates.
-    pub async fn reset(&self) {
-        *self.client.lock().await = None;
     }
 
     /// Records the last failure (shown in `docker info` for engines that never answered).
@@ -320,7 +292,9 @@ impl Engine {
 
     /// The engine's container and image events: from `since` (the engine's
     /// `timeNano` of an event, as the engine replays its recent ones) or
-    /// from now on.
+    /// from now on. The request is sent (and refused, if the engine does
+    /// not answer) before this returns; the stream ends when the engine
+    /// closes it or a message does not parse.
     pub async fn events(
         &self,
         since: Option<i64>,
@@ -328,26 +302,42 @@ impl Engine {
         impl Stream<Item = Result<bollard::models::EventMessage, EngineError>> + use<>,
         EngineError,
     > {
-        let docker = self.client().await?;
-        let mut filters = std::collections::HashMap::new();
-        filters.insert(
-            "type".to_string(),
-            vec!["container".to_string(), "image".to_string()],
-        );
+        let query = {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("filters", r#"{"type":["container","image"]}"#);
+            if let Some(nanos) = since {
+                let since = format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000);
+                query.append_pair("since", &since);
+            }
+            query.finish()
+        };
+        let request = Request::get(format!("/events?{query}"))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .map_err(|e| self.pool_error(e.to_string()))?;
+        let response = self.send(request).await?;
+        if !response.status().is_success() {
+            let (parts, body) = response.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            return Err(self.status_error(parts.status, &body));
+        }
         let addr = self.addr().to_string();
-        Ok(docker
-            .events(Some(EventsOptions {
-                filters: Some(filters),
-                since: since
-                    .map(|nanos| format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000)),
-                ..Default::default()
-            }))
-            .map(move |item| {
-                item.map_err(|source| EngineError::Api {
-                    addr: addr.clone(),
-                    source,
-                })
-            }))
+        Ok(json_lines(response.into_body()).map(move |item| {
+            item.map_err(|message| EngineError::Pool {
+                addr: addr.clone(),
+                message,
+            })
+        }))
+    }
+
+    fn pool_error(&self, message: String) -> EngineError {
+        EngineError::Pool {
+            addr: self.addr().to_string(),
+            message,
+        }
     }
 
     /// `GET path` on the keep-alive pool, the JSON answer parsed into `T`
@@ -399,6 +389,52 @@ impl Engine {
     }
 }
 
+/// The JSON messages of a stream that carries one per line (Docker's
+/// `/events`), parsed as they arrive.
+fn json_lines<T, B>(body: B) -> impl Stream<Item = Result<T, String>>
+where
+    T: serde::de::DeserializeOwned,
+    B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    futures::stream::unfold(
+        (body, Vec::<u8>::new(), false),
+        |(mut body, mut buf, done)| async move {
+            loop {
+                if done {
+                    return None;
+                }
+                if let Some(end) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=end).collect();
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    return Some(match serde_json::from_slice(&line) {
+                        Ok(message) => (Ok(message), (body, buf, false)),
+                        Err(e) => (Err(format!("unreadable event: {e}")), (body, buf, true)),
+                    });
+                }
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            buf.extend_from_slice(&data);
+                        }
+                    }
+                    Some(Err(e)) => return Some((Err(e.to_string()), (body, buf, true))),
+                    // A last message without its newline.
+                    None if !buf.iter().all(u8::is_ascii_whitespace) => {
+                        let line = std::mem::take(&mut buf);
+                        let item = serde_json::from_slice(&line)
+                            .map_err(|e| format!("unreadable event: {e}"));
+                        return Some((item, (body, buf, true)));
+                    }
+                    None => return None,
+                }
+            }
+        },
+    )
+}
+
 /// `id` as one path segment: container IDs and names need no escaping,
 /// anything else is percent-encoded.
 fn urlencoding_path(id: &str) -> String {
@@ -420,6 +456,29 @@ pub fn primary_name(names: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn events_are_read_line_by_line_whatever_the_chunks() {
+        // Two messages split across chunks, one chunk holding the end of
+        // one and the start of the next, and a last one without newline.
+        let chunks = ["{\"a\":1}\n{\"a\"", ":2}\n", "\n{\"a\":3", "}"];
+        let body = http_body_util::StreamBody::new(futures::stream::iter(chunks.map(|c| {
+            Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(bytes::Bytes::from(c)))
+        })));
+        let read: Vec<Result<serde_json::Value, String>> = json_lines(body).collect().await;
+        let values: Vec<i64> = read
+            .iter()
+            .map(|m| m.as_ref().expect("message")["a"].as_i64().expect("a"))
+            .collect();
+        assert_eq!(values, [1, 2, 3]);
+        // A line that is not JSON ends the stream with an error.
+        let body = http_body_util::Full::new(bytes::Bytes::from("{\"a\":1}\nnot json\n{}\n"));
+        let read: Vec<Result<serde_json::Value, String>> = json_lines(body).collect().await;
+        assert_eq!(read.len(), 2);
+        assert!(read[1]
+            .as_ref()
+            .is_err_and(|e| e.contains("unreadable event")));
+    }
 
     #[test]
     fn primary_name_skips_link_aliases() {

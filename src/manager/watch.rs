@@ -53,7 +53,6 @@ pub(super) async fn watch_engine(manager: Arc<Manager>, slot: Arc<EngineSlot>) {
                 let message = e.to_string();
                 tracing::warn!(engine = %slot.engine.addr(), failures, error = %message, "engine refresh failed");
                 slot.engine.set_error(Some(message.clone()));
-                slot.engine.reset().await;
                 if let Some(node) = slot.node() {
                     let unhealthy = failures >= manager.config.failure_retry;
                     let _ = manager

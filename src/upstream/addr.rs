@@ -1,7 +1,12 @@
-//! Addresses of HTTP servers (engines, managers) and raw connections to them.
+//! Addresses of HTTP servers (engines, managers) and connections to them:
+//! plain, or TLS over TCP ([`Dialer`]).
 
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
+
+use rustls_pki_types::ServerName;
+use tokio_rustls::TlsConnector;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
@@ -53,16 +58,19 @@ impl Addr {
         }
     }
 
-    /// Opens a new connection, giving up after `CONNECT_TIMEOUT` (10 s).
+    /// Opens a new plain connection, giving up after `CONNECT_TIMEOUT` (10 s).
     pub async fn dial(&self) -> std::io::Result<Conn> {
-        tokio::time::timeout(CONNECT_TIMEOUT, self.connect())
-            .await
-            .unwrap_or_else(|_| {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "connect timed out",
-                ))
-            })
+        Dialer::plain(self.clone()).dial().await
+    }
+
+    /// The host part of a TCP address, without IPv6 brackets.
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            Addr::Tcp(hostport) => hostport
+                .rsplit_once(':')
+                .map(|(host, _)| host.trim_start_matches('[').trim_end_matches(']')),
+            Addr::Unix(_) => None,
+        }
     }
 
     async fn connect(&self) -> std::io::Result<Conn> {
@@ -74,6 +82,75 @@ impl Addr {
             }
             Addr::Unix(path) => Ok(Box::pin(UnixStream::connect(path).await?)),
         }
+    }
+}
+
+/// How a client reaches its server: the address, and TLS when the server
+/// speaks it (the server's certificate must name the address's host).
+#[derive(Clone)]
+pub struct Dialer {
+    addr: Addr,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+}
+
+impl std::fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialer")
+            .field("addr", &self.addr)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl Dialer {
+    /// Plain connections to `addr`.
+    pub fn plain(addr: Addr) -> Dialer {
+        Dialer { addr, tls: None }
+    }
+
+    /// TLS connections to `addr` (TCP only) with `config`.
+    pub fn tls(addr: Addr, config: Arc<rustls::ClientConfig>) -> Result<Dialer, BadAddr> {
+        let name = addr
+            .host()
+            .and_then(|host| ServerName::try_from(host.to_string()).ok())
+            .ok_or_else(|| BadAddr(format!("{addr} (TLS needs a TCP address)")))?;
+        Ok(Dialer {
+            addr,
+            tls: Some((TlsConnector::from(config), name)),
+        })
+    }
+
+    /// The address.
+    pub fn addr(&self) -> &Addr {
+        &self.addr
+    }
+
+    /// Whether connections speak TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Opens a new connection (the TLS handshake included), giving up after
+    /// `CONNECT_TIMEOUT` (10 s).
+    pub async fn dial(&self) -> std::io::Result<Conn> {
+        let open = async {
+            let conn = self.addr.connect().await?;
+            match &self.tls {
+                None => Ok(conn),
+                Some((connector, name)) => {
+                    let stream = connector.connect(name.clone(), conn).await?;
+                    Ok(Box::pin(stream) as Conn)
+                }
+            }
+        };
+        tokio::time::timeout(CONNECT_TIMEOUT, open)
+            .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connect timed out",
+                ))
+            })
     }
 }
 

@@ -13,10 +13,11 @@
 mod addr;
 mod pool;
 
-pub use addr::{Addr, BadAddr, Conn};
+pub use addr::{Addr, BadAddr, Conn, Dialer};
 pub use pool::PoolBody;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -76,6 +77,7 @@ pub enum UpstreamError {
 /// A client of one server.
 pub struct Upstream {
     addr: Addr,
+    dialer: Dialer,
     pool: pool::Pool,
     generation: AtomicU64,
 }
@@ -104,11 +106,32 @@ impl Upstream {
         Ok(Upstream::at(Addr::parse(addr)?))
     }
 
+    /// A client of the server at `addr`, over TLS with `tls` when given
+    /// (`addr` must then be a TCP address whose host the server's
+    /// certificate names).
+    pub fn connecting(
+        addr: &str,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+    ) -> Result<Upstream, BadAddr> {
+        let addr = Addr::parse(addr)?;
+        let dialer = match tls {
+            Some(config) => Dialer::tls(addr, config.clone())?,
+            None => Dialer::plain(addr),
+        };
+        Ok(Upstream::with(dialer))
+    }
+
     /// A client of the server at `addr`.
     pub fn at(addr: Addr) -> Upstream {
+        Upstream::with(Dialer::plain(addr))
+    }
+
+    /// A client of the server `dialer` reaches.
+    pub fn with(dialer: Dialer) -> Upstream {
         Upstream {
-            pool: pool::Pool::new(&addr, pool::DEFAULT_IDLE),
-            addr,
+            pool: pool::Pool::new(&dialer, pool::DEFAULT_IDLE),
+            addr: dialer.addr().clone(),
+            dialer,
             generation: AtomicU64::new(GENERATIONS.fetch_add(1, Ordering::Relaxed)),
         }
     }
@@ -117,7 +140,7 @@ impl Upstream {
     /// of one: for a server that many requests go to at once (a follower's
     /// leader, which every client's request is forwarded to).
     pub fn keeping_idle(mut self, max_idle: usize) -> Upstream {
-        self.pool = pool::Pool::new(&self.addr, max_idle);
+        self.pool = pool::Pool::new(&self.dialer, max_idle);
         self
     }
 
@@ -293,7 +316,7 @@ impl Upstream {
     {
         let addr = self.addr.to_string();
         let conn = self
-            .addr
+            .dialer
             .dial()
             .await
             .map_err(|source| UpstreamError::Connect {

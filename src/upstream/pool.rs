@@ -21,7 +21,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
-use super::addr::Addr;
+use super::addr::Dialer;
 
 /// Idle connections kept per server unless asked otherwise: a manager of a
 /// thousand engines must not hold thousands of idle sockets and their
@@ -57,7 +57,7 @@ pub struct Pool {
 }
 
 struct Shared {
-    addr: Addr,
+    dialer: Dialer,
     max_idle: usize,
     idle: Mutex<Vec<(SendRequest<RequestBody>, Instant)>>,
 }
@@ -87,12 +87,12 @@ impl Shared {
 }
 
 impl Pool {
-    /// A pool for `addr` keeping up to `max_idle` idle connections; no
-    /// connection is made yet.
-    pub fn new(addr: &Addr, max_idle: usize) -> Pool {
+    /// A pool of connections `dialer` opens, keeping up to `max_idle` idle
+    /// ones; no connection is made yet.
+    pub fn new(dialer: &Dialer, max_idle: usize) -> Pool {
         Pool {
             shared: Arc::new(Shared {
-                addr: addr.clone(),
+                dialer: dialer.clone(),
                 max_idle,
                 idle: Mutex::new(Vec::new()),
             }),
@@ -137,7 +137,12 @@ impl Pool {
 
     /// Opens a new connection.
     async fn connect(&self) -> Result<SendRequest<RequestBody>, PoolError> {
-        let stream = self.shared.addr.dial().await.map_err(PoolError::Connect)?;
+        let stream = self
+            .shared
+            .dialer
+            .dial()
+            .await
+            .map_err(PoolError::Connect)?;
         let (sender, connection) = http1::Builder::new()
             .read_buf_exact_size(Some(READ_BUFFER))
             .handshake(TokioIo::new(stream))
@@ -210,6 +215,7 @@ impl Body for PoolBody {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::upstream::Addr;
     use http_body_util::BodyExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -260,7 +266,7 @@ pub(super) mod tests {
     #[tokio::test]
     async fn one_connection_serves_requests_one_after_the_other() {
         let (addr, accepted) = server().await;
-        let pool = Pool::new(&addr, DEFAULT_IDLE);
+        let pool = Pool::new(&Dialer::plain(addr), DEFAULT_IDLE);
         for i in 0..20 {
             let path = if i % 2 == 0 { "/list" } else { "/empty" };
             let response = pool.request(get(path)).await.expect("answer");
@@ -304,7 +310,7 @@ pub(super) mod tests {
     #[tokio::test]
     async fn a_larger_pool_keeps_concurrent_connections_for_the_next_burst() {
         let (addr, accepted) = server().await;
-        let pool = Pool::new(&addr, 4);
+        let pool = Pool::new(&Dialer::plain(addr), 4);
         for round in 1..=3 {
             burst(&pool, 4).await;
             assert_eq!(pool.shared.lock().len(), 4, "burst {round}");
@@ -320,7 +326,7 @@ pub(super) mod tests {
     #[tokio::test]
     async fn unreachable_server_fails_to_connect() {
         let addr = Addr::parse("tcp://127.0.0.1:1").expect("address");
-        let err = Pool::new(&addr, DEFAULT_IDLE)
+        let err = Pool::new(&Dialer::plain(addr), DEFAULT_IDLE)
             .request(get("/x"))
             .await
             .expect_err("refused");
