@@ -96,12 +96,24 @@ impl TlsFiles {
 /// Which clients a server accepts.
 #[derive(Clone, Copy)]
 pub enum ClientAuth {
-    /// Any client (`--tls` without `--tlsverify`): encryption only.
-    Anyone,
+    /// Any client; one that shows a certificate must show one the CA
+    /// signed (`--tls` without `--tlsverify`: encryption, and who the
+    /// client is when it says).
+    Optional,
     /// Clients with a certificate signed by the CA (`--tlsverify`).
     Verified,
     /// Clients with a certificate signed by the CA that `is_manager` says a
     /// manager's (the Raft port).
+    Managers(fn(&[u8]) -> bool),
+}
+
+/// Which servers a client accepts.
+#[derive(Clone, Copy)]
+pub enum ServerAuth {
+    /// Servers with a certificate the CA signed for the address dialled.
+    Verified,
+    /// The same, and `is_manager` says the certificate a manager's (Raft
+    /// peers).
     Managers(fn(&[u8]) -> bool),
 }
 
@@ -177,11 +189,11 @@ impl Identity {
             .with_protocol_versions(VERSIONS)
             .map_err(|e| TlsError::Config(e.to_string()))?;
         let builder = match clients {
-            ClientAuth::Anyone => builder.with_no_client_auth(),
-            ClientAuth::Verified => builder.with_client_cert_verifier(self.client_verifier()?),
+            ClientAuth::Optional => builder.with_client_cert_verifier(self.client_verifier(true)?),
+            ClientAuth::Verified => builder.with_client_cert_verifier(self.client_verifier(false)?),
             ClientAuth::Managers(is_manager) => {
                 builder.with_client_cert_verifier(Arc::new(ManagersOnly {
-                    inner: self.client_verifier()?,
+                    inner: self.client_verifier(false)?,
                     is_manager,
                 }))
             }
@@ -191,22 +203,50 @@ impl Identity {
         Ok(Arc::new(config))
     }
 
-    /// A client configuration trusting the servers the CA signed and
+    /// A client configuration trusting the servers the CA signed (and,
+    /// with `servers` [`ServerAuth::Managers`], only managers) and
     /// presenting this identity, with `alpn` protocols.
-    pub fn client_config(self: &Arc<Self>, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
-        let mut config = ClientConfig::builder_with_provider(self.provider.clone())
+    pub fn client_config(
+        self: &Arc<Self>,
+        servers: ServerAuth,
+        alpn: &[&[u8]],
+    ) -> Result<Arc<ClientConfig>, TlsError> {
+        let builder = ClientConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(VERSIONS)
-            .map_err(|e| TlsError::Config(e.to_string()))?
-            .with_root_certificates(self.roots.clone())
-            .with_client_cert_resolver(Arc::new(Current(self.clone())));
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        let builder = match servers {
+            ServerAuth::Verified => builder.with_root_certificates(self.roots.clone()),
+            ServerAuth::Managers(is_manager) => {
+                let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    self.roots.clone(),
+                    self.provider.clone(),
+                )
+                .build()
+                .map_err(|e| TlsError::Config(e.to_string()))?;
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(ManagerServers {
+                        inner,
+                        is_manager,
+                    }))
+            }
+        };
+        let mut config = builder.with_client_cert_resolver(Arc::new(Current(self.clone())));
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))
     }
 
-    fn client_verifier(&self) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
-        WebPkiClientVerifier::builder_with_provider(self.roots.clone(), self.provider.clone())
-            .build()
-            .map_err(|e| TlsError::Config(e.to_string()))
+    /// Clients signed by the CA; with `optional`, also clients that show
+    /// no certificate.
+    fn client_verifier(&self, optional: bool) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+        let builder =
+            WebPkiClientVerifier::builder_with_provider(self.roots.clone(), self.provider.clone());
+        let builder = if optional {
+            builder.allow_unauthenticated()
+        } else {
+            builder
+        };
+        builder.build().map_err(|e| TlsError::Config(e.to_string()))
     }
 }
 
@@ -308,6 +348,68 @@ impl ClientCertVerifier for ManagersOnly {
     }
 }
 
+/// A server verifier that, beyond the CA's signature and the name, wants a
+/// manager's certificate. (rustls calls a verifier of one's own
+/// "dangerous": it only adds a check to the usual one here.)
+struct ManagerServers {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    is_manager: fn(&[u8]) -> bool,
+}
+
+impl fmt::Debug for ManagerServers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ManagerServers")
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for ManagerServers {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        if (self.is_manager)(end_entity.as_ref()) {
+            Ok(verified)
+        } else {
+            Err(rustls::Error::General(
+                "the peer's certificate is not a manager's".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
 /// The certificates of a PEM file.
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let shown = || path.display().to_string();
@@ -349,4 +451,228 @@ fn certified_key(
         .keys_match()
         .map_err(|e| key_error(format!("does not match {}: {e}", files.cert.display())))?;
     Ok(Arc::new(certified))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair,
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A test CA writing leaf certificates in Docker's layout.
+    struct TestCa(CertifiedIssuer<'static, KeyPair>);
+
+    impl TestCa {
+        fn new() -> TestCa {
+            let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "test CA");
+            TestCa(
+                CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key"))
+                    .expect("CA"),
+            )
+        }
+
+        /// Writes `ca.pem`, `cert.pem`, `key.pem` for 127.0.0.1 with
+        /// organizational unit `ou` into `dir`.
+        fn write(&self, dir: &Path, ou: &str) -> TlsFiles {
+            let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+            params
+                .distinguished_name
+                .push(DnType::OrganizationalUnitName, ou);
+            params.extended_key_usages = vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ];
+            let key = KeyPair::generate().expect("key");
+            let cert = params.signed_by(&key, &self.0).expect("leaf");
+            std::fs::create_dir_all(dir).expect("dir");
+            std::fs::write(dir.join("ca.pem"), self.0.pem()).expect("ca");
+            std::fs::write(dir.join("cert.pem"), cert.pem()).expect("cert");
+            std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("key");
+            TlsFiles::in_dir(dir)
+        }
+    }
+
+    /// The test's notion of a manager: the OU says so.
+    fn is_manager(der: &[u8]) -> bool {
+        der.windows(b"swarm-manager".len())
+            .any(|w| w == b"swarm-manager")
+    }
+
+    /// A handshake of `client` with `server` over an in-memory pipe, and one
+    /// byte each way: the server's certificate as the client saw it, or
+    /// why it failed.
+    async fn exchange(
+        server: Arc<ServerConfig>,
+        client: Arc<ClientConfig>,
+    ) -> Result<Vec<u8>, String> {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let serving = tokio::spawn(async move {
+            let mut stream = tokio_rustls::TlsAcceptor::from(server)
+                .accept(b)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut byte = [0u8; 1];
+            stream
+                .read_exact(&mut byte)
+                .await
+                .map_err(|e| e.to_string())?;
+            stream.write_all(&byte).await.map_err(|e| e.to_string())?;
+            stream.flush().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(())
+        });
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
+        let result = async {
+            let mut stream = tokio_rustls::TlsConnector::from(client)
+                .connect(name, a)
+                .await
+                .map_err(|e| e.to_string())?;
+            stream.write_all(b"x").await.map_err(|e| e.to_string())?;
+            let mut byte = [0u8; 1];
+            stream
+                .read_exact(&mut byte)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (_, connection) = stream.get_ref();
+            Ok::<_, String>(
+                connection
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| c.as_ref().to_vec())
+                    .unwrap_or_default(),
+            )
+        }
+        .await;
+        let served = serving.await.expect("server task");
+        let seen = result?;
+        served.map_err(|e| format!("server: {e}"))?;
+        Ok(seen)
+    }
+
+    #[tokio::test]
+    async fn verified_clients_only_of_the_ca() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ca = TestCa::new();
+        let server =
+            Identity::load(ca.write(&dir.path().join("server"), "swarm-server")).expect("server");
+        let user =
+            Identity::load(ca.write(&dir.path().join("user"), "swarm-client")).expect("user");
+        let config = server
+            .server_config(ClientAuth::Verified, &[])
+            .expect("config");
+        let seen = exchange(
+            config.clone(),
+            user.client_config(ServerAuth::Verified, &[])
+                .expect("client"),
+        )
+        .await
+        .expect("a client of the CA");
+        assert_eq!(seen, server.certificate()[0].as_ref());
+        // No certificate: refused.
+        let anonymous =
+            client_config_without_identity(&dir.path().join("user/ca.pem")).expect("anon");
+        assert!(exchange(config.clone(), anonymous.clone()).await.is_err());
+        // --tls without --tlsverify lets it in.
+        let optional = server
+            .server_config(ClientAuth::Optional, &[])
+            .expect("optional");
+        assert!(exchange(optional.clone(), anonymous).await.is_ok());
+        // Another CA's client: refused in both modes.
+        let other = TestCa::new();
+        let stranger_files = other.write(&dir.path().join("stranger"), "swarm-client");
+        let mut stranger_files = stranger_files;
+        stranger_files.ca = dir.path().join("user/ca.pem");
+        let stranger = Identity::load(stranger_files).expect("stranger");
+        let stranger = stranger
+            .client_config(ServerAuth::Verified, &[])
+            .expect("client");
+        assert!(exchange(config, stranger.clone()).await.is_err());
+        assert!(exchange(optional, stranger).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn managers_only_both_ways() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ca = TestCa::new();
+        let manager = Identity::load(ca.write(&dir.path().join("m"), "swarm-manager")).expect("m");
+        let user = Identity::load(ca.write(&dir.path().join("u"), "swarm-client")).expect("u");
+        let raft = manager
+            .server_config(ClientAuth::Managers(is_manager), &[])
+            .expect("raft");
+        let peer = manager
+            .client_config(ServerAuth::Managers(is_manager), &[])
+            .expect("peer");
+        assert!(exchange(raft.clone(), peer.clone()).await.is_ok());
+        // A user's certificate of the same CA does not open the Raft port.
+        let as_user = user
+            .client_config(ServerAuth::Verified, &[])
+            .expect("client");
+        assert!(exchange(raft, as_user).await.is_err());
+        // Nor does a manager accept a user's server as a peer.
+        let user_server = user
+            .server_config(ClientAuth::Verified, &[])
+            .expect("server");
+        assert!(exchange(user_server, peer).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_reloaded_certificate_serves_new_connections() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ca = TestCa::new();
+        let files = ca.write(&dir.path().join("s"), "swarm-server");
+        let server = Identity::load(files.clone()).expect("server");
+        let config = server
+            .server_config(ClientAuth::Optional, &[])
+            .expect("config");
+        // A new client each time: a resumed session would not show the
+        // server's certificate again.
+        let client = || client_config_without_identity(&files.ca).expect("client");
+        let first = exchange(config.clone(), client()).await.expect("first");
+        ca.write(&dir.path().join("s"), "swarm-server");
+        // Not yet reloaded: the same certificate.
+        let same = exchange(config.clone(), client()).await.expect("same");
+        assert_eq!(same, first);
+        server.reload().expect("reload");
+        let second = exchange(config.clone(), client()).await.expect("second");
+        assert_ne!(second, first, "the reloaded certificate is not served");
+        // A broken file keeps the current certificate.
+        std::fs::write(&files.key, "not a key").expect("write");
+        assert!(server.reload().is_err());
+        let kept = exchange(config, client()).await.expect("kept");
+        assert_eq!(kept, second);
+    }
+
+    #[test]
+    fn unreadable_files_say_which_and_why() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ca = TestCa::new();
+        let files = ca.write(dir.path(), "swarm-server");
+        let missing = TlsFiles {
+            cert: dir.path().join("nope.pem"),
+            ..files.clone()
+        };
+        let e = Identity::load(missing).expect_err("missing");
+        assert!(e.to_string().contains("nope.pem"), "{e}");
+        std::fs::write(dir.path().join("empty.pem"), "").expect("write");
+        let empty = TlsFiles {
+            ca: dir.path().join("empty.pem"),
+            ..files.clone()
+        };
+        let e = Identity::load(empty).expect_err("no CA");
+        assert!(e.to_string().contains("no certificate"), "{e}");
+        // Another certificate's key.
+        let other = ca.write(&dir.path().join("other"), "swarm-server");
+        let mismatch = TlsFiles {
+            key: other.key,
+            ..files
+        };
+        let e = Identity::load(mismatch).expect_err("mismatch");
+        assert!(e.to_string().contains("does not match"), "{e}");
+    }
 }

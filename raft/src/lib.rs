@@ -13,6 +13,7 @@
 mod batch;
 pub mod network;
 pub mod store;
+mod tls;
 
 mod pb {
     #![allow(clippy::all, missing_docs)]
@@ -37,6 +38,7 @@ use tokio::task::JoinHandle;
 
 pub use openraft;
 pub use openraft::{RaftMetrics, ServerState};
+pub use tls::RaftTls;
 
 use crate::batch::Proposer;
 use crate::network::{NetworkFactory, RaftService, MAX_MESSAGE_BYTES};
@@ -165,6 +167,8 @@ pub struct Config {
     /// Deadline of a proposal forwarded to the leader
     /// ([`ReplicatedNode::propose_via_leader`]).
     pub forward_timeout: Duration,
+    /// TLS on the Raft port and toward peers; `None`: plaintext.
+    pub tls: Option<RaftTls>,
 }
 
 impl Default for Config {
@@ -179,6 +183,7 @@ impl Default for Config {
             install_snapshot_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_millis(500),
             forward_timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -350,11 +355,13 @@ impl<S: StateMachine> ReplicatedNode<S> {
         let state_machine = StateMachineStore::<S>::new(&db)?;
         drop(db);
         let state = state_machine.shared();
-        let network = NetworkFactory::new(id, config.connect_timeout);
-
-        let incoming =
-            tonic::transport::server::TcpIncoming::bind(raft_addr)?.with_nodelay(Some(true));
-        let raft_addr = incoming.local_addr()?;
+        let network = NetworkFactory::new(
+            id,
+            config.connect_timeout,
+            config.tls.as_ref().map(|t| t.client.clone()),
+        );
+        let listener = tokio::net::TcpListener::bind(raft_addr).await?;
+        let raft_addr = listener.local_addr()?;
 
         let raft = openraft::Raft::new(id, raft_config, network.clone(), log_store, state_machine)
             .await
@@ -364,13 +371,20 @@ impl<S: StateMachine> ReplicatedNode<S> {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming_shutdown(incoming, async {
-                    let _ = stopped.await;
-                }),
-        );
+        let server = tonic::transport::Server::builder().add_service(service);
+        let stopped = async {
+            let _ = stopped.await;
+        };
+        let task = match &config.tls {
+            Some(tls) => tokio::spawn(server.serve_with_incoming_shutdown(
+                tls::incoming(listener, tls.server.clone()),
+                stopped,
+            )),
+            None => tokio::spawn(server.serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                stopped,
+            )),
+        };
         tracing::info!(id, %raft_addr, "raft node started");
 
         Ok(Self {

@@ -42,15 +42,23 @@ const UNREACHABLE_BACKOFF: Duration = Duration::from_millis(200);
 pub struct NetworkFactory {
     id: u64,
     connect_timeout: Duration,
+    /// TLS toward peers; `None`: plaintext.
+    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
 impl NetworkFactory {
-    /// The factory of node `id`; connections give up after `connect_timeout`.
-    pub fn new(id: u64, connect_timeout: Duration) -> Self {
+    /// The factory of node `id`; connections give up after
+    /// `connect_timeout`, and speak TLS with `tls` when given.
+    pub fn new(
+        id: u64,
+        connect_timeout: Duration,
+        tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    ) -> Self {
         Self {
             id,
             connect_timeout,
+            tls,
             channels: Arc::default(),
         }
     }
@@ -61,12 +69,18 @@ impl NetworkFactory {
         if let Some(channel) = channels.get(addr) {
             return Ok(channel.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))?
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(5))
-            .connect_lazy();
+            .keep_alive_timeout(Duration::from_secs(5));
+        let channel = match &self.tls {
+            // The connector dials TLS under tonic's plain `http://`.
+            Some(config) => {
+                endpoint.connect_with_connector_lazy(crate::tls::connector(addr, config.clone()))
+            }
+            None => endpoint.connect_lazy(),
+        };
         channels.insert(addr.to_string(), channel.clone());
         Ok(channel)
     }
