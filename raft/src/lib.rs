@@ -429,11 +429,24 @@ impl<S: StateMachine> ReplicatedNode<S> {
         })
     }
 
-    /// Adds `id` as a learner (on the leader), and waits until it has caught
-    /// up with the log.
+    /// Adds `id` as a learner (on the leader): the log is replicated to it
+    /// from now on, and it counts for no quorum until
+    /// [`change_membership`](Self::change_membership) makes it a voter
+    /// (see [`lag`](Self::lag) for how far behind it is).
     pub async fn add_learner(&self, id: u64, member: Member) -> Result<(), Error> {
-        self.raft.add_learner(id, member, true).await?;
+        self.raft.add_learner(id, member, false).await?;
         Ok(())
+    }
+
+    /// On the leader: how many entries member `id` is behind the leader's
+    /// log; `None` when nothing of the log is known to be on it yet (or
+    /// this node does not lead).
+    pub fn lag(&self, id: u64) -> Option<u64> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let last = m.last_log_index?;
+        let matched = m.replication.as_ref()?.get(&id)?.as_ref()?.index;
+        Some(last.saturating_sub(matched))
     }
 
     /// Makes `voters` the voting members (on the leader). Each must be a

@@ -230,7 +230,7 @@ async fn grows_from_one_node_and_removes_a_member() {
         first.propose(format!("e{i}")).await.expect("propose");
     }
 
-    // Learners catch up before add_learner returns; then they become voters.
+    // Learners catch up; then they become voters.
     for node in &nodes[1..] {
         first
             .add_learner(node.id(), member(node))
@@ -242,6 +242,11 @@ async fn grows_from_one_node_and_removes_a_member() {
         assert_eq!(node.read_local(|j| j.entries.len()), 5);
         assert_eq!(node.metrics().borrow().state, ServerState::Learner);
     }
+    // The leader knows they have caught up.
+    wait(first, WITHIN, "learners caught up", |_| {
+        nodes[1..].iter().all(|n| first.lag(n.id()) == Some(0))
+    })
+    .await;
     first
         .change_membership(BTreeSet::from([1, 2, 3]))
         .await

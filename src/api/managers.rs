@@ -133,7 +133,9 @@ pub(super) struct JoinRequest {
     api_addr: String,
 }
 
-/// `POST /_swarm/join`: adds a manager as learner, then as voter.
+/// `POST /_swarm/join`: adds a manager as a learner; it is made a voter
+/// once it has caught up. Answers `{"id": N, "role": "voter"|"learner"}`
+/// (the role after up to 10 s).
 pub(super) async fn join(
     State(app): State<Arc<App>>,
     body: Result<Json<JoinRequest>, axum::extract::rejection::JsonRejection>,
@@ -145,10 +147,14 @@ pub(super) async fn join(
         ));
     }
     tracing::info!(id = join.id, raft = %join.raft_addr, api = %join.api_addr, "adding a manager");
-    app.manager
+    let role = app
+        .manager
         .add_manager(join.id, join.raft_addr, join.api_addr)
         .await?;
-    Ok(json_response(StatusCode::OK, &serde_json::json!({})))
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "id": join.id, "role": role }),
+    ))
 }
 
 /// Body of `POST /_swarm/remove`.

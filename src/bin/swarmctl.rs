@@ -52,7 +52,8 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// Add a manager: it joins as a learner and is promoted to voter.
+    /// Add a manager: it joins as a learner and is made a voter once it has
+    /// caught up (the command waits up to 10 s for that).
     AddManager {
         /// The new manager's Raft node ID (unique in the cluster).
         id: u64,
@@ -147,8 +148,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "raft_addr": raft_addr.to_string(),
                 "api_addr": api_addr.to_string(),
             });
-            call(&manager, hyper::Method::POST, "/_swarm/join", Some(body)).await?;
-            println!("manager {id} added (raft {raft_addr}, api {api_addr})");
+            let answer = call(&manager, hyper::Method::POST, "/_swarm/join", Some(body)).await?;
+            let role = serde_json::from_slice::<serde_json::Value>(&answer)
+                .ok()
+                .and_then(|v| v.get("role")?.as_str().map(str::to_string))
+                .unwrap_or_default();
+            if role == "voter" {
+                println!("manager {id} added (raft {raft_addr}, api {api_addr}): a voter");
+            } else {
+                println!(
+                    "manager {id} added (raft {raft_addr}, api {api_addr}) as a learner: it becomes a voter once it has caught up"
+                );
+            }
             Ok(())
         }
         Cmd::RemoveManager { id } => {

@@ -22,6 +22,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(3);
 /// A leader that heard no quorum for this long refuses writes at once.
 const QUORUM_STALE: Duration = Duration::from_secs(1);
 
+/// Most entries a learner may be behind the leader's log to be made a voter.
+const PROMOTE_LAG: u64 = 100;
+
 /// How often the leader confirms that it still has a quorum.
 const QUORUM_PROBE_EVERY: Duration = Duration::from_millis(200);
 
@@ -172,8 +175,10 @@ impl Cluster {
         }
     }
 
-    /// On the leader: adds manager `id` as a learner, waits until it has
-    /// caught up, then makes it a voter.
+    /// On the leader: adds manager `id` as a learner. It votes, and counts
+    /// for the quorum, only once [`Cluster::promote_learners`] finds it
+    /// caught up: a manager that never answers (or is still far behind)
+    /// cannot take the cluster's quorum away.
     pub async fn add_manager(&self, id: u64, member: Member) -> Result<(), ProposeError> {
         self.check_leader()?;
         let known = self
@@ -190,14 +195,40 @@ impl Cluster {
                 .await
                 .map_err(raft_error)?;
         }
-        let mut voters = self.voters();
-        if voters.insert(id) {
-            self.raft
-                .change_membership(voters)
-                .await
-                .map_err(raft_error)?;
-        }
         Ok(())
+    }
+
+    /// On the leader: makes every learner whose log is within
+    /// `PROMOTE_LAG` entries of the leader's a voter; the ones promoted.
+    pub async fn promote_learners(&self) -> Result<Vec<u64>, ProposeError> {
+        self.check_leader()?;
+        let learners: Vec<u64> = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .learner_ids()
+            .collect();
+        let ready: Vec<u64> = learners
+            .into_iter()
+            .filter(|id| self.raft.lag(*id).is_some_and(|lag| lag <= PROMOTE_LAG))
+            .collect();
+        if ready.is_empty() {
+            return Ok(ready);
+        }
+        let mut voters = self.voters();
+        voters.extend(ready.iter().copied());
+        self.raft
+            .change_membership(voters)
+            .await
+            .map_err(raft_error)?;
+        Ok(ready)
+    }
+
+    /// Whether manager `id` is a voter.
+    pub fn is_voter(&self, id: u64) -> bool {
+        self.voters().contains(&id)
     }
 
     /// On the leader: removes manager `id` from the cluster.

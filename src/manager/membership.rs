@@ -2,10 +2,27 @@
 //! membership (`swarmctl members | add-manager | remove-manager`). The
 //! manager answers these from its Raft node; the API never reaches it.
 
+use std::time::Duration;
+
 use tokio_util::sync::CancellationToken;
 
 use super::{Manager, ManagerError};
 use crate::cluster::{MemberStatus, ProposeError};
+
+/// How long adding a manager waits for it to become a voter.
+const PROMOTION_WAIT: Duration = Duration::from_secs(10);
+/// How often a learner's progress is looked at.
+const PROMOTION_POLL: Duration = Duration::from_millis(200);
+
+/// A manager's part in the membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberRole {
+    /// It votes and counts for the quorum.
+    Voter,
+    /// It receives the log and will vote once it has caught up.
+    Learner,
+}
 
 impl Manager {
     /// This manager's Raft ID.
@@ -56,18 +73,61 @@ impl Manager {
     }
 
     /// On the leader: adds manager `id` (reached at `raft_addr`, serving
-    /// the API at `api_addr`) as a learner, and as a voter once it has
-    /// caught up.
+    /// the API at `api_addr`) as a learner, and waits up to 10 s for it to
+    /// catch up and be made a voter ([`Manager::promote_learners`]); its
+    /// role then.
     pub async fn add_manager(
         &self,
         id: u64,
         raft_addr: String,
         api_addr: String,
-    ) -> Result<(), ManagerError> {
+    ) -> Result<MemberRole, ManagerError> {
         self.cluster
             .add_manager(id, swarm_raft::Member::new(raft_addr, api_addr))
             .await
-            .map_err(membership_error)
+            .map_err(membership_error)?;
+        let deadline = tokio::time::Instant::now() + PROMOTION_WAIT;
+        loop {
+            self.promote_learners().await?;
+            if self.cluster.is_voter(id) {
+                return Ok(MemberRole::Voter);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(MemberRole::Learner);
+            }
+            tokio::time::sleep(PROMOTION_POLL).await;
+        }
+    }
+
+    /// The leader's duty: makes learners voters as they catch up (a
+    /// manager added while it was not running yet, or far behind), until
+    /// `cancel`.
+    pub(super) async fn promote_while_leading(
+        self: std::sync::Arc<Self>,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            if let Err(e) = self.promote_learners().await {
+                tracing::debug!(error = %e, "learners not promoted");
+            }
+        }
+    }
+
+    /// On the leader: makes the learners that have caught up voters.
+    pub async fn promote_learners(&self) -> Result<(), ManagerError> {
+        let promoted = self
+            .cluster
+            .promote_learners()
+            .await
+            .map_err(membership_error)?;
+        for id in promoted {
+            tracing::info!(id, "manager caught up: it is a voter now");
+        }
+        Ok(())
     }
 
     /// On the leader: removes manager `id` from the cluster.

@@ -31,6 +31,7 @@ use crate::scheduler::{self, ContainerSpec, Unschedulable};
 use crate::upstream::BadAddr;
 
 pub use containers::{Change, CreateRequest, EngineAnswer};
+pub use membership::MemberRole;
 
 /// Placement attempts before a create gives up under contention.
 const RESERVE_ATTEMPTS: usize = 16;
@@ -347,6 +348,7 @@ impl Manager {
             });
         }
         tokio::spawn(reschedule::drive(self.clone(), cancel.clone()));
+        tokio::spawn(self.clone().promote_while_leading(cancel.clone()));
         self.clone().run_discovery(discovery, cancel.clone()).await;
         cancel.cancelled().await;
         self.stop_engines();
