@@ -4,9 +4,12 @@
 //! [`cluster`], [`engine`]} → [`upstream`], with [`discovery`] telling the
 //! manager which engines exist. The API changes nothing itself: the
 //! container lifecycle lives in [`manager`]. See `docs/architecture.md` for
-//! the map, the invariants and where `docker run` is handled.
+//! the map, the invariants and where `docker run` is handled. Beside the
+//! layers, [`ca`] is the built-in certificate authority of `swarmctl ca`
+//! and `swarmctl cert`.
 
 pub mod api;
+pub mod ca;
 pub mod cli;
 pub mod cluster;
 pub mod discovery;
