@@ -458,10 +458,10 @@ pub fn issue(ca_dir: &Path, request: &IssueRequest, out_dir: &Path) -> Result<Is
     let (not_before, not_after) = validity(request.days)?;
     if not_after > ca.not_after {
         return Err(CaError::BadValidity(format!(
-            "{} days would outlive the CA, which expires in {} days; issue for fewer days or \
+            "{} days would outlive the CA, which expires on {}; issue for fewer days or \
              create a new CA",
             request.days,
-            (ca.not_after - OffsetDateTime::now_utc()).whole_days()
+            date(ca.not_after)
         )));
     }
 

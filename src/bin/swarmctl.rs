@@ -10,11 +10,21 @@
 //! - `swarmctl --manager tcp://IP:PORT remove-manager ID` removes one
 //!   (`POST /_swarm/remove`).
 //!
+//! - `swarmctl ca init [--dir DIR] [--force] [--days N] [--cn NAME]` creates
+//!   the built-in CA (`ca.pem`, `ca-key.pem`; default dir `~/.swarm/ca`).
+//! - `swarmctl cert issue --kind server|client|engine|manager --san NAME_OR_IP
+//!   ... [--ca DIR] [--cn NAME] [--out DIR] [--days N] [--force]` issues a
+//!   certificate in Docker's layout (`ca.pem`, `cert.pem`, `key.pem`); a
+//!   client's goes to `~/.docker` (`$DOCKER_CERT_PATH` if set), where the
+//!   docker CLI looks with `--tlsverify`, any other to `./CN`.
+//!
 //! An error answer of the manager (`{"message": "..."}`, non-2xx) ends the
 //! command with a non-zero exit and that message.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
@@ -22,6 +32,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use http_body_util::{BodyExt, Full};
 use serde::Deserialize;
 
+use swarm::ca::{self, CaError, CaOptions, CertKind, IssueRequest, SanName};
 use swarm::upstream::Upstream;
 
 /// How long one request to the manager may take, answer body included.
@@ -67,6 +78,88 @@ enum Cmd {
         /// The manager's Raft node ID.
         id: u64,
     },
+    /// The built-in certificate authority.
+    #[command(subcommand)]
+    Ca(CaCmd),
+    /// Certificates signed by the built-in CA, in Docker's layout.
+    #[command(subcommand)]
+    Cert(CertCmd),
+}
+
+/// `swarmctl ca` subcommands.
+#[derive(Debug, Subcommand)]
+enum CaCmd {
+    /// Create a CA: ca.pem and ca-key.pem (readable by the owner only).
+    Init {
+        /// Directory of the CA [default: ~/.swarm/ca].
+        #[arg(long, env = "SWARM_CA_DIR")]
+        dir: Option<PathBuf>,
+        /// Replace an existing CA: every certificate it issued stops verifying.
+        #[arg(long)]
+        force: bool,
+        /// Days the CA is valid.
+        #[arg(long, default_value_t = ca::DEFAULT_CA_DAYS)]
+        days: u32,
+        /// Common name of the CA.
+        #[arg(long, default_value = ca::DEFAULT_CA_NAME)]
+        cn: String,
+    },
+}
+
+/// `swarmctl cert` subcommands.
+#[derive(Debug, Subcommand)]
+enum CertCmd {
+    /// Issue a certificate: ca.pem, cert.pem and key.pem in one directory.
+    Issue {
+        /// Directory of the CA [default: ~/.swarm/ca].
+        #[arg(long, env = "SWARM_CA_DIR")]
+        ca: Option<PathBuf>,
+        /// What the certificate is for.
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        /// A DNS name or IP address the holder is reached at (repeat, or
+        /// separate with commas); at least one except for a client.
+        #[arg(long = "san", value_name = "NAME_OR_IP", value_delimiter = ',', value_parser = parse_san)]
+        sans: Vec<SanName>,
+        /// Common name [default: the first --san]; a client's is the user's name.
+        #[arg(long)]
+        cn: Option<String>,
+        /// Output directory [default: a client's $DOCKER_CERT_PATH or ~/.docker,
+        /// any other ./CN].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Days the certificate is valid (not beyond the CA).
+        #[arg(long, default_value_t = ca::DEFAULT_CERT_DAYS)]
+        days: u32,
+        /// Overwrite existing ca.pem, cert.pem and key.pem.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `--kind` of `cert issue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum KindArg {
+    /// A TLS server, e.g. a load balancer in front of the managers (serverAuth).
+    Server,
+    /// A user or tool: what the docker CLI presents (clientAuth).
+    Client,
+    /// A Docker engine, for dockerd --tlsverify (serverAuth).
+    Engine,
+    /// A swarm manager: serves API and Raft, dials managers and engines
+    /// (serverAuth and clientAuth).
+    Manager,
+}
+
+impl From<KindArg> for CertKind {
+    fn from(kind: KindArg) -> CertKind {
+        match kind {
+            KindArg::Server => CertKind::Server,
+            KindArg::Client => CertKind::Client,
+            KindArg::Engine => CertKind::Engine,
+            KindArg::Manager => CertKind::Manager,
+        }
+    }
 }
 
 /// Output format of `members`.
@@ -133,9 +226,16 @@ fn error_line(e: &anyhow::Error) -> String {
 
 /// Runs one command.
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // The CA commands work on files: no manager to name.
+    let env = |key: &str| std::env::var_os(key);
+    let command = match cli.command {
+        Cmd::Ca(command) => return ca_command(command, &env),
+        Cmd::Cert(command) => return cert_command(command, &env),
+        command => command,
+    };
     let manager = Upstream::new(&cli.manager)
         .with_context(|| format!("invalid --manager {:?}", cli.manager))?;
-    match cli.command {
+    match command {
         Cmd::Nodes => nodes(&manager).await,
         Cmd::Members { format } => members(&manager, format).await,
         Cmd::AddManager {
@@ -168,7 +268,184 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("manager {id} removed");
             Ok(())
         }
+        Cmd::Ca(_) | Cmd::Cert(_) => unreachable!("handled above"),
     }
+}
+
+/// Reads an environment variable (`std::env::var_os`, or a fake in tests).
+type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
+
+/// `swarmctl ca init`.
+fn ca_command(command: CaCmd, env: Env<'_>) -> anyhow::Result<()> {
+    let CaCmd::Init {
+        dir,
+        force,
+        days,
+        cn,
+    } = command;
+    let dir = match dir {
+        Some(dir) => dir,
+        None => default_ca_dir(env)?,
+    };
+    let options = CaOptions {
+        common_name: cn,
+        days,
+        force,
+    };
+    let files = ca::init(&dir, &options).map_err(explain)?;
+    println!(
+        "CA created in {}: {} (give it to every engine, manager and user), {} (keep it \
+         secret: it signs certificates); valid until {}",
+        dir.display(),
+        ca::CA_CERT_FILE,
+        ca::CA_KEY_FILE,
+        date(files.not_after)
+    );
+    Ok(())
+}
+
+/// `swarmctl cert issue`.
+fn cert_command(command: CertCmd, env: Env<'_>) -> anyhow::Result<()> {
+    let CertCmd::Issue {
+        ca,
+        kind,
+        sans,
+        cn,
+        out,
+        days,
+        force,
+    } = command;
+    let kind = CertKind::from(kind);
+    let ca_dir = match ca {
+        Some(dir) => dir,
+        None => default_ca_dir(env)?,
+    };
+    let common_name = cn.clone().or_else(|| sans.first().map(SanName::to_string));
+    let out = match out {
+        Some(out) => out,
+        None => default_out_dir(kind, common_name.as_deref(), env)?,
+    };
+    let request = IssueRequest {
+        kind,
+        names: sans,
+        common_name: cn,
+        days,
+        force,
+    };
+    let issued = ca::issue(&ca_dir, &request, &out).map_err(explain)?;
+    let names: Vec<String> = request.names.iter().map(SanName::to_string).collect();
+    let names = if names.is_empty() {
+        String::new()
+    } else {
+        format!(" for {}", names.join(", "))
+    };
+    println!(
+        "{kind} certificate {:?}{names} in {}: {}, {}, {}; valid until {}",
+        issued.common_name,
+        out.display(),
+        ca::CA_CERT_FILE,
+        ca::CERT_FILE,
+        ca::KEY_FILE,
+        date(issued.not_after)
+    );
+    if let Some(hint) = usage_hint(kind, &out, env) {
+        println!("{hint}");
+    }
+    Ok(())
+}
+
+/// The CA error with what to do about it, where the command line can help.
+fn explain(e: CaError) -> anyhow::Error {
+    match e {
+        CaError::Exists(_) => anyhow::anyhow!("{e} (pass --force to overwrite)"),
+        CaError::NoCa { ref dir, .. } => anyhow::anyhow!(
+            "{e} (create a CA with `swarmctl ca init --dir {}`)",
+            dir.display()
+        ),
+        e => e.into(),
+    }
+}
+
+/// `--san`: an IP address or a DNS name; the reason if neither.
+fn parse_san(text: &str) -> Result<SanName, String> {
+    text.parse().map_err(|e| match e {
+        CaError::BadName { reason, .. } => reason,
+        e => e.to_string(),
+    })
+}
+
+/// `~/.swarm/ca`.
+fn default_ca_dir(env: Env<'_>) -> anyhow::Result<PathBuf> {
+    Ok(home(env)?.join(".swarm/ca"))
+}
+
+/// `$HOME`, which the defaults hang off.
+fn home(env: Env<'_>) -> anyhow::Result<PathBuf> {
+    env("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .context("HOME is not set: give the directory explicitly")
+}
+
+/// Where a certificate goes without `--out`: a client's where the docker
+/// CLI reads it with `--tlsverify` (`$DOCKER_CERT_PATH`, else
+/// `~/.docker`); any other kind's in `./CN`, one directory per host to
+/// copy to it.
+fn default_out_dir(
+    kind: CertKind,
+    common_name: Option<&str>,
+    env: Env<'_>,
+) -> anyhow::Result<PathBuf> {
+    if kind == CertKind::Client {
+        return match env("DOCKER_CERT_PATH").filter(|p| !p.is_empty()) {
+            Some(path) => Ok(PathBuf::from(path)),
+            None => Ok(home(env)?.join(".docker")),
+        };
+    }
+    // Without a name the library says what is missing.
+    let Some(name) = common_name else {
+        return Ok(PathBuf::from("."));
+    };
+    let safe = !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+    if !safe {
+        bail!("{name:?} is not a directory name to write the certificate in: give --out DIR");
+    }
+    Ok(PathBuf::from(".").join(name))
+}
+
+/// How to use what was issued, for the kinds whose use Docker fixes.
+fn usage_hint(kind: CertKind, out: &Path, env: Env<'_>) -> Option<String> {
+    let file = |name: &str| out.join(name).display().to_string();
+    match kind {
+        CertKind::Engine => Some(format!(
+            "dockerd --tlsverify --tlscacert={} --tlscert={} --tlskey={} -H tcp://0.0.0.0:2376",
+            file(ca::CA_CERT_FILE),
+            file(ca::CERT_FILE),
+            file(ca::KEY_FILE)
+        )),
+        CertKind::Client => {
+            let default = default_out_dir(CertKind::Client, None, env).ok();
+            if default.as_deref() == Some(out) {
+                Some("docker --tlsverify -H tcp://HOST:2376 info".to_string())
+            } else {
+                Some(format!(
+                    "DOCKER_CERT_PATH={} docker --tlsverify -H tcp://HOST:2376 info",
+                    out.display()
+                ))
+            }
+        }
+        CertKind::Server | CertKind::Manager => None,
+    }
+}
+
+/// `2026-01-31` of a time, in UTC.
+fn date(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t)
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 /// Sends one request to the manager (a JSON body if given) and returns the
@@ -373,6 +650,80 @@ ID  API_ADDR        RAFT_ADDR       ROLE      TERM  LAST_LOG_INDEX  APPLIED_INDE
         assert_eq!(error_line(&e), "cannot connect to x: refused");
         let e = anyhow::anyhow!("inner").context("outer");
         assert_eq!(error_line(&e), "outer: inner");
+    }
+
+    /// An environment of the given variables only.
+    fn env_of(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<OsString> {
+        move |key| {
+            vars.iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| OsString::from(v))
+        }
+    }
+
+    /// A client's certificate goes where the docker CLI looks; any other
+    /// into a directory named after it; the CA under ~/.swarm.
+    #[test]
+    fn default_directories_follow_docker() {
+        let env = env_of(&[("HOME", "/home/ann")]);
+        assert_eq!(
+            default_out_dir(CertKind::Client, Some("ann"), &env).expect("dir"),
+            PathBuf::from("/home/ann/.docker")
+        );
+        let env = env_of(&[("HOME", "/home/ann"), ("DOCKER_CERT_PATH", "/certs")]);
+        assert_eq!(
+            default_out_dir(CertKind::Client, None, &env).expect("dir"),
+            PathBuf::from("/certs")
+        );
+        for kind in [CertKind::Engine, CertKind::Manager, CertKind::Server] {
+            assert_eq!(
+                default_out_dir(kind, Some("node-1.example"), &env).expect("dir"),
+                PathBuf::from("./node-1.example")
+            );
+        }
+        assert!(default_out_dir(CertKind::Engine, Some("*.example"), &env).is_err());
+        assert!(default_out_dir(CertKind::Engine, Some(".."), &env).is_err());
+        assert_eq!(
+            default_ca_dir(&env).expect("dir"),
+            PathBuf::from("/home/ann/.swarm/ca")
+        );
+        let no_home = env_of(&[]);
+        assert!(default_ca_dir(&no_home).is_err());
+        assert!(default_out_dir(CertKind::Client, None, &no_home).is_err());
+    }
+
+    /// `--san` values: repeated or comma-separated, refused with the reason.
+    #[test]
+    fn sans_parse_from_the_command_line() {
+        let cli = Cli::try_parse_from([
+            "swarmctl",
+            "cert",
+            "issue",
+            "--kind",
+            "manager",
+            "--san",
+            "127.0.0.1,localhost",
+            "--san",
+            "m1.example",
+        ])
+        .expect("parse");
+        let Cmd::Cert(CertCmd::Issue { sans, kind, .. }) = cli.command else {
+            panic!("not cert issue: {:?}", cli.command);
+        };
+        assert_eq!(kind, KindArg::Manager);
+        let sans: Vec<String> = sans.iter().map(SanName::to_string).collect();
+        assert_eq!(sans, ["127.0.0.1", "localhost", "m1.example"]);
+        let err = Cli::try_parse_from([
+            "swarmctl",
+            "cert",
+            "issue",
+            "--kind",
+            "engine",
+            "--san",
+            "10.0.0.1:2376",
+        ])
+        .expect_err("a port is refused");
+        assert!(err.to_string().contains("without a port"), "{err}");
     }
 
     /// The manager's `message` is shown; a non-JSON body as text.
