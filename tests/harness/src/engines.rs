@@ -4,11 +4,14 @@
 //! data-root (vfs), exec-root, pidfile, managed containerd (own namespaces)
 //! and Linux bridge on a private /24 of 172.29.0.0/16 (host side 172.29.N.1,
 //! also the engine's default bind IP for published ports, see
-//! [`Engine::ip`]). Slots (subnet, bridge name, containerd namespace) are
+//! [`Engine::ip`]). An engine may serve its TCP listener with TLS
+//! ([`EngineTls`], dockerd's `--tlsverify`; see [`start_engines_with`]).
+//! Slots (subnet, bridge name, containerd namespace) are
 //! allocated across test processes by the slots module; every engine holds
 //! the [`crate::image`] `busybox:local`.
 
 use std::fs::{self, OpenOptions};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -31,6 +34,40 @@ const ENGINE_START_TIMEOUT: Duration = Duration::from_secs(40);
 /// How long a stopping dockerd gets after SIGTERM before everything is SIGKILLed.
 const ENGINE_STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The TLS of an engine's TCP listener: dockerd runs with `--tlsverify
+/// --tlscacert --tlscert --tlskey`, so it serves TLS only and only to
+/// clients with a certificate the CA signed. The unix socket stays plain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineTls {
+    /// `--tlscacert`: the CA client certificates must chain to.
+    pub ca: PathBuf,
+    /// `--tlscert`: the engine's certificate.
+    pub cert: PathBuf,
+    /// `--tlskey`: its key.
+    pub key: PathBuf,
+}
+
+impl EngineTls {
+    /// The files of a certificate directory in Docker's layout:
+    /// `DIR/ca.pem`, `DIR/cert.pem`, `DIR/key.pem`.
+    pub fn in_dir(dir: &Path) -> EngineTls {
+        EngineTls {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        }
+    }
+}
+
+/// How to start one engine with [`start_engines_with`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// `--label k=v` for each pair.
+    pub labels: Vec<(String, String)>,
+    /// TLS on the TCP listener; plain TCP when `None`.
+    pub tls: Option<EngineTls>,
+}
+
 /// One extra dockerd started by the test.
 ///
 /// Dropping it stops the dockerd and everything it started (containerd,
@@ -41,7 +78,8 @@ pub struct Engine {
     pub name: String,
     /// Path of the engine's unix socket.
     pub socket: PathBuf,
-    /// The engine's plain-TCP listener, `127.0.0.1:PORT`.
+    /// The engine's TCP listener, `127.0.0.1:PORT` (plain, or TLS when
+    /// [`Engine::tls`] is set).
     pub tcp: String,
     /// Pid of the dockerd process (changes on [`Engine::restart`]).
     pub pid: u32,
@@ -49,6 +87,8 @@ pub struct Engine {
     engine_id: String,
     /// Labels given with `--label k=v`.
     labels: Vec<(String, String)>,
+    /// TLS of the TCP listener, if any.
+    tls: Option<EngineTls>,
     /// Slot number N: subnet 172.29.N.0/24, bridge `swtbrN`, containerd namespace `swtN`.
     slot: u8,
     /// The engine's own directory (etc/, data/, exec/, socket, pidfile, log).
@@ -80,6 +120,11 @@ impl Engine {
     /// The labels the engine was started with.
     pub fn labels(&self) -> &[(String, String)] {
         &self.labels
+    }
+
+    /// The TLS of the engine's TCP listener, if it was started with one.
+    pub fn tls(&self) -> Option<&EngineTls> {
+        self.tls.as_ref()
     }
 
     /// Name of the Linux bridge the engine's containers are attached to.
@@ -255,6 +300,14 @@ impl Engine {
         for (k, v) in &self.labels {
             args.push(format!("--label={k}={v}"));
         }
+        if let Some(tls) = &self.tls {
+            args.extend([
+                "--tlsverify".to_string(),
+                format!("--tlscacert={}", tls.ca.display()),
+                format!("--tlscert={}", tls.cert.display()),
+                format!("--tlskey={}", tls.key.display()),
+            ]);
+        }
         let script = "mount --bind \"$1\" /etc/docker && hostname \"$2\" && shift 2 && exec \"$@\"";
         let child = Command::new("unshare")
             .args([
@@ -332,12 +385,19 @@ impl Engine {
             }
             thread::sleep(Duration::from_millis(100));
         }
-        let (ok, out, err) = docker(&self.tcp_host(), &["info", "--format", "{{.ID}}"]);
+        // With TLS the harness holds no client certificate: the ID comes
+        // through the socket, and the TCP listener must accept connections.
+        let host = match self.tls {
+            Some(_) => {
+                TcpStream::connect(&self.tcp)
+                    .map_err(|e| format!("connecting to {} (TLS): {e}", self.tcp))?;
+                self.host()
+            }
+            None => self.tcp_host(),
+        };
+        let (ok, out, err) = docker(&host, &["info", "--format", "{{.ID}}"]);
         if !ok || out.trim().is_empty() {
-            return Err(format!(
-                "`docker -H {} info` failed: {out}{err}",
-                self.tcp_host()
-            ));
+            return Err(format!("`docker -H {host} info` failed: {out}{err}"));
         }
         self.engine_id = out.trim().to_string();
         Ok(())
@@ -543,6 +603,24 @@ impl Drop for Engines {
 /// `busybox:local`.
 /// Panics (after cleaning up) if an engine does not come up.
 pub fn start_engines(labels: &[&[(&str, &str)]]) -> Engines {
+    let options = labels
+        .iter()
+        .map(|l| EngineOptions {
+            labels: l
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            tls: None,
+        })
+        .collect();
+    start_engines_with(options)
+}
+
+/// Like [`start_engines`], one engine for each options: its labels and
+/// whether its TCP listener serves TLS ([`EngineTls`]). With TLS, the
+/// engine is ready when `docker info` answers on its socket and its TCP
+/// port accepts connections (the harness holds no client certificate).
+pub fn start_engines_with(options: Vec<EngineOptions>) -> Engines {
     watchdog();
     let t0 = Instant::now();
     reclaim_stale_slots();
@@ -554,16 +632,12 @@ pub fn start_engines(labels: &[&[(&str, &str)]]) -> Engines {
             eprintln!("start_engines: image tarball built in {:?}", t.elapsed());
         }
     });
-    let handles: Vec<_> = labels
-        .iter()
+    let handles: Vec<_> = options
+        .into_iter()
         .enumerate()
-        .map(|(i, l)| {
+        .map(|(i, o)| {
             let name = format!("node-{}", i + 1);
-            let l: Vec<(String, String)> = l
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            thread::spawn(move || start_one(name, l))
+            thread::spawn(move || start_one(name, o))
         })
         .collect();
     let mut engines = Vec::new();
@@ -593,7 +667,7 @@ pub fn start_engines(labels: &[&[(&str, &str)]]) -> Engines {
     engines
 }
 
-fn start_one(name: String, labels: Vec<(String, String)>) -> Result<Engine, String> {
+fn start_one(name: String, options: EngineOptions) -> Result<Engine, String> {
     let dir = tempfile::Builder::new()
         .prefix("swarm-eng-")
         .tempdir_in("/tmp")
@@ -604,7 +678,8 @@ fn start_one(name: String, labels: Vec<(String, String)>) -> Result<Engine, Stri
         tcp: format!("127.0.0.1:{}", free_port()),
         pid: 0,
         engine_id: String::new(),
-        labels,
+        labels: options.labels,
+        tls: options.tls,
         slot: 0,
         dir,
         child: None,

@@ -41,7 +41,7 @@ pub use cluster::{start_cluster, Cluster, Scenario, FAST_REFRESH};
 pub use docker::{
     docker, docker_cmd, docker_err, docker_in_tty, docker_ok, docker_with_stdin, info_value, timed,
 };
-pub use engines::{start_engines, Engine, Engines};
+pub use engines::{start_engines, start_engines_with, Engine, EngineOptions, EngineTls, Engines};
 pub use http::http_get;
 pub use image::IMAGE;
 pub use manager::{start_manager, Manager, ManagerConfig};
