@@ -696,7 +696,7 @@ fn validity(days: u32) -> Result<(OffsetDateTime, OffsetDateTime), CaError> {
     Ok((now - BACKDATE, not_after))
 }
 
-/// The paths that exist (or cannot be checked) among `paths`.
+/// The paths among `paths` that exist (a dangling symlink too).
 fn existing(paths: &[&Path]) -> Vec<PathBuf> {
     paths
         .iter()
