@@ -85,8 +85,18 @@ pub fn free_port_range(host: &str, n: usize) -> io::Result<u16> {
 mod tests {
     use super::*;
 
+    /// The tests below probe ports by binding them for a moment; run in
+    /// parallel, one's probe could take a port of the other's range just
+    /// as it checks the range.
+    static PROBING: Mutex<()> = Mutex::new(());
+
+    fn probing() -> MutexGuard<'static, ()> {
+        PROBING.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     #[test]
     fn port_range_is_free() {
+        let _one_at_a_time = probing();
         let base = free_port_range("127.0.0.1", 1001).expect("a free range");
         assert!(base >= 10_000);
         for p in base..base + 1001 {
@@ -96,6 +106,7 @@ mod tests {
 
     #[test]
     fn a_port_is_given_once() {
+        let _one_at_a_time = probing();
         let a = free_port();
         let b = free_port();
         assert_ne!(a, b);
