@@ -77,6 +77,13 @@ pub fn split_version(path: &str) -> (Option<String>, String) {
     (None, path.to_string())
 }
 
+/// Parses `MAJOR.MINOR` (each a number that fits in 64 bits), as the
+/// version of a `/vX.Y` prefix must be.
+pub fn parse_version(v: &str) -> Option<(u64, u64)> {
+    let (major, minor) = v.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
 /// Compares dotted API versions numerically.
 pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     let parse = |v: &str| -> (u64, u64) {
@@ -102,7 +109,8 @@ fn strip_version(mut request: Request) -> Request {
     request
 }
 
-/// Refuses versions newer than every node speaks, as an engine would: the
+/// Refuses versions that are no numbers (`1.99999999999999999999`) and
+/// versions newer than every node speaks, as an engine would: the
 /// refusal, if any.
 fn check_version(app: &App, request: &Request) -> Option<Response> {
     let asked = request
@@ -110,6 +118,14 @@ fn check_version(app: &App, request: &Request) -> Option<Response> {
         .get::<ClientVersion>()
         .and_then(|v| v.0.as_deref());
     if let Some(asked) = asked {
+        if parse_version(asked).is_none() {
+            return Some(
+                ApiError::bad_request(format!(
+                    "invalid API version {asked:?}: expected MAJOR.MINOR, two numbers"
+                ))
+                .into_response(),
+            );
+        }
         let max = system::api_version(&app.manager);
         if version_cmp(asked, &max) == std::cmp::Ordering::Greater {
             return Some(
@@ -126,6 +142,40 @@ fn check_version(app: &App, request: &Request) -> Option<Response> {
 async fn not_found(request: Request) -> ApiError {
     tracing::debug!(method = %request.method(), uri = %request.uri(), "no route");
     ApiError::not_found("page not found")
+}
+
+/// A known path asked with a method it does not take (axum adds `Allow`).
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "method {} not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// Gives an error answer without a body Docker's `{"message": ...}` (the
+/// status's reason): every error a client gets is JSON, whoever made it
+/// (an engine, a layer). Answers to `HEAD` stay bodiless.
+fn with_error_body(head: bool, response: Response) -> Response {
+    use axum::body::HttpBody;
+    let status = response.status();
+    if head
+        || !(status.is_client_error() || status.is_server_error())
+        || response.body().size_hint().exact() != Some(0)
+    {
+        return response;
+    }
+    let message = status.canonical_reason().unwrap_or("error").to_string();
+    let (mut parts, _) = response.into_parts();
+    let fresh = ApiError::new(status, message).into_response();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    for (name, value) in fresh.headers() {
+        parts.headers.insert(name, value.clone());
+    }
+    Response::from_parts(parts, fresh.into_body())
 }
 
 /// The API router.
@@ -154,6 +204,7 @@ pub fn router(manager: Arc<Manager>) -> Router {
         .route("/_swarm/join", post(managers::join))
         .route("/_swarm/remove", post(managers::remove))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(app.clone(), front))
         .with_state(app)
 }
@@ -167,6 +218,7 @@ async fn front(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
     let _enter = span.enter();
     tracing::debug!("request");
     drop(_enter);
+    let head = request.method() == axum::http::Method::HEAD;
     let response = match managers::forward_to_leader(&app, request).await {
         managers::Served::Here(request) => match check_version(&app, &request) {
             None => next.run(request).await,
@@ -174,6 +226,7 @@ async fn front(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
         },
         managers::Served::Answered(response) => response,
     };
+    let response = with_error_body(head, response);
     tracing::debug!(parent: &span, status = response.status().as_u16(), "response");
     response
 }
@@ -336,6 +389,42 @@ mod tests {
         assert_eq!(split_version("/volumes"), (None, "/volumes".into()));
         assert_eq!(split_version("/v1/x"), (None, "/v1/x".into()));
         assert_eq!(split_version("/v1.x/x"), (None, "/v1.x/x".into()));
+    }
+
+    #[test]
+    fn versions_must_be_numbers() {
+        assert_eq!(parse_version("1.41"), Some((1, 41)));
+        assert_eq!(parse_version("1.999999999999999999999"), None);
+        assert_eq!(parse_version("99999999999999999999.1"), None);
+        assert_eq!(parse_version("1"), None);
+    }
+
+    #[tokio::test]
+    async fn empty_error_answers_get_a_message() {
+        use http_body_util::BodyExt;
+        let empty = |status| {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = status;
+            response
+        };
+        let response = with_error_body(false, empty(StatusCode::METHOD_NOT_ALLOWED));
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], br#"{"message":"Method Not Allowed"}"#);
+        // HEAD answers, successes and answers with a body are left alone.
+        for (head, response) in [
+            (true, empty(StatusCode::NOT_FOUND)),
+            (false, empty(StatusCode::NO_CONTENT)),
+            (false, ApiError::not_found("x").into_response()),
+        ] {
+            let status = response.status();
+            let response = with_error_body(head, response);
+            assert_eq!(response.status(), status);
+            assert!(!response.headers().contains_key("content-type") || !head);
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert!(body.is_empty() || body.starts_with(b"{\"message\":\"x\""));
+        }
     }
 
     #[test]
