@@ -93,6 +93,26 @@ pub struct ManageArgs {
     /// entries (an entry carries the commands proposed together: one or more).
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     pub raft_snapshot_logs: u64,
+    /// Time an API connection has to send a whole request head, counted
+    /// from its opening or from the head's first byte (slowloris); 0s
+    /// never times heads out.
+    #[arg(long, default_value = "20s", value_parser = parse_timeout)]
+    pub api_header_timeout: Duration,
+    /// Time a kept-alive API connection may wait between two requests
+    /// before it is closed; 0s keeps idle connections. Streams (logs -f,
+    /// events, attach, exec) are never cut.
+    #[arg(long, default_value = "60s", value_parser = parse_timeout)]
+    pub api_idle_timeout: Duration,
+    /// Client connections the API holds at once. Default: half of the
+    /// descriptors RLIMIT_NOFILE leaves after 128 for the manager and 3
+    /// per engine, at least 16. Past it, a new connection replaces the one
+    /// that waited longest for a request, or gets 503 when all are busy.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub api_max_connections: Option<u64>,
+    /// Largest request line and headers the API reads (bytes; k, M
+    /// suffixes: 64k, 1M); larger ones get 431.
+    #[arg(long, default_value = "64KiB", value_parser = parse_size)]
+    pub api_max_header_size: u64,
     /// Discovery URL: nodes://HOST:PORT,..., file:///path. Default: the
     /// local engine (DOCKER_HOST, else unix:///var/run/docker.sock).
     pub discovery: Option<String>,
@@ -154,6 +174,26 @@ pub fn parse_cluster_opt(s: &str) -> Result<ClusterOpt, String> {
 }
 
 impl ManageArgs {
+    /// How the API serves its clients, from the `--api-*` flags (a zero
+    /// timeout is a very long one).
+    pub fn api_options(&self) -> crate::api::ApiOptions {
+        let timeout = |d: Duration| {
+            if d.is_zero() {
+                NO_TIMEOUT
+            } else {
+                d
+            }
+        };
+        crate::api::ApiOptions {
+            header_timeout: timeout(self.api_header_timeout),
+            idle_timeout: timeout(self.api_idle_timeout),
+            max_header_size: usize::try_from(self.api_max_header_size).unwrap_or(usize::MAX),
+            max_connections: self
+                .api_max_connections
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        }
+    }
+
     /// Placement options from the flags.
     pub fn placement(&self) -> crate::scheduler::Options {
         let mut overcommit = 0.05;
@@ -168,6 +208,42 @@ impl ManageArgs {
             filters: self.enabled_filters(),
         }
     }
+}
+
+/// What a timeout of `0s` stands for: a hundred years.
+const NO_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Parses a timeout: a duration, `0s` included (no timeout).
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// Parses a size in bytes: `65536`, `64k`, `64KiB`, `1M`, `1MB` (k, M, G
+/// are powers of 1,024, as Docker's sizes). At least 8 KiB, the least
+/// hyper reads a request head with.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let text = s.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: expected a number such as 65536 or 64k"))?;
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("invalid size {s:?}: unknown unit {unit:?}")),
+    };
+    let bytes = number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("invalid size {s:?}: too large"))?;
+    if bytes < 8192 {
+        return Err(format!("invalid size {s:?}: must be at least 8k"));
+    }
+    Ok(bytes)
 }
 
 /// Parses `500ms`, `30s`, `1m`, `1h30m`.
@@ -202,6 +278,59 @@ mod tests {
         assert_eq!(args.raft_addr.to_string(), "127.0.0.1:0");
         assert_eq!(args.join, None);
         assert_eq!(args.raft_snapshot_logs, 5000);
+        let api = args.api_options();
+        assert_eq!(api.header_timeout, Duration::from_secs(20));
+        assert_eq!(api.idle_timeout, Duration::from_secs(60));
+        assert_eq!(api.max_header_size, 64 * 1024);
+        assert_eq!(api.max_connections, None);
+    }
+
+    #[test]
+    fn api_flags() {
+        let cli = Cli::try_parse_from([
+            "swarm",
+            "manage",
+            "--api-header-timeout",
+            "2s",
+            "--api-idle-timeout",
+            "0s",
+            "--api-max-connections",
+            "50",
+            "--api-max-header-size",
+            "1M",
+        ])
+        .unwrap();
+        let Command::Manage(args) = cli.command else {
+            panic!("not manage")
+        };
+        let api = args.api_options();
+        assert_eq!(api.header_timeout, Duration::from_secs(2));
+        assert!(api.idle_timeout > Duration::from_secs(365 * 24 * 3600));
+        assert_eq!(api.max_connections, Some(50));
+        assert_eq!(api.max_header_size, 1 << 20);
+        for bad in [
+            ["--api-max-connections", "0"],
+            ["--api-max-header-size", "100"],
+            ["--api-max-header-size", "64q"],
+            ["--api-header-timeout", "soon"],
+        ] {
+            let mut argv = vec!["swarm", "manage"];
+            argv.extend(bad);
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64k"), Ok(65536));
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("16MB"), Ok(16 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("1k").is_err());
+        assert!(parse_size("k").is_err());
+        assert!(parse_size("99999999999999G").is_err());
     }
 
     #[test]

@@ -143,7 +143,7 @@ async fn manage(args: ManageArgs) -> anyhow::Result<()> {
             cancel.cancel();
         }
     };
-    let served = api::serve(&listen, Arc::clone(&manager), shutdown)
+    let served = api::serve(&listen, Arc::clone(&manager), args.api_options(), shutdown)
         .await
         .with_context(|| format!("serving the API on {}", args.host));
     manager.shutdown().await;

@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use swarm_harness::hollow::{Fleet, FleetConfig};
@@ -148,9 +148,34 @@ fn request(method: &str, path: &str, headers: &[&str], body: &str) -> Vec<u8> {
     text.into_bytes()
 }
 
+/// Whether the server closed `stream` (EOF or reset) within `within`.
+fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    stream.set_read_timeout(Some(within)).expect("read timeout");
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return None
+            }
+            Err(_) => return Some(start.elapsed()),
+        }
+        if start.elapsed() > within {
+            return None;
+        }
+    }
+}
+
 /// Every error answer carries Docker's `{"message": ...}`, whoever made
-/// it: axum's 405, and the version check, which refuses a version that is
-/// no number.
+/// it: axum's 405, hyper's 431/414/400 on unparsable requests, and the
+/// version check, which refuses a version that is no number.
 #[test]
 fn every_error_answer_is_docker_json() {
     let rt = runtime();
@@ -171,8 +196,219 @@ fn every_error_answer_is_docker_json() {
     assert_eq!(a.status, 400, "{a:?}");
     assert!(a.docker_error().contains("invalid API version"), "{a:?}");
 
+    // Headers past --api-max-header-size (64 KiB), and a URI as long.
+    let big = format!("X-Big: {}", "a".repeat(70_000));
+    let a = exchange(&m.addr, &request("GET", "/_ping", &[host, &big], ""));
+    assert_eq!(a.status, 431, "{a:?}");
+    assert!(a.docker_error().contains("too large"), "{a:?}");
+    let long = format!("/_ping?{}", "a".repeat(70_000));
+    let a = exchange(&m.addr, &request("GET", &long, &[host], ""));
+    assert_eq!(a.status, 431, "{a:?}");
+    a.docker_error();
+
+    let a = exchange(&m.addr, b"GARBAGE\r\n\r\n");
+    assert_eq!(a.status, 400, "{a:?}");
+    assert!(a.docker_error().contains("malformed"), "{a:?}");
+
     // HEAD answers stay bodiless.
     let a = exchange(&m.addr, &request("HEAD", "/_ping", &[host], ""));
     assert_eq!(a.status, 200, "{a:?}");
     assert_eq!(a.body, "");
+
+    // With a larger header limit, hyper's own URI limit (64 KiB) answers 414.
+    let m = manager(&fleet, &["--api-max-header-size", "1M"]);
+    let a = exchange(&m.addr, &request("GET", &long, &[host], ""));
+    assert_eq!(a.status, 414, "{a:?}");
+    assert!(a.docker_error().contains("URI too long"), "{a:?}");
+}
+
+/// Connections that send nothing, or a request head a byte at a time, are
+/// closed after --api-header-timeout; kept-alive ones after
+/// --api-idle-timeout between requests; streams (events, a hijacked
+/// attach) stay open however long they last.
+#[test]
+fn slow_and_idle_connections_are_closed_streams_are_not() {
+    let rt = runtime();
+    let fleet = fleet(&rt, 1);
+    let m = manager(
+        &fleet,
+        &["--api-header-timeout", "2s", "--api-idle-timeout", "3s"],
+    );
+    let t0 = Instant::now();
+    let mut silent = TcpStream::connect(&m.addr).expect("connect");
+
+    // Slowloris: a byte every 500 ms never completes a head.
+    let mut slow = TcpStream::connect(&m.addr).expect("connect");
+    let trickle = std::thread::spawn(move || {
+        let start = Instant::now();
+        for byte in b"GET /_ping HTTP/1.1\r\nHost: docker\r\nX-Slow: aaaaaaaaaaaaaaa\r\n" {
+            if slow.write_all(&[*byte]).is_err() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        None
+    });
+
+    // Kept alive after an answer.
+    let mut kept = TcpStream::connect(&m.addr).expect("connect");
+    kept.write_all(b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
+        .expect("write");
+    kept.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut buf = [0u8; 1024];
+    let n = kept.read(&mut buf).expect("answer");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+
+    // Streams: the event stream, and a container's attached output.
+    let mut events = TcpStream::connect(&m.addr).expect("connect");
+    events
+        .write_all(b"GET /events HTTP/1.1\r\nHost: docker\r\n\r\n")
+        .expect("write");
+    let a = exchange(
+        &m.addr,
+        &request(
+            "POST",
+            "/containers/create?name=forever",
+            &["Host: docker", "Content-Type: application/json"],
+            r#"{"Image":"busybox:local","Cmd":["top"]}"#,
+        ),
+    );
+    assert_eq!(a.status, 201, "{a:?}");
+    let a = exchange(
+        &m.addr,
+        &request("POST", "/containers/forever/start", &["Host: docker"], ""),
+    );
+    assert_eq!(a.status, 204, "{a:?}");
+    let mut attach = TcpStream::connect(&m.addr).expect("connect");
+    attach
+        .write_all(b"POST /containers/forever/attach?stream=1&stdout=1 HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+        .expect("write");
+    attach
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let n = attach.read(&mut buf).expect("upgrade answer");
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 101"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+
+    let silent_closed =
+        closed_within(&mut silent, Duration::from_secs(6)).expect("silent kept open");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1900) && silent_closed <= Duration::from_secs(4),
+        "silent connection closed after {silent_closed:?}"
+    );
+    let kept_closed = closed_within(&mut kept, Duration::from_secs(6)).expect("idle kept open");
+    assert!(
+        kept_closed > Duration::from_secs(1),
+        "idle closed after {kept_closed:?}"
+    );
+    let slow_closed = trickle.join().expect("trickle thread");
+    assert!(
+        slow_closed.is_some_and(|d| d < Duration::from_secs(6)),
+        "the slow head was still read after {slow_closed:?}"
+    );
+
+    // Well past both timeouts, the streams are still open.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(closed_within(&mut events, Duration::from_millis(200)), None);
+    assert_eq!(closed_within(&mut attach, Duration::from_millis(200)), None);
+    assert!(t0.elapsed() > Duration::from_secs(5));
+}
+
+/// With the descriptor limit at 256, 400 idle connections do not take the
+/// manager down: the connection cap derived from the limit (61 clients:
+/// half of 256 - 128 - 3 per engine) makes each new connection take the
+/// place of the one idle longest, so `/_ping`, `docker` commands and the
+/// engines' refreshes (a node killed turns unhealthy, revived healthy
+/// again) keep working; when every connection is busy, a newcomer gets a
+/// 503 at once.
+#[test]
+fn idle_connections_leave_descriptors_for_requests_and_engines() {
+    let rt = runtime();
+    let fleet = fleet(&rt, 2);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wrapper = dir.path().join("swarm-256");
+    let swarm = swarm_harness::binary("swarm");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nulimit -n 256 || exit 1\nexec {} \"$@\"\n",
+            swarm.display()
+        ),
+    )
+    .expect("wrapper");
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let discovery = fleet.discovery();
+    let mut args: Vec<String> = FAST_REFRESH.iter().map(|s| s.to_string()).collect();
+    args.extend(["--log-level".into(), "info".into(), discovery]);
+    let mut m = Manager::spawn(swarm_harness::ManagerConfig {
+        bin: Some(wrapper),
+        args,
+        ..Default::default()
+    })
+    .expect("spawn");
+    m.wait_ping(Duration::from_secs(20)).expect("ping");
+    let host = m.host.clone();
+    all_healthy(&host, 2);
+
+    let idle: Vec<TcpStream> = (0..400)
+        .map(|_| TcpStream::connect(&m.addr).expect("connect"))
+        .collect();
+    let t0 = Instant::now();
+    let a = exchange(&m.addr, &request("GET", "/_ping", &["Host: docker"], ""));
+    assert_eq!((a.status, a.body.as_str()), (200, "OK"), "{a:?}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "ping took {:?}",
+        t0.elapsed()
+    );
+    docker_ok(
+        &host,
+        &["run", "-d", "--name", "busy", "busybox:local", "top"],
+    );
+    assert_eq!(docker_ok(&host, &["ps", "-q"]).lines().count(), 1);
+
+    // The engines are still refreshed: a dead node is noticed, and its return.
+    rt.block_on(fleet.kill(1)).expect("kill node 1");
+    wait_for("node 1 unhealthy", Duration::from_secs(30), || {
+        let info = docker_ok(&host, &["info"]);
+        info_value(&info, "└ Status")
+            .contains(&"Unhealthy".to_string())
+            .then_some(())
+    });
+    rt.block_on(fleet.revive(1)).expect("revive node 1");
+    all_healthy(&host, 2);
+    let log = m.log();
+    assert!(!log.contains("Too many open files"), "EMFILE in the log");
+    drop(idle);
+
+    // Every place busy with a stream: a newcomer is told so at once.
+    let streams: Vec<TcpStream> = (0..61)
+        .map(|_| {
+            let mut s = TcpStream::connect(&m.addr).expect("connect");
+            s.write_all(b"GET /events HTTP/1.1\r\nHost: docker\r\n\r\n")
+                .expect("write");
+            s.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            let mut buf = [0u8; 64];
+            let n = s.read(&mut buf).expect("events answer");
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+            s
+        })
+        .collect();
+    let a = exchange(&m.addr, &request("GET", "/_ping", &["Host: docker"], ""));
+    assert_eq!(a.status, 503, "{a:?}");
+    assert!(a.docker_error().contains("too many connections"), "{a:?}");
+    drop(streams);
+    wait_for("room again", Duration::from_secs(10), || {
+        let a = exchange(&m.addr, &request("GET", "/_ping", &["Host: docker"], ""));
+        (a.status == 200).then_some(())
+    });
 }

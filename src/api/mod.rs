@@ -5,6 +5,7 @@
 //! proxies calls about one container, exec instance or image to the node(s)
 //! concerned. Errors are Docker-shaped (`{"message": ...}`).
 
+mod canned;
 mod containers;
 pub mod errors;
 mod images;
@@ -12,6 +13,7 @@ mod list_cache;
 mod listing;
 mod managers;
 pub mod proxy;
+pub mod serve;
 mod system;
 
 use std::sync::Arc;
@@ -261,54 +263,80 @@ impl Listen {
     }
 }
 
-/// The API's TCP listener. Its connections send without delay, as Docker's
-/// daemon does (Go's default): a small write, such as a keystroke through
-/// `attach` or one event of a stream, goes out at once instead of waiting
-/// for the peer to acknowledge the previous one.
-async fn tcp_listener(
-    addr: &str,
-) -> std::io::Result<axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)>> {
-    use axum::serve::ListenerExt;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    Ok(listener.tap_io(set_nodelay))
+/// How the API serves its clients (`swarm manage --api-*` flags).
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Time a connection has to deliver a whole request head.
+    pub header_timeout: std::time::Duration,
+    /// Time a kept-alive connection may wait between two requests.
+    pub idle_timeout: std::time::Duration,
+    /// Largest request line and headers, in bytes.
+    pub max_header_size: usize,
+    /// Client connections open at once; `None`: from the descriptor limit
+    /// ([`serve::derived_cap`]).
+    pub max_connections: Option<usize>,
 }
 
-fn set_nodelay(stream: &mut tokio::net::TcpStream) {
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+impl Default for ApiOptions {
+    fn default() -> Self {
+        ApiOptions {
+            header_timeout: std::time::Duration::from_secs(20),
+            idle_timeout: std::time::Duration::from_secs(60),
+            max_header_size: 64 * 1024,
+            max_connections: None,
+        }
     }
 }
 
-/// Serves the API on `listen` until `shutdown` resolves.
+/// Serves the API on `listen` until `shutdown` resolves (see
+/// [`serve::serve`] for the limits every connection is held to).
 pub async fn serve(
     listen: &Listen,
     manager: Arc<Manager>,
+    options: ApiOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::ServiceExt;
-    let service = tower::Layer::layer(
-        &tower::util::MapRequestLayer::new(strip_version),
+    let cap = match options.max_connections {
+        Some(n) => serve::ConnectionCap::Fixed(n),
+        None => {
+            let descriptors = serve::descriptor_limit().unwrap_or(1024);
+            let engines = {
+                let manager = Arc::clone(&manager);
+                Arc::new(move || manager.state().nodes.len())
+            };
+            serve::ConnectionCap::Derived {
+                descriptors,
+                engines,
+            }
+        }
+    };
+    let limits = serve::Limits {
+        header_timeout: options.header_timeout,
+        idle_timeout: options.idle_timeout,
+        max_header_size: options.max_header_size,
+        cap,
+    };
+    let service: serve::ApiService = tower::Layer::layer(
+        &tower::util::MapRequestLayer::new(strip_version as fn(Request) -> Request),
         router(manager),
     );
-    match listen {
-        Listen::Tcp(addr) => {
-            let listener = tcp_listener(addr).await?;
-            tracing::info!(%addr, "API listening");
-            axum::serve(listener, service.into_make_service())
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
+    let listener = match listen {
+        Listen::Tcp(addr) => serve::Listener::Tcp(tokio::net::TcpListener::bind(addr).await?),
         Listen::Unix(path) => {
             if path.exists() {
                 std::fs::remove_file(path)?;
             }
-            let listener = tokio::net::UnixListener::bind(path)?;
-            tracing::info!(path = %path.display(), "API listening");
-            axum::serve(listener, service.into_make_service())
-                .with_graceful_shutdown(shutdown)
-                .await
+            serve::Listener::Unix(tokio::net::UnixListener::bind(path)?)
         }
-    }
+    };
+    tracing::info!(
+        listen = ?listen,
+        max_connections = limits.cap.current(),
+        header_timeout = ?limits.header_timeout,
+        idle_timeout = ?limits.idle_timeout,
+        "API listening"
+    );
+    serve::serve(listener, service, limits, shutdown).await
 }
 
 /// The raw query string of a request, or "".
@@ -365,17 +393,6 @@ pub fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Respo
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn api_connections_send_without_delay() {
-        use axum::serve::Listener;
-        let mut listener = tcp_listener("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let client = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let (accepted, _) = listener.accept().await;
-        assert!(accepted.nodelay().expect("TCP_NODELAY"), "Nagle is on");
-        drop(client);
-    }
 
     #[test]
     fn version_prefixes() {
