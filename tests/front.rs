@@ -412,3 +412,115 @@ fn idle_connections_leave_descriptors_for_requests_and_engines() {
         (a.status == 200).then_some(())
     });
 }
+
+/// Create bodies the manager refuses itself with 400, before placement
+/// (nothing reaches an engine): ports that are none (the port filter
+/// must understand every port to keep it from being booked twice), a
+/// host IP that is no IP, a constraint holding a NUL byte, CpuShares of
+/// 2^40 (which classic swarm reads as CPUs to reserve).
+#[test]
+fn bad_create_bodies_are_refused_before_placement() {
+    let rt = runtime();
+    let fleet = fleet(&rt, 2);
+    let m = manager(&fleet, &[]);
+    let binding = |ip: &str, port: &str| serde_json::json!({"PortBindings": {"80/tcp": [{"HostIp": ip, "HostPort": port}]}});
+    let cases = [
+        (
+            binding("", "70000"),
+            None,
+            r#"invalid port specification: "70000""#,
+        ),
+        (
+            binding("", "65536"),
+            None,
+            r#"invalid port specification: "65536""#,
+        ),
+        (
+            binding("", "-1"),
+            None,
+            r#"invalid port specification: "-1""#,
+        ),
+        (
+            binding("", "abc"),
+            None,
+            r#"invalid port specification: "abc""#,
+        ),
+        (
+            binding("", "65530-65540"),
+            None,
+            r#"invalid port specification: "65530-65540""#,
+        ),
+        (
+            binding("not-an-ip", "8080"),
+            None,
+            "invalid IP address: not-an-ip",
+        ),
+        (
+            serde_json::json!({"PortBindings": {"0/tcp": [{"HostPort": "8080"}]}}),
+            None,
+            r#"invalid port specification: "0""#,
+        ),
+        (
+            serde_json::json!({}),
+            Some(serde_json::json!({"99999/tcp": {}})),
+            r#"invalid port specification: "99999""#,
+        ),
+        (
+            serde_json::json!({}),
+            Some(serde_json::json!({"80/xyz": {}})),
+            r#"invalid port specification: "80/xyz""#,
+        ),
+        (
+            serde_json::json!({}),
+            Some(serde_json::json!({"abc": {}})),
+            r#"invalid port specification: "abc""#,
+        ),
+        (
+            serde_json::json!({"CpuShares": 1_u64 << 40}),
+            None,
+            "invalid CpuShares 1099511627776: must be between 0 and 262144",
+        ),
+    ];
+    let create = |body: &Value| {
+        exchange(
+            &m.addr,
+            &request(
+                "POST",
+                "/containers/create",
+                &["Host: docker", "Content-Type: application/json"],
+                &body.to_string(),
+            ),
+        )
+    };
+    for (host_config, exposed, message) in cases {
+        let mut body = serde_json::json!({
+            "Image": "busybox:local",
+            "Cmd": ["true"],
+            "HostConfig": host_config,
+        });
+        if let Some(exposed) = exposed {
+            body["ExposedPorts"] = exposed;
+        }
+        let a = create(&body);
+        assert_eq!(a.status, 400, "{body}: {a:?}");
+        assert_eq!(a.docker_error(), message, "{body}");
+    }
+    let body = serde_json::json!({
+        "Image": "busybox:local",
+        "Cmd": ["true"],
+        "Env": ["constraint:region==eu\u{0}"],
+    });
+    let a = create(&body);
+    assert_eq!(a.status, 400, "{a:?}");
+    assert!(a.docker_error().contains("control character"), "{a:?}");
+    for node in 0..fleet.len() {
+        assert_eq!(fleet.container_count(node), 0, "node {node}");
+    }
+    // The same create with a port that is one goes through.
+    let a = create(&serde_json::json!({
+        "Image": "busybox:local",
+        "Cmd": ["true"],
+        "HostConfig": binding("127.0.0.1", "8080"),
+    }));
+    assert_eq!(a.status, 201, "{a:?}");
+}

@@ -92,6 +92,11 @@ impl Expr {
         if value.is_empty() {
             return Err(err("the value is empty"));
         }
+        if value.chars().any(char::is_control) {
+            return Err(err(
+                "the value holds a control character (such as a NUL byte)",
+            ));
+        }
         let matcher = if value.len() >= 2 && value.starts_with('/') && value.ends_with('/') {
             let re = Regex::new(&value[1..value.len() - 1])
                 .map_err(|e| err(&format!("bad regular expression: {e}")))?;
@@ -206,6 +211,8 @@ mod tests {
             ("region==~", "value is empty"),
             ("re gion==eu", "key may hold only"),
             ("region==/(/", "bad regular expression"),
+            ("region==eu\0", "control character"),
+            ("region==e\u{1b}u", "control character"),
         ] {
             let e = Expr::parse(text).unwrap_err();
             assert!(e.to_string().contains(why), "{text}: {e}");

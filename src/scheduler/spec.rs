@@ -45,6 +45,9 @@ pub enum SpecError {
     /// A reschedule policy other than `off` and `on-node-failure`, or both.
     #[error("invalid reschedule policy: {0} (expected \"off\" or \"on-node-failure\")")]
     Reschedule(String),
+    /// A port, host IP or CPU share that is none.
+    #[error(transparent)]
+    Resources(#[from] resources::ResourceError),
     /// A swarm label is not a JSON array of strings.
     #[error("label {label} must be a JSON array of strings: {why}")]
     Label {
@@ -129,10 +132,10 @@ impl ContainerSpec {
         Ok(ContainerSpec {
             name: name.filter(|n| !n.is_empty()).map(str::to_string),
             image: body.image.clone().filter(|i| !i.is_empty()),
-            resources: resources::from_host_config(
+            resources: resources::requested(
                 host_config,
                 body.exposed_ports.as_deref().unwrap_or(&[]),
-            ),
+            )?,
             constraints: parse_all(&constraints)?,
             affinities: parse_all(&affinities)?,
             dependencies,
@@ -294,6 +297,17 @@ mod tests {
             "Env": ["reschedule:off", "reschedule:on-node-failure"]}))
         .unwrap_err();
         assert!(e.to_string().contains("both"), "{e}");
+    }
+
+    #[test]
+    fn bad_ports_are_refused() {
+        let e = spec(serde_json::json!({"Image": "x",
+            "HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": "70000"}]}}}))
+        .unwrap_err();
+        assert_eq!(e.to_string(), r#"invalid port specification: "70000""#);
+        let e =
+            spec(serde_json::json!({"Image": "x", "ExposedPorts": {"80/xyz": {}}})).unwrap_err();
+        assert_eq!(e.to_string(), r#"invalid port specification: "80/xyz""#);
     }
 
     #[test]
