@@ -113,6 +113,17 @@ pub struct ManageArgs {
     /// suffixes: 64k, 1M); larger ones get 431.
     #[arg(long, default_value = "64KiB", value_parser = parse_size)]
     pub api_max_header_size: u64,
+    /// A name clients reach the API by (repeatable; *.example.com for its
+    /// subdomains). Requests whose Host is not an IP address, localhost,
+    /// docker, this machine's hostname, the -H or --advertise name or one
+    /// of these are refused (403): a defence against DNS rebinding.
+    #[arg(long = "api-host", value_name = "NAME")]
+    pub api_hosts: Vec<String>,
+    /// An origin whose cross-origin (browser) requests are served, with
+    /// CORS headers, as dockerd's flag (repeatable or comma-separated; *
+    /// for any). Requests with another Origin header are refused (403).
+    #[arg(long = "api-cors-header", value_name = "ORIGIN")]
+    pub api_cors_origins: Vec<String>,
     /// Discovery URL: nodes://HOST:PORT,..., file:///path. Default: the
     /// local engine (DOCKER_HOST, else unix:///var/run/docker.sock).
     pub discovery: Option<String>,
@@ -191,6 +202,18 @@ impl ManageArgs {
             max_connections: self
                 .api_max_connections
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            hosts: self
+                .api_hosts
+                .iter()
+                .cloned()
+                .chain(crate::api::guard::address_host(&self.host))
+                .chain(
+                    self.advertise
+                        .as_deref()
+                        .and_then(crate::api::guard::address_host),
+                )
+                .collect(),
+            cors_origins: self.api_cors_origins.clone(),
         }
     }
 
@@ -283,6 +306,8 @@ mod tests {
         assert_eq!(api.idle_timeout, Duration::from_secs(60));
         assert_eq!(api.max_header_size, 64 * 1024);
         assert_eq!(api.max_connections, None);
+        assert_eq!(api.hosts, vec!["127.0.0.1"]);
+        assert!(api.cors_origins.is_empty());
     }
 
     #[test]
@@ -298,6 +323,16 @@ mod tests {
             "50",
             "--api-max-header-size",
             "1M",
+            "-H",
+            "tcp://mgr1.example:4000",
+            "--advertise",
+            "mgr1.internal:4000",
+            "--api-host",
+            "swarm.example",
+            "--api-host",
+            "*.corp.example",
+            "--api-cors-header",
+            "http://ui.example",
         ])
         .unwrap();
         let Command::Manage(args) = cli.command else {
@@ -308,6 +343,16 @@ mod tests {
         assert!(api.idle_timeout > Duration::from_secs(365 * 24 * 3600));
         assert_eq!(api.max_connections, Some(50));
         assert_eq!(api.max_header_size, 1 << 20);
+        assert_eq!(
+            api.hosts,
+            vec![
+                "swarm.example",
+                "*.corp.example",
+                "mgr1.example",
+                "mgr1.internal"
+            ]
+        );
+        assert_eq!(api.cors_origins, vec!["http://ui.example"]);
         for bad in [
             ["--api-max-connections", "0"],
             ["--api-max-header-size", "100"],

@@ -153,7 +153,7 @@ fn http_post(addr: &str, path: &str, body: &str) -> (u16, String) {
         .expect("read timeout");
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: swarm\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .expect("write request");

@@ -8,6 +8,7 @@
 mod canned;
 mod containers;
 pub mod errors;
+pub mod guard;
 mod images;
 mod list_cache;
 mod listing;
@@ -43,6 +44,8 @@ pub struct App {
     leader: managers::LeaderClient,
     /// Nodes' container lists, between `docker ps` requests.
     lists: Arc<list_cache::ListCache>,
+    /// The checks every request passes first.
+    front: guard::Front,
 }
 
 /// The API version the client asked for in its path, if any.
@@ -181,12 +184,13 @@ fn with_error_body(head: bool, response: Response) -> Response {
 }
 
 /// The API router.
-pub fn router(manager: Arc<Manager>) -> Router {
+pub fn router(manager: Arc<Manager>, checks: guard::Front) -> Router {
     let lists = Arc::new(list_cache::ListCache::new(manager.config.list_cache));
     let app = Arc::new(App {
         manager,
         leader: managers::LeaderClient::default(),
         lists,
+        front: checks,
     });
     Router::new()
         .route("/_ping", get(system::ping).head(system::ping))
@@ -213,22 +217,33 @@ pub fn router(manager: Arc<Manager>) -> Router {
 
 /// What every request goes through before its route, in one layer (each
 /// layer costs a boxed future and a service clone per request): a debug
-/// trace of the request and its answer, the hand-over to the leader on a
-/// follower ([`managers::forward_to_leader`]), the version check.
+/// trace of the request and its answer, the front's checks (Host,
+/// Origin, content type: [`guard`]), the hand-over to the
+/// leader on a follower ([`managers::forward_to_leader`]), the version
+/// check.
 async fn front(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let span = tracing::debug_span!("request", method = %request.method(), uri = %request.uri());
     let _enter = span.enter();
     tracing::debug!("request");
     drop(_enter);
     let head = request.method() == axum::http::Method::HEAD;
-    let response = match managers::forward_to_leader(&app, request).await {
-        managers::Served::Here(request) => match check_version(&app, &request) {
-            None => next.run(request).await,
-            Some(refused) => refused,
-        },
-        managers::Served::Answered(response) => response,
+    let (response, allow_origin) = match app.front.admit(request).await {
+        guard::Admitted::Answer(response) => (response, None),
+        guard::Admitted::Serve(request, allow_origin) => {
+            let response = match managers::forward_to_leader(&app, request).await {
+                managers::Served::Here(request) => match check_version(&app, &request) {
+                    None => next.run(request).await,
+                    Some(refused) => refused,
+                },
+                managers::Served::Answered(response) => response,
+            };
+            (response, allow_origin)
+        }
     };
-    let response = with_error_body(head, response);
+    let mut response = with_error_body(head, response);
+    if let Some(origin) = allow_origin {
+        guard::Origins::decorate(origin, response.headers_mut());
+    }
     tracing::debug!(parent: &span, status = response.status().as_u16(), "response");
     response
 }
@@ -275,6 +290,11 @@ pub struct ApiOptions {
     /// Client connections open at once; `None`: from the descriptor limit
     /// ([`serve::derived_cap`]).
     pub max_connections: Option<usize>,
+    /// Names `Host` may carry besides IP literals, `localhost`, `docker`
+    /// and the hostname ([`guard::Hosts`]).
+    pub hosts: Vec<String>,
+    /// Origins cross-origin requests may come from (`*`: any).
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ApiOptions {
@@ -284,6 +304,8 @@ impl Default for ApiOptions {
             idle_timeout: std::time::Duration::from_secs(60),
             max_header_size: 64 * 1024,
             max_connections: None,
+            hosts: Vec::new(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -316,9 +338,13 @@ pub async fn serve(
         max_header_size: options.max_header_size,
         cap,
     };
+    let front = guard::Front {
+        hosts: guard::Hosts::new(options.hosts.iter().cloned().chain(guard::hostname())),
+        origins: guard::Origins::new(&options.cors_origins),
+    };
     let service: serve::ApiService = tower::Layer::layer(
         &tower::util::MapRequestLayer::new(strip_version as fn(Request) -> Request),
-        router(manager),
+        router(manager, front),
     );
     let listener = match listen {
         Listen::Tcp(addr) => serve::Listener::Tcp(tokio::net::TcpListener::bind(addr).await?),

@@ -109,7 +109,7 @@ impl Client {
         let mut builder = hyper::Request::builder()
             .method(method)
             .uri(path)
-            .header(hyper::header::HOST, "swarm");
+            .header(hyper::header::HOST, "docker");
         let payload = match body {
             Some(value) => {
                 builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
