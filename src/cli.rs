@@ -113,6 +113,11 @@ pub struct ManageArgs {
     /// suffixes: 64k, 1M); larger ones get 431.
     #[arg(long, default_value = "64KiB", value_parser = parse_size)]
     pub api_max_header_size: u64,
+    /// Largest request body the API reads, except uploads that stream
+    /// (docker cp into a container, docker load, imports); larger ones
+    /// get 413.
+    #[arg(long, default_value = "4MiB", value_parser = parse_size)]
+    pub api_max_body_size: u64,
     /// A name clients reach the API by (repeatable; *.example.com for its
     /// subdomains). Requests whose Host is not an IP address, localhost,
     /// docker, this machine's hostname, the -H or --advertise name or one
@@ -202,6 +207,7 @@ impl ManageArgs {
             max_connections: self
                 .api_max_connections
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            max_body_size: usize::try_from(self.api_max_body_size).unwrap_or(usize::MAX),
             hosts: self
                 .api_hosts
                 .iter()
@@ -306,6 +312,7 @@ mod tests {
         assert_eq!(api.idle_timeout, Duration::from_secs(60));
         assert_eq!(api.max_header_size, 64 * 1024);
         assert_eq!(api.max_connections, None);
+        assert_eq!(api.max_body_size, 4 << 20);
         assert_eq!(api.hosts, vec!["127.0.0.1"]);
         assert!(api.cors_origins.is_empty());
     }
@@ -323,6 +330,8 @@ mod tests {
             "50",
             "--api-max-header-size",
             "1M",
+            "--api-max-body-size",
+            "16k",
             "-H",
             "tcp://mgr1.example:4000",
             "--advertise",
@@ -343,6 +352,7 @@ mod tests {
         assert!(api.idle_timeout > Duration::from_secs(365 * 24 * 3600));
         assert_eq!(api.max_connections, Some(50));
         assert_eq!(api.max_header_size, 1 << 20);
+        assert_eq!(api.max_body_size, 16 << 10);
         assert_eq!(
             api.hosts,
             vec![

@@ -223,7 +223,8 @@ fn every_error_answer_is_docker_json() {
 }
 
 /// Connections that send nothing, or a request head a byte at a time, are
-/// closed after --api-header-timeout; kept-alive ones after
+/// closed after --api-header-timeout, and a small body that trickles is
+/// answered 408 after as long; kept-alive connections are closed after
 /// --api-idle-timeout between requests; streams (events, a hijacked
 /// attach) stay open however long they last.
 #[test]
@@ -311,6 +312,24 @@ fn slow_and_idle_connections_are_closed_streams_are_not() {
     assert!(
         slow_closed.is_some_and(|d| d < Duration::from_secs(6)),
         "the slow head was still read after {slow_closed:?}"
+    );
+
+    // A create body that trickles.
+    let mut slow = TcpStream::connect(&m.addr).expect("connect");
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    slow.write_all(
+        b"POST /containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"Ima",
+    )
+    .expect("write");
+    let asked = Instant::now();
+    let a = read_answer(&mut slow);
+    assert_eq!(a.status, 408, "{a:?}");
+    a.docker_error();
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
     );
 
     // Well past both timeouts, the streams are still open.
@@ -752,4 +771,86 @@ fn followers_forward_what_they_admit() {
         &request("GET", "/containers/json", &["Host: docker", headers[1]], ""),
     );
     assert_eq!(a.status, 403, "{a:?}");
+}
+
+/// Sends `head` then `body_len` bytes of zeros (from another thread, as
+/// an HTTP client does) and reads the answer meanwhile.
+fn upload(addr: &str, head: &str, body_len: usize, chunked: bool) -> Answer {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut writer = stream.try_clone().expect("clone");
+    let head = head.to_string();
+    let sender = std::thread::spawn(move || {
+        writer.write_all(head.as_bytes())?;
+        let chunk = vec![b'0'; 64 * 1024];
+        let mut left = body_len;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            if chunked {
+                writer.write_all(format!("{n:x}\r\n").as_bytes())?;
+            }
+            writer.write_all(&chunk[..n])?;
+            if chunked {
+                writer.write_all(b"\r\n")?;
+            }
+            left -= n;
+        }
+        if chunked {
+            writer.write_all(b"0\r\n\r\n")?;
+        }
+        std::io::Result::Ok(())
+    });
+    let answer = read_answer(&mut stream);
+    drop(stream);
+    let _ = sender.join();
+    answer
+}
+
+/// Bodies of endpoints that take small JSON are limited
+/// (--api-max-body-size, 4 MiB): 100 MB sent to a start, announced or
+/// chunked, get 413 at once (it was a 500 "Broken pipe"); uploads
+/// that stream (docker cp into a container, docker load) are not
+/// limited and reach the engine.
+#[test]
+fn small_bodies_are_limited_uploads_are_not() {
+    let rt = runtime();
+    let fleet = fleet(&rt, 1);
+    let m = manager(&fleet, &[]);
+    running(&m.addr, "target");
+    const BIG: usize = 100 << 20;
+    let json = "Host: docker\r\nContent-Type: application/json";
+    for chunked in [false, true] {
+        let length = if chunked {
+            "Transfer-Encoding: chunked".to_string()
+        } else {
+            format!("Content-Length: {BIG}")
+        };
+        let head = format!("POST /containers/target/start HTTP/1.1\r\n{json}\r\n{length}\r\n\r\n");
+        let t0 = Instant::now();
+        let a = upload(&m.addr, &head, BIG, chunked);
+        assert_eq!(a.status, 413, "chunked {chunked}: {a:?}");
+        assert!(a.docker_error().contains("--api-max-body-size"), "{a:?}");
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    }
+    let head = format!(
+        "POST /containers/create HTTP/1.1\r\n{json}\r\nContent-Length: {}\r\n\r\n",
+        (4 << 20) + 1
+    );
+    let a = upload(&m.addr, &head, (4 << 20) + 1, false);
+    assert_eq!(a.status, 413, "{a:?}");
+
+    // Streamed uploads go to the engine whole (hollow engines answer 501).
+    for (method, path) in [
+        ("PUT", "/containers/target/archive?path=/tmp"),
+        ("POST", "/images/load"),
+    ] {
+        let len = 10 << 20;
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/x-tar\r\nContent-Length: {len}\r\n\r\n"
+        );
+        let a = upload(&m.addr, &head, len, false);
+        assert_ne!(a.status, 413, "{path}: {a:?}");
+    }
 }

@@ -257,7 +257,8 @@ pub(super) async fn create(
         }
     }
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, BODY_LIMIT)
+    // Read whole and bounded by the front already (--api-max-body-size).
+    let body = axum::body::to_bytes(body, usize::MAX)
         .await
         .map_err(|e| ApiError::bad_request(format!("reading body: {e}")))?;
     let mut headers = axum::http::HeaderMap::new();

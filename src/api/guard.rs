@@ -18,12 +18,20 @@
 //!   refuses a body of another content type with Docker's 400
 //!   (`Content-Type specified (text/plain) must be 'application/json'`):
 //!   a page's form or `fetch` with `text/plain` needs no preflight.
+//! - **Body size** ([`body_limit`]): bodies of small-JSON endpoints are
+//!   read whole here, up to `--api-max-body-size` (413 past it, 408 when
+//!   they take longer than the header timeout); uploads that stream
+//!   (`docker cp` into a container, `docker load`, imports) are not
+//!   limited.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
 
 use super::ApiError;
 
@@ -34,11 +42,16 @@ pub struct Front {
     pub hosts: Hosts,
     /// The origins cross-origin requests may come from.
     pub origins: Origins,
+    /// Largest body of an endpoint that is not a streamed upload.
+    pub max_body: usize,
+    /// Time such a body has to arrive once its head was read.
+    pub body_timeout: Duration,
 }
 
 /// What the front makes of a request.
 pub enum Admitted {
-    /// To serve: the request (without `Origin`), and the
+    /// To serve: the request (with its body read whole unless it is a
+    /// streamed upload, and without `Origin`), and the
     /// `Access-Control-Allow-Origin` its answer gets, if any.
     Serve(Request, Option<HeaderValue>),
     /// Answered at the front: a refusal, or an allowed preflight.
@@ -65,13 +78,47 @@ impl Front {
             // Checked here: the leader, or an engine, need not see it.
             request.headers_mut().remove(header::ORIGIN);
         }
-        if takes_json(request.method(), request.uri().path()) {
-            let empty = hyper::body::Body::size_hint(request.body()).exact() == Some(0);
-            if let Err(e) = check_json(request.headers(), empty) {
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
+        let Some(max) = body_limit(&method, &path, self.max_body) else {
+            return Admitted::Serve(request, allow_origin);
+        };
+        let (parts, body) = request.into_parts();
+        let bytes = if hyper::body::Body::size_hint(&body).exact() == Some(0) {
+            bytes::Bytes::new()
+        } else {
+            let announced = parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if announced.is_some_and(|n| n > max as u64) {
+                return refuse(too_large(max));
+            }
+            let read = http_body_util::Limited::new(body, max).collect();
+            match tokio::time::timeout(self.body_timeout, read).await {
+                Ok(Ok(collected)) => collected.to_bytes(),
+                Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                    return refuse(too_large(max))
+                }
+                Ok(Err(e)) => return refuse(ApiError::bad_request(format!("reading body: {e}"))),
+                Err(_) => {
+                    return refuse(ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!(
+                            "request body not received within {}s",
+                            self.body_timeout.as_secs()
+                        ),
+                    ))
+                }
+            }
+        };
+        if takes_json(&method, &path) {
+            if let Err(e) = check_json(&parts.headers, bytes.is_empty()) {
                 return refuse(e);
             }
         }
-        Admitted::Serve(request, allow_origin)
+        Admitted::Serve(Request::from_parts(parts, Body::from(bytes)), allow_origin)
     }
 }
 
@@ -289,6 +336,36 @@ fn json_expected(content_type: &str) -> ApiError {
     ))
 }
 
+/// Whether `method path` is an upload that streams (not limited):
+/// `PUT /containers/{ref}/archive` (`docker cp` into a container), `POST
+/// /images/load`, `POST /images/create` (an import's archive), `POST
+/// /build`.
+pub fn streams_upload(method: &Method, path: &str) -> bool {
+    match *method {
+        Method::PUT => {
+            path.starts_with("/containers/") && path.trim_end_matches('/').ends_with("/archive")
+        }
+        Method::POST => matches!(path, "/images/load" | "/images/create" | "/build"),
+        _ => false,
+    }
+}
+
+/// The most a request's body may hold: `None` for streamed uploads,
+/// `Some(max)` for everything else.
+pub fn body_limit(method: &Method, path: &str, max: usize) -> Option<usize> {
+    (!streams_upload(method, path)).then_some(max)
+}
+
+/// The refusal of a body larger than `max`.
+pub fn too_large(max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "request body too large: this endpoint takes at most {max} bytes (see --api-max-body-size)"
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,5 +519,26 @@ mod tests {
             e.message,
             "Content-Type specified () must be 'application/json'"
         );
+    }
+
+    #[test]
+    fn limited_bodies() {
+        assert_eq!(
+            body_limit(&Method::POST, "/containers/create", 10),
+            Some(10)
+        );
+        assert_eq!(
+            body_limit(&Method::POST, "/containers/x/start", 10),
+            Some(10)
+        );
+        assert_eq!(body_limit(&Method::PUT, "/containers/x/archive", 10), None);
+        assert_eq!(
+            body_limit(&Method::PUT, "/containers/n/x/archive/", 10),
+            None
+        );
+        assert_eq!(body_limit(&Method::POST, "/images/load", 10), None);
+        assert_eq!(body_limit(&Method::POST, "/images/create", 10), None);
+        assert_eq!(body_limit(&Method::POST, "/build", 10), None);
+        assert_eq!(too_large(10).status, StatusCode::PAYLOAD_TOO_LARGE);
     }
 }

@@ -33,7 +33,8 @@ pub use errors::ApiError;
 /// The API version reported while no engine has answered yet.
 pub const FALLBACK_API_VERSION: &str = "1.41";
 
-/// Largest request or engine answer the API reads whole (create bodies, inspects).
+/// Largest engine answer the API reads whole (inspects, lists); request
+/// bodies are bounded by `--api-max-body-size` ([`guard`]).
 pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Shared handler state.
@@ -218,7 +219,7 @@ pub fn router(manager: Arc<Manager>, checks: guard::Front) -> Router {
 /// What every request goes through before its route, in one layer (each
 /// layer costs a boxed future and a service clone per request): a debug
 /// trace of the request and its answer, the front's checks (Host,
-/// Origin, content type: [`guard`]), the hand-over to the
+/// Origin, content type, body size: [`guard`]), the hand-over to the
 /// leader on a follower ([`managers::forward_to_leader`]), the version
 /// check.
 async fn front(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
@@ -290,6 +291,8 @@ pub struct ApiOptions {
     /// Client connections open at once; `None`: from the descriptor limit
     /// ([`serve::derived_cap`]).
     pub max_connections: Option<usize>,
+    /// Largest body of an endpoint that is not a streamed upload.
+    pub max_body_size: usize,
     /// Names `Host` may carry besides IP literals, `localhost`, `docker`
     /// and the hostname ([`guard::Hosts`]).
     pub hosts: Vec<String>,
@@ -304,6 +307,7 @@ impl Default for ApiOptions {
             idle_timeout: std::time::Duration::from_secs(60),
             max_header_size: 64 * 1024,
             max_connections: None,
+            max_body_size: 4 << 20,
             hosts: Vec::new(),
             cors_origins: Vec::new(),
         }
@@ -341,6 +345,8 @@ pub async fn serve(
     let front = guard::Front {
         hosts: guard::Hosts::new(options.hosts.iter().cloned().chain(guard::hostname())),
         origins: guard::Origins::new(&options.cors_origins),
+        max_body: options.max_body_size,
+        body_timeout: options.header_timeout,
     };
     let service: serve::ApiService = tower::Layer::layer(
         &tower::util::MapRequestLayer::new(strip_version as fn(Request) -> Request),
