@@ -5,7 +5,6 @@
 //! proxies calls about one container, exec instance or image to the node(s)
 //! concerned. Errors are Docker-shaped (`{"message": ...}`).
 
-mod canned;
 mod containers;
 pub mod errors;
 pub mod guard;

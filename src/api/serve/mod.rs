@@ -19,30 +19,34 @@
 //!   and `exec` stream as long as they like, and upgraded connections are
 //!   never cut.
 //! - hyper's own answers to unparsable requests (`431`, `414`, `400`) get
-//!   Docker's JSON body ([`super::canned`]).
+//!   Docker's JSON body (`canned.rs`).
 //!
 //! [`serve_stream`] serves one accepted stream of any kind (TCP, unix
-//! socket, or a TLS stream wrapped around either).
+//! socket, or a TLS stream wrapped around either). Beside this file:
+//! `activity.rs` (a connection's phase and deadline), `stream.rs` (the
+//! stream as hyper reads and writes it, answers' bodies), `canned.rs`.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use super::canned;
+mod activity;
+mod canned;
+mod stream;
+
+use activity::{Activity, RequestGuard};
+use stream::{Guarded, Watched};
 
 /// Descriptors kept for the manager itself whatever clients do: Raft
 /// peers and their streams, the Raft log's files, listeners, DNS.
@@ -330,7 +334,7 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = self.shared.lock();
         if let Some(activity) = open.conns.remove(&self.id) {
-            if activity.lock().evicted {
+            if activity.is_evicted() {
                 open.evicting = open.evicting.saturating_sub(1);
             }
         }
@@ -359,8 +363,7 @@ impl Conn {
                 .filter_map(|a| a.waiting_since().map(|since| (since, a)))
                 .min_by_key(|(since, _)| *since)
                 .map(|(_, a)| a.clone())?;
-            oldest.lock().evicted = true;
-            oldest.changed.notify_one();
+            oldest.evict();
             open.evicting += 1;
             tracing::debug!(
                 cap,
@@ -378,130 +381,6 @@ impl Conn {
             },
             activity,
         })
-    }
-}
-
-/// Where a connection is between requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Opened at this instant; no byte yet.
-    Fresh(Instant),
-    /// The first byte of a request head came at this instant.
-    Head(Instant),
-    /// This many requests in flight (read, answer not written to the end).
-    Busy(usize),
-    /// No request since its last answer ended, at this instant.
-    Idle(Instant),
-    /// Upgraded (attach, exec): a raw stream now.
-    Upgraded,
-}
-
-#[derive(Debug)]
-struct ActivityState {
-    phase: Phase,
-    /// Told to close to make room for a new connection.
-    evicted: bool,
-}
-
-/// A connection's phase, written by its stream (bytes read), its service
-/// (requests and answers) and the accept loop (eviction), and watched by
-/// its task.
-struct Activity {
-    state: Mutex<ActivityState>,
-    changed: Notify,
-}
-
-impl Activity {
-    fn new() -> Activity {
-        Activity {
-            state: Mutex::new(ActivityState {
-                phase: Phase::Fresh(Instant::now()),
-                evicted: false,
-            }),
-            changed: Notify::new(),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, ActivityState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Since when it has waited for a request, if it does (fresh, idle or
-    /// sending a head) and is not being closed already.
-    fn waiting_since(&self) -> Option<Instant> {
-        let state = self.lock();
-        match state.phase {
-            _ if state.evicted => None,
-            Phase::Fresh(t) | Phase::Head(t) | Phase::Idle(t) => Some(t),
-            Phase::Busy(_) | Phase::Upgraded => None,
-        }
-    }
-
-    /// Bytes came from the client.
-    fn read_some(&self) {
-        let mut state = self.lock();
-        if let Phase::Fresh(_) | Phase::Idle(_) = state.phase {
-            state.phase = match state.phase {
-                // A fresh connection's clock runs from its opening.
-                Phase::Fresh(t) => Phase::Head(t),
-                _ => Phase::Head(Instant::now()),
-            };
-            drop(state);
-            self.changed.notify_one();
-        }
-    }
-
-    /// A request's head was read.
-    fn request_started(&self) {
-        let mut state = self.lock();
-        state.phase = match state.phase {
-            Phase::Busy(n) => Phase::Busy(n + 1),
-            Phase::Upgraded => Phase::Upgraded,
-            _ => Phase::Busy(1),
-        };
-        drop(state);
-        self.changed.notify_one();
-    }
-
-    /// A request's answer was written to the end (or dropped).
-    fn request_ended(&self) {
-        let mut state = self.lock();
-        state.phase = match state.phase {
-            Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
-            Phase::Busy(_) => Phase::Idle(Instant::now()),
-            other => other,
-        };
-        drop(state);
-        self.changed.notify_one();
-    }
-
-    fn upgraded(&self) {
-        self.lock().phase = Phase::Upgraded;
-        self.changed.notify_one();
-    }
-
-    fn is_upgraded(&self) -> bool {
-        self.lock().phase == Phase::Upgraded
-    }
-
-    /// When the connection is to be closed unless something happens:
-    /// `Err` with the reason when that is now.
-    fn deadline(&self, limits: &Limits) -> Result<Option<Instant>, &'static str> {
-        let state = self.lock();
-        let deadline = match state.phase {
-            Phase::Busy(_) | Phase::Upgraded => return Ok(None),
-            _ if state.evicted => return Err("connection cap reached"),
-            Phase::Fresh(t) | Phase::Head(t) => t + limits.header_timeout,
-            Phase::Idle(t) => t + limits.idle_timeout,
-        };
-        if deadline <= Instant::now() {
-            Err(match state.phase {
-                Phase::Idle(_) => "idle timeout",
-                _ => "header timeout",
-            })
-        } else {
-            Ok(Some(deadline))
-        }
     }
 }
 
@@ -578,154 +457,6 @@ where
     }
 }
 
-/// Marks its request ended when dropped, with the answer's body.
-struct RequestGuard(Arc<Activity>);
-
-impl Drop for RequestGuard {
-    fn drop(&mut self) {
-        self.0.request_ended();
-    }
-}
-
-/// An answer's body, holding its request's [`RequestGuard`].
-struct Guarded {
-    body: Body,
-    _guard: RequestGuard,
-}
-
-impl hyper::body::Body for Guarded {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-/// An accepted stream as the connection reads and writes it: reads mark
-/// the start of a request head, hyper's own error answers are made
-/// Docker-shaped on their way out, and the connection's [`Slot`] is
-/// given back when the stream (or its upgraded remainder) is dropped.
-struct Watched<S> {
-    inner: S,
-    activity: Arc<Activity>,
-    /// A rewritten answer being written: its bytes, how many went out,
-    /// and the length of the original it stands for.
-    rewriting: Option<(Vec<u8>, usize, usize)>,
-    _slot: Slot,
-}
-
-impl<S: AsyncWrite + Unpin> Watched<S> {
-    /// Writes the rewritten answer out; `Ready(len of the original)` once
-    /// all of it went.
-    fn poll_rewriting(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        while let Some((bytes, written, original)) = &mut self.rewriting {
-            if *written == bytes.len() {
-                let original = *original;
-                self.rewriting = None;
-                return Poll::Ready(Ok(original));
-            }
-            match Pin::new(&mut self.inner).poll_write(cx, &bytes[*written..]) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => *written += n,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        Poll::Ready(Ok(0))
-    }
-
-    /// Starts writing a Docker-shaped replacement if `buf` is one of
-    /// hyper's own error answers.
-    fn start_rewrite(&mut self, buf: &[u8]) -> bool {
-        if !canned::may_be_canned(buf) || self.activity.is_upgraded() {
-            return false;
-        }
-        match canned::rewrite(buf) {
-            Some(bytes) => {
-                self.rewriting = Some((bytes, 0, buf.len()));
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.read_some();
-        }
-        polled
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        if self.rewriting.is_some() || self.start_rewrite(buf) {
-            return self.poll_rewriting(cx);
-        }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        if self.rewriting.is_some() {
-            return self.poll_rewriting(cx);
-        }
-        let mut filled = bufs.iter().filter(|b| !b.is_empty());
-        if let (Some(only), None) = (filled.next(), filled.next()) {
-            if self.start_rewrite(only) {
-                return self.poll_rewriting(cx);
-            }
-        }
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.rewriting.is_some() {
-            match self.poll_rewriting(cx) {
-                Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -766,56 +497,5 @@ mod tests {
         assert_eq!(parse_descriptor_limit(unlimited), Some(u64::MAX));
         assert_eq!(parse_descriptor_limit("nothing here"), None);
         assert!(descriptor_limit().is_some_and(|n| n > 0));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn phases_and_deadlines() {
-        let limits = Limits {
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            max_header_size: 1 << 16,
-            cap: ConnectionCap::Fixed(4),
-        };
-        let a = Activity::new();
-        let opened = Instant::now();
-        assert_eq!(
-            a.deadline(&limits),
-            Ok(Some(opened + limits.header_timeout))
-        );
-        // A trickled head keeps the clock of the opening.
-        tokio::time::advance(Duration::from_secs(4)).await;
-        a.read_some();
-        tokio::time::advance(Duration::from_secs(4)).await;
-        a.read_some();
-        assert_eq!(
-            a.deadline(&limits),
-            Ok(Some(opened + limits.header_timeout))
-        );
-        tokio::time::advance(Duration::from_secs(3)).await;
-        assert_eq!(a.deadline(&limits), Err("header timeout"));
-        // A request in flight is never timed, however long it streams.
-        a.request_started();
-        tokio::time::advance(Duration::from_secs(3600)).await;
-        assert_eq!(a.deadline(&limits), Ok(None));
-        assert_eq!(a.waiting_since(), None);
-        a.request_ended();
-        let idle = Instant::now();
-        assert_eq!(a.deadline(&limits), Ok(Some(idle + limits.idle_timeout)));
-        assert_eq!(a.waiting_since(), Some(idle));
-        // The next head has the header timeout from its first byte.
-        tokio::time::advance(Duration::from_secs(30)).await;
-        a.read_some();
-        assert_eq!(
-            a.deadline(&limits),
-            Ok(Some(Instant::now() + limits.header_timeout))
-        );
-        tokio::time::advance(Duration::from_secs(61)).await;
-        assert_eq!(a.deadline(&limits), Err("header timeout"));
-        a.request_started();
-        a.upgraded();
-        a.request_ended();
-        tokio::time::advance(Duration::from_secs(3600)).await;
-        assert_eq!(a.deadline(&limits), Ok(None));
-        assert!(a.is_upgraded());
     }
 }

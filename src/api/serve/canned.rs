@@ -5,7 +5,7 @@
 //! else. [`rewrite`] turns such a head into the same status with a
 //! `{"message": ...}` body, so every error a client reads is JSON; the
 //! API's streams call it on what they are about to write (see
-//! `serve.rs`).
+//! `stream.rs`).
 
 /// The statuses hyper answers by itself, and what they mean here.
 const CANNED: [(&[u8], &str); 3] = [
