@@ -129,6 +129,15 @@ pub struct ManageArgs {
     /// for any). Requests with another Origin header are refused (403).
     #[arg(long = "api-cors-header", value_name = "ORIGIN")]
     pub api_cors_origins: Vec<String>,
+    /// TLS: the API's, the Raft port's, toward engines and peers.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Reach engines at TCP addresses over TLS, presenting `--tlscert`
+    /// [default: true with --tls or --tlsverify]. Engines on a unix socket
+    /// are reached as they are.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub engine_tls: Option<bool>,
     /// Discovery URL: nodes://HOST:PORT,..., file:///path. Default: the
     /// local engine (DOCKER_HOST, else unix:///var/run/docker.sock).
     pub discovery: Option<String>,
@@ -156,6 +165,55 @@ impl ManageArgs {
             .filter(|f| self.filters.is_empty() || self.filters.iter().any(|g| g == *f))
             .map(|f| f.to_string())
             .collect()
+    }
+}
+
+/// Docker's TLS flags, as `dockerd` and the `docker` CLI take them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TlsArgs {
+    /// Serve the API over TLS; a client certificate is optional (but must
+    /// be the CA's when shown). Managers still authenticate each other.
+    #[arg(long)]
+    pub tls: bool,
+    /// Serve the API over TLS and require a client certificate signed by
+    /// the CA (implies --tls).
+    #[arg(long)]
+    pub tlsverify: bool,
+    /// The CA's certificate [default: $DOCKER_CERT_PATH/ca.pem, else
+    /// ~/.docker/ca.pem].
+    #[arg(long, value_name = "PATH")]
+    pub tlscacert: Option<PathBuf>,
+    /// This manager's certificate, of kind manager [default: cert.pem
+    /// beside the CA's default].
+    #[arg(long, value_name = "PATH")]
+    pub tlscert: Option<PathBuf>,
+    /// This manager's private key [default: key.pem beside the CA's
+    /// default].
+    #[arg(long, value_name = "PATH")]
+    pub tlskey: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// Whether the API speaks TLS (`--tls` or `--tlsverify`).
+    pub fn enabled(&self) -> bool {
+        self.tls || self.tlsverify
+    }
+
+    /// The files named, with Docker's defaults for those that are not.
+    pub fn files(&self) -> crate::tls::TlsFiles {
+        let defaults = crate::tls::TlsFiles::in_dir(&crate::tls::default_cert_dir());
+        crate::tls::TlsFiles {
+            ca: self.tlscacert.clone().unwrap_or(defaults.ca),
+            cert: self.tlscert.clone().unwrap_or(defaults.cert),
+            key: self.tlskey.clone().unwrap_or(defaults.key),
+        }
+    }
+}
+
+impl ManageArgs {
+    /// Whether engines at TCP addresses are reached over TLS.
+    pub fn engine_tls(&self) -> bool {
+        self.engine_tls.unwrap_or(self.tls.enabled())
     }
 }
 
@@ -220,6 +278,7 @@ impl ManageArgs {
                 )
                 .collect(),
             cors_origins: self.api_cors_origins.clone(),
+            tls: None,
         }
     }
 
@@ -373,6 +432,41 @@ mod tests {
             argv.extend(bad);
             assert!(Cli::try_parse_from(argv).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn tls_flags() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["swarm", "manage"];
+            argv.extend(extra);
+            match Cli::try_parse_from(argv).map(|c| c.command) {
+                Ok(Command::Manage(args)) => Ok(args),
+                Ok(_) => panic!("not manage"),
+                Err(e) => Err(e),
+            }
+        };
+        let plain = parse(&[]).unwrap();
+        assert!(!plain.tls.enabled());
+        assert!(!plain.engine_tls());
+        let verify = parse(&[
+            "--tlsverify",
+            "--tlscacert",
+            "/c/ca.pem",
+            "--tlscert",
+            "/c/m.pem",
+        ])
+        .unwrap();
+        assert!(verify.tls.enabled() && verify.tls.tlsverify);
+        assert!(verify.engine_tls());
+        let files = verify.tls.files();
+        assert_eq!(files.ca, PathBuf::from("/c/ca.pem"));
+        assert_eq!(files.cert, PathBuf::from("/c/m.pem"));
+        assert!(files.key.ends_with("key.pem"));
+        let plain_engines = parse(&["--tls", "--engine-tls=false"]).unwrap();
+        assert!(plain_engines.tls.enabled() && !plain_engines.engine_tls());
+        let engines_only = parse(&["--engine-tls"]).unwrap();
+        assert!(!engines_only.tls.enabled() && engines_only.engine_tls());
+        assert!(parse(&["--engine-tls=maybe"]).is_err());
     }
 
     #[test]

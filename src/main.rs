@@ -11,6 +11,7 @@ use swarm::cli::{Cli, Command, LogFormat, ManageArgs};
 use swarm::cluster::{Cluster, RaftSettings};
 use swarm::discovery::Discovery;
 use swarm::manager::{Manager, ManagerConfig};
+use swarm::tls::{ClientAuth, Identity, ServerAuth};
 
 /// jemalloc, not glibc's allocator: a busy manager spent about a tenth of
 /// its CPU in glibc's malloc and free; with jemalloc it places 10-20% more
@@ -83,11 +84,16 @@ async fn manage(args: ManageArgs) -> anyhow::Result<()> {
         (None, Listen::Tcp(addr)) => addr.to_string(),
         (None, Listen::Unix(path)) => format!("unix://{}", path.display()),
     };
+    let tls = Tls::from_args(&args)?;
+    if tls.as_ref().and_then(|t| t.api.as_ref()).is_none() {
+        warn_if_open(&listen);
+    }
     let settings = RaftSettings {
         raft_addr: args.raft_addr,
         api_addr,
         data_dir: args.data_dir.clone(),
         snapshot_logs: args.raft_snapshot_logs,
+        tls: tls.as_ref().and_then(|t| t.raft.clone()),
     };
     let cluster = Cluster::start(&settings)
         .await
@@ -102,6 +108,8 @@ async fn manage(args: ManageArgs) -> anyhow::Result<()> {
             .max(args.engine_refresh_min_interval),
         failure_retry: args.engine_failure_retry,
         list_cache: args.list_cache,
+        engine_tls: tls.as_ref().and_then(|t| t.engines.clone()),
+        peer_tls: tls.as_ref().and_then(|t| t.peers.clone()),
     };
     let joining = !cluster.has_membership() && args.join.is_some();
     if !cluster.has_membership() && args.join.is_none() {
@@ -123,6 +131,7 @@ async fn manage(args: ManageArgs) -> anyhow::Result<()> {
             target,
             manager.raft_id(),
             member.clone(),
+            manager.config.peer_tls.clone(),
             cancel.clone(),
         ));
     }
@@ -143,11 +152,147 @@ async fn manage(args: ManageArgs) -> anyhow::Result<()> {
             cancel.cancel();
         }
     };
-    let served = api::serve(&listen, Arc::clone(&manager), args.api_options(), shutdown)
+    if let Some(tls) = &tls {
+        tokio::spawn(reload_on_sighup(tls.identity.clone(), cancel.clone()));
+    }
+    let options = api::ApiOptions {
+        tls: tls.as_ref().and_then(|t| t.api.clone()),
+        ..args.api_options()
+    };
+    let served = api::serve(&listen, Arc::clone(&manager), options, shutdown)
         .await
         .with_context(|| format!("serving the API on {}", args.host));
     manager.shutdown().await;
     served
+}
+
+/// A manager's TLS, from its flags: one identity (`--tlscert`, `--tlskey`,
+/// trusting `--tlscacert`) behind every configuration.
+struct Tls {
+    /// Reread on SIGHUP.
+    identity: Arc<Identity>,
+    /// The API's server side (`--tls`, `--tlsverify`).
+    api: Option<Arc<rustls::ServerConfig>>,
+    /// The Raft port and its peers: mutual TLS between managers only.
+    raft: Option<swarm_raft::RaftTls>,
+    /// Toward the other managers' APIs (forwarding, joining): only a
+    /// manager's certificate is trusted.
+    peers: Option<Arc<rustls::ClientConfig>>,
+    /// Toward engines (`--engine-tls`).
+    engines: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Tls {
+    /// `None` when neither the API nor the engines speak TLS.
+    fn from_args(args: &ManageArgs) -> anyhow::Result<Option<Tls>> {
+        let (api_tls, engine_tls) = (args.tls.enabled(), args.engine_tls());
+        if !api_tls && !engine_tls {
+            return Ok(None);
+        }
+        let files = args.tls.files();
+        let identity = Identity::load(files.clone()).with_context(|| {
+            format!(
+                "loading TLS files (--tlscacert {}, --tlscert {}, --tlskey {})",
+                files.ca.display(),
+                files.cert.display(),
+                files.key.display()
+            )
+        })?;
+        let managers = swarm::ca::is_manager_certificate;
+        if api_tls {
+            let own = identity.certificate();
+            let is_manager = own.first().is_some_and(|c| managers(c));
+            anyhow::ensure!(
+                is_manager,
+                "--tlscert {} is not a manager's certificate: managers authenticate each other with the kind manager (swarmctl cert issue --kind manager)",
+                files.cert.display()
+            );
+        }
+        let clients = if args.tls.tlsverify {
+            ClientAuth::Verified
+        } else {
+            ClientAuth::Optional
+        };
+        let h2: &[&[u8]] = &[b"h2"];
+        let tls = Tls {
+            api: api_tls
+                .then(|| identity.server_config(clients, &[]))
+                .transpose()?,
+            raft: api_tls
+                .then(|| -> anyhow::Result<_> {
+                    Ok(swarm_raft::RaftTls {
+                        server: identity.server_config(ClientAuth::Managers(managers), h2)?,
+                        client: identity.client_config(ServerAuth::Managers(managers), h2)?,
+                    })
+                })
+                .transpose()?,
+            peers: api_tls
+                .then(|| identity.client_config(ServerAuth::Managers(managers), &[]))
+                .transpose()?,
+            engines: engine_tls
+                .then(|| identity.client_config(ServerAuth::Verified, &[]))
+                .transpose()?,
+            identity,
+        };
+        tracing::info!(
+            api = if args.tls.tlsverify {
+                "tlsverify"
+            } else if api_tls {
+                "tls"
+            } else {
+                "plain"
+            },
+            raft = if api_tls {
+                "mutual TLS, managers only"
+            } else {
+                "plain"
+            },
+            engines = if engine_tls { "tls" } else { "plain" },
+            "TLS"
+        );
+        Ok(Some(tls))
+    }
+}
+
+/// Warns that a plain API on TCP lets anyone who reaches it act as root on
+/// every node, and join the cluster as a manager.
+fn warn_if_open(listen: &Listen) {
+    if let Listen::Tcp(addr) = listen {
+        let loopback = addr
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback());
+        tracing::warn!(
+            %addr,
+            loopback,
+            "the API and the Raft port are served without TLS: whoever reaches them controls every node and may join as a manager; use --tlsverify"
+        );
+    }
+}
+
+/// Rereads the certificate and key on every SIGHUP (rotation): new
+/// connections present them; open ones finish with the old.
+async fn reload_on_sighup(identity: Arc<Identity>, cancel: CancellationToken) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => signal,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGHUP: certificates reload only on restart");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            got = hangups.recv() => if got.is_none() { return },
+        }
+        match identity.reload() {
+            Ok(()) => {
+                tracing::info!(cert = %identity.files().cert.display(), "SIGHUP: certificate and key reloaded")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: cannot reload the certificate; keeping the current one")
+            }
+        }
+    }
 }
 
 /// Runs the leader's duties whenever this manager leads, and stops them as
@@ -180,7 +325,13 @@ async fn lead_while_leader(manager: Arc<Manager>, discovery: Discovery, cancel: 
 
 /// Asks the manager at `target` (any member; followers forward) to add this
 /// one, until it answers yes.
-async fn join(target: String, id: u64, member: swarm_raft::Member, cancel: CancellationToken) {
+async fn join(
+    target: String,
+    id: u64,
+    member: swarm_raft::Member,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    cancel: CancellationToken,
+) {
     let body = serde_json::json!({
         "id": id,
         "raft_addr": member.raft_addr,
@@ -192,7 +343,7 @@ async fn join(target: String, id: u64, member: swarm_raft::Member, cancel: Cance
     } else {
         format!("tcp://{target}")
     };
-    let member_client = match swarm::upstream::Upstream::new(&url) {
+    let member_client = match swarm::upstream::Upstream::connecting(&url, tls.as_ref()) {
         Ok(client) => client,
         Err(e) => {
             tracing::error!(%target, error = %e, "invalid --join address");
@@ -206,7 +357,7 @@ async fn join(target: String, id: u64, member: swarm_raft::Member, cancel: Cance
         let outcome = match request {
             Ok(request) => match member_client.send(request).await {
                 Ok(response) if response.status().is_success() => Ok(()),
-                Ok(response) => Err(format!("answered {}", response.status())),
+                Ok(response) => Err(refusal(response).await),
                 Err(e) => Err(e.to_string()),
             },
             Err(e) => Err(e.to_string()),
@@ -223,6 +374,26 @@ async fn join(target: String, id: u64, member: swarm_raft::Member, cancel: Cance
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
         }
     }
+}
+
+/// A refused join's status and the manager's message.
+async fn refusal(response: hyper::Response<swarm::upstream::PoolBody>) -> String {
+    use http_body_util::BodyExt;
+    let status = response.status();
+    let body = match tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        response.into_body().collect(),
+    )
+    .await
+    {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        _ => bytes::Bytes::new(),
+    };
+    let message = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("message")?.as_str().map(str::to_string))
+        .unwrap_or_default();
+    format!("answered {status}: {message}")
 }
 
 async fn shutdown_signal() {

@@ -48,6 +48,32 @@ pub struct Front {
     pub body_timeout: Duration,
 }
 
+/// Over TLS, only a manager's certificate may change the cluster's
+/// membership (`/_swarm/join`, `/_swarm/remove`): a user of the API may
+/// not add a manager of their own, which would read the whole state and
+/// could lead. Checked before a follower forwards the request (the leader
+/// sees the follower's certificate). Without TLS nothing is known of the
+/// client: the manager warns at start that its API is open.
+fn check_membership(request: &Request) -> Result<(), ApiError> {
+    let path = request.uri().path();
+    if !matches!(path, "/_swarm/join" | "/_swarm/remove") {
+        return Ok(());
+    }
+    match request.extensions().get::<super::serve::TlsClient>() {
+        Some(client) if client.kind != Some(crate::ca::CertKind::Manager) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{path} needs a manager's certificate (swarmctl cert issue --kind manager); this client showed {}",
+                client
+                    .kind
+                    .map(|k| format!("a {k} certificate"))
+                    .unwrap_or_else(|| "none of the CA's kinds".to_string())
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// What the front makes of a request.
 pub enum Admitted {
     /// To serve: the request (with its body read whole unless it is a
@@ -63,6 +89,9 @@ impl Front {
     pub async fn admit(&self, mut request: Request) -> Admitted {
         let refuse = |e: ApiError| Admitted::Answer(e.into_response());
         if let Err(e) = self.hosts.check(request.headers()) {
+            return refuse(e);
+        }
+        if let Err(e) = check_membership(&request) {
             return refuse(e);
         }
         let allow_origin = match self.origins.check(request.headers()) {
@@ -471,6 +500,38 @@ mod tests {
             .to_str()
             .unwrap()
             .contains("POST"));
+    }
+
+    #[test]
+    fn membership_takes_a_managers_certificate_over_tls() {
+        use crate::api::serve::TlsClient;
+        use crate::ca::CertKind;
+        let request = |path: &str, client: Option<TlsClient>| {
+            let mut request = Request::post(path).body(Body::empty()).expect("request");
+            if let Some(client) = client {
+                request.extensions_mut().insert(client);
+            }
+            request
+        };
+        let manager = TlsClient {
+            kind: Some(CertKind::Manager),
+        };
+        for path in ["/_swarm/join", "/_swarm/remove"] {
+            for refused in [Some(CertKind::Client), Some(CertKind::Server), None] {
+                let e = check_membership(&request(path, Some(TlsClient { kind: refused })))
+                    .expect_err("refused");
+                assert_eq!(e.status, StatusCode::FORBIDDEN);
+                assert!(e.message.contains("manager's certificate"), "{}", e.message);
+            }
+            assert!(check_membership(&request(path, Some(manager))).is_ok());
+            // Plain HTTP or a unix socket: nothing is known of the client.
+            assert!(check_membership(&request(path, None)).is_ok());
+        }
+        let user = Some(TlsClient {
+            kind: Some(CertKind::Client),
+        });
+        assert!(check_membership(&request("/_swarm/members", user)).is_ok());
+        assert!(check_membership(&request("/containers/create", user)).is_ok());
     }
 
     #[test]

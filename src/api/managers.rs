@@ -27,7 +27,12 @@ const LEADER_IDLE: usize = 64;
 pub struct LeaderClient(Mutex<Option<(String, Arc<Upstream>)>>);
 
 impl LeaderClient {
-    fn get(&self, addr: &str) -> Result<Arc<Upstream>, ApiError> {
+    /// The client of the leader at `addr`, over TLS with `tls` when given.
+    fn get(
+        &self,
+        addr: &str,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+    ) -> Result<Arc<Upstream>, ApiError> {
         let mut cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((known, client)) = cached.as_ref() {
             if known == addr {
@@ -40,7 +45,7 @@ impl LeaderClient {
             format!("tcp://{addr}")
         };
         let client = Arc::new(
-            Upstream::new(&url)
+            Upstream::connecting(&url, tls)
                 .map_err(|e| ApiError::internal(format!("primary address {addr}: {e}")))?
                 .keeping_idle(LEADER_IDLE),
         );
@@ -103,7 +108,7 @@ pub(super) async fn forward_to_leader(app: &App, request: Request) -> Served {
             .map(|p| p.as_str())
             .unwrap_or("/")
     );
-    let leader_client = match app.leader.get(&leader) {
+    let leader_client = match app.leader.get(&leader, manager.config.peer_tls.as_ref()) {
         Ok(client) => client,
         Err(e) => return Served::Answered(e.into_response()),
     };

@@ -297,6 +297,8 @@ pub struct ApiOptions {
     pub hosts: Vec<String>,
     /// Origins cross-origin requests may come from (`*`: any).
     pub cors_origins: Vec<String>,
+    /// TLS on a TCP listener (`--tls`, `--tlsverify`); `None`: plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ApiOptions {
@@ -309,6 +311,7 @@ impl Default for ApiOptions {
             max_body_size: 4 << 20,
             hosts: Vec::new(),
             cors_origins: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -352,7 +355,13 @@ pub async fn serve(
         router(manager, front),
     );
     let listener = match listen {
-        Listen::Tcp(addr) => serve::Listener::Tcp(tokio::net::TcpListener::bind(addr).await?),
+        Listen::Tcp(addr) => {
+            let tcp = tokio::net::TcpListener::bind(addr).await?;
+            match &options.tls {
+                Some(config) => serve::Listener::Tls(tcp, config.clone()),
+                None => serve::Listener::Tcp(tcp),
+            }
+        }
         Listen::Unix(path) => {
             if path.exists() {
                 std::fs::remove_file(path)?;
@@ -362,6 +371,7 @@ pub async fn serve(
     };
     tracing::info!(
         listen = ?listen,
+        tls = matches!(listener, serve::Listener::Tls(..)),
         max_connections = limits.cap.current(),
         header_timeout = ?limits.header_timeout,
         idle_timeout = ?limits.idle_timeout,

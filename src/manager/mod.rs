@@ -52,6 +52,12 @@ pub struct ManagerConfig {
     pub failure_retry: u32,
     /// How long a node's container list may be served again (`docker ps`).
     pub list_cache: Duration,
+    /// TLS toward engines at TCP addresses (`--engine-tls`); `None`:
+    /// plain HTTP.
+    pub engine_tls: Option<Arc<rustls::ClientConfig>>,
+    /// TLS toward the other managers' APIs (a follower forwarding to the
+    /// leader), showing this manager's certificate; `None`: plain HTTP.
+    pub peer_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ManagerConfig {
@@ -62,6 +68,8 @@ impl Default for ManagerConfig {
             refresh_max: Duration::from_secs(60),
             failure_retry: 3,
             list_cache: Duration::from_secs(2),
+            engine_tls: None,
+            peer_tls: None,
         }
     }
 }
@@ -227,6 +235,16 @@ impl Manager {
         }
     }
 
+    /// The engine at a discovery address: over TLS when the manager has
+    /// an engine TLS configuration and the address is a TCP one.
+    fn engine_at(&self, addr: &str) -> Result<Engine, BadAddr> {
+        let tls = match &self.config.engine_tls {
+            Some(tls) if !addr.starts_with("unix://") => Some(tls),
+            _ => None,
+        };
+        Engine::connecting(addr, tls)
+    }
+
     /// Makes the watched engines exactly `addrs`; nodes of engines that
     /// left (or that the state remembers at addresses no longer listed)
     /// are removed from the state.
@@ -265,7 +283,7 @@ impl Manager {
                 if engines.contains_key(addr) {
                     continue;
                 }
-                let engine = match Engine::new(addr) {
+                let engine = match self.engine_at(addr) {
                     Ok(engine) => engine,
                     Err(BadAddr(a)) => {
                         tracing::warn!(addr = %a, "skipping invalid engine address");

@@ -44,6 +44,9 @@ use tower::ServiceExt;
 mod activity;
 mod canned;
 mod stream;
+mod tls;
+
+pub use tls::TlsClient;
 
 use activity::{Activity, RequestGuard};
 use stream::{Guarded, Watched};
@@ -147,10 +150,14 @@ fn parse_descriptor_limit(limits: &str) -> Option<u64> {
     }
 }
 
-/// A listener of the API: TCP or a unix socket.
+/// A listener of the API: TCP (plain or TLS) or a unix socket.
 pub enum Listener {
     /// `tcp://IP:PORT`.
     Tcp(tokio::net::TcpListener),
+    /// `tcp://IP:PORT` speaking TLS with this configuration (its
+    /// certificate, which clients it accepts). As dockerd, a unix socket
+    /// never speaks TLS: its file's permissions say who may use it.
+    Tls(tokio::net::TcpListener, Arc<rustls::ServerConfig>),
     /// `unix:///path`.
     Unix(tokio::net::UnixListener),
 }
@@ -200,12 +207,12 @@ pub async fn serve(
             }
             continue;
         };
-        // A TLS handshake, when the API speaks TLS, belongs in the task
-        // (bounded by `limits.header_timeout`), its stream then given to
-        // `serve_stream` in place of the plain one.
-        match stream {
-            Accepted::Tcp(s) => tokio::spawn(serve_stream(s, conn)),
-            Accepted::Unix(s) => tokio::spawn(serve_stream(s, conn)),
+        match (stream, &listener) {
+            (Accepted::Tcp(s), Listener::Tls(_, config)) => {
+                tokio::spawn(tls::serve_tls(s, config.clone(), conn))
+            }
+            (Accepted::Tcp(s), _) => tokio::spawn(serve_stream(s, conn, None)),
+            (Accepted::Unix(s), _) => tokio::spawn(serve_stream(s, conn, None)),
         };
     }
     shared.shutdown.cancel();
@@ -235,7 +242,7 @@ enum Accepted {
 
 async fn accept(listener: &Listener) -> io::Result<Accepted> {
     match listener {
-        Listener::Tcp(l) => accept_tcp(l).await.map(Accepted::Tcp),
+        Listener::Tcp(l) | Listener::Tls(l, _) => accept_tcp(l).await.map(Accepted::Tcp),
         Listener::Unix(l) => Ok(Accepted::Unix(l.accept().await?.0)),
     }
 }
@@ -386,8 +393,9 @@ impl Conn {
 
 /// Serves one accepted stream (TCP, unix socket, or a TLS stream over
 /// either) as an API connection until it closes, its timeouts expire, it
-/// is evicted, or the manager shuts down.
-pub async fn serve_stream<S>(stream: S, conn: Conn)
+/// is evicted, or the manager shuts down. Over TLS, `client` says who the
+/// client is; every request of the connection carries it as an extension.
+pub async fn serve_stream<S>(stream: S, conn: Conn, client: Option<TlsClient>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -401,8 +409,11 @@ where
     };
     let service = {
         let (service, activity) = (shared.service.clone(), activity.clone());
-        hyper::service::service_fn(move |request: Request<Incoming>| {
+        hyper::service::service_fn(move |mut request: Request<Incoming>| {
             let (service, activity) = (service.clone(), activity.clone());
+            if let Some(client) = &client {
+                request.extensions_mut().insert(*client);
+            }
             activity.request_started();
             let guard = RequestGuard(activity.clone());
             async move {
