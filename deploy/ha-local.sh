@@ -21,6 +21,19 @@
 # HAProxy (Debian's package, installed if missing) listens on 127.0.0.1:4000
 # with deploy/haproxy.cfg: TCP mode, health checks GET /_ping.
 #
+# TLS=1: mutual TLS everywhere. `up` creates a CA with swarmctl in
+# $STATE_DIR/pki (once), a manager certificate per manager (SANs 127.0.0.1
+# and localhost: the VIP's address too, as clients reach the managers
+# through it with TLS passed through) and a client certificate in
+# $STATE_DIR/pki/client; the managers run with --tlsverify, talk Raft over
+# mutual TLS and reach engines at TCP addresses with TLS unless
+# ENGINE_TLS=false (default false here: the local engine is a unix socket).
+# HAProxy stays in TCP mode (TLS ends at the managers; a client's
+# certificate reaches them) and checks /_ping over TLS with the client
+# certificate (deploy/haproxy-tls.cfg). Use the cluster with
+#   export DOCKER_HOST=tcp://127.0.0.1:4000 DOCKER_TLS_VERIFY=1 \
+#          DOCKER_CERT_PATH=$STATE_DIR/pki/client
+#
 # Builds nothing: expects target/release/swarm and target/release/swarmctl
 # (cargo build --release), or SWARM_BIN / SWARMCTL_BIN.
 set -euo pipefail
@@ -29,7 +42,14 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SWARM_BIN="${SWARM_BIN:-$ROOT/target/release/swarm}"
 SWARMCTL_BIN="${SWARMCTL_BIN:-$(dirname "$SWARM_BIN")/swarmctl}"
 STATE_DIR="${STATE_DIR:-/tmp/swarm-ha}"
-HAPROXY_CFG="$ROOT/deploy/haproxy.cfg"
+TLS="${TLS:-0}"
+ENGINE_TLS="${ENGINE_TLS:-false}"
+PKI="$STATE_DIR/pki"
+if [[ $TLS == 1 ]]; then
+    HAPROXY_CFG="$ROOT/deploy/haproxy-tls.cfg"
+else
+    HAPROXY_CFG="$ROOT/deploy/haproxy.cfg"
+fi
 IP=127.0.0.1
 VIP_PORT=4000
 API_PORTS=(4001 4002 4003)
@@ -63,19 +83,57 @@ manager_pattern() {
 }
 
 # http_ok PORT PATH: whether 127.0.0.1:PORT answers GET PATH with 200
-# (plain bash, no curl needed).
+# (plain bash, no curl needed; over TLS curl with the client certificate).
 http_ok() {
     local port=$1 path=$2 status=""
+    if [[ $TLS == 1 ]]; then
+        curl -sf -o /dev/null --max-time 5 --cacert "$PKI/client/ca.pem" \
+            --cert "$PKI/client/cert.pem" --key "$PKI/client/key.pem" "https://$IP:$port$path"
+        return
+    fi
     { exec 3<>"/dev/tcp/$IP/$port"; } 2>/dev/null || return 1
-    printf 'GET %s HTTP/1.0\r\nHost: swarm\r\n\r\n' "$path" >&3
+    printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$path" "$IP" >&3
     read -r -t 5 _ status _ <&3 || true
     exec 3<&- 3>&-
     [[ $status == 200 ]]
 }
 
+# swarmctl ARGS: swarmctl with the client certificate under TLS=1.
+swarmctl() {
+    if [[ $TLS == 1 ]]; then
+        "$SWARMCTL_BIN" --tlsverify --tlscacert "$PKI/client/ca.pem" \
+            --tlscert "$PKI/client/cert.pem" --tlskey "$PKI/client/key.pem" "$@"
+    else
+        "$SWARMCTL_BIN" "$@"
+    fi
+}
+
 # members PORT: the member table as the manager on PORT gives it.
 members() {
-    "$SWARMCTL_BIN" --manager "tcp://$IP:$1" members 2>/dev/null
+    swarmctl --manager "tcp://$IP:$1" members 2>/dev/null
+}
+
+# ensure_pki: under TLS=1, the CA and the certificates `up` needs (made
+# once; rm -rf "$PKI" for new ones).
+ensure_pki() {
+    local n
+    [[ $TLS == 1 ]] || return 0
+    if [[ ! -s $PKI/ca/ca.pem ]]; then
+        log "creating a CA in $PKI/ca"
+        "$SWARMCTL_BIN" ca init --dir "$PKI/ca" >/dev/null
+    fi
+    for n in 1 2 3; do
+        [[ -s $PKI/m$n/cert.pem ]] && continue
+        "$SWARMCTL_BIN" cert issue --ca "$PKI/ca" --kind manager --cn "swarm-m$n" \
+            --san "$IP" --san localhost --out "$PKI/m$n" >/dev/null
+    done
+    if [[ ! -s $PKI/client/cert.pem ]]; then
+        "$SWARMCTL_BIN" cert issue --ca "$PKI/ca" --kind client --cn operator \
+            --out "$PKI/client" >/dev/null
+    fi
+    # HAProxy's health checks show the client certificate: cert and key in one file.
+    cat "$PKI/client/cert.pem" "$PKI/client/key.pem" >"$PKI/haproxy.pem"
+    chmod 600 "$PKI/haproxy.pem"
 }
 
 # voters PORT: how many reachable voters (leader or follower) PORT reports.
@@ -109,6 +167,10 @@ start_manager() {
     local dir="$STATE_DIR/m$n"
     local args=(manage -H "tcp://$IP:${API_PORTS[$i]}" --raft-addr "$IP:${RAFT_PORTS[$i]}"
         --data-dir "$dir/data")
+    if [[ $TLS == 1 ]]; then
+        args+=(--tlsverify --tlscacert "$PKI/m$n/ca.pem" --tlscert "$PKI/m$n/cert.pem"
+            --tlskey "$PKI/m$n/key.pem" "--engine-tls=$ENGINE_TLS")
+    fi
     if ((n > 1)); then
         args+=(--join "$IP:${API_PORTS[0]}")
     fi
@@ -163,6 +225,7 @@ cmd_up() {
     "$SWARM_BIN" manage --help | grep -q -- '--raft-addr' ||
         die "$SWARM_BIN has no --raft-addr: this build has no HA managers"
     mkdir -p "$STATE_DIR"
+    ensure_pki
 
     # All at once: restarted from their data dirs, one alone has no quorum;
     # a fresh m2 or m3 retries its join until m1 has bootstrapped.
@@ -187,6 +250,7 @@ cmd_up() {
         log "haproxy: already running (pid $(<"$STATE_DIR/haproxy.pid"))"
     else
         ensure_haproxy
+        export SWARM_PKI="$PKI"
         haproxy -c -q -f "$HAPROXY_CFG" || die "haproxy refuses $HAPROXY_CFG"
         haproxy -D -p "$STATE_DIR/haproxy.pid" -f "$HAPROXY_CFG"
         log "haproxy: listening on $IP:$VIP_PORT (pid $(<"$STATE_DIR/haproxy.pid"))"
@@ -196,13 +260,16 @@ cmd_up() {
     vip_has_three() { (($(voters "$VIP_PORT") == 3)); }
     wait_for "$READY_TIMEOUT" "3 reachable voters through the VIP" vip_has_three
     ((started)) || log "everything was running already"
+    if [[ $TLS == 1 ]]; then
+        log "use: export DOCKER_HOST=tcp://$IP:$VIP_PORT DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=$PKI/client"
+    fi
     cmd_status
 }
 
 cmd_status() {
     local n i rc=0 state
     echo "# swarmctl --manager tcp://$IP:$VIP_PORT members"
-    "$SWARMCTL_BIN" --manager "tcp://$IP:$VIP_PORT" members || rc=1
+    swarmctl --manager "tcp://$IP:$VIP_PORT" members || rc=1
     echo
     for n in 1 2 3; do
         i=$((n - 1))
