@@ -104,6 +104,11 @@ pub(crate) fn incoming(
                     Ok(Ok(stream)) => {
                         let _ = tx.send(Ok(PeerStream(stream))).await;
                     }
+                    // A connection closed before its first byte is a
+                    // reachability probe (`Cluster::reachable`), not a peer.
+                    Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        tracing::debug!(%peer, error = %e, "raft connection closed before a TLS handshake")
+                    }
                     Ok(Err(e)) => {
                         tracing::warn!(%peer, error = %e, "raft peer refused: TLS handshake failed")
                     }

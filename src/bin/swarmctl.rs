@@ -67,7 +67,8 @@ struct TlsFlags {
     /// Speak TLS and show a client certificate (implies --tls). A
     /// membership change (add-manager, remove-manager) takes a manager's
     /// certificate.
-    #[arg(long, global = true, env = "DOCKER_TLS_VERIFY")]
+    #[arg(long, global = true, env = "DOCKER_TLS_VERIFY",
+          action = clap::ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]
     tlsverify: bool,
     /// The CA's certificate [default: ca.pem in the certificate directory].
     #[arg(long, global = true, value_name = "PATH")]
@@ -679,6 +680,12 @@ mod tests {
         assert!(cli.tls.client_config(&none).expect("plain").is_none());
         let cli = Cli::try_parse_from(["swarmctl", "members", "--tlsverify"]).expect("global flag");
         assert!(cli.tls.tlsverify);
+        // DOCKER_TLS_VERIFY=1, as docker-machine writes it (the variable is
+        // read by the one test that sets it: tests run in threads).
+        std::env::set_var("DOCKER_TLS_VERIFY", "1");
+        let from_env = Cli::try_parse_from(["swarmctl", "members"]);
+        std::env::remove_var("DOCKER_TLS_VERIFY");
+        assert!(from_env.expect("DOCKER_TLS_VERIFY=1 parses").tls.tlsverify);
         let dir = tempfile::tempdir().expect("tempdir");
         let env =
             |key: &str| (key == "DOCKER_CERT_PATH").then(|| dir.path().as_os_str().to_owned());
