@@ -11,6 +11,8 @@
 //!   start again); [`manager`]: `swarm manage` as one, for tests, benches
 //!   and `swarm-bench`; [`cluster`]: engines and a manager in front of
 //!   them, with named scenarios;
+//! - [`pki`]: a CA and the certificates of TLS tests (good, expired,
+//!   another CA's), and TLS probes;
 //! - small tools: [`ports`], [`wait`], [`http`] probes, commands and the
 //!   process tree, [`mod@watchdog`] and its trace;
 //! - [`mod@binary`]: where the workspace's binaries were built.
@@ -29,6 +31,7 @@ pub mod hollow;
 pub mod http;
 pub mod image;
 pub mod manager;
+pub mod pki;
 pub mod ports;
 pub mod process;
 mod slots;
@@ -45,6 +48,7 @@ pub use engines::{start_engines, start_engines_with, Engine, EngineOptions, Engi
 pub use http::http_get;
 pub use image::IMAGE;
 pub use manager::{start_manager, Manager, ManagerConfig};
+pub use pki::{client_config, tls_flags, tls_request, Pki};
 pub use ports::free_port;
 pub use wait::{wait_for, wait_ok};
 pub use watchdog::{trace, watch_log, watchdog};

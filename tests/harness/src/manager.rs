@@ -237,6 +237,40 @@ impl Manager {
         }
     }
 
+    /// Like [`Manager::wait_ping`] for a manager serving its API over TLS:
+    /// waits until `GET /_ping` over TLS answers `OK`, the client trusting
+    /// the `ca.pem` of the certificate directory `cert_dir` and presenting
+    /// its `cert.pem` ([`crate::pki::client_config`]). An error with the
+    /// last failure and the log tail if the process exits first or
+    /// `timeout` passes. Blocks the thread.
+    pub fn wait_ping_tls(&mut self, cert_dir: &Path, timeout: Duration) -> anyhow::Result<()> {
+        let config = crate::pki::client_config(cert_dir)?;
+        let start = Instant::now();
+        loop {
+            if !self.process.is_running() {
+                bail!(
+                    "swarm manage on {} exited during startup\n--- log ---\n{}",
+                    self.addr,
+                    self.log_tail(LOG_TAIL_LINES)
+                );
+            }
+            let last = match crate::pki::tls_request(&self.addr, &config, "GET", "/_ping", None) {
+                Ok(answer) if answer.status == 200 && answer.body.trim() == "OK" => return Ok(()),
+                Ok(answer) => format!("answered {}: {}", answer.status, answer.body.trim()),
+                Err(e) => format!("{e:#}"),
+            };
+            if start.elapsed() > timeout {
+                bail!(
+                    "swarm manage on {} did not answer /_ping over TLS within {timeout:?} \
+                     (last: {last})\n--- log ---\n{}",
+                    self.addr,
+                    self.log_tail(LOG_TAIL_LINES)
+                );
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Kills it (if running), starts it again with the same address,
     /// arguments and data, and waits for `/_ping` ([`READY_TIMEOUT`]).
     pub fn restart(&mut self) -> anyhow::Result<()> {
