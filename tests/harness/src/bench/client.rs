@@ -4,9 +4,15 @@
 //! CLI does within one command, so a latency is the server's work plus one
 //! loopback round trip, not a TCP handshake each time. [`oneshot`] sends one
 //! request on a fresh connection (through [`Upstream::send`]).
+//!
+//! Once [`use_tls`] was called, every [`Client::manager`] of a TCP address
+//! speaks TLS with that configuration (a run against managers serving
+//! `--tlsverify`: its client certificate), while engines stay plain; a
+//! client's handshake is paid once per connection, as the docker CLI pays
+//! it once per command.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,7 +22,7 @@ use hyper::Method;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
-use swarm::upstream::{Addr, Upstream};
+use swarm::upstream::{Addr, Dialer, Upstream};
 
 /// An answer: status code and the whole body.
 #[derive(Debug, Clone)]
@@ -39,22 +45,56 @@ impl Answer {
     }
 }
 
+/// The TLS configuration of every [`Client::manager`], once set.
+static TLS: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+
+/// Makes every [`Client::manager`] of a TCP address made from now on speak
+/// TLS with `config`, for the rest of the process. Only the first call
+/// counts.
+pub fn use_tls(config: Arc<rustls::ClientConfig>) {
+    let _ = TLS.set(config);
+}
+
 /// One HTTP/1.1 connection to an address, opened on first use and again
 /// after an error; requests on one client go one at a time.
 pub struct Client {
     addr: Addr,
+    /// How connections are opened: plain, or TLS once [`use_tls`] was called.
+    dialer: Dialer,
     sender: Option<SendRequest<Full<Bytes>>>,
     timeout: Duration,
     connects: u64,
 }
 
 impl Client {
-    /// A client of `addr` (`tcp://IP:PORT`, `IP:PORT` or `unix:///path`);
-    /// each request (connecting included) must end within `timeout`.
+    /// A client of `addr` (`tcp://IP:PORT`, `IP:PORT` or `unix:///path`),
+    /// in plain HTTP; each request (connecting included) must end within
+    /// `timeout`.
     pub fn new(addr: &str, timeout: Duration) -> Result<Client, String> {
+        Client::dialling(addr, timeout, None)
+    }
+
+    /// A client of the manager at `addr`: over TLS once [`use_tls`] was
+    /// called (and `addr` is TCP), else as [`Client::new`].
+    pub fn manager(addr: &str, timeout: Duration) -> Result<Client, String> {
+        Client::dialling(addr, timeout, TLS.get())
+    }
+
+    fn dialling(
+        addr: &str,
+        timeout: Duration,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+    ) -> Result<Client, String> {
         let addr = Addr::parse(addr.trim()).map_err(|e| e.to_string())?;
+        let dialer = match (tls, &addr) {
+            (Some(config), Addr::Tcp(_)) => {
+                Dialer::tls(addr.clone(), config.clone()).map_err(|e| e.to_string())?
+            }
+            _ => Dialer::plain(addr.clone()),
+        };
         Ok(Client {
             addr,
+            dialer,
             sender: None,
             timeout,
             connects: 0,
@@ -144,7 +184,7 @@ impl Client {
         }
         if self.sender.is_none() {
             let conn = self
-                .addr
+                .dialer
                 .dial()
                 .await
                 .map_err(|e| format!("connecting to {}: {e}", self.addr))?;

@@ -139,7 +139,7 @@ pub async fn run(config: &PlaceConfig) -> anyhow::Result<PlaceReport> {
     let mut connections = Vec::with_capacity(clients);
     for k in 0..clients {
         let addr = &config.managers[k % config.managers.len()];
-        connections.push(Client::new(addr, config.timeout).map_err(anyhow::Error::msg)?);
+        connections.push(Client::manager(addr, config.timeout).map_err(anyhow::Error::msg)?);
     }
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
@@ -395,7 +395,7 @@ pub async fn remove(
     let mut tasks = Vec::new();
     for k in 0..clients.max(1) {
         let mut client =
-            Client::new(&managers[k % managers.len()], timeout).map_err(anyhow::Error::msg)?;
+            Client::manager(&managers[k % managers.len()], timeout).map_err(anyhow::Error::msg)?;
         let (ids, next) = (ids.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();

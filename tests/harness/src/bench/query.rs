@@ -99,7 +99,7 @@ pub async fn run(config: &QueryConfig) -> anyhow::Result<QueryReport> {
     let mut clients = config
         .managers
         .iter()
-        .map(|m| Client::new(m, config.timeout))
+        .map(|m| Client::manager(m, config.timeout))
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
     let info = endpoint(&mut clients, "/info", config.requests, |v| {

@@ -698,8 +698,8 @@ impl<'a> Reschedule<'a> {
             rig,
             prefix,
             names,
-            manager: Client::new(api, rt).map_err(anyhow::Error::msg)?,
-            info: Client::new(api, rt).map_err(anyhow::Error::msg)?,
+            manager: Client::manager(api, rt).map_err(anyhow::Error::msg)?,
+            info: Client::manager(api, rt).map_err(anyhow::Error::msg)?,
             admin: Client::new(&fleet.admin(), rt).map_err(anyhow::Error::msg)?,
             victim,
         })

@@ -48,6 +48,9 @@ pub struct RigConfig {
     pub hollow_args: Vec<String>,
     /// Extra arguments for every `swarm manage`.
     pub manager_args: Vec<String>,
+    /// The certificates of a TLS run (`swarm-bench --tls`), kept as long
+    /// as the run: `manager_args` name its files.
+    pub pki: Option<std::sync::Arc<crate::Pki>>,
     /// `--log-level` of the managers.
     pub log_level: String,
     /// First node port; default: a free range.
@@ -339,7 +342,7 @@ impl Rig {
                     last_report = Instant::now();
                 }
                 async move {
-                    let mut c = Client::new(api, request_timeout)?;
+                    let mut c = Client::manager(api, request_timeout)?;
                     let answer = c.get("/info").await?;
                     if answer.status != 200 {
                         return Err(answer.describe());
@@ -366,7 +369,7 @@ async fn manager_ready(
     first: Option<&str>,
     timeout: Duration,
 ) -> Result<Option<()>, String> {
-    let mut c = Client::new(api, timeout)?;
+    let mut c = Client::manager(api, timeout)?;
     let answer = c.get("/info").await?;
     if answer.status != 200 {
         return Err(answer.describe());
@@ -374,7 +377,7 @@ async fn manager_ready(
     let Some(first) = first else {
         return Ok(Some(()));
     };
-    let mut c = Client::new(first, timeout)?;
+    let mut c = Client::manager(first, timeout)?;
     let answer = c.get("/_swarm/members").await?;
     if answer.status != 200 {
         return Err(answer.describe());

@@ -24,6 +24,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
+use swarm::ca::CertKind;
 use swarm_harness::bench::net::NetCounters;
 use swarm_harness::bench::place::{self, PlaceConfig};
 use swarm_harness::bench::query::{self, QueryConfig};
@@ -139,6 +140,12 @@ struct RigArgs {
     /// How long the fleet and the managers get to be ready.
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
     ready_timeout: Duration,
+    /// Managers serve `--tlsverify` (a manager certificate of a CA made for
+    /// the run, mutual TLS between them) and the benchmark's clients show
+    /// a client certificate; the hollow engines stay plain
+    /// (`--engine-tls=false`).
+    #[arg(long)]
+    tls: bool,
 }
 
 impl RigArgs {
@@ -154,11 +161,24 @@ impl RigArgs {
             Some(p) => p,
             None => swarm_harness::try_binary("swarm").map_err(anyhow::Error::msg)?,
         };
+        let mut manager_args = self.manager_args;
+        let pki = if self.tls {
+            let pki = swarm_harness::Pki::new()?;
+            let manager = pki.issue(CertKind::Manager, "manager", &["127.0.0.1", "localhost"])?;
+            let client = pki.issue(CertKind::Client, "bench", &[])?;
+            manager_args.extend(swarm_harness::tls_flags(&manager));
+            manager_args.push("--engine-tls=false".into());
+            swarm_harness::bench::client::use_tls(swarm_harness::client_config(&client)?);
+            Some(std::sync::Arc::new(pki))
+        } else {
+            None
+        };
         Ok(RigConfig {
             hollow_bin,
             swarm_bin,
             hollow_args: self.hollow_args,
-            manager_args: self.manager_args,
+            manager_args,
+            pki,
             log_level: self.log_level,
             base_port: self.base_port,
             ready_timeout: self.ready_timeout,
