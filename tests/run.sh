@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace on a fresh machine of this kind:
 # installs what the tests need (busybox-static for the test image, dockerd and
-# iproute2 for the extra engines), then formatting, lints, unit and
-# integration tests (the integration tests start their own Docker engines).
+# iproute2 for the extra engines, docker-compose and openssl for the TLS
+# tests), then formatting, lints, unit and integration tests (the
+# integration tests start their own Docker engines).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,8 @@ command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
 command -v perl >/dev/null 2>&1 || need+=(perl)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

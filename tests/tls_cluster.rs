@@ -424,6 +424,8 @@ fn one_manager_serves_tls_clients_in_front_of_tls_engines() {
     assert!(out.status.success(), "attach: {out:?}");
     assert_eq!(text(&out.stdout), "attached-out");
 
+    compose_over_tls(&host, &client_dir, &home);
+
     // The certificate the manager serves is its own.
     let alice_tls = client_config(&client_dir).expect("client config");
     let answer = tls_request(&addr, &alice_tls, "GET", "/_ping", None).expect("a TLS ping");
@@ -456,6 +458,53 @@ fn one_manager_serves_tls_clients_in_front_of_tls_engines() {
         &["rm", "-f", "tls-sleeper", "tls-logger", "tls-attach"],
     );
     eprintln!("one manager, TLS engines: {:?}", t0.elapsed());
+}
+
+/// docker-compose (docker-py) through the manager with Docker's
+/// environment (`DOCKER_HOST`, `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`):
+/// up, ps, down of a one-service project on the default bridge (a
+/// project network needs the cluster's networks, issue 19).
+fn compose_over_tls(host: &str, client_dir: &Path, home: &Path) {
+    let project = home.join("tlsproject");
+    std::fs::create_dir_all(&project).expect("project dir");
+    std::fs::write(
+        project.join("docker-compose.yml"),
+        format!(
+            "version: \"2.4\"\nservices:\n  web:\n    image: {IMAGE}\n    command: sleep 600\n    network_mode: bridge\n"
+        ),
+    )
+    .expect("compose file");
+    let compose = |args: &[&str]| {
+        let out = Command::new("timeout")
+            .arg("120")
+            .arg("docker-compose")
+            .args(args)
+            .current_dir(&project)
+            .env("HOME", home)
+            .env("DOCKER_HOST", host)
+            .env("DOCKER_TLS_VERIFY", "1")
+            .env("DOCKER_CERT_PATH", client_dir)
+            // requests lets these override the CA docker-py names.
+            .env_remove("REQUESTS_CA_BUNDLE")
+            .env_remove("CURL_CA_BUNDLE")
+            .env_remove("DOCKER_CONTEXT")
+            .output()
+            .expect("running docker-compose");
+        assert!(
+            out.status.success(),
+            "docker-compose {} failed\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
+    compose(&["up", "-d"]);
+    let running = compose(&["ps", "--services", "--filter", "status=running"]);
+    assert_eq!(running, "web", "compose ps over TLS");
+    compose(&["down"]);
+    let left = compose(&["ps", "-q"]);
+    assert!(left.is_empty(), "containers left after down: {left}");
 }
 
 /// Clients the manager must refuse, each followed by a check that it still
