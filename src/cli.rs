@@ -201,12 +201,12 @@ impl TlsArgs {
 
     /// The files named, with Docker's defaults for those that are not.
     pub fn files(&self) -> crate::tls::TlsFiles {
-        let defaults = crate::tls::TlsFiles::in_dir(&crate::tls::default_cert_dir());
-        crate::tls::TlsFiles {
-            ca: self.tlscacert.clone().unwrap_or(defaults.ca),
-            cert: self.tlscert.clone().unwrap_or(defaults.cert),
-            key: self.tlskey.clone().unwrap_or(defaults.key),
-        }
+        crate::tls::TlsFiles::given_or_in(
+            &crate::tls::default_cert_dir(),
+            self.tlscacert.as_deref(),
+            self.tlscert.as_deref(),
+            self.tlskey.as_deref(),
+        )
     }
 }
 

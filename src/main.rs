@@ -190,14 +190,8 @@ impl Tls {
             return Ok(None);
         }
         let files = args.tls.files();
-        let identity = Identity::load(files.clone()).with_context(|| {
-            format!(
-                "loading TLS files (--tlscacert {}, --tlscert {}, --tlskey {})",
-                files.ca.display(),
-                files.cert.display(),
-                files.key.display()
-            )
-        })?;
+        let identity = Identity::load(files.clone())
+            .with_context(|| format!("loading TLS files ({files})"))?;
         let managers = swarm::ca::is_manager_certificate;
         if api_tls {
             let own = identity.certificate();

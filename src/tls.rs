@@ -91,6 +91,36 @@ impl TlsFiles {
             key: dir.join("key.pem"),
         }
     }
+
+    /// The files given (`--tlscacert`, `--tlscert`, `--tlskey`), and for
+    /// each one not given Docker's default in `dir`.
+    pub fn given_or_in(
+        dir: &Path,
+        ca: Option<&Path>,
+        cert: Option<&Path>,
+        key: Option<&Path>,
+    ) -> TlsFiles {
+        let defaults = TlsFiles::in_dir(dir);
+        TlsFiles {
+            ca: ca.map_or(defaults.ca, Path::to_path_buf),
+            cert: cert.map_or(defaults.cert, Path::to_path_buf),
+            key: key.map_or(defaults.key, Path::to_path_buf),
+        }
+    }
+}
+
+/// The files as the flags that name them: `--tlscacert CA, --tlscert
+/// CERT, --tlskey KEY`.
+impl fmt::Display for TlsFiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "--tlscacert {}, --tlscert {}, --tlskey {}",
+            self.ca.display(),
+            self.cert.display(),
+            self.key.display()
+        )
+    }
 }
 
 /// Which clients a server accepts.

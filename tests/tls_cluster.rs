@@ -20,7 +20,7 @@
 //!   certificate; a new leader takes over when the leader is killed.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -32,9 +32,9 @@ use swarm::ca::CertKind;
 use swarm_harness::manager::TEST_LOG_LEVEL;
 use swarm_harness::pki::{anonymous_client_config, cert_der, serial, tls_exchange};
 use swarm_harness::{
-    client_config, docker_cmd, free_port, http_get, info_value, start_engines, start_engines_with,
-    timed, tls_flags, tls_request, wait_for, wait_ok, watchdog, EngineOptions, EngineTls, Manager,
-    ManagerConfig, Pki, FAST_REFRESH, IMAGE,
+    client_config, docker_cmd, free_port, http_get, info_value, output_with_stdin, start_engines,
+    start_engines_with, timed, tls_flags, tls_request, wait_for, wait_ok, watchdog, EngineOptions,
+    EngineTls, Manager, ManagerConfig, Pki, FAST_REFRESH, IMAGE,
 };
 
 /// How long a TLS manager may take to answer its first `/_ping`.
@@ -112,20 +112,7 @@ impl Cli {
 
     /// `input` on stdin (then closed); the output.
     fn with_stdin(&self, host: &str, args: &[&str], input: &[u8]) -> Output {
-        let mut child = self
-            .cmd(60, host, args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn docker");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input)
-            .expect("write stdin");
-        child.wait_with_output().expect("docker output")
+        output_with_stdin(self.cmd(60, host, args), input)
     }
 }
 

@@ -95,12 +95,12 @@ impl TlsFlags {
             .map(PathBuf::from)
             .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".docker")))
             .unwrap_or_default();
-        let defaults = TlsFiles::in_dir(&dir);
-        let files = TlsFiles {
-            ca: self.tlscacert.clone().unwrap_or(defaults.ca),
-            cert: self.tlscert.clone().unwrap_or(defaults.cert),
-            key: self.tlskey.clone().unwrap_or(defaults.key),
-        };
+        let files = TlsFiles::given_or_in(
+            &dir,
+            self.tlscacert.as_deref(),
+            self.tlscert.as_deref(),
+            self.tlskey.as_deref(),
+        );
         let with_certificate = self.tlsverify || (files.cert.exists() && files.key.exists());
         let config = if with_certificate {
             Identity::load(files.clone())
@@ -108,14 +108,7 @@ impl TlsFlags {
         } else {
             swarm::tls::client_config_without_identity(&files.ca)
         };
-        let config = config.with_context(|| {
-            format!(
-                "TLS files (--tlscacert {}, --tlscert {}, --tlskey {})",
-                files.ca.display(),
-                files.cert.display(),
-                files.key.display()
-            )
-        })?;
+        let config = config.with_context(|| format!("TLS files ({files})"))?;
         Ok(Some(config))
     }
 }

@@ -83,7 +83,13 @@ pub fn info_value(info: &str, key: &str) -> Vec<String> {
 /// `docker -H host ARGS` (60 s at most) with `input` written to its stdin
 /// (then closed); returns its output. Panics if the CLI cannot be run.
 pub fn docker_with_stdin(host: &str, args: &[&str], input: &[u8]) -> Output {
-    let mut child = docker_cmd(60, host, args)
+    output_with_stdin(docker_cmd(60, host, args), input)
+}
+
+/// Runs `cmd` with `input` written to its stdin (then closed); returns its
+/// output. Panics if the command cannot be run.
+pub fn output_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -214,37 +214,43 @@ impl Manager {
     /// Waits until `GET /_ping` answers `OK`; an error with the log tail if
     /// the process exits first or `timeout` passes. Blocks the thread.
     pub fn wait_ping(&mut self, timeout: Duration) -> anyhow::Result<()> {
-        let start = Instant::now();
-        loop {
-            if !self.process.is_running() {
-                bail!(
-                    "swarm manage on {} exited during startup\n--- log ---\n{}",
-                    self.addr,
-                    self.log_tail(LOG_TAIL_LINES)
-                );
-            }
-            if matches!(http_get(&self.addr, "/_ping"), Ok((200, body)) if body.trim() == "OK") {
-                return Ok(());
-            }
-            if start.elapsed() > timeout {
-                bail!(
-                    "swarm manage on {} did not answer /_ping within {timeout:?}\n--- log ---\n{}",
-                    self.addr,
-                    self.log_tail(LOG_TAIL_LINES)
-                );
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
+        let addr = self.addr.clone();
+        self.wait_until_pinged(timeout, "", || match http_get(&addr, "/_ping") {
+            Ok((200, body)) if body.trim() == "OK" => Ok(()),
+            Ok((status, body)) => Err(format!("answered {status}: {}", body.trim())),
+            Err(e) => Err(e.to_string()),
+        })
     }
 
     /// Like [`Manager::wait_ping`] for a manager serving its API over TLS:
     /// waits until `GET /_ping` over TLS answers `OK`, the client trusting
     /// the `ca.pem` of the certificate directory `cert_dir` and presenting
-    /// its `cert.pem` ([`crate::pki::client_config`]). An error with the
-    /// last failure and the log tail if the process exits first or
-    /// `timeout` passes. Blocks the thread.
+    /// its `cert.pem` ([`crate::pki::client_config`]). Blocks the thread.
     pub fn wait_ping_tls(&mut self, cert_dir: &Path, timeout: Duration) -> anyhow::Result<()> {
         let config = crate::pki::client_config(cert_dir)?;
+        let addr = self.addr.clone();
+        self.wait_until_pinged(timeout, " over TLS", || {
+            match crate::pki::tls_request(&addr, &config, "GET", "/_ping", None) {
+                Ok(answer) if answer.status == 200 && answer.body.trim() == "OK" => Ok(()),
+                Ok(answer) => Err(format!(
+                    "answered {}: {}",
+                    answer.status,
+                    answer.body.trim()
+                )),
+                Err(e) => Err(format!("{e:#}")),
+            }
+        })
+    }
+
+    /// Polls `ping` every 100 ms until it succeeds; an error with its last
+    /// failure and the log tail if the process exits first or `timeout`
+    /// passes (`how` says how the manager was pinged).
+    fn wait_until_pinged(
+        &mut self,
+        timeout: Duration,
+        how: &str,
+        mut ping: impl FnMut() -> Result<(), String>,
+    ) -> anyhow::Result<()> {
         let start = Instant::now();
         loop {
             if !self.process.is_running() {
@@ -254,14 +260,13 @@ impl Manager {
                     self.log_tail(LOG_TAIL_LINES)
                 );
             }
-            let last = match crate::pki::tls_request(&self.addr, &config, "GET", "/_ping", None) {
-                Ok(answer) if answer.status == 200 && answer.body.trim() == "OK" => return Ok(()),
-                Ok(answer) => format!("answered {}: {}", answer.status, answer.body.trim()),
-                Err(e) => format!("{e:#}"),
+            let last = match ping() {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
             };
             if start.elapsed() > timeout {
                 bail!(
-                    "swarm manage on {} did not answer /_ping over TLS within {timeout:?} \
+                    "swarm manage on {} did not answer /_ping{how} within {timeout:?} \
                      (last: {last})\n--- log ---\n{}",
                     self.addr,
                     self.log_tail(LOG_TAIL_LINES)
