@@ -16,7 +16,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use swarm_harness::members::{bare, joined_as_voter, parse_members, Member};
 use swarm_harness::{
     docker, docker_cmd, docker_ok, docker_with_stdin, free_port, http_get, info_value,
     start_engines, start_manager, timed, trace, wait_ok, Engines, Manager, IMAGE,
@@ -24,35 +24,11 @@ use swarm_harness::{
 
 /// Number of managers in the test cluster.
 const MANAGERS: usize = 3;
-/// The keys of one `swarmctl members --format json` entry, exactly.
-const MEMBER_KEYS: [&str; 8] = [
-    "api_addr",
-    "applied_index",
-    "id",
-    "last_log_index",
-    "raft_addr",
-    "reachable",
-    "role",
-    "term",
-];
 /// Generous bound on "a surviving manager accepts writes again" (the target
 /// is about 1 s; speed is measured in benchmarks, here it is only printed).
 const FAILOVER_BOUND: Duration = Duration::from_secs(10);
 /// Bound on "a write without quorum fails with `no leader`".
 const NO_QUORUM_BOUND: Duration = Duration::from_secs(10);
-
-/// One manager as `swarmctl members --format json` describes it.
-#[derive(Debug, Clone)]
-struct Member {
-    id: u64,
-    api_addr: String,
-    raft_addr: String,
-    role: String,
-    term: Option<u64>,
-    last_log_index: Option<u64>,
-    applied_index: Option<u64>,
-    reachable: bool,
-}
 
 /// Two engines and three managers over them.
 struct Ha {
@@ -96,68 +72,6 @@ fn role_and_primary(info: &str) -> (Option<String>, Option<String>) {
         info_value(info, "Role").into_iter().next(),
         info_value(info, "Primary").into_iter().next(),
     )
-}
-
-/// `tcp://127.0.0.1:1` and `127.0.0.1:1` name the same address.
-fn bare(addr: &str) -> &str {
-    addr.strip_prefix("tcp://").unwrap_or(addr)
-}
-
-fn opt_u64(entry: &Value, key: &str) -> Result<Option<u64>, String> {
-    match &entry[key] {
-        Value::Null => Ok(None),
-        v => v
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| format!("{key} is neither a number nor null in {entry}")),
-    }
-}
-
-/// Parses the members JSON, insisting on exactly the documented keys and types.
-fn parse_members(json: &str) -> Result<Vec<Member>, String> {
-    let value: Value =
-        serde_json::from_str(json.trim()).map_err(|e| format!("invalid JSON {json:?}: {e}"))?;
-    let entries = value
-        .as_array()
-        .ok_or_else(|| format!("not a JSON array: {json}"))?;
-    let want: BTreeSet<&str> = MEMBER_KEYS.into_iter().collect();
-    entries
-        .iter()
-        .map(|e| {
-            let keys: BTreeSet<&str> = e
-                .as_object()
-                .ok_or_else(|| format!("member is not an object: {e}"))?
-                .keys()
-                .map(String::as_str)
-                .collect();
-            if keys != want {
-                return Err(format!("member keys {keys:?}, want {want:?}: {e}"));
-            }
-            let string = |k: &str| {
-                e[k].as_str()
-                    .map(String::from)
-                    .ok_or_else(|| format!("{k} is not a string in {e}"))
-            };
-            let role = string("role")?;
-            if !["leader", "follower", "learner"].contains(&role.as_str()) {
-                return Err(format!("unknown role {role:?} in {e}"));
-            }
-            Ok(Member {
-                id: e["id"]
-                    .as_u64()
-                    .ok_or_else(|| format!("id is not a number in {e}"))?,
-                api_addr: string("api_addr")?,
-                raft_addr: string("raft_addr")?,
-                role,
-                term: opt_u64(e, "term")?,
-                last_log_index: opt_u64(e, "last_log_index")?,
-                applied_index: opt_u64(e, "applied_index")?,
-                reachable: e["reachable"]
-                    .as_bool()
-                    .ok_or_else(|| format!("reachable is not a bool in {e}"))?,
-            })
-        })
-        .collect()
 }
 
 /// `swarmctl --manager HOST members --format json`, parsed.
@@ -271,16 +185,7 @@ impl Ha {
                 || {
                     let leader = ha.leader_now()?;
                     let members = swarmctl_members(&ha.managers[leader].host)?;
-                    let me = members
-                        .iter()
-                        .find(|m| bare(&m.api_addr) == new)
-                        .ok_or_else(|| format!("{new} not in {members:?}"))?;
-                    let voting = if i == 0 { "leader" } else { "follower" };
-                    if members.len() == i + 1 && me.role == voting && me.reachable {
-                        Ok(())
-                    } else {
-                        Err(format!("members: {members:?}"))
-                    }
+                    joined_as_voter(&members, &new, i)
                 },
             );
             eprintln!("manager {i} ({new}) member after {:?}", t.elapsed());

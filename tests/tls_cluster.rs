@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use swarm::ca::CertKind;
 use swarm_harness::manager::TEST_LOG_LEVEL;
+use swarm_harness::members::{bare, joined_as_voter, parse_members, Member};
 use swarm_harness::pki::{anonymous_client_config, cert_der, serial, tls_exchange};
 use swarm_harness::{
     client_config, docker_cmd, free_port, http_get, info_value, output_with_stdin, start_engines,
@@ -694,20 +695,6 @@ fn sighup_rotates_the_certificate(
 // Three managers over TLS, plain engines
 // ---------------------------------------------------------------------------
 
-/// One manager as `swarmctl members --format json` describes it.
-#[derive(Debug, Clone)]
-struct Member {
-    api_addr: String,
-    raft_addr: String,
-    role: String,
-    reachable: bool,
-}
-
-/// `tcp://127.0.0.1:1` and `127.0.0.1:1` name the same address.
-fn bare(addr: &str) -> &str {
-    addr.strip_prefix("tcp://").unwrap_or(addr)
-}
-
 /// `swarmctl` with TLS flags (or environment) and a `HOME` of its own.
 struct Ctl {
     flags: Vec<String>,
@@ -741,30 +728,11 @@ impl Ctl {
                 text(&out.stderr)
             ));
         }
-        let json = text(&out.stdout);
-        let value: Value =
-            serde_json::from_str(&json).map_err(|e| format!("members JSON {json:?}: {e}"))?;
-        let entries = value
-            .as_array()
-            .ok_or_else(|| format!("not an array: {json}"))?;
-        entries
-            .iter()
-            .map(|e| {
-                let s = |k: &str| {
-                    e[k].as_str()
-                        .map(String::from)
-                        .ok_or_else(|| format!("{k} missing in {e}"))
-                };
-                Ok(Member {
-                    api_addr: bare(&s("api_addr")?).to_string(),
-                    raft_addr: s("raft_addr")?,
-                    role: s("role")?,
-                    reachable: e["reachable"]
-                        .as_bool()
-                        .ok_or_else(|| format!("reachable missing in {e}"))?,
-                })
-            })
-            .collect()
+        let mut members = parse_members(&text(&out.stdout))?;
+        for m in &mut members {
+            m.api_addr = bare(&m.api_addr).to_string();
+        }
+        Ok(members)
     }
 }
 
@@ -826,16 +794,7 @@ fn three_tls_managers_join_forward_and_fail_over() {
             SETTLE,
             || {
                 let members = ctl.members(&first)?;
-                let me = members
-                    .iter()
-                    .find(|m| m.api_addr == new)
-                    .ok_or_else(|| format!("{new} not in {members:?}"))?;
-                let voting = if i == 0 { "leader" } else { "follower" };
-                if members.len() == i + 1 && me.role == voting && me.reachable {
-                    Ok(())
-                } else {
-                    Err(format!("members: {members:?}"))
-                }
+                joined_as_voter(&members, &new, i)
             },
         );
         eprintln!("manager {i} ({new}) a member after {:?}", t.elapsed());

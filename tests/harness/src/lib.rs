@@ -11,6 +11,7 @@
 //!   start again); [`manager`]: `swarm manage` as one, for tests, benches
 //!   and `swarm-bench`; [`cluster`]: engines and a manager in front of
 //!   them, with named scenarios;
+//! - [`members`]: `swarmctl members --format json`, parsed;
 //! - [`pki`]: a CA and the certificates of TLS tests (good, expired,
 //!   another CA's), and TLS probes;
 //! - small tools: [`ports`], [`wait`], [`http`] probes, commands and the
@@ -31,6 +32,7 @@ pub mod hollow;
 pub mod http;
 pub mod image;
 pub mod manager;
+pub mod members;
 pub mod pki;
 pub mod ports;
 pub mod process;
