@@ -215,6 +215,19 @@ impl ManageArgs {
     pub fn engine_tls(&self) -> bool {
         self.engine_tls.unwrap_or(self.tls.enabled())
     }
+
+    /// What the manager speaks TLS on.
+    pub fn tls_modes(&self) -> crate::tls::TlsModes {
+        use crate::tls::ApiClients;
+        crate::tls::TlsModes {
+            api: match (self.tls.tlsverify, self.tls.tls) {
+                (true, _) => Some(ApiClients::Verified),
+                (false, true) => Some(ApiClients::Optional),
+                (false, false) => None,
+            },
+            engines: self.engine_tls(),
+        }
+    }
 }
 
 /// One `--cluster-opt`.
@@ -462,8 +475,19 @@ mod tests {
         assert_eq!(files.ca, PathBuf::from("/c/ca.pem"));
         assert_eq!(files.cert, PathBuf::from("/c/m.pem"));
         assert!(files.key.ends_with("key.pem"));
+        assert_eq!(
+            verify.tls_modes().api,
+            Some(crate::tls::ApiClients::Verified)
+        );
         let plain_engines = parse(&["--tls", "--engine-tls=false"]).unwrap();
         assert!(plain_engines.tls.enabled() && !plain_engines.engine_tls());
+        assert_eq!(
+            plain_engines.tls_modes(),
+            crate::tls::TlsModes {
+                api: Some(crate::tls::ApiClients::Optional),
+                engines: false
+            }
+        );
         let engines_only = parse(&["--engine-tls"]).unwrap();
         assert!(!engines_only.tls.enabled() && engines_only.engine_tls());
         assert!(parse(&["--engine-tls=maybe"]).is_err());

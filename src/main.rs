@@ -11,7 +11,7 @@ use swarm::cli::{Cli, Command, LogFormat, ManageArgs};
 use swarm::cluster::{Cluster, RaftSettings};
 use swarm::discovery::Discovery;
 use swarm::manager::{Manager, ManagerConfig};
-use swarm::tls::{ClientAuth, Identity, ServerAuth};
+use swarm::tls::ManagerTls;
 
 /// jemalloc, not glibc's allocator: a busy manager spent about a tenth of
 /// its CPU in glibc's malloc and free; with jemalloc it places 10-20% more
@@ -84,7 +84,17 @@ async fn manage(args: ManageArgs) -> anyhow::Result<()> {
         (None, Listen::Tcp(addr)) => addr.to_string(),
         (None, Listen::Unix(path)) => format!("unix://{}", path.display()),
     };
-    let tls = Tls::from_args(&args)?;
+    let modes = args.tls_modes();
+    let files = args.tls.files();
+    let tls = ManagerTls::new(files.clone(), modes)
+        .with_context(|| format!("setting up TLS ({files})"))?;
+    if tls.is_some() {
+        let between_managers = match modes.api {
+            Some(_) => "mutual TLS, managers only",
+            None => "plain",
+        };
+        tracing::info!(api = ?modes.api, between_managers, engines = modes.engines, "TLS");
+    }
     if tls.as_ref().and_then(|t| t.api.as_ref()).is_none() {
         warn_if_open(&listen);
     }
@@ -153,7 +163,10 @@ async fn manage(args: ManageArgs) -> anyhow::Result<()> {
         }
     };
     if let Some(tls) = &tls {
-        tokio::spawn(reload_on_sighup(tls.identity.clone(), cancel.clone()));
+        tokio::spawn(swarm::tls::reload_on_sighup(
+            tls.identity.clone(),
+            cancel.clone(),
+        ));
     }
     let options = api::ApiOptions {
         tls: tls.as_ref().and_then(|t| t.api.clone()),
@@ -164,88 +177,6 @@ async fn manage(args: ManageArgs) -> anyhow::Result<()> {
         .with_context(|| format!("serving the API on {}", args.host));
     manager.shutdown().await;
     served
-}
-
-/// A manager's TLS, from its flags: one identity (`--tlscert`, `--tlskey`,
-/// trusting `--tlscacert`) behind every configuration.
-struct Tls {
-    /// Reread on SIGHUP.
-    identity: Arc<Identity>,
-    /// The API's server side (`--tls`, `--tlsverify`).
-    api: Option<Arc<rustls::ServerConfig>>,
-    /// The Raft port and its peers: mutual TLS between managers only.
-    raft: Option<swarm_raft::RaftTls>,
-    /// Toward the other managers' APIs (forwarding, joining): only a
-    /// manager's certificate is trusted.
-    peers: Option<Arc<rustls::ClientConfig>>,
-    /// Toward engines (`--engine-tls`).
-    engines: Option<Arc<rustls::ClientConfig>>,
-}
-
-impl Tls {
-    /// `None` when neither the API nor the engines speak TLS.
-    fn from_args(args: &ManageArgs) -> anyhow::Result<Option<Tls>> {
-        let (api_tls, engine_tls) = (args.tls.enabled(), args.engine_tls());
-        if !api_tls && !engine_tls {
-            return Ok(None);
-        }
-        let files = args.tls.files();
-        let identity = Identity::load(files.clone())
-            .with_context(|| format!("loading TLS files ({files})"))?;
-        let managers = swarm::ca::is_manager_certificate;
-        if api_tls {
-            let own = identity.certificate();
-            let is_manager = own.first().is_some_and(|c| managers(c));
-            anyhow::ensure!(
-                is_manager,
-                "--tlscert {} is not a manager's certificate: managers authenticate each other with the kind manager (swarmctl cert issue --kind manager)",
-                files.cert.display()
-            );
-        }
-        let clients = if args.tls.tlsverify {
-            ClientAuth::Verified
-        } else {
-            ClientAuth::Optional
-        };
-        let h2: &[&[u8]] = &[b"h2"];
-        let tls = Tls {
-            api: api_tls
-                .then(|| identity.server_config(clients, &[]))
-                .transpose()?,
-            raft: api_tls
-                .then(|| -> anyhow::Result<_> {
-                    Ok(swarm_raft::RaftTls {
-                        server: identity.server_config(ClientAuth::Managers(managers), h2)?,
-                        client: identity.client_config(ServerAuth::Managers(managers), h2)?,
-                    })
-                })
-                .transpose()?,
-            peers: api_tls
-                .then(|| identity.client_config(ServerAuth::Managers(managers), &[]))
-                .transpose()?,
-            engines: engine_tls
-                .then(|| identity.client_config(ServerAuth::Verified, &[]))
-                .transpose()?,
-            identity,
-        };
-        tracing::info!(
-            api = if args.tls.tlsverify {
-                "tlsverify"
-            } else if api_tls {
-                "tls"
-            } else {
-                "plain"
-            },
-            raft = if api_tls {
-                "mutual TLS, managers only"
-            } else {
-                "plain"
-            },
-            engines = if engine_tls { "tls" } else { "plain" },
-            "TLS"
-        );
-        Ok(Some(tls))
-    }
 }
 
 /// Warns that a plain API on TCP lets anyone who reaches it act as root on
@@ -260,32 +191,6 @@ fn warn_if_open(listen: &Listen) {
             loopback,
             "the API and the Raft port are served without TLS: whoever reaches them controls every node and may join as a manager; use --tlsverify"
         );
-    }
-}
-
-/// Rereads the certificate and key on every SIGHUP (rotation): new
-/// connections present them; open ones finish with the old.
-async fn reload_on_sighup(identity: Arc<Identity>, cancel: CancellationToken) {
-    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(signal) => signal,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGHUP: certificates reload only on restart");
-            return;
-        }
-    };
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            got = hangups.recv() => if got.is_none() { return },
-        }
-        match identity.reload() {
-            Ok(()) => {
-                tracing::info!(cert = %identity.files().cert.display(), "SIGHUP: certificate and key reloaded")
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "SIGHUP: cannot reload the certificate; keeping the current one")
-            }
-        }
     }
 }
 
@@ -374,12 +279,9 @@ async fn join(
 async fn refusal(response: hyper::Response<swarm::upstream::PoolBody>) -> String {
     use http_body_util::BodyExt;
     let status = response.status();
-    let body = match tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        response.into_body().collect(),
-    )
-    .await
-    {
+    // A manager's error is a line of JSON: no more is read.
+    let body = http_body_util::Limited::new(response.into_body(), 64 * 1024).collect();
+    let body = match tokio::time::timeout(std::time::Duration::from_secs(5), body).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         _ => bytes::Bytes::new(),
     };

@@ -11,6 +11,7 @@
 //!   the servers the CA signed and presents its own certificate
 //!   ([`Identity::client_config`]).
 //!
+//! [`ManagerTls`] builds all of a manager's configurations from its flags.
 //! The certificate and key are read again by [`Identity::reload`] (on
 //! SIGHUP): every configuration made here hands out whatever is current,
 //! so connections opened afterwards present the new certificate while
@@ -28,6 +29,10 @@ use rustls::{ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertSto
 use rustls::{SignatureScheme, SupportedProtocolVersion};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+
+mod manager;
+
+pub use manager::{reload_on_sighup, ApiClients, ManagerTls, TlsModes};
 
 /// TLS 1.2 and 1.3, as Docker accepts.
 static VERSIONS: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
@@ -57,6 +62,9 @@ pub enum TlsError {
     /// rustls refused the configuration (a CA it cannot use, ...).
     #[error("TLS configuration: {0}")]
     Config(String),
+    /// A manager serving TLS was given a certificate of another kind.
+    #[error("{0} is not a manager's certificate: managers authenticate each other with the kind manager (swarmctl cert issue --kind manager)")]
+    NotManager(String),
 }
 
 /// Where Docker's clients keep their certificates: `DOCKER_CERT_PATH`, else
