@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{serve_stream, Conn};
@@ -36,9 +36,7 @@ pub(super) async fn serve_tls(stream: TcpStream, config: Arc<rustls::ServerConfi
     let timeout = conn.slot.shared.limits.header_timeout;
     let handshake = async {
         if speaks_plain_http(&stream).await {
-            let mut stream = stream;
-            let _ = stream.write_all(PLAIN_HTTP_ANSWER).await;
-            let _ = stream.shutdown().await;
+            answer_plain_http(stream).await;
             return None;
         }
         match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
@@ -64,6 +62,27 @@ pub(super) async fn serve_tls(stream: TcpStream, config: Arc<rustls::ServerConfi
         .and_then(|chain| chain.first())
         .and_then(|leaf| crate::ca::peer_kind(leaf).ok().flatten());
     serve_stream(tls, conn, Some(TlsClient { kind })).await;
+}
+
+/// Writes [`PLAIN_HTTP_ANSWER`], then reads what the client sent (a
+/// little, briefly) before closing: a socket closed with unread bytes
+/// resets the connection, and the client may lose the answer with it.
+async fn answer_plain_http(mut stream: TcpStream) {
+    if stream.write_all(PLAIN_HTTP_ANSWER).await.is_err() {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        let mut left: usize = 64 * 1024;
+        while left > 0 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
 }
 
 /// Whether the client's first byte starts an HTTP method (a TLS client
