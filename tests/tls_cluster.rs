@@ -33,9 +33,9 @@ use swarm_harness::manager::TEST_LOG_LEVEL;
 use swarm_harness::members::{bare, joined_as_voter, parse_members, Member};
 use swarm_harness::pki::{anonymous_client_config, cert_der, serial, tls_exchange};
 use swarm_harness::{
-    client_config, docker_cmd, free_port, http_get, info_value, output_with_stdin, start_engines,
-    start_engines_with, timed, tls_flags, tls_request, wait_for, wait_ok, watchdog, EngineOptions,
-    EngineTls, Manager, ManagerConfig, Pki, FAST_REFRESH, IMAGE,
+    client_config, docker_cmd, docker_in_tty, free_port, http_get, info_value, output_with_stdin,
+    start_engines, start_engines_with, timed, tls_flags, tls_request, wait_for, wait_ok, watchdog,
+    EngineOptions, EngineTls, Manager, ManagerConfig, Pki, FAST_REFRESH, IMAGE,
 };
 
 /// How long a TLS manager may take to answer its first `/_ping`.
@@ -412,6 +412,19 @@ fn one_manager_serves_tls_clients_in_front_of_tls_engines() {
     assert!(out.status.success(), "attach: {out:?}");
     assert_eq!(text(&out.stdout), "attached-out");
 
+    // exec -it and run -it in a terminal (script(1)), flags before the command.
+    let flags = tls_flags(&client_dir).join(" ");
+    let tty = docker_in_tty(
+        &host,
+        &format!("{flags} exec -it tls-sleeper sh -c 'tty && echo tty-ok'"),
+    );
+    assert!(tty.contains("/dev/pts/") && tty.contains("tty-ok"), "{tty}");
+    let tty = docker_in_tty(
+        &host,
+        &format!("{flags} run -it --rm {IMAGE} sh -c 'tty && echo run-tty-ok'"),
+    );
+    assert!(tty.contains("run-tty-ok"), "{tty}");
+
     compose_over_tls(&host, &client_dir, &home);
 
     // The certificate the manager serves is its own.
@@ -487,6 +500,20 @@ fn compose_over_tls(host: &str, client_dir: &Path, home: &Path) {
         );
         text(&out.stdout)
     };
+    // The docker CLI reads the same environment.
+    let out = Command::new("timeout")
+        .args(["60", "docker", "ps", "--format", "{{.Names}}"])
+        .env("HOME", home)
+        .env("DOCKER_HOST", host)
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", client_dir)
+        .env_remove("DOCKER_CONTEXT")
+        .output()
+        .expect("running docker");
+    assert!(
+        out.status.success() && text(&out.stdout).contains("/tls-sleeper"),
+        "docker ps with DOCKER_TLS_VERIFY: {out:?}"
+    );
     compose(&["up", "-d"]);
     let running = compose(&["ps", "--services", "--filter", "status=running"]);
     assert_eq!(running, "web", "compose ps over TLS");
