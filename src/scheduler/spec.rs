@@ -1,7 +1,9 @@
 //! `ContainerSpec`: what placement needs from a create request, extracted
 //! once, so that `place()` parses nothing.
 
-use bollard::models::ContainerCreateBody;
+use std::collections::BTreeSet;
+
+use bollard::models::{ContainerCreateBody, MountType};
 
 use super::expr::{Expr, ExprError};
 use crate::cluster::{resources, Resources};
@@ -34,6 +36,85 @@ pub struct ContainerSpec {
     pub swarm_id: Option<String>,
     /// Re-create it elsewhere when its node fails (`reschedule:on-node-failure`).
     pub reschedule: bool,
+    /// Node-local networks and named volumes it uses, with the nodes that
+    /// hold them: the manager fills this in (it asks the engines; see
+    /// [`networks_used`] and [`volumes_used`]), [`ContainerSpec::from_create`]
+    /// leaves it empty.
+    pub located: Vec<Located>,
+}
+
+/// Something a container uses that only some nodes hold: a node-local
+/// network, a named volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// What it is, for messages: `network front`, `volume data`.
+    pub what: String,
+    /// The nodes that hold it.
+    pub nodes: BTreeSet<crate::cluster::NodeId>,
+}
+
+/// Network modes that name no user network.
+const BUILT_IN_NETWORKS: [&str; 4] = ["", "default", "bridge", "host"];
+
+/// The user networks a create body joins: `HostConfig.NetworkMode` (not
+/// `bridge`, `host`, `none`, `default` or `container:X`) and the keys of
+/// `NetworkingConfig.EndpointsConfig`, without duplicates.
+pub fn networks_used(body: &ContainerCreateBody) -> Vec<String> {
+    let mode = body
+        .host_config
+        .as_ref()
+        .and_then(|hc| hc.network_mode.clone());
+    let endpoints = body
+        .networking_config
+        .as_ref()
+        .and_then(|nc| nc.endpoints_config.as_ref())
+        .map(|e| e.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    let mut names: Vec<String> = Vec::new();
+    for name in mode.into_iter().chain(endpoints) {
+        let user = !BUILT_IN_NETWORKS.contains(&name.as_str())
+            && name != "none"
+            && !name.starts_with("container:");
+        if user && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// The named volumes a create body mounts: `HostConfig.Binds` entries
+/// `NAME:/path[:opts]` (a source that is not a path) and `Mounts` of type
+/// `volume` with a source, whose driver is `local` or unset. Without
+/// duplicates.
+pub fn volumes_used(body: &ContainerCreateBody) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut add = |name: &str| {
+        if !name.is_empty() && !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    };
+    let Some(hc) = body.host_config.as_ref() else {
+        return names;
+    };
+    for bind in hc.binds.iter().flatten() {
+        if let Some((source, _)) = bind.split_once(':') {
+            if !source.starts_with('/') && !source.starts_with('.') && !source.starts_with('~') {
+                add(source);
+            }
+        }
+    }
+    for mount in hc.mounts.iter().flatten() {
+        let local = mount
+            .volume_options
+            .as_ref()
+            .and_then(|o| o.driver_config.as_ref())
+            .and_then(|d| d.name.as_deref())
+            .is_none_or(|d| d.is_empty() || d == "local");
+        if mount.typ == Some(MountType::VOLUME) && local {
+            add(mount.source.as_deref().unwrap_or(""));
+        }
+    }
+    names
 }
 
 /// A create request whose placement instructions are malformed.
@@ -145,6 +226,7 @@ impl ContainerSpec {
                 .and_then(|l| l.get(crate::cluster::SWARM_ID_LABEL))
                 .cloned(),
             reschedule,
+            located: Vec::new(),
         })
     }
 }
@@ -225,6 +307,35 @@ pub fn env_to_labels(body: &mut serde_json::Value) -> Result<(), SpecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn networks_and_volumes_a_create_uses() {
+        let body: ContainerCreateBody = serde_json::from_value(serde_json::json!({
+            "Image": "x",
+            "HostConfig": {
+                "NetworkMode": "proj_default",
+                "Binds": ["data:/data", "/srv:/srv", "./rel:/rel", "cache:/c:ro", "data:/again"],
+                "Mounts": [
+                    {"Type": "volume", "Source": "logs", "Target": "/logs"},
+                    {"Type": "volume", "Source": "remote", "Target": "/r",
+                     "VolumeOptions": {"DriverConfig": {"Name": "nfs"}}},
+                    {"Type": "bind", "Source": "/etc", "Target": "/etc"},
+                    {"Type": "volume", "Target": "/anonymous"}
+                ]
+            },
+            "NetworkingConfig": {"EndpointsConfig": {"proj_default": {}, "back": {}}}
+        }))
+        .expect("body");
+        assert_eq!(networks_used(&body), vec!["proj_default", "back"]);
+        assert_eq!(volumes_used(&body), vec!["data", "cache", "logs"]);
+        for mode in ["bridge", "host", "none", "default", "container:db", ""] {
+            let body: ContainerCreateBody =
+                serde_json::from_value(serde_json::json!({"HostConfig": {"NetworkMode": mode}}))
+                    .expect("body");
+            assert!(networks_used(&body).is_empty(), "{mode}");
+        }
+        assert!(volumes_used(&ContainerCreateBody::default()).is_empty());
+    }
 
     fn spec(json: serde_json::Value) -> Result<ContainerSpec, SpecError> {
         let mut json = json;

@@ -429,6 +429,71 @@ fn dependency_table() {
     failures.done(DEPENDENCY_ROWS.len());
 }
 
+/// Local networks and named volumes (`ContainerSpec::located`, as the
+/// manager fills it in from the engines): only nodes holding all of them,
+/// and among those the dependencies' node.
+#[test]
+fn located_networks_and_volumes() {
+    use crate::scheduler::spec::Located;
+    let state = dependency_world();
+    let at = |what: &str, nodes: &[&str]| Located {
+        what: what.to_string(),
+        nodes: nodes.iter().map(|n| n.to_string()).collect(),
+    };
+    let rows: Vec<(&str, Vec<Located>, &str)> = vec![
+        ("", vec![at("network front", &["22bb"])], "node-2"),
+        (
+            "",
+            vec![at("volume data", &["11aa", "33cc"])],
+            "node-1,node-3",
+        ),
+        (
+            "",
+            vec![
+                at("network front", &["22bb", "33cc"]),
+                at("volume data", &["11aa", "33cc"]),
+            ],
+            "node-3",
+        ),
+        (
+            "--link db",
+            vec![at("volume data", &["11aa", "33cc"])],
+            "node-1",
+        ),
+        (
+            "--link db",
+            vec![at("network front", &["22bb"])],
+            "ERR: dependencies db (on node node-1|network front (on node node-2",
+        ),
+        // On an unhealthy node only: both reasons are given.
+        (
+            "",
+            vec![at("network back", &["44dd"])],
+            "ERR: a healthy node|network back (on node node-4, which cannot take it)",
+        ),
+        (
+            "",
+            vec![at("network front", &["22bb"]), at("volume data", &["11aa"])],
+            "ERR: network front (on node node-2|volume data (on node node-1",
+        ),
+    ];
+    let mut failures = Failures::new();
+    for (args, located, want) in &rows {
+        let mut spec = spec(args);
+        spec.located = located.clone();
+        let got = outcome(&state, &spec);
+        failures.check(format!("{args} {located:?}"), &got, want);
+        // The one-pass walks and the reference pipeline agree.
+        let options = options(Strategy::Spread, 50_000);
+        let walked = crate::scheduler::place(&state, &spec, &options, 7).map_err(|e| e.to_string());
+        let reference =
+            crate::scheduler::place_reference(&state, &spec, &options, 7, &Default::default())
+                .map_err(|e| e.to_string());
+        assert_eq!(walked, reference, "{args} {located:?}");
+    }
+    failures.done(rows.len());
+}
+
 // ---------------------------------------------------------------------------
 // --filter subsets
 // ---------------------------------------------------------------------------
