@@ -105,7 +105,11 @@ impl From<ManagerError> for ApiError {
             ManagerError::NoSuchExec(_) | ManagerError::NoSuchManager(_) => {
                 ApiError::not_found(e.to_string())
             }
-            ManagerError::Membership(message) => ApiError::new(StatusCode::CONFLICT, message),
+            ManagerError::Membership(message) | ManagerError::Conflict(message) => {
+                ApiError::new(StatusCode::CONFLICT, message)
+            }
+            ManagerError::NotFound(message) => ApiError::not_found(message),
+            ManagerError::Ambiguous(message) => ApiError::bad_request(message),
             ManagerError::NoEngine(_) | ManagerError::Reschedule(_) | ManagerError::Internal(_) => {
                 ApiError::internal(e.to_string())
             }

@@ -325,8 +325,17 @@ pub fn takes_json(method: &Method, path: &str) -> bool {
     }
     if matches!(
         path,
-        "/containers/create" | "/_swarm/join" | "/_swarm/remove"
+        "/containers/create"
+            | "/networks/create"
+            | "/volumes/create"
+            | "/_swarm/join"
+            | "/_swarm/remove"
     ) {
+        return true;
+    }
+    if path.starts_with("/networks/")
+        && (path.ends_with("/connect") || path.ends_with("/disconnect"))
+    {
         return true;
     }
     if let Some(rest) = path.strip_prefix("/containers/") {

@@ -12,9 +12,11 @@ mod images;
 mod list_cache;
 mod listing;
 mod managers;
+mod networks;
 pub mod proxy;
 pub mod serve;
 mod system;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -206,6 +208,14 @@ pub fn router(manager: Arc<Manager>, checks: guard::Front) -> Router {
         .route("/images/create", post(images::pull))
         .route("/images/get", get(images::save))
         .route("/images/{*rest}", any(images::dispatch))
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route("/networks/{*rest}", any(networks::dispatch))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route("/volumes/{*rest}", any(volumes::dispatch))
         .route("/_swarm/members", get(managers::members))
         .route("/_swarm/join", post(managers::join))
         .route("/_swarm/remove", post(managers::remove))

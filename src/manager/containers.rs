@@ -207,8 +207,15 @@ impl Manager {
         request: CreateRequest,
     ) -> Result<EngineAnswer, ManagerError> {
         let (value, typed) = prepare_create_body(&request.body)?;
-        let spec = ContainerSpec::from_create(request.name.as_deref(), &typed)
+        let mut spec = ContainerSpec::from_create(request.name.as_deref(), &typed)
             .map_err(|e| ManagerError::InvalidRequest(e.to_string()))?;
+        spec.located = self
+            .locate_networks(&crate::scheduler::spec::networks_used(&typed))
+            .await?;
+        spec.located.extend(
+            self.locate_volumes(&crate::scheduler::spec::volumes_used(&typed))
+                .await?,
+        );
         let body = Bytes::from(
             serde_json::to_vec(&value).map_err(|e| ManagerError::Internal(e.to_string()))?,
         );

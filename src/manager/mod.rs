@@ -9,7 +9,9 @@
 mod containers;
 pub mod events;
 mod membership;
+pub mod networks;
 mod reschedule;
+pub mod volumes;
 pub mod waiters;
 mod watch;
 
@@ -110,6 +112,15 @@ pub enum ManagerError {
     /// Raft refused a membership change.
     #[error("{0}")]
     Membership(String),
+    /// No such object (a network, a volume, a node): Docker's 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// A reference names several objects; the message names them.
+    #[error("{0}")]
+    Ambiguous(String),
+    /// The object exists already, or is in use: Docker's 409.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// One discovered engine with its watcher.
@@ -450,6 +461,74 @@ impl Manager {
                 Err(ManagerError::NoEngine(self.cluster.read().node_name(id)))
             }
         }
+    }
+
+    /// Runs `call` on every healthy node's engine at once; each answer with
+    /// its node and the node's name, in node-ID order.
+    pub async fn fan_out<F, Fut, T>(&self, call: F) -> Vec<(NodeId, String, T)>
+    where
+        F: Fn(Arc<Engine>) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        let engines = self.healthy_engines();
+        let names: Vec<String> = {
+            let state = self.cluster.read();
+            engines.iter().map(|(n, _)| state.node_name(n)).collect()
+        };
+        let answers = futures::future::join_all(engines.iter().map(|(_, e)| call(e.clone()))).await;
+        engines
+            .into_iter()
+            .zip(names)
+            .zip(answers)
+            .map(|(((node, _), name), answer)| (node, name, answer))
+            .collect()
+    }
+
+    /// The healthy node named `name` (or with that ID); 404 when there is
+    /// none, an error saying so when it is unhealthy.
+    pub fn node_named(&self, name: &str) -> Result<NodeId, ManagerError> {
+        let state = self.cluster.read();
+        let node = state
+            .nodes
+            .values()
+            .find(|n| n.name == name)
+            .or_else(|| state.nodes.get(name))
+            .ok_or_else(|| ManagerError::NotFound(format!("node {name} not found")))?;
+        if node.health != NodeHealth::Healthy {
+            return Err(ManagerError::InvalidRequest(format!(
+                "node {name} is unhealthy"
+            )));
+        }
+        Ok(node.info.id.clone())
+    }
+
+    /// The names of the nodes that are not healthy.
+    pub fn unhealthy_nodes(&self) -> Vec<String> {
+        self.cluster
+            .read()
+            .nodes
+            .values()
+            .filter(|n| n.health != NodeHealth::Healthy)
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
+    /// A node for an object that is not a container (a network): placed as
+    /// a container without resources would be, honouring the constraints
+    /// in its `labels` (`com.docker.swarm.constraints`).
+    pub async fn place_object(&self, labels: &serde_json::Value) -> Result<NodeId, ManagerError> {
+        let body: bollard::models::ContainerCreateBody =
+            serde_json::from_value(serde_json::json!({ "Labels": labels }))
+                .map_err(|e| ManagerError::InvalidRequest(format!("labels: {e}")))?;
+        let spec = ContainerSpec::from_create(None, &body)
+            .map_err(|e| ManagerError::InvalidRequest(e.to_string()))?;
+        let seed = self.reservation_seq.fetch_add(1, Ordering::Relaxed);
+        Ok(scheduler::place(
+            &self.cluster.read(),
+            &spec,
+            &self.config.placement,
+            seed,
+        )?)
     }
 
     /// Healthy nodes with their engines, in node-ID order.
