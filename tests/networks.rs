@@ -5,10 +5,14 @@
 //! container's node, placement following local networks and named
 //! volumes, prune and removal on every node, and Compose on top.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
-use swarm_harness::{docker, docker_ok, start_cluster, Cluster, IMAGE};
+use swarm_harness::{
+    docker, docker_ok, http_get, info_value, start_cluster, wait_for, Cluster, IMAGE,
+};
 
 /// `docker -H <engine of node> ARGS`: what the node itself says.
 fn on_node(c: &Cluster, node: &str, args: &[&str]) -> String {
@@ -395,12 +399,58 @@ fn scenario_compose(c: &Cluster) {
     }
 }
 
+/// A node down while the cluster fans out: its networks and volumes are
+/// not listed (the volume list's warnings name it), a volume created
+/// meanwhile lands on the nodes that answer, and a container on a network
+/// of the down node is refused with both reasons.
+fn scenario_node_down(c: &mut Cluster) {
+    c.ok(&["network", "create", "node-2/downnet"]);
+    c.ok(&["volume", "create", "node-2/downvol"]);
+    let index = c
+        .engines
+        .iter()
+        .position(|e| e.name == "node-2")
+        .expect("node-2");
+    c.engines.engines[index].kill();
+    wait_for("node-2 unhealthy", Duration::from_secs(30), || {
+        info_value(&c.ok(&["info"]), "└ Status")
+            .contains(&"Unhealthy".to_string())
+            .then_some(())
+    });
+    let names = network_names(c);
+    assert!(names.iter().any(|n| n == "node-1/bridge"), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("node-2/")), "{names:?}");
+    let (status, body) = http_get(&c.manager.addr, "/volumes").expect("GET /volumes");
+    assert_eq!(status, 200, "{body}");
+    let listed: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let warnings = listed["Warnings"].to_string();
+    assert!(
+        warnings.contains("node-2") && warnings.contains("unhealthy"),
+        "{listed}"
+    );
+    assert!(!body.contains("node-2/downvol"), "{body}");
+    c.ok(&["volume", "create", "whiledown"]);
+    let names = volume_names(c);
+    assert!(names.iter().any(|n| n == "node-1/whiledown"), "{names:?}");
+    let e = c.err(&["run", "-d", "--network", "downnet", IMAGE, "true"]);
+    assert!(
+        e.contains("healthy node") && e.contains("network downnet (on node node-2"),
+        "{e}"
+    );
+    c.engines.engines[index].restart();
+    wait_for("node-2 healthy again", Duration::from_secs(60), || {
+        (info_value(&c.ok(&["info"]), "└ Status") == ["Healthy", "Healthy"]).then_some(())
+    });
+    c.ok(&["network", "rm", "downnet"]);
+    c.ok(&["volume", "rm", "downvol", "whiledown"]);
+}
+
 #[test]
 fn networks_volumes_and_compose_across_two_engines() {
-    let cluster = start_cluster(&[&[], &[]], |e| {
+    let mut cluster = start_cluster(&[&[], &[]], |e| {
         format!("nodes://{},{}", e[0].tcp, e[1].host())
     });
-    let failed = cluster.run_scenarios(
+    let mut failed = cluster.run_scenarios(
         &[
             ("networks", scenario_networks),
             ("volumes", scenario_volumes),
@@ -411,5 +461,11 @@ fn networks_volumes_and_compose_across_two_engines() {
             let _ = docker(c.host(), &["rm", "-f", "n2", "fresh-vol"]);
         },
     );
+    // Last: it kills and restarts an engine.
+    eprintln!("--- scenario: node down");
+    if catch_unwind(AssertUnwindSafe(|| scenario_node_down(&mut cluster))).is_err() {
+        eprintln!("manager log:\n{}", cluster.manager.log_tail(80));
+        failed.push("node down");
+    }
     assert!(failed.is_empty(), "failed scenarios: {failed:?}");
 }

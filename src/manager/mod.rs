@@ -195,6 +195,9 @@ pub struct Manager {
     in_flight: Mutex<scheduler::InFlight>,
     /// This manager itself, for background tasks.
     me: std::sync::Weak<Manager>,
+    /// Each node's networks as last listed whole: what a node that stopped
+    /// answering held, so that placement can say a network is on it.
+    known_networks: Mutex<HashMap<NodeId, Vec<networks::NodeNetwork>>>,
 }
 
 impl Manager {
@@ -218,6 +221,7 @@ impl Manager {
             ),
             in_flight: Mutex::default(),
             me: me.clone(),
+            known_networks: Mutex::default(),
         })
     }
 

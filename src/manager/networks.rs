@@ -161,15 +161,44 @@ impl Manager {
         let mut failed = Vec::new();
         for (node, node_name, answer) in answers {
             match answer {
-                Ok(list) => networks.extend(list.into_iter().map(|network| NodeNetwork {
-                    node: node.clone(),
-                    node_name: node_name.clone(),
-                    network,
-                })),
+                Ok(list) => {
+                    let listed: Vec<NodeNetwork> = list
+                        .into_iter()
+                        .map(|network| NodeNetwork {
+                            node: node.clone(),
+                            node_name: node_name.clone(),
+                            network,
+                        })
+                        .collect();
+                    if query.is_empty() {
+                        self.known_networks
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(node.clone(), listed.clone());
+                    }
+                    networks.extend(listed);
+                }
                 Err(e) => failed.push((node_name, e.to_string())),
             }
         }
         (networks, failed)
+    }
+
+    /// What the nodes that did not answer held when they last did (nodes
+    /// still in the state only), beside `answered`.
+    fn last_known_networks(&self, answered: &[NodeNetwork]) -> Vec<NodeNetwork> {
+        let live: BTreeSet<&str> = answered.iter().map(|n| n.node.as_str()).collect();
+        let state = self.cluster.read();
+        let mut known = self
+            .known_networks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        known.retain(|node, _| state.nodes.contains_key(node));
+        known
+            .iter()
+            .filter(|(node, _)| !live.contains(node.as_str()))
+            .flat_map(|(_, networks)| networks.iter().cloned())
+            .collect()
     }
 
     /// `GET /networks`: the cluster's networks (see the module docs).
@@ -247,7 +276,14 @@ impl Manager {
                 Some(serde_json::to_vec(&body).map_err(|e| ManagerError::Internal(e.to_string()))?),
             )
             .await?;
+        self.remember_networks().await;
         serde_json::from_slice(&created).map_err(|e| ManagerError::Internal(e.to_string()))
+    }
+
+    /// Lists every node's networks again after a change, so that what a
+    /// node held is known should it stop answering.
+    async fn remember_networks(&self) {
+        let _ = self.node_networks("").await;
     }
 
     /// `POST /networks/{ref}/connect` and `.../disconnect`: on the node of
@@ -302,6 +338,7 @@ impl Manager {
             )
             .await
             .map_err(|e| on_node(e.into(), &target.node_name))?;
+        self.remember_networks().await;
         Ok(())
     }
 
@@ -333,6 +370,7 @@ impl Manager {
                 Err(e) => failed.push(format!("{node_name}: {e}")),
             }
         }
+        self.remember_networks().await;
         partial(failed, &deleted)?;
         Ok(serde_json::json!({ "NetworksDeleted": deleted }))
     }
@@ -345,7 +383,11 @@ impl Manager {
         if names.is_empty() {
             return Ok(Vec::new());
         }
-        let (all, _) = self.node_networks("").await;
+        let (mut all, _) = self.node_networks("").await;
+        // A network on a node that stopped answering is still its: the
+        // health filter then says why the container cannot go there.
+        let stale = self.last_known_networks(&all);
+        all.extend(stale);
         let mut located = Vec::new();
         for name in names {
             let found = resolve(&all, name).or_else(|e| match e {
