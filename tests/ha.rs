@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use swarm_harness::members::{bare, joined_as_voter, parse_members, Member};
 use swarm_harness::{
-    docker, docker_cmd, docker_ok, docker_with_stdin, free_port, http_get, info_value,
-    start_engines, start_manager, timed, trace, wait_ok, Engines, Manager, IMAGE,
+    compose_cmd, docker, docker_cmd, docker_ok, docker_with_stdin, free_port, http_get, info_value,
+    output_ok, start_engines, start_manager, timed, trace, wait_ok, Engines, Manager, IMAGE,
 };
 
 /// Number of managers in the test cluster.
@@ -443,6 +443,56 @@ fn scenario_through_a_follower(ha: &mut Ha) {
     docker_ok(&host, &["rm", "-f", "ha-attach"]);
 }
 
+/// docker-compose pointed at a follower: every call is forwarded to the
+/// leader (network and volume creates, creates placed by the project
+/// network, exec, down -v).
+fn scenario_compose_through_a_follower(ha: &mut Ha) {
+    let leader = ha.leader(Duration::from_secs(10));
+    let follower = ha.followers_of(leader)[0];
+    let host = ha.host(follower).to_string();
+    let dir = tempfile::tempdir().expect("project dir");
+    let project = dir.path().join("haproj");
+    std::fs::create_dir_all(&project).expect("project");
+    std::fs::write(
+        project.join("docker-compose.yml"),
+        format!(
+            "version: \"2.4\"\nservices:\n  app:\n    image: {IMAGE}\n    command: sleep 600\n    stop_grace_period: 1s\n    volumes: [\"appdata:/data\"]\n    networks: [inner]\n  side:\n    image: {IMAGE}\n    command: sleep 600\n    stop_grace_period: 1s\n    depends_on: [app]\n    networks: [inner]\nnetworks:\n  inner: {{}}\nvolumes:\n  appdata: {{}}\n"
+        ),
+    )
+    .expect("compose file");
+    let compose = |args: &[&str]| output_ok(compose_cmd(&host, &project, args));
+    compose(&["up", "-d"]);
+    let running = compose(&["ps", "--services", "--filter", "status=running"]);
+    let mut services: Vec<&str> = running.lines().collect();
+    services.sort_unstable();
+    assert_eq!(services, ["app", "side"], "{running}");
+    assert_eq!(
+        compose(&["exec", "-T", "side", "echo", "side-ok"]),
+        "side-ok"
+    );
+    // Both on the node that holds the project's network.
+    let nodes: BTreeSet<String> = ["haproj_app_1", "haproj_side_1"]
+        .iter()
+        .map(|c| docker_ok(&host, &["inspect", "-f", "{{.Node.Name}}", c]))
+        .collect();
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    compose(&["down", "-v"]);
+    let left = docker_ok(
+        &host,
+        &[
+            "ps",
+            "-aq",
+            "--filter",
+            "label=com.docker.compose.project=haproj",
+        ],
+    );
+    assert!(left.is_empty(), "{left}");
+    let nets = docker_ok(&host, &["network", "ls", "-q", "--filter", "name=haproj"]);
+    assert!(nets.is_empty(), "{nets}");
+    let vols = docker_ok(&host, &["volume", "ls", "-q", "--filter", "name=haproj"]);
+    assert!(vols.is_empty(), "{vols}");
+}
+
 fn scenario_leader_killed(ha: &mut Ha) {
     let leader = ha.leader(Duration::from_secs(10));
     let lhost = ha.host(leader).to_string();
@@ -733,9 +783,13 @@ fn three_managers_over_two_engines() {
     let t = Instant::now();
     let mut ha = Ha::start();
     eprintln!("cluster up in {:?}", t.elapsed());
-    let scenarios: [(&str, Scenario); 6] = [
+    let scenarios: [(&str, Scenario); 7] = [
         ("election", scenario_election),
         ("through a follower", scenario_through_a_follower),
+        (
+            "compose through a follower",
+            scenario_compose_through_a_follower,
+        ),
         ("leader killed", scenario_leader_killed),
         ("quorum lost", scenario_quorum_lost),
         ("learner until caught up", scenario_learner_until_caught_up),

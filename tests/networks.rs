@@ -7,11 +7,11 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use swarm_harness::{
-    docker, docker_ok, http_get, info_value, start_cluster, wait_for, Cluster, IMAGE,
+    compose_cmd, docker, docker_ok, http_get, info_value, output_ok, start_cluster, wait_for,
+    Cluster, IMAGE,
 };
 
 /// `docker -H <engine of node> ARGS`: what the node itself says.
@@ -312,25 +312,7 @@ volumes:
 
 /// `docker-compose ARGS` in `dir` against the manager; must succeed.
 fn compose(c: &Cluster, dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("timeout")
-        .arg("180")
-        .arg("docker-compose")
-        .args(args)
-        .current_dir(dir)
-        .env("DOCKER_HOST", c.host())
-        .env_remove("DOCKER_TLS_VERIFY")
-        .env_remove("DOCKER_CERT_PATH")
-        .env_remove("DOCKER_CONTEXT")
-        .output()
-        .expect("running docker-compose");
-    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(
-        out.status.success(),
-        "docker-compose {} failed\nstdout: {stdout}\nstderr: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    output_ok(compose_cmd(c.host(), dir, args))
 }
 
 fn scenario_compose(c: &Cluster) {

@@ -33,9 +33,10 @@ use swarm_harness::manager::TEST_LOG_LEVEL;
 use swarm_harness::members::{bare, joined_as_voter, parse_members, Member};
 use swarm_harness::pki::{anonymous_client_config, cert_der, serial, tls_exchange};
 use swarm_harness::{
-    client_config, docker_cmd, docker_in_tty, free_port, http_get, info_value, output_with_stdin,
-    start_engines, start_engines_with, timed, tls_flags, tls_request, wait_for, wait_ok, watchdog,
-    EngineOptions, EngineTls, Manager, ManagerConfig, Pki, FAST_REFRESH, IMAGE,
+    client_config, compose_cmd, docker_cmd, docker_in_tty, free_port, http_get, info_value,
+    output_ok, output_with_stdin, start_engines, start_engines_with, timed, tls_flags, tls_request,
+    wait_for, wait_ok, watchdog, EngineOptions, EngineTls, Manager, ManagerConfig, Pki,
+    FAST_REFRESH, IMAGE,
 };
 
 /// How long a TLS manager may take to answer its first `/_ping`.
@@ -476,29 +477,11 @@ fn compose_over_tls(host: &str, client_dir: &Path, home: &Path) {
     )
     .expect("compose file");
     let compose = |args: &[&str]| {
-        let out = Command::new("timeout")
-            .arg("120")
-            .arg("docker-compose")
-            .args(args)
-            .current_dir(&project)
-            .env("HOME", home)
-            .env("DOCKER_HOST", host)
+        let mut cmd = compose_cmd(host, &project, args);
+        cmd.env("HOME", home)
             .env("DOCKER_TLS_VERIFY", "1")
-            .env("DOCKER_CERT_PATH", client_dir)
-            // requests lets these override the CA docker-py names.
-            .env_remove("REQUESTS_CA_BUNDLE")
-            .env_remove("CURL_CA_BUNDLE")
-            .env_remove("DOCKER_CONTEXT")
-            .output()
-            .expect("running docker-compose");
-        assert!(
-            out.status.success(),
-            "docker-compose {} failed\nstdout: {}\nstderr: {}",
-            args.join(" "),
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
+            .env("DOCKER_CERT_PATH", client_dir);
+        output_ok(cmd)
     };
     // The docker CLI reads the same environment.
     let out = Command::new("timeout")

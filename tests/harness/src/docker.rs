@@ -27,6 +27,40 @@ pub fn docker_cmd(secs: u64, host: &str, args: &[&str]) -> Command {
     cmd
 }
 
+/// `docker-compose ARGS` in the project directory `dir` against `host`
+/// (as `DOCKER_HOST`), bounded by [`timed`]`(180)`; without the caller's
+/// `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH` and `DOCKER_CONTEXT`, and
+/// without `REQUESTS_CA_BUNDLE`/`CURL_CA_BUNDLE`, which requests lets
+/// override the CA docker-py names. A test over TLS sets its own.
+pub fn compose_cmd(host: &str, dir: &std::path::Path, args: &[&str]) -> Command {
+    trace(format!("docker-compose ({host}) {}", args.join(" ")));
+    let mut cmd = timed(180, "docker-compose");
+    cmd.args(args)
+        .current_dir(dir)
+        .env("DOCKER_HOST", host)
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE");
+    cmd
+}
+
+/// Runs `cmd` (e.g. [`compose_cmd`]), which must succeed; its stdout,
+/// trimmed. Panics with both outputs otherwise.
+pub fn output_ok(mut cmd: Command) -> String {
+    let what = format!("{cmd:?}");
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        out.status.success(),
+        "{what} failed ({})\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// Runs the docker CLI against `host` with `args`; returns (success, stdout, stderr). Never panics on a failed command.
 pub fn docker(host: &str, args: &[&str]) -> (bool, String, String) {
     // A hung CLI must fail the test, not stall the suite.
