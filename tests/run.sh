@@ -2,8 +2,9 @@
 # Runs every check and test of the workspace on a fresh machine of this kind:
 # installs what the tests need (busybox-static for the test image, dockerd and
 # iproute2 for the extra engines, docker-compose and openssl for the TLS
+# tests, etcd-server as the engines' cluster store in the overlay network
 # tests), then formatting, lints, unit and integration tests (the
-# integration tests start their own Docker engines).
+# integration tests start their own Docker engines and etcd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,8 @@ command -v iptables >/dev/null 2>&1 || need+=(iptables)
 command -v perl >/dev/null 2>&1 || need+=(perl)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

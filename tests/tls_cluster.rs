@@ -292,11 +292,12 @@ fn one_manager_serves_tls_clients_in_front_of_tls_engines() {
         .map(|region| EngineOptions {
             labels: vec![("region".to_string(), region.to_string())],
             tls: Some(EngineTls::in_dir(&engine_dir)),
+            ..EngineOptions::default()
         })
         .collect();
     options.push(EngineOptions {
         labels: vec![("region".to_string(), "local".to_string())],
-        tls: None,
+        ..EngineOptions::default()
     });
     let engines = start_engines_with(options);
     let engine_addrs = [

@@ -9,6 +9,12 @@
 //! Slots (subnet, bridge name, containerd namespace) are
 //! allocated across test processes by the slots module; every engine holds
 //! the [`crate::image`] `busybox:local`.
+//!
+//! An engine with a cluster store ([`EngineOptions::cluster_store`], e.g.
+//! an [`crate::etcd::Etcd`]) also runs in its own network namespace, as on
+//! a host of its own: two engines in one namespace would fight over the
+//! VXLAN devices and sandboxes of the same overlay network. See
+//! [`Engine::netns`] for its addresses.
 
 use std::fs::{self, OpenOptions};
 use std::net::TcpStream;
@@ -22,7 +28,10 @@ use crate::docker::docker;
 use crate::http::unix_ping;
 use crate::image::busybox_image_tar;
 use crate::ports::free_port;
-use crate::slots::{acquire_slot, reclaim_stale_slots, release_slot};
+use crate::slots::{
+    acquire_slot, bridge_name, bridge_rule, netns_name, reclaim_stale_slots, release_slot,
+    remove_slot_network, veth_name, veth_rule,
+};
 use crate::sys::{
     kill_tree, log_since_contains, remove_cgroups, remove_tree, run_checked, run_quiet,
     run_with_input, signal, tail_file, LOG_TAIL_LINES,
@@ -66,6 +75,12 @@ pub struct EngineOptions {
     pub labels: Vec<(String, String)>,
     /// TLS on the TCP listener; plain TCP when `None`.
     pub tls: Option<EngineTls>,
+    /// The cluster store (libkv URL, e.g. `etcd://172.29.M.1:PORT`, see
+    /// [`crate::etcd::Etcd::cluster_store`]) for multi-host overlay networks:
+    /// dockerd runs with `--cluster-store=URL
+    /// --cluster-advertise=<its IP>:<its TCP port>`, in a network namespace
+    /// of its own ([`Engine::netns`]).
+    pub cluster_store: Option<String>,
 }
 
 /// One extra dockerd started by the test.
@@ -89,13 +104,16 @@ pub struct Engine {
     labels: Vec<(String, String)>,
     /// TLS of the TCP listener, if any.
     tls: Option<EngineTls>,
+    /// `--cluster-store`, if any (the engine then has its own network namespace).
+    cluster_store: Option<String>,
     /// Slot number N: subnet 172.29.N.0/24, bridge `swtbrN`, containerd namespace `swtN`.
     slot: u8,
     /// The engine's own directory (etc/, data/, exec/, socket, pidfile, log).
     dir: PathBuf,
     /// The spawned dockerd, when running.
     child: Option<Child>,
-    /// Whether the bridge (and its iptables rule) was created and must be removed.
+    /// Whether the bridge (and its iptables rule), or the network namespace
+    /// (and its veth and rule), was created and must be removed.
     bridge_created: bool,
     /// Whether the slot lock file was written and must be removed.
     slot_held: bool,
@@ -110,6 +128,36 @@ impl Engine {
     /// The engine's TCP listener as a docker `-H` value: `tcp://127.0.0.1:PORT`.
     pub fn tcp_host(&self) -> String {
         format!("tcp://{}", self.tcp)
+    }
+
+    /// The port of the engine's TCP listener.
+    pub fn tcp_port(&self) -> u16 {
+        self.tcp
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The engine's network namespace (`/run/netns/NAME`, for `ip -n NAME`),
+    /// when it has one of its own (engines with a cluster store). It is
+    /// linked to the host by a veth pair, host side `swtvN` at
+    /// `172.29.N.129/30`, engine side `eth0` at `172.29.N.130/30` ([`Engine::ip`],
+    /// default route through the host, which forwards between the engines'
+    /// namespaces); the containers' bridge is inside, on `172.29.N.1/25`.
+    /// Its TCP listener stays on the host's `127.0.0.1:PORT` (the socket is
+    /// bound before dockerd enters the namespace).
+    pub fn netns(&self) -> Option<String> {
+        self.own_netns().then(|| netns_name(self.slot))
+    }
+
+    /// The `--cluster-store` the engine was started with, if any.
+    pub fn cluster_store(&self) -> Option<&str> {
+        self.cluster_store.as_deref()
+    }
+
+    /// Whether the engine runs in a network namespace of its own.
+    fn own_netns(&self) -> bool {
+        self.cluster_store.is_some()
     }
 
     /// The engine ID from `docker info` (`{{.ID}}`).
@@ -127,22 +175,35 @@ impl Engine {
         self.tls.as_ref()
     }
 
-    /// Name of the Linux bridge the engine's containers are attached to.
+    /// Name of the Linux bridge the engine's containers are attached to
+    /// (inside [`Engine::netns`] when the engine has its own).
     pub fn bridge(&self) -> String {
-        format!("swtbr{}", self.slot)
+        bridge_name(self.slot)
     }
 
-    /// The engine's private subnet, e.g. `172.29.7.0/24`.
+    /// The engine's private subnet, e.g. `172.29.7.0/24` (`172.29.7.0/25`
+    /// in a network namespace of its own, see [`Engine::netns`]).
     pub fn subnet(&self) -> String {
-        format!("172.29.{}.0/24", self.slot)
+        if self.own_netns() {
+            format!("172.29.{}.0/25", self.slot)
+        } else {
+            format!("172.29.{}.0/24", self.slot)
+        }
     }
 
-    /// The engine's bridge address, e.g. `172.29.7.1`: the host side of its
-    /// subnet and its default bind IP for published ports (dockerd `--ip`),
-    /// so `-p 8080:80` binds `172.29.7.1:8080` and the same host port can be
-    /// published on every engine at once.
+    /// The engine's address, e.g. `172.29.7.1`, and its default bind IP
+    /// for published ports (dockerd `--ip`), so `-p 8080:80` binds
+    /// `172.29.7.1:8080` and the same host port can be published on every
+    /// engine at once. It is the host side of the engine's bridge, or, for
+    /// an engine in its own network namespace, its address there,
+    /// `172.29.N.130`, reachable from the host and the other engines (its
+    /// `--cluster-advertise`).
     pub fn ip(&self) -> String {
-        format!("172.29.{}.1", self.slot)
+        if self.own_netns() {
+            format!("172.29.{}.130", self.slot)
+        } else {
+            format!("172.29.{}.1", self.slot)
+        }
     }
 
     /// The engine's directory (holds `dockerd.log`, data-root, exec-root...).
@@ -248,6 +309,12 @@ impl Engine {
 
     /// Spawns dockerd inside fresh UTS + mount namespaces (unshare execs sh,
     /// sh execs [perl, which execs] dockerd, so the child pid is dockerd's).
+    /// An engine with its own network namespace is started as `perl
+    /// nsenter --net unshare sh dockerd`, each exec'ing the next, so that
+    /// perl binds the TCP listener in the host's namespace; in its mount
+    /// namespace, a directory of its own is mounted on `/run/docker/netns`,
+    /// where libnetwork keeps its sandboxes under names that are the same
+    /// on every engine for an overlay network.
     ///
     /// The TCP listener is handed to dockerd with systemd socket activation
     /// (`-H fd://`, socket bound by a perl one-liner) because dockerd 20.10
@@ -265,15 +332,28 @@ impl Engine {
             .try_clone()
             .map_err(|e| format!("cloning log fd: {e}"))?;
         let ns = self.containerd_ns();
-        // The command run inside the namespaces: `[perl -e ACTIVATE ip:port] dockerd flags...`.
+        let own_netns = self.own_netns();
+        if own_netns && !perl_available() {
+            return Err("an engine in its own network namespace needs perl".into());
+        }
+        let activate = [
+            "perl".to_string(),
+            "-e".into(),
+            SOCKET_ACTIVATE_PL.into(),
+            self.tcp.clone(),
+        ];
+        // Around dockerd: `[perl -e ACTIVATE ip:port nsenter --net=NS]`
+        // before the UTS + mount namespaces are made, or `[perl -e ...]`
+        // inside them.
+        let mut outside: Vec<String> = Vec::new();
         let mut args: Vec<String> = Vec::new();
-        let tcp_host = if perl_available() {
-            args.extend([
-                "perl".into(),
-                "-e".into(),
-                SOCKET_ACTIVATE_PL.into(),
-                self.tcp.clone(),
-            ]);
+        let tcp_host = if own_netns {
+            outside.extend(activate);
+            outside.push("nsenter".into());
+            outside.push(format!("--net=/run/netns/{}", netns_name(self.slot)));
+            "fd://".to_string()
+        } else if perl_available() {
+            args.extend(activate);
             "fd://".to_string()
         } else {
             format!("tcp://{}", self.tcp)
@@ -308,9 +388,30 @@ impl Engine {
                 format!("--tlskey={}", tls.key.display()),
             ]);
         }
-        let script = "mount --bind \"$1\" /etc/docker && hostname \"$2\" && shift 2 && exec \"$@\"";
-        let child = Command::new("unshare")
-            .args([
+        if let Some(store) = &self.cluster_store {
+            args.extend([
+                format!("--cluster-store={store}"),
+                format!("--cluster-advertise={}:{}", self.ip(), self.tcp_port()),
+            ]);
+        }
+        // sh's arguments: the directory to mount on /etc/docker, the
+        // hostname, [the one to mount on /run/docker/netns,] the command.
+        let (script, netns_dir) = if own_netns {
+            (
+                "mount --bind \"$1\" /etc/docker && mount --bind \"$3\" /run/docker/netns \
+                 && hostname \"$2\" && shift 3 && exec \"$@\"",
+                Some(d.join("netns").display().to_string()),
+            )
+        } else {
+            (
+                "mount --bind \"$1\" /etc/docker && hostname \"$2\" && shift 2 && exec \"$@\"",
+                None,
+            )
+        };
+        let mut command = outside;
+        command.extend(
+            [
+                "unshare",
                 "--uts",
                 "--mount",
                 "--propagation",
@@ -319,10 +420,15 @@ impl Engine {
                 "-c",
                 script,
                 "sh",
-            ])
-            .arg(d.join("etc"))
-            .arg(&self.name)
-            .args(&args)
+            ]
+            .map(String::from),
+        );
+        command.push(d.join("etc").display().to_string());
+        command.push(self.name.clone());
+        command.extend(netns_dir);
+        command.extend(args);
+        let child = Command::new(&command[0])
+            .args(&command[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
@@ -405,8 +511,12 @@ impl Engine {
 
     /// Creates the bridge (on 172.29.N.1/24) and allows traffic between the
     /// engine's containers (dockerd runs with --iptables=false, and the host's
-    /// FORWARD policy is DROP with br_netfilter loaded).
+    /// FORWARD policy is DROP with br_netfilter loaded). For an engine in
+    /// its own network namespace, creates that instead ([`Engine::netns`]).
     fn create_bridge(&mut self) -> Result<(), String> {
+        if self.own_netns() {
+            return self.create_netns();
+        }
         let br = self.bridge();
         run_quiet("ip", &["link", "del", &br]);
         run_checked("ip", &["link", "add", &br, "type", "bridge"])?;
@@ -416,10 +526,70 @@ impl Engine {
             &["addr", "add", &format!("{}/24", self.ip()), "dev", &br],
         )?;
         run_checked("ip", &["link", "set", &br, "up"])?;
-        run_quiet(
-            "iptables",
-            &["-w", "-I", "FORWARD", "-i", &br, "-o", &br, "-j", "ACCEPT"],
+        insert_rule(&bridge_rule(&br));
+        Ok(())
+    }
+
+    /// Creates the engine's network namespace `swtnsN`: a veth pair from
+    /// the host (`swtvN`, 172.29.N.129/30) to the namespace (`eth0`,
+    /// 172.29.N.130/30, default route through the host), the containers'
+    /// bridge inside (172.29.N.1/25), and a FORWARD rule on the host from
+    /// this engine to the others (VXLAN on UDP 4789, gossip on 7946, the
+    /// engines' APIs); the host forwards IPv4 (dockerd turns that on, too).
+    fn create_netns(&mut self) -> Result<(), String> {
+        remove_slot_network(self.slot);
+        let (ns, veth, br, n) = (
+            netns_name(self.slot),
+            veth_name(self.slot),
+            self.bridge(),
+            self.slot,
         );
+        fs::create_dir_all(self.dir.join("netns"))
+            .map_err(|e| format!("creating netns dir: {e}"))?;
+        // The mount point of the engine's own sandbox directory.
+        fs::create_dir_all("/run/docker/netns")
+            .map_err(|e| format!("creating /run/docker/netns: {e}"))?;
+        let forward = "/proc/sys/net/ipv4/ip_forward";
+        if fs::read_to_string(forward).is_ok_and(|v| v.trim() == "0") {
+            fs::write(forward, "1").map_err(|e| format!("turning IPv4 forwarding on: {e}"))?;
+        }
+        run_checked("ip", &["netns", "add", &ns])?;
+        self.bridge_created = true;
+        let host_ip = format!("172.29.{n}.129");
+        let steps: [&[&str]; 9] = [
+            &[
+                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ],
+            &["addr", "add", &format!("{host_ip}/30"), "dev", &veth],
+            &["link", "set", &veth, "up"],
+            &["-n", &ns, "link", "set", "lo", "up"],
+            &[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{}/30", self.ip()),
+                "dev",
+                "eth0",
+            ],
+            &["-n", &ns, "link", "set", "eth0", "up"],
+            &["-n", &ns, "route", "add", "default", "via", &host_ip],
+            &["-n", &ns, "link", "add", &br, "type", "bridge"],
+            &[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("172.29.{n}.1/25"),
+                "dev",
+                &br,
+            ],
+        ];
+        for args in steps {
+            run_checked("ip", args)?;
+        }
+        run_checked("ip", &["-n", &ns, "link", "set", &br, "up"])?;
+        insert_rule(&veth_rule(&veth));
         Ok(())
     }
 
@@ -506,12 +676,7 @@ impl Engine {
         }
         remove_cgroups(&self.dir.join("data/containers"));
         if self.bridge_created {
-            let br = self.bridge();
-            run_quiet(
-                "iptables",
-                &["-w", "-D", "FORWARD", "-i", &br, "-o", &br, "-j", "ACCEPT"],
-            );
-            run_quiet("ip", &["link", "del", &br]);
+            remove_slot_network(self.slot);
             self.bridge_created = false;
         }
         remove_tree(&self.dir);
@@ -610,7 +775,7 @@ pub fn start_engines(labels: &[&[(&str, &str)]]) -> Engines {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            tls: None,
+            ..EngineOptions::default()
         })
         .collect();
     start_engines_with(options)
@@ -680,6 +845,7 @@ fn start_one(name: String, options: EngineOptions) -> Result<Engine, String> {
         engine_id: String::new(),
         labels: options.labels,
         tls: options.tls,
+        cluster_store: options.cluster_store,
         slot: 0,
         dir,
         child: None,
@@ -714,6 +880,13 @@ fn start_one(name: String, options: EngineOptions) -> Result<Engine, String> {
         );
     }
     Ok(engine)
+}
+
+/// `iptables -w -I RULE`, quietly (the host may have no iptables).
+fn insert_rule(rule: &[String]) {
+    let mut args = vec!["-w", "-I"];
+    args.extend(rule.iter().map(String::as_str));
+    run_quiet("iptables", &args);
 }
 
 /// Perl one-liner: bind+listen on `ARGV[0]` (ip:port) as fd 3, set

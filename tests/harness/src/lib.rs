@@ -6,7 +6,8 @@
 //! - [`mod@bench`]: the `swarm-bench` scenarios and their client and figures;
 //! - real engines for tests: [`engines`] (`dockerd`s in their own
 //!   namespaces, on slots shared across test processes) holding the
-//!   [`image`] `busybox:local`, driven with the [`mod@docker`] CLI;
+//!   [`image`] `busybox:local`, driven with the [`mod@docker`] CLI; a
+//!   real [`etcd`] as the engines' cluster store (overlay networks);
 //! - [`process`]: child processes (log, memory, CPU time, kill, stop,
 //!   start again); [`manager`]: `swarm manage` as one, for tests, benches
 //!   and `swarm-bench`; [`cluster`]: engines and a manager in front of
@@ -28,6 +29,7 @@ pub mod binary;
 pub mod cluster;
 pub mod docker;
 pub mod engines;
+pub mod etcd;
 pub mod hollow;
 pub mod http;
 pub mod image;
@@ -48,6 +50,7 @@ pub use docker::{
     info_value, output_ok, output_with_stdin, timed,
 };
 pub use engines::{start_engines, start_engines_with, Engine, EngineOptions, EngineTls, Engines};
+pub use etcd::Etcd;
 pub use http::http_get;
 pub use image::IMAGE;
 pub use manager::{start_manager, Manager, ManagerConfig};

@@ -1,5 +1,7 @@
 //! Slots of the real engines (subnet 172.29.N.0/24, bridge `swtbrN`,
-//! containerd namespace `swtN`), shared by every test process of the host:
+//! containerd namespace `swtN`; for an engine in its own network namespace
+//! also the namespace `swtnsN` and the veth `swtvN`; an [`crate::etcd::Etcd`]
+//! takes a slot for its address), shared by every test process of the host:
 //! a slot is recorded in a file under [`NET_LOCK_DIR`] (owner pid, its start
 //! time, the engine's directory) while a file lock is held, so several test
 //! binaries can start engines at the same time; slots left behind by a
@@ -54,17 +56,72 @@ fn slot_is_stale(content: &str) -> Option<PathBuf> {
     }
 }
 
-/// Cleans up after a dead owner: its engine's processes, bridge and files.
+/// Cleans up after a dead owner: its engine's processes, network and files.
 fn reclaim(slot: u8, dir: &Path) {
     kill_tree(&[], Some(&format!("{}/", dir.display())));
     remove_cgroups(&dir.join("data/containers"));
-    let br = format!("swtbr{slot}");
-    run_quiet(
-        "iptables",
-        &["-w", "-D", "FORWARD", "-i", &br, "-o", &br, "-j", "ACCEPT"],
-    );
-    run_quiet("ip", &["link", "del", &br]);
+    remove_slot_network(slot);
     remove_tree(dir);
+}
+
+/// The bridge of slot N, `swtbrN`: an engine's containers' bridge (in the
+/// engine's network namespace when it has one), or the interface holding
+/// an etcd's address.
+pub(crate) fn bridge_name(slot: u8) -> String {
+    format!("swtbr{slot}")
+}
+
+/// The network namespace of slot N's engine, when it has one: `swtnsN`
+/// (`/run/netns/swtnsN`).
+pub(crate) fn netns_name(slot: u8) -> String {
+    format!("swtns{slot}")
+}
+
+/// The host side of the veth pair into slot N's network namespace: `swtvN`.
+pub(crate) fn veth_name(slot: u8) -> String {
+    format!("swtv{slot}")
+}
+
+/// The FORWARD rule of a bridge on the host: traffic between its ports.
+pub(crate) fn bridge_rule(br: &str) -> Vec<String> {
+    ["FORWARD", "-i", br, "-o", br, "-j", "ACCEPT"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// The FORWARD rule of a veth on the host: traffic from the namespace
+/// behind it to every other engine's namespace (`swtv+`).
+pub(crate) fn veth_rule(veth: &str) -> Vec<String> {
+    ["FORWARD", "-i", veth, "-o", "swtv+", "-j", "ACCEPT"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// `iptables -w -D RULE`, quietly (the rule may not be there).
+pub(crate) fn delete_rule(rule: &[String]) {
+    let mut args = vec!["-w", "-D"];
+    args.extend(rule.iter().map(String::as_str));
+    run_quiet("iptables", &args);
+}
+
+/// Removes what slot N may have on the host, best effort: the bridge and
+/// its FORWARD rule, the veth (both ends) and its rule, the network
+/// namespace (and with it the bridge inside).
+pub(crate) fn remove_slot_network(slot: u8) {
+    let br = bridge_name(slot);
+    delete_rule(&bridge_rule(&br));
+    if Path::new("/sys/class/net").join(&br).exists() {
+        run_quiet("ip", &["link", "del", &br]);
+    }
+    let veth = veth_name(slot);
+    if Path::new("/sys/class/net").join(&veth).exists() {
+        delete_rule(&veth_rule(&veth));
+        run_quiet("ip", &["link", "del", &veth]);
+    }
+    let ns = netns_name(slot);
+    if Path::new("/run/netns").join(&ns).exists() {
+        run_quiet("ip", &["netns", "del", &ns]);
+    }
 }
 
 /// Reclaims, once per process, every slot whose owner process is dead.
@@ -114,9 +171,13 @@ pub(crate) fn acquire_slot(dir: &Path) -> Result<u8, String> {
             }
         }
         let prefix = format!(" 172.29.{slot}.");
+        let ours = [
+            format!(" {} ", bridge_name(slot)),
+            format!(" {} ", veth_name(slot)),
+        ];
         if addrs
             .lines()
-            .any(|l| l.contains(&prefix) && !l.contains(&format!(" swtbr{slot} ")))
+            .any(|l| l.contains(&prefix) && !ours.iter().any(|o| l.contains(o)))
         {
             continue; // someone else's network
         }

@@ -180,8 +180,9 @@ pub(crate) fn processes() -> Vec<(u32, u32, String)> {
     v
 }
 
-/// Whether a command line is one of the processes an engine runs (not, say,
-/// a `swarm manage` whose arguments name the engine's socket).
+/// Whether a command line is one of the processes the harness runs on a
+/// slot: an engine's (not, say, a `swarm manage` whose arguments name the
+/// engine's socket) or an [`crate::etcd::Etcd`].
 pub(crate) fn is_engine_process(cmdline: &str) -> bool {
     let program = cmdline.split_whitespace().next().unwrap_or("");
     let base = program.rsplit('/').next().unwrap_or(program);
@@ -193,7 +194,9 @@ pub(crate) fn is_engine_process(cmdline: &str) -> bool {
         "docker-init",
         "perl",
         "unshare",
+        "nsenter",
         "sh",
+        "etcd",
     ]
     .iter()
     .any(|p| base.starts_with(p))
