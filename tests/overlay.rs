@@ -109,10 +109,21 @@ fn overlay_network_spans_engines() {
         id
     );
     // Both engines registered themselves in the store, at their own IPs.
-    let (code, nodes) = o.etcd.get("/docker/nodes").expect("etcd");
-    assert!(
-        code == 200 && nodes.contains(&o.engines[0].ip()) && nodes.contains(&o.engines[1].ip()),
-        "engines not registered in etcd: {code} {nodes}"
+    // (Each engine registers on its own schedule after it started.)
+    wait_ok(
+        "both engines registered in etcd",
+        Duration::from_secs(30),
+        || {
+            let (code, nodes) = o.etcd.get("/docker/nodes")?;
+            if code == 200
+                && nodes.contains(&o.engines[0].ip())
+                && nodes.contains(&o.engines[1].ip())
+            {
+                Ok(())
+            } else {
+                Err(format!("engines not registered in etcd: {code} {nodes}"))
+            }
+        },
     );
 
     docker_ok(
