@@ -8,6 +8,7 @@
 
 mod containers;
 pub mod events;
+mod fanout;
 mod membership;
 pub mod networks;
 mod reschedule;
@@ -465,27 +466,6 @@ impl Manager {
                 Err(ManagerError::NoEngine(self.cluster.read().node_name(id)))
             }
         }
-    }
-
-    /// Runs `call` on every healthy node's engine at once; each answer with
-    /// its node and the node's name, in node-ID order.
-    pub async fn fan_out<F, Fut, T>(&self, call: F) -> Vec<(NodeId, String, T)>
-    where
-        F: Fn(Arc<Engine>) -> Fut,
-        Fut: std::future::Future<Output = T>,
-    {
-        let engines = self.healthy_engines();
-        let names: Vec<String> = {
-            let state = self.cluster.read();
-            engines.iter().map(|(n, _)| state.node_name(n)).collect()
-        };
-        let answers = futures::future::join_all(engines.iter().map(|(_, e)| call(e.clone()))).await;
-        engines
-            .into_iter()
-            .zip(names)
-            .zip(answers)
-            .map(|(((node, _), name), answer)| (node, name, answer))
-            .collect()
     }
 
     /// The healthy node named `name` (or with that ID); 404 when there is

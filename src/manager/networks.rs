@@ -20,6 +20,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
+use super::fanout::on_node;
 use super::{Manager, ManagerError};
 use crate::cluster::NodeId;
 use crate::scheduler::spec::Located;
@@ -343,35 +344,14 @@ impl Manager {
     }
 
     /// `POST /networks/prune`: on every healthy node; the removed networks
-    /// as `node/name` (a global network once). A node that fails is named
-    /// in the error, with what the others removed.
+    /// as `node/name`. A node that fails is named in the error, with what
+    /// the others removed.
     pub async fn prune_networks(&self, query: &str) -> Result<Value, ManagerError> {
-        let path = if query.is_empty() {
-            "/networks/prune".to_string()
-        } else {
-            format!("/networks/prune?{query}")
-        };
-        let answers = self
-            .fan_out(|engine| {
-                let path = path.clone();
-                async move { engine.call(hyper::Method::POST, &path, None).await }
-            })
+        let pruned = self
+            .prune_everywhere("networks", query, "NetworksDeleted")
             .await;
-        let mut deleted = Vec::new();
-        let mut failed = Vec::new();
-        for (_, node_name, answer) in answers {
-            let names = answer.map_err(|e| e.to_string()).and_then(|body| {
-                serde_json::from_slice::<Value>(&body)
-                    .map_err(|e| e.to_string())
-                    .map(|v| string_list(&v, "NetworksDeleted"))
-            });
-            match names {
-                Ok(names) => deleted.extend(names.into_iter().map(|n| format!("{node_name}/{n}"))),
-                Err(e) => failed.push(format!("{node_name}: {e}")),
-            }
-        }
         self.remember_networks().await;
-        partial(failed, &deleted)?;
+        let (deleted, _) = pruned?;
         Ok(serde_json::json!({ "NetworksDeleted": deleted }))
     }
 
@@ -405,53 +385,6 @@ impl Manager {
             });
         }
         Ok(located)
-    }
-}
-
-/// The strings of `key` in a JSON answer (`null` or missing: none).
-pub(super) fn string_list(value: &Value, key: &str) -> Vec<String> {
-    value
-        .get(key)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// An error naming the nodes that failed and what was done elsewhere;
-/// `Ok` when none failed.
-pub(super) fn partial(failed: Vec<String>, done: &[String]) -> Result<(), ManagerError> {
-    if failed.is_empty() {
-        return Ok(());
-    }
-    let done = if done.is_empty() {
-        "nothing was removed".to_string()
-    } else {
-        format!("removed: {}", done.join(", "))
-    };
-    Err(ManagerError::Internal(format!(
-        "failed on {}; {done}",
-        failed.join("; ")
-    )))
-}
-
-/// An engine's error with the node it came from, status kept.
-pub(super) fn on_node(e: ManagerError, node_name: &str) -> ManagerError {
-    match e {
-        ManagerError::Engine(engine) => {
-            let message = format!("{}: {}", node_name, engine.engine_message());
-            match engine.status() {
-                Some(404) => ManagerError::NotFound(message),
-                Some(409) => ManagerError::Conflict(message),
-                Some(400) => ManagerError::InvalidRequest(message),
-                _ => ManagerError::Internal(message),
-            }
-        }
-        other => other,
     }
 }
 
@@ -528,21 +461,6 @@ mod tests {
                 "node-2/bridge",
                 "ovl"
             ]
-        );
-    }
-
-    #[test]
-    fn partial_failures_name_the_node_and_what_was_done() {
-        assert!(partial(Vec::new(), &[]).is_ok());
-        let e = partial(
-            vec!["node-2: connection refused".into()],
-            &["node-1/x".into()],
-        )
-        .expect_err("failed");
-        let text = e.to_string();
-        assert!(
-            text.contains("node-2: connection refused") && text.contains("node-1/x"),
-            "{text}"
         );
     }
 }

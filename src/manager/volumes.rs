@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use super::networks::{on_node, partial, string_list};
+use super::fanout::{on_node, partial, string_list};
 use super::{Manager, ManagerError};
 use crate::cluster::NodeId;
 use crate::scheduler::spec::Located;
@@ -251,37 +251,9 @@ impl Manager {
     /// `POST /volumes/prune`: on every healthy node; removed volumes as
     /// `node/name`, space reclaimed summed.
     pub async fn prune_volumes(&self, query: &str) -> Result<Value, ManagerError> {
-        let path = if query.is_empty() {
-            "/volumes/prune".to_string()
-        } else {
-            format!("/volumes/prune?{query}")
-        };
-        let answers = self
-            .fan_out(|engine| {
-                let path = path.clone();
-                async move { engine.call(hyper::Method::POST, &path, None).await }
-            })
-            .await;
-        let mut deleted = Vec::new();
-        let mut reclaimed: i64 = 0;
-        let mut failed = Vec::new();
-        for (_, node_name, answer) in answers {
-            let parsed = answer
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| e.to_string()));
-            match parsed {
-                Ok(value) => {
-                    deleted.extend(
-                        string_list(&value, "VolumesDeleted")
-                            .into_iter()
-                            .map(|n| format!("{node_name}/{n}")),
-                    );
-                    reclaimed += value["SpaceReclaimed"].as_i64().unwrap_or(0);
-                }
-                Err(e) => failed.push(format!("{node_name}: {e}")),
-            }
-        }
-        partial(failed, &deleted)?;
+        let (deleted, reclaimed) = self
+            .prune_everywhere("volumes", query, "VolumesDeleted")
+            .await?;
         Ok(serde_json::json!({ "VolumesDeleted": deleted, "SpaceReclaimed": reclaimed }))
     }
 
