@@ -305,7 +305,13 @@ impl Manager {
         let (container, engine) = self.resolve(&container_ref).await?;
         let (all, _) = self.node_networks("").await;
         let found = resolve(&all, reference)?;
-        let Some(network) = found.iter().find(|n| n.node == container.node) else {
+        // A global network is the container's node's too, listed there
+        // or not yet.
+        let here = found
+            .iter()
+            .find(|n| n.node == container.node)
+            .or_else(|| found.iter().find(|n| n.is_global()));
+        let Some(network) = here else {
             let holders: Vec<String> = found.iter().map(|n| n.node_name.clone()).collect();
             return Err(ManagerError::InvalidRequest(format!(
                 "network {reference} is local to node {}; container {container_ref} runs on node {}",
