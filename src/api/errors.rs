@@ -110,6 +110,9 @@ impl From<ManagerError> for ApiError {
             }
             ManagerError::NotFound(message) => ApiError::not_found(message),
             ManagerError::Ambiguous(message) => ApiError::bad_request(message),
+            ManagerError::NoHealthyNode(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
             ManagerError::NoEngine(_) | ManagerError::Reschedule(_) | ManagerError::Internal(_) => {
                 ApiError::internal(e.to_string())
             }
@@ -158,5 +161,8 @@ mod tests {
         assert_eq!(e.message, "no manager with id 7");
         let e: ApiError = ManagerError::Membership("a change is in progress".into()).into();
         assert_eq!(e.status, StatusCode::CONFLICT);
+        let e: ApiError = ManagerError::NoHealthyNode("prune containers on".into()).into();
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.message, "no healthy node to prune containers on");
     }
 }

@@ -264,15 +264,6 @@ pub(super) async fn save(
     forward(engine.http(), request, &target).await
 }
 
-/// The healthy nodes, or an error saying there is none to `what`.
-fn healthy_or_error(manager: &Manager, what: &str) -> Result<Vec<(NodeId, Arc<Engine>)>, ApiError> {
-    let engines = manager.healthy_engines();
-    if engines.is_empty() {
-        return Err(ApiError::internal(format!("no healthy node to {what}")));
-    }
-    Ok(engines)
-}
-
 /// `POST /images/create` (pull or import from a URL): on every healthy node
 /// at once; the nodes' progress messages follow each other in the answer.
 /// When every node refuses up front, the first refusal is the answer.
@@ -282,7 +273,7 @@ pub(super) async fn pull(
     request: Request,
 ) -> Result<Response, ApiError> {
     let manager = &app.manager;
-    let engines = healthy_or_error(manager, "pull images to")?;
+    let engines = manager.healthy_or_error("pull images to")?;
     let target = with_query(
         &format!("{}/images/create", version.prefix()),
         &query_of(&request),
@@ -333,7 +324,7 @@ pub(super) async fn load(
     request: Request,
 ) -> Result<Response, ApiError> {
     let manager = &app.manager;
-    let engines = healthy_or_error(manager, "load images to")?;
+    let engines = manager.healthy_or_error("load images to")?;
     let target = with_query(
         &format!("{}/images/load", version.prefix()),
         &query_of(&request),

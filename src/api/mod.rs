@@ -6,6 +6,7 @@
 //! concerned. Errors are Docker-shaped (`{"message": ...}`).
 
 mod containers;
+mod disk;
 pub mod errors;
 pub mod guard;
 mod images;
@@ -199,15 +200,19 @@ pub fn router(manager: Arc<Manager>, checks: guard::Front) -> Router {
         .route("/version", get(system::version))
         .route("/info", get(system::info))
         .route("/events", get(system::events))
+        .route("/system/df", get(disk::disk_usage))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))
+        .route("/containers/prune", post(disk::prune_containers))
         .route("/containers/{*rest}", any(containers::dispatch))
         .route("/exec/{*rest}", any(containers::exec))
         .route("/images/json", get(images::list))
         .route("/images/load", post(images::load))
         .route("/images/create", post(images::pull))
         .route("/images/get", get(images::save))
+        .route("/images/prune", post(disk::prune_images))
         .route("/images/{*rest}", any(images::dispatch))
+        .route("/build/prune", post(disk::prune_build_cache))
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))
         .route("/networks/prune", post(networks::prune))

@@ -7,6 +7,7 @@
 //! request changed.
 
 mod containers;
+mod disk;
 pub mod events;
 mod fanout;
 mod membership;
@@ -34,6 +35,7 @@ use crate::scheduler::{self, ContainerSpec, Unschedulable};
 use crate::upstream::BadAddr;
 
 pub use containers::{Change, CreateRequest, EngineAnswer};
+pub use disk::{container_name, NodeFailure, Prune, Pruned};
 pub use membership::MemberRole;
 
 /// Placement attempts before a create gives up under contention.
@@ -95,6 +97,9 @@ pub enum ManagerError {
     /// The node has no connected engine.
     #[error("node {0} has no engine connection")]
     NoEngine(String),
+    /// No node is healthy to do what was asked (the words after "to").
+    #[error("no healthy node to {0}")]
+    NoHealthyNode(String),
     /// A container cannot be re-created from what the state holds.
     #[error("cannot reschedule: {0}")]
     Reschedule(String),
