@@ -1,7 +1,8 @@
-//! Disk usage and prunes end to end: two real engines, `swarm manage` in
-//! front of them, and the real `docker` CLI (`system df`, `container
-//! prune`). One cluster for the whole file; each scenario runs in turn
-//! and every failure is reported by name at the end.
+//! Disk usage, prunes and commit end to end: two real engines, `swarm
+//! manage` in front of them, and the real `docker` CLI (`system df`,
+//! `container prune`, `image prune`, `builder prune`, `commit`). One
+//! cluster for the whole file; each scenario runs in turn and every
+//! failure is reported by name at the end.
 //!
 //! The manager is started with `--engine-failure-retry 1000`: a killed
 //! engine stays a healthy node of the state for the rest of the file, so
@@ -232,6 +233,95 @@ fn scenario_container_prune(c: &Cluster) {
     assert!(err.contains("Invalid filter 'bogus'"), "{err}");
 }
 
+fn scenario_commit(c: &Cluster) {
+    let [n1, _] = node_names(c);
+    run_on(
+        c,
+        &n1,
+        "to-commit",
+        true,
+        &[],
+        &["sh", "-c", "echo committed-content > /marker; sleep 600"],
+    );
+    wait_for("the marker written", Duration::from_secs(10), || {
+        let out = c.ok(&["exec", "to-commit", "cat", "/marker"]);
+        (out == "committed-content").then_some(())
+    });
+    let id = c.ok(&["commit", "to-commit", "committed:1"]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    // Listed at once, on the container's node only.
+    let images = c.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(images.lines().any(|l| l == "committed:1"), "{images}");
+    for engine in c.engines.iter() {
+        let on_engine = docker_ok(&engine.host(), &["images", "-q", "committed:1"]);
+        assert_eq!(!on_engine.is_empty(), engine.name == n1, "{}", engine.name);
+    }
+    // Placement prefers the node that holds the image: the run works.
+    let out = c.ok(&[
+        "run",
+        "--name",
+        "from-commit",
+        "committed:1",
+        "cat",
+        "/marker",
+    ]);
+    assert_eq!(out, "committed-content");
+    assert_eq!(c.node_of("from-commit"), n1);
+    // node/name references and the commit's options reach the engine.
+    c.ok(&[
+        "commit",
+        "-c",
+        "LABEL made=by-commit",
+        &format!("{n1}/to-commit"),
+        "committed:2",
+    ]);
+    let label = c.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"made\"}}",
+        "committed:2",
+    ]);
+    assert_eq!(label, "by-commit");
+    let err = c.err(&["commit", "no-such-container", "committed:3"]);
+    assert!(
+        err.contains("No such container: no-such-container"),
+        "{err}"
+    );
+    c.ok(&["rm", "-f", "to-commit", "from-commit"]);
+    c.ok(&["rmi", "committed:1", "committed:2"]);
+}
+
+fn scenario_image_prune(c: &Cluster) {
+    // Two commits to the same tag leave the first image dangling, on each
+    // node.
+    let mut dangling = BTreeSet::new();
+    for keep in ["keep-1", "keep-2"] {
+        let first = c.ok(&["commit", keep, "pruneme:1"]);
+        c.ok(&["commit", keep, "pruneme:1"]);
+        dangling.insert(first.trim_start_matches("sha256:").to_string());
+    }
+    let listed: BTreeSet<String> = c
+        .ok(&["images", "-q", "--no-trunc", "--filter", "dangling=true"])
+        .lines()
+        .map(|l| l.trim_start_matches("sha256:").to_string())
+        .collect();
+    assert_eq!(listed, dangling);
+    let out = c.ok(&["image", "prune", "-f"]);
+    assert_eq!(deleted_ids(&out), dangling, "{out}");
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    for host in std::iter::once(c.host().to_string()).chain(c.engines.iter().map(|e| e.host())) {
+        let left = docker_ok(&host, &["images", "-q", "--filter", "dangling=true"]);
+        assert!(left.is_empty(), "{host}: {left}");
+    }
+    // The tagged ones stay, on both nodes.
+    let images = c.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(images.lines().any(|l| l == "pruneme:1"), "{images}");
+    c.ok(&["rmi", "pruneme:1"]);
+    let out = c.ok(&["builder", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space"), "{out}");
+}
+
 fn scenario_prune_with_a_node_down(c: &mut Cluster) {
     let [n1, n2] = node_names(c);
     run_on(c, &n1, "down-1", false, &[], &["true"]);
@@ -269,7 +359,7 @@ fn scenario_prune_with_a_node_down(c: &mut Cluster) {
 }
 
 #[test]
-fn disk_usage_and_prunes() {
+fn disk_usage_prunes_and_commit() {
     let engines = start_engines(&[&[("region", "eu")], &[("region", "us")]]);
     let discovery = format!("nodes://{},{}", engines[0].tcp, engines[1].tcp);
     let manager = start_manager(&[
@@ -291,6 +381,8 @@ fn disk_usage_and_prunes() {
         &[
             ("system df", scenario_system_df),
             ("container prune", scenario_container_prune),
+            ("commit", scenario_commit),
+            ("image prune", scenario_image_prune),
         ],
         |_| {},
     );

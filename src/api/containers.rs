@@ -278,12 +278,7 @@ pub(super) async fn create(
             headers,
         })
         .await?;
-    let mut response = Response::new(Body::from(answer.body));
-    *response.status_mut() = answer.status;
-    if let Some(ct) = answer.content_type {
-        response.headers_mut().insert("content-type", ct);
-    }
-    Ok(response)
+    Ok(super::engine_answer(answer))
 }
 
 /// Splits `web/start` into (`web`, `start`); `node-1/web/json` into

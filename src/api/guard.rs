@@ -317,8 +317,8 @@ fn normal_origin(origin: &str) -> String {
 }
 
 /// Whether `method path` (version prefix stripped) takes a JSON body:
-/// create, update, start, exec create and start, and the managers'
-/// join and remove.
+/// create, update, start, commit, exec create and start, and the
+/// managers' join and remove.
 pub fn takes_json(method: &Method, path: &str) -> bool {
     if method != Method::POST {
         return false;
@@ -328,6 +328,7 @@ pub fn takes_json(method: &Method, path: &str) -> bool {
         "/containers/create"
             | "/networks/create"
             | "/volumes/create"
+            | "/commit"
             | "/_swarm/join"
             | "/_swarm/remove"
     ) {
@@ -551,6 +552,7 @@ mod tests {
             "/containers/node-1/web/start",
             "/containers/abc/exec",
             "/exec/abc/start",
+            "/commit",
             "/_swarm/join",
             "/_swarm/remove",
         ] {

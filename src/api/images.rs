@@ -15,10 +15,12 @@ use futures::{SinkExt, StreamExt};
 
 use super::containers::engine_get;
 use super::proxy::{engine_error, forward, read_body};
-use super::{json_response, query_of, with_query, ApiError, App, ClientVersion, BODY_LIMIT};
+use super::{
+    json_response, query_of, query_param, with_query, ApiError, App, ClientVersion, BODY_LIMIT,
+};
 use crate::cluster::NodeId;
 use crate::engine::Engine;
-use crate::manager::Manager;
+use crate::manager::{CommitRequest, Manager};
 
 /// Per-image actions, the last path segment after the image name.
 const ACTIONS: [&str; 5] = ["json", "tag", "get", "history", "push"];
@@ -262,6 +264,37 @@ pub(super) async fn save(
     let engine = manager.engine(&node)?;
     let target = with_query(&format!("{}/images/get", version.prefix()), &query);
     forward(engine.http(), request, &target).await
+}
+
+/// `POST /commit?container=REF&repo=..&tag=..`: the container committed
+/// on its node, whose images are then re-read ([`Manager::commit`]).
+pub(super) async fn commit(
+    State(app): State<Arc<App>>,
+    Extension(version): Extension<ClientVersion>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let query = query_of(&request);
+    let container = query_param(&query, "container")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request("no container to commit: the query needs container=NAME_OR_ID")
+        })?;
+    let content_type = request.headers().get("content-type").cloned();
+    // Read whole and bounded by the front already (--api-max-body-size).
+    let body = axum::body::to_bytes(request.into_body(), usize::MAX)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading body: {e}")))?;
+    let answer = app
+        .manager
+        .commit(CommitRequest {
+            container,
+            prefix: version.prefix(),
+            query,
+            body,
+            content_type,
+        })
+        .await?;
+    Ok(super::engine_answer(answer))
 }
 
 /// `POST /images/create` (pull or import from a URL): on every healthy node

@@ -212,6 +212,7 @@ pub fn router(manager: Arc<Manager>, checks: guard::Front) -> Router {
         .route("/images/get", get(images::save))
         .route("/images/prune", post(disk::prune_images))
         .route("/images/{*rest}", any(images::dispatch))
+        .route("/commit", post(images::commit))
         .route("/build/prune", post(disk::prune_build_cache))
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))
@@ -432,6 +433,16 @@ pub fn query_param(query: &str, key: &str) -> Option<String> {
     url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.into_owned())
+}
+
+/// An engine's whole answer (status, content type, body) as the client's.
+pub fn engine_answer(answer: crate::manager::EngineAnswer) -> Response {
+    let mut response = Response::new(Body::from(answer.body));
+    *response.status_mut() = answer.status;
+    if let Some(ct) = answer.content_type {
+        response.headers_mut().insert("content-type", ct);
+    }
+    response
 }
 
 /// A JSON answer with `status`.

@@ -10,6 +10,7 @@ mod containers;
 mod disk;
 pub mod events;
 mod fanout;
+mod images;
 mod membership;
 pub mod networks;
 mod reschedule;
@@ -36,6 +37,7 @@ use crate::upstream::BadAddr;
 
 pub use containers::{Change, CreateRequest, EngineAnswer};
 pub use disk::{container_name, NodeFailure, Prune, Pruned};
+pub use images::CommitRequest;
 pub use membership::MemberRole;
 
 /// Placement attempts before a create gives up under contention.
