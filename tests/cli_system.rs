@@ -1,8 +1,9 @@
-//! Disk usage, prunes and commit end to end: two real engines, `swarm
-//! manage` in front of them, and the real `docker` CLI (`system df`,
-//! `container prune`, `image prune`, `builder prune`, `commit`). One
-//! cluster for the whole file; each scenario runs in turn and every
-//! failure is reported by name at the end.
+//! Disk usage, prunes, commit and the routes of the whole Engine API,
+//! end to end: two real engines, `swarm manage` in front of them, and the
+//! real `docker` CLI (`system df`, `container prune`, `image prune`,
+//! `builder prune`, `commit`, `search`, `node ls`, ...). One cluster for
+//! the whole file; each scenario runs in turn and every failure is
+//! reported by name at the end.
 //!
 //! The manager is started with `--engine-failure-retry 1000`: a killed
 //! engine stays a healthy node of the state for the rest of the file, so
@@ -322,6 +323,75 @@ fn scenario_image_prune(c: &Cluster) {
     assert!(out.contains("Total reclaimed space"), "{out}");
 }
 
+fn scenario_routes(c: &Cluster) {
+    // Paths that were read as names are routes of their own.
+    let err = c.err(&["search", "x"]);
+    assert!(!err.contains("No such image"), "{err}");
+    assert!(!err.contains("page not found"), "{err}");
+    assert!(
+        err.contains("index.docker.io"),
+        "the engine's search ran: {err}"
+    );
+    for args in [["node", "ls"], ["service", "ls"], ["secret", "ls"]] {
+        let err = c.err(&args);
+        assert!(
+            err.contains("This node is not a swarm manager. It is a classic-style cluster manager"),
+            "{args:?}: {err}"
+        );
+    }
+    let err = c.err(&["plugin", "ls"]);
+    assert!(
+        err.contains(
+            "GET /plugins is not supported by this cluster: plugins are installed on each engine"
+        ),
+        "{err}"
+    );
+    // `docker inspect` asks for a plugin as well before it gives up: the
+    // refusal says "not supported", which it passes over.
+    let err = c.err(&["inspect", "nothing-here"]);
+    assert!(err.contains("No such object: nothing-here"), "{err}");
+    let addr = &c.manager.addr;
+    for (method, path, status, expect) in [
+        (
+            "GET",
+            "/v1.41/swarm",
+            503,
+            "This node is not a swarm manager.",
+        ),
+        ("POST", "/swarm/init", 503, "(/swarm)"),
+        ("GET", "/tasks/abc", 503, "(/tasks)"),
+        ("GET", "/configs", 503, "(/configs)"),
+        ("POST", "/v1.41/build", 501, "POST /build is not supported"),
+        ("POST", "/session", 501, "POST /session is not supported"),
+        (
+            "POST",
+            "/plugins/pull",
+            501,
+            "POST /plugins/pull is not supported",
+        ),
+        ("GET", "/containers/prune", 405, "method GET not allowed"),
+        ("GET", "/images/prune", 405, "method GET not allowed"),
+        ("POST", "/images/search", 405, "method POST not allowed"),
+        ("POST", "/commit", 400, "no container to commit"),
+        ("GET", "/system/nothing", 404, "page not found"),
+    ] {
+        let (got, body) = http(addr, method, path);
+        assert_eq!(got, status, "{method} {path}: {body}");
+        let message = json(&body)["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(message.contains(expect), "{method} {path}: {message}");
+    }
+    // A container or image named as a fixed path is still removed by name.
+    c.ok(&["create", "--name", "prune", IMAGE, "true"]);
+    c.ok(&["rm", "prune"]);
+    c.ok(&["tag", IMAGE, "search:latest"]);
+    c.ok(&["rmi", "search"]);
+    let images = c.ok(&["images", "--format", "{{.Repository}}"]);
+    assert!(!images.lines().any(|l| l == "search"), "{images}");
+}
+
 fn scenario_prune_with_a_node_down(c: &mut Cluster) {
     let [n1, n2] = node_names(c);
     run_on(c, &n1, "down-1", false, &[], &["true"]);
@@ -359,7 +429,7 @@ fn scenario_prune_with_a_node_down(c: &mut Cluster) {
 }
 
 #[test]
-fn disk_usage_prunes_and_commit() {
+fn disk_usage_prunes_commit_and_routes() {
     let engines = start_engines(&[&[("region", "eu")], &[("region", "us")]]);
     let discovery = format!("nodes://{},{}", engines[0].tcp, engines[1].tcp);
     let manager = start_manager(&[
@@ -383,6 +453,7 @@ fn disk_usage_prunes_and_commit() {
             ("container prune", scenario_container_prune),
             ("commit", scenario_commit),
             ("image prune", scenario_image_prune),
+            ("routes", scenario_routes),
         ],
         |_| {},
     );

@@ -15,6 +15,7 @@ mod listing;
 mod managers;
 mod networks;
 pub mod proxy;
+mod refused;
 pub mod serve;
 mod system;
 mod volumes;
@@ -201,19 +202,46 @@ pub fn router(manager: Arc<Manager>, checks: guard::Front) -> Router {
         .route("/info", get(system::info))
         .route("/events", get(system::events))
         .route("/system/df", get(disk::disk_usage))
-        .route("/containers/json", get(containers::list))
-        .route("/containers/create", post(containers::create))
-        .route("/containers/prune", post(disk::prune_containers))
+        .route("/auth", post(system::on_any_node))
+        .route("/distribution/{*rest}", get(system::on_any_node))
+        // A `DELETE` of a fixed path under /containers/ or /images/
+        // removes the container or image of that name, as on an engine.
+        .route(
+            "/containers/json",
+            get(containers::list).delete(containers::dispatch),
+        )
+        .route(
+            "/containers/create",
+            post(containers::create).delete(containers::dispatch),
+        )
+        .route(
+            "/containers/prune",
+            post(disk::prune_containers).delete(containers::dispatch),
+        )
         .route("/containers/{*rest}", any(containers::dispatch))
         .route("/exec/{*rest}", any(containers::exec))
-        .route("/images/json", get(images::list))
-        .route("/images/load", post(images::load))
-        .route("/images/create", post(images::pull))
-        .route("/images/get", get(images::save))
-        .route("/images/prune", post(disk::prune_images))
+        .route("/images/json", get(images::list).delete(images::dispatch))
+        .route("/images/load", post(images::load).delete(images::dispatch))
+        .route(
+            "/images/create",
+            post(images::pull).delete(images::dispatch),
+        )
+        .route("/images/get", get(images::save).delete(images::dispatch))
+        .route(
+            "/images/search",
+            get(system::on_any_node).delete(images::dispatch),
+        )
+        .route(
+            "/images/prune",
+            post(disk::prune_images).delete(images::dispatch),
+        )
         .route("/images/{*rest}", any(images::dispatch))
         .route("/commit", post(images::commit))
         .route("/build/prune", post(disk::prune_build_cache))
+        .route("/build", any(refused::build))
+        .route("/session", any(refused::session))
+        .route("/plugins", any(refused::plugins))
+        .route("/plugins/{*rest}", any(refused::plugins))
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))
         .route("/networks/prune", post(networks::prune))
@@ -225,10 +253,22 @@ pub fn router(manager: Arc<Manager>, checks: guard::Front) -> Router {
         .route("/_swarm/members", get(managers::members))
         .route("/_swarm/join", post(managers::join))
         .route("/_swarm/remove", post(managers::remove))
+        .merge(swarm_mode_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(app.clone(), front))
         .with_state(app)
+}
+
+/// Swarm mode's endpoints, every one refused ([`refused::swarm_mode`]).
+fn swarm_mode_routes() -> Router<Arc<App>> {
+    ["swarm", "nodes", "services", "tasks", "secrets", "configs"]
+        .into_iter()
+        .fold(Router::new(), |router, resource| {
+            router
+                .route(&format!("/{resource}"), any(refused::swarm_mode))
+                .route(&format!("/{resource}/{{*rest}}"), any(refused::swarm_mode))
+        })
 }
 
 /// What every request goes through before its route, in one layer (each

@@ -136,6 +136,23 @@ pub(super) async fn info(State(app): State<Arc<App>>) -> Response {
     )
 }
 
+/// Calls that any engine answers alike, passed through to one healthy
+/// node: a registry search (`GET /images/search`), a login (`POST
+/// /auth`), a registry lookup (`GET /distribution/{name}/json`).
+pub(super) async fn on_any_node(
+    State(app): State<Arc<App>>,
+    axum::Extension(version): axum::Extension<super::ClientVersion>,
+    request: axum::extract::Request,
+) -> Result<Response, super::ApiError> {
+    let path = request.uri().path().to_string();
+    let (_, engine) = app.manager.some_healthy_engine(&format!("answer {path}"))?;
+    let target = super::with_query(
+        &format!("{}{path}", version.prefix()),
+        &super::query_of(&request),
+    );
+    super::proxy::forward(engine.http(), request, &target).await
+}
+
 /// `GET /events`: the cluster's events (see [`crate::manager::events`]),
 /// one JSON object per line, filtered by `filters`: with `since` (Unix
 /// seconds) first the kept ones from then on, then the new ones; ends at

@@ -1,6 +1,10 @@
 //! Images made on one node: `docker commit` goes to the container's node,
 //! and the node's images are re-read before the answer, so the new image
-//! is listed at once and placement prefers the node that holds it.
+//! is listed at once and placement prefers the node that holds it. Also
+//! the pick of one healthy node for the calls any engine answers alike
+//! (registry search, `docker login`, registry lookups).
+
+use std::sync::Arc;
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -8,6 +12,8 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::Request;
 
 use super::{EngineAnswer, Manager, ManagerError};
+use crate::cluster::NodeId;
+use crate::engine::Engine;
 
 /// A `docker commit` as the API received it.
 #[derive(Debug, Clone)]
@@ -63,5 +69,15 @@ impl Manager {
             content_type: parts.headers.get(CONTENT_TYPE).cloned(),
             body,
         })
+    }
+
+    /// A healthy node for a call that any engine answers alike (`what`
+    /// says what for, in the error when there is none): the first in
+    /// node-ID order.
+    pub fn some_healthy_engine(&self, what: &str) -> Result<(NodeId, Arc<Engine>), ManagerError> {
+        self.healthy_engines()
+            .into_iter()
+            .next()
+            .ok_or_else(|| ManagerError::NoHealthyNode(what.to_string()))
     }
 }
