@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Body;
+use hyper::Method;
 use serde_json::{Map, Value};
 
 use super::{Manager, ManagerError};
@@ -122,12 +123,15 @@ impl Manager {
     /// `400` (the request's own fault, the same on every node) fails the
     /// whole call, and so does every node failing.
     pub async fn disk_usage(&self, path_and_query: &str) -> Result<Value, ManagerError> {
-        let engines = self.healthy_or_error("report disk usage of")?;
-        let answers = self.on_every_node(&engines, "GET", path_and_query).await;
+        let answers = self
+            .fan_out(|engine| whole_answer(engine, Method::GET, path_and_query))
+            .await;
+        if answers.is_empty() {
+            return Err(ManagerError::NoHealthyNode("report disk usage of".into()));
+        }
         let mut usage = DiskUsage::default();
         let mut first_error = None;
-        for (node, answer) in answers {
-            let name = self.state().node_name(&node);
+        for (_, name, answer) in answers {
             match answer.and_then(|body| usage_of(&body)) {
                 Ok(node_usage) => usage.add(&name, node_usage),
                 Err(e) if is_client_error(&e) => return Err(e),
@@ -155,13 +159,20 @@ impl Manager {
         prefix: &str,
         query: &str,
     ) -> Result<Pruned, ManagerError> {
-        let engines = self.healthy_or_error(&format!("prune {} on", kind.what()))?;
         let path = if query.is_empty() {
             format!("{prefix}{}", kind.path())
         } else {
             format!("{prefix}{}?{query}", kind.path())
         };
-        let answers = self.on_every_node(&engines, "POST", &path).await;
+        let answers = self
+            .fan_out(|engine| whole_answer(engine, Method::POST, &path))
+            .await;
+        if answers.is_empty() {
+            return Err(ManagerError::NoHealthyNode(format!(
+                "prune {} on",
+                kind.what()
+            )));
+        }
         let mut pruned = Pruned {
             kind,
             answer: Value::Null,
@@ -171,8 +182,7 @@ impl Manager {
         let mut deleted: Vec<Value> = Vec::new();
         let mut reclaimed: u64 = 0;
         let mut answered = Vec::new();
-        for (node, answer) in answers {
-            let name = self.state().node_name(&node);
+        for (node, name, answer) in answers {
             let parsed = answer.and_then(|body| {
                 serde_json::from_slice::<Value>(&body).map_err(|e| {
                     ManagerError::Internal(format!(
@@ -215,71 +225,51 @@ impl Manager {
         );
         answer.insert("SpaceReclaimed".into(), Value::from(reclaimed));
         pruned.answer = Value::Object(answer);
-        self.refresh_after_prune(kind, &engines, &answered).await;
+        self.refresh_after_prune(kind, &answered).await;
         Ok(pruned)
     }
 
     /// Re-reads what a prune of `kind` changed on the nodes that answered.
-    async fn refresh_after_prune(
-        &self,
-        kind: Prune,
-        engines: &[(NodeId, Arc<Engine>)],
-        answered: &[NodeId],
-    ) {
-        let jobs = engines
-            .iter()
-            .filter(|(node, _)| answered.contains(node))
-            .map(|(node, engine)| async move {
-                let refreshed = match kind {
-                    Prune::Containers => self.refresh_node_containers(node, engine).await,
-                    Prune::Images => self.refresh_node_images(node, engine).await,
-                    Prune::BuildCache => Ok(()),
-                };
-                if let Err(e) = refreshed {
-                    tracing::debug!(%node, error = %e, "refresh after a prune failed");
-                }
-            });
+    async fn refresh_after_prune(&self, kind: Prune, answered: &[NodeId]) {
+        let jobs = answered.iter().map(|node| async move {
+            let refreshed = match kind {
+                Prune::Containers => match self.engine(node) {
+                    Ok(engine) => self.refresh_node_containers(node, &engine).await,
+                    Err(e) => Err(e),
+                },
+                Prune::Images => self.refresh_images(node).await,
+                Prune::BuildCache => Ok(()),
+            };
+            if let Err(e) = refreshed {
+                tracing::debug!(%node, error = %e, "refresh after a prune failed");
+            }
+        });
         futures::future::join_all(jobs).await;
     }
+}
 
-    /// The healthy nodes, or an error saying there is none to `what`.
-    pub fn healthy_or_error(&self, what: &str) -> Result<Vec<(NodeId, Arc<Engine>)>, ManagerError> {
-        let engines = self.healthy_engines();
-        if engines.is_empty() {
-            return Err(ManagerError::NoHealthyNode(what.to_string()));
-        }
-        Ok(engines)
-    }
-
-    /// Sends `method path_and_query` (no body) to each of `engines` at once;
-    /// each node's whole answer body on success, else its error (an error
-    /// status as the engine's API error).
-    async fn on_every_node(
-        &self,
-        engines: &[(NodeId, Arc<Engine>)],
-        method: &str,
-        path_and_query: &str,
-    ) -> Vec<(NodeId, Result<bytes::Bytes, ManagerError>)> {
-        let jobs = engines.iter().map(|(node, engine)| async move {
-            let answer = async {
-                let request = hyper::Request::builder()
-                    .method(method)
-                    .uri(path_and_query)
-                    .body(Body::empty())
-                    .map_err(|e| ManagerError::InvalidRequest(format!("invalid request: {e}")))?;
-                let response = engine.exchange(request).await?;
-                let (parts, body) = response.into_parts();
-                if parts.status.is_success() {
-                    Ok(body)
-                } else {
-                    Err(ManagerError::Engine(
-                        engine.status_error(parts.status, &body),
-                    ))
-                }
-            };
-            (node.clone(), answer.await)
-        });
-        futures::future::join_all(jobs).await
+/// `method path_and_query` (no body) sent to `engine`: its whole answer
+/// body on success, else its error (an error status as the engine's API
+/// error). Not bounded in time, unlike [`Engine::call`]: a prune of many
+/// images, or a `df` computing many sizes, takes the engine a while.
+async fn whole_answer(
+    engine: Arc<Engine>,
+    method: Method,
+    path_and_query: &str,
+) -> Result<bytes::Bytes, ManagerError> {
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path_and_query)
+        .body(Body::empty())
+        .map_err(|e| ManagerError::InvalidRequest(format!("invalid request: {e}")))?;
+    let response = engine.exchange(request).await?;
+    let (parts, body) = response.into_parts();
+    if parts.status.is_success() {
+        Ok(body)
+    } else {
+        Err(ManagerError::Engine(
+            engine.status_error(parts.status, &body),
+        ))
     }
 }
 

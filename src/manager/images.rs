@@ -1,7 +1,8 @@
 //! Images made on one node: `docker commit` goes to the container's node,
 //! and the node's images are re-read before the answer, so the new image
 //! is listed at once and placement prefers the node that holds it. Also
-//! the pick of one healthy node for the calls any engine answers alike
+//! the healthy nodes for the image calls that go to all of them (pull,
+//! load), and the pick of one for the calls any engine answers alike
 //! (registry search, `docker login`, registry lookups).
 
 use std::sync::Arc;
@@ -79,5 +80,14 @@ impl Manager {
             .into_iter()
             .next()
             .ok_or_else(|| ManagerError::NoHealthyNode(what.to_string()))
+    }
+
+    /// The healthy nodes, or an error saying there is none to `what`.
+    pub fn healthy_or_error(&self, what: &str) -> Result<Vec<(NodeId, Arc<Engine>)>, ManagerError> {
+        let engines = self.healthy_engines();
+        if engines.is_empty() {
+            return Err(ManagerError::NoHealthyNode(what.to_string()));
+        }
+        Ok(engines)
     }
 }
