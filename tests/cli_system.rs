@@ -1,7 +1,7 @@
 //! Disk usage, prunes, commit and the routes of the whole Engine API,
 //! end to end: two real engines, `swarm manage` in front of them, and the
 //! real `docker` CLI (`system df`, `container prune`, `image prune`,
-//! `builder prune`, `commit`, `search`, `node ls`, ...). One cluster for
+//! `builder prune`, `system prune`, `commit`, `search`, `node ls`, ...). One cluster for
 //! the whole file; each scenario runs in turn and every failure is
 //! reported by name at the end.
 //!
@@ -323,6 +323,28 @@ fn scenario_image_prune(c: &Cluster) {
     assert!(out.contains("Total reclaimed space"), "{out}");
 }
 
+fn scenario_system_prune(c: &Cluster) {
+    let [n1, n2] = node_names(c);
+    run_on(c, &n1, "sys-1", false, &[], &["true"]);
+    run_on(c, &n2, "sys-2", false, &[], &["true"]);
+    let stopped: BTreeSet<String> = ["sys-1", "sys-2"].map(|n| id_of(c, n)).into();
+    let dangling = c.ok(&["commit", "keep-2", "sysprune:1"]);
+    c.ok(&["commit", "keep-2", "sysprune:1"]);
+    // Containers, networks, images and build cache, each fanned out.
+    let out = c.ok(&["system", "prune", "-f"]);
+    assert!(out.contains("Deleted Containers:"), "{out}");
+    assert!(out.contains("Deleted Images:"), "{out}");
+    let deleted = deleted_ids(&out);
+    assert!(deleted.is_superset(&stopped), "{out}");
+    assert!(
+        deleted.contains(dangling.trim_start_matches("sha256:")),
+        "{out}"
+    );
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    assert_eq!(state_counts(c), [2, 0]);
+    c.ok(&["rmi", "sysprune:1"]);
+}
+
 fn scenario_routes(c: &Cluster) {
     // Paths that were read as names are routes of their own.
     let err = c.err(&["search", "x"]);
@@ -453,6 +475,7 @@ fn disk_usage_prunes_commit_and_routes() {
             ("container prune", scenario_container_prune),
             ("commit", scenario_commit),
             ("image prune", scenario_image_prune),
+            ("system prune", scenario_system_prune),
             ("routes", scenario_routes),
         ],
         |_| {},
