@@ -368,6 +368,13 @@ fn scenario_routes(c: &Cluster) {
         ),
         "{err}"
     );
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("Dockerfile"), format!("FROM {IMAGE}\n")).expect("Dockerfile");
+    let err = c.err(&["build", "-q", dir.path().to_str().expect("path")]);
+    assert!(
+        err.contains("POST /build is not supported by this cluster: builds are not served"),
+        "{err}"
+    );
     // `docker inspect` asks for a plugin as well before it gives up: the
     // refusal says "not supported", which it passes over.
     let err = c.err(&["inspect", "nothing-here"]);
