@@ -1,9 +1,12 @@
 //! The Docker Engine API front-end.
 //!
 //! Accepts the paths with and without a `/vX.Y` prefix, answers cluster-wide
-//! calls (`info`, `version`, container and image lists) from all nodes, and
-//! proxies calls about one container, exec instance or image to the node(s)
-//! concerned. Errors are Docker-shaped (`{"message": ...}`).
+//! calls (`info`, `version`, container and image lists, disk usage,
+//! prunes) from all nodes, proxies calls about one container, exec
+//! instance or image to the node(s) concerned, and refuses, saying why,
+//! the endpoints the cluster does not serve (swarm mode, plugins, builds:
+//! `refused.rs`). Every endpoint of the Engine API has its own route
+//! (`docs/api-coverage.md`). Errors are Docker-shaped (`{"message": ...}`).
 
 mod containers;
 mod disk;
