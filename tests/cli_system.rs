@@ -192,7 +192,12 @@ fn scenario_container_prune(c: &Cluster) {
     run_on(c, &n2, "other-2", false, &[], &["true"]);
     let gone: BTreeSet<String> = ["gone-1", "gone-2"].map(|n| id_of(c, n)).into();
     let other = id_of(c, "other-2");
-    assert_eq!(state_counts(c), [2, 3], "before the prunes");
+    // The exits reach the state with the engines' `die` events.
+    wait_for(
+        "the state to count the exits",
+        Duration::from_secs(10),
+        || (state_counts(c) == [2, 3]).then_some(()),
+    );
 
     // Filters reach the engines: only the labelled stopped containers go.
     let out = c.ok(&["container", "prune", "-f", "--filter", "label=prune=yes"]);

@@ -12,7 +12,9 @@
 //!   the result ([`Pruned`]) holds what was done and which nodes failed,
 //!   and the API answers an error naming them. The state is brought in
 //!   line before the answer: the nodes' containers are re-read after a
-//!   containers prune, their images after an images prune.
+//!   containers prune (and the deleted ones recorded as removed, whatever
+//!   the engines' events are doing meanwhile), their images after an
+//!   images prune.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use hyper::Method;
 use serde_json::{Map, Value};
 
 use super::{Manager, ManagerError};
-use crate::cluster::NodeId;
+use crate::cluster::{Command, NodeId};
 use crate::engine::Engine;
 
 /// What a prune removes.
@@ -226,7 +228,35 @@ impl Manager {
         answer.insert("SpaceReclaimed".into(), Value::from(reclaimed));
         pruned.answer = Value::Object(answer);
         self.refresh_after_prune(kind, &answered).await;
+        if kind == Prune::Containers {
+            self.forget_pruned(pruned.answer.get(kind.deleted_key()))
+                .await;
+        }
         Ok(pruned)
+    }
+
+    /// Records the removal of the containers a prune deleted that the
+    /// state still holds: a node's list read after the prune is refused as
+    /// stale when one of the prune's `destroy` events is applied while it
+    /// is read, and the events still on their way may come after the
+    /// answer.
+    async fn forget_pruned(&self, deleted: Option<&Value>) {
+        let left: Vec<String> = {
+            let state = self.state();
+            deleted
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .filter(|id| state.containers.contains_key(id))
+                .map(str::to_string)
+                .collect()
+        };
+        for id in left {
+            if let Err(e) = self.cluster.propose(Command::ContainerRemoved { id }).await {
+                tracing::debug!(error = %e, "cannot record a pruned container's removal");
+            }
+        }
     }
 
     /// Re-reads what a prune of `kind` changed on the nodes that answered.
