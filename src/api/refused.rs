@@ -11,8 +11,10 @@
 //!   the call ("is not supported by this cluster") and what to do
 //!   instead.
 
+use axum::body::Body;
 use axum::extract::Request;
 use axum::http::StatusCode;
+use futures::StreamExt;
 
 use super::ApiError;
 
@@ -45,8 +47,25 @@ pub(super) async fn plugins(request: Request) -> ApiError {
     )
 }
 
-/// `POST /build`: `501`.
+/// How much of a refused build's context is read (and dropped) before
+/// the refusal is sent.
+const BUILD_CONTEXT_DRAINED: usize = 256 << 20;
+
+/// `POST /build`: `501`, once the build context is read: the docker CLI
+/// sends all of it before it reads an answer, and an answer sent earlier
+/// would come with a closed connection ("broken pipe") instead. Past
+/// [`BUILD_CONTEXT_DRAINED`] the refusal goes out anyway.
 pub(super) async fn build(request: Request) -> ApiError {
+    let (parts, body) = request.into_parts();
+    let mut context = body.into_data_stream();
+    let mut read = 0usize;
+    while let Some(Ok(chunk)) = context.next().await {
+        read = read.saturating_add(chunk.len());
+        if read > BUILD_CONTEXT_DRAINED {
+            break;
+        }
+    }
+    let request = Request::from_parts(parts, Body::empty());
     not_served(
         &request,
         "builds are not served by the cluster yet; build on one engine \
@@ -82,7 +101,6 @@ fn not_served(request: &Request, why: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::body::Body;
 
     fn request(method: &str, path: &str) -> Request {
         Request::builder()
@@ -119,7 +137,12 @@ mod tests {
             "{}",
             error.message
         );
-        let error = build(request("POST", "/build")).await;
+        let context = Request::builder()
+            .method("POST")
+            .uri("/build")
+            .body(Body::from(vec![0u8; 100_000]))
+            .expect("request");
+        let error = build(context).await;
         assert!(
             error.message.contains("docker -H MANAGER load"),
             "{}",
