@@ -57,6 +57,24 @@ pub(super) async fn prune_images(
     prune(state, version, request, Prune::Images).await
 }
 
+/// `POST /networks/prune`.
+pub(super) async fn prune_networks(
+    state: State<Arc<App>>,
+    version: Extension<ClientVersion>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    prune(state, version, request, Prune::Networks).await
+}
+
+/// `POST /volumes/prune`.
+pub(super) async fn prune_volumes(
+    state: State<Arc<App>>,
+    version: Extension<ClientVersion>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    prune(state, version, request, Prune::Volumes).await
+}
+
 /// `POST /build/prune`.
 pub(super) async fn prune_build_cache(
     state: State<Arc<App>>,
@@ -131,6 +149,10 @@ fn noun(kind: Prune, n: usize) -> &'static str {
         (Prune::Images, false) => "images",
         (Prune::BuildCache, true) => "cache record",
         (Prune::BuildCache, false) => "cache records",
+        (Prune::Networks, true) => "network",
+        (Prune::Networks, false) => "networks",
+        (Prune::Volumes, true) => "volume",
+        (Prune::Volumes, false) => "volumes",
     }
 }
 

@@ -30,15 +30,6 @@ pub(super) async fn create(
     Ok(json_response(StatusCode::CREATED, &created))
 }
 
-/// `POST /networks/prune`.
-pub(super) async fn prune(
-    State(app): State<Arc<App>>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let pruned = app.manager.prune_networks(&query_of(&request)).await?;
-    Ok(json_response(StatusCode::OK, &pruned))
-}
-
 /// `GET /networks/{ref}`, `DELETE /networks/{ref}`, `POST
 /// /networks/{ref}/connect|disconnect`; `ref` may be `node/name`.
 pub(super) async fn dispatch(

@@ -29,15 +29,6 @@ pub(super) async fn create(
     Ok(json_response(StatusCode::CREATED, &created))
 }
 
-/// `POST /volumes/prune`.
-pub(super) async fn prune(
-    State(app): State<Arc<App>>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let pruned = app.manager.prune_volumes(&query_of(&request)).await?;
-    Ok(json_response(StatusCode::OK, &pruned))
-}
-
 /// `GET /volumes/{ref}` and `DELETE /volumes/{ref}`; `ref` may be
 /// `node/name`.
 pub(super) async fn dispatch(

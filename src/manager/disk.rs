@@ -37,6 +37,10 @@ pub enum Prune {
     Images,
     /// `POST /build/prune`: the builder's cache.
     BuildCache,
+    /// `POST /networks/prune`: unused networks (listed as `node/name`).
+    Networks,
+    /// `POST /volumes/prune`: unused volumes (listed as `node/name`).
+    Volumes,
 }
 
 impl Prune {
@@ -46,6 +50,8 @@ impl Prune {
             Prune::Containers => "/containers/prune",
             Prune::Images => "/images/prune",
             Prune::BuildCache => "/build/prune",
+            Prune::Networks => "/networks/prune",
+            Prune::Volumes => "/volumes/prune",
         }
     }
 
@@ -55,6 +61,8 @@ impl Prune {
             Prune::Containers => "ContainersDeleted",
             Prune::Images => "ImagesDeleted",
             Prune::BuildCache => "CachesDeleted",
+            Prune::Networks => "NetworksDeleted",
+            Prune::Volumes => "VolumesDeleted",
         }
     }
 
@@ -64,6 +72,8 @@ impl Prune {
             Prune::Containers => "containers",
             Prune::Images => "images",
             Prune::BuildCache => "build cache",
+            Prune::Networks => "networks",
+            Prune::Volumes => "volumes",
         }
     }
 }
@@ -195,7 +205,12 @@ impl Manager {
             match parsed {
                 Ok(value) => {
                     if let Some(items) = value.get(kind.deleted_key()).and_then(Value::as_array) {
-                        deleted.extend(items.iter().cloned());
+                        // Networks and volumes are named by node, as listed.
+                        let by_node = matches!(kind, Prune::Networks | Prune::Volumes);
+                        deleted.extend(items.iter().map(|item| match item.as_str() {
+                            Some(n) if by_node => Value::String(format!("{name}/{n}")),
+                            _ => item.clone(),
+                        }));
                     }
                     reclaimed = reclaimed.saturating_add(
                         value
@@ -268,13 +283,18 @@ impl Manager {
                     Err(e) => Err(e),
                 },
                 Prune::Images => self.refresh_images(node).await,
-                Prune::BuildCache => Ok(()),
+                Prune::BuildCache | Prune::Volumes => Ok(()),
+                // Once for all nodes, below.
+                Prune::Networks => Ok(()),
             };
             if let Err(e) = refreshed {
                 tracing::debug!(%node, error = %e, "refresh after a prune failed");
             }
         });
         futures::future::join_all(jobs).await;
+        if kind == Prune::Networks {
+            self.remember_networks().await;
+        }
     }
 }
 

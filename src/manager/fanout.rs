@@ -30,49 +30,6 @@ impl Manager {
             .map(|(((node, _), name), answer)| (node, name, answer))
             .collect()
     }
-
-    /// `POST /{what}/prune?query` on every healthy node: the names under
-    /// `key` in each answer as `node/name`, and `SpaceReclaimed` summed. A
-    /// node that fails is named in the error, with what the others removed.
-    pub async fn prune_everywhere(
-        &self,
-        what: &str,
-        query: &str,
-        key: &str,
-    ) -> Result<(Vec<String>, i64), ManagerError> {
-        let path = if query.is_empty() {
-            format!("/{what}/prune")
-        } else {
-            format!("/{what}/prune?{query}")
-        };
-        let answers = self
-            .fan_out(|engine| {
-                let path = path.clone();
-                async move { engine.call(hyper::Method::POST, &path, None).await }
-            })
-            .await;
-        let mut deleted = Vec::new();
-        let mut reclaimed: i64 = 0;
-        let mut failed = Vec::new();
-        for (_, node_name, answer) in answers {
-            let parsed = answer
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| e.to_string()));
-            match parsed {
-                Ok(value) => {
-                    deleted.extend(
-                        string_list(&value, key)
-                            .into_iter()
-                            .map(|n| format!("{node_name}/{n}")),
-                    );
-                    reclaimed += value["SpaceReclaimed"].as_i64().unwrap_or(0);
-                }
-                Err(e) => failed.push(format!("{node_name}: {e}")),
-            }
-        }
-        partial(failed, &deleted)?;
-        Ok((deleted, reclaimed))
-    }
 }
 
 /// The strings of `key` in a JSON answer (`null` or missing: none).

@@ -283,7 +283,7 @@ impl Manager {
 
     /// Lists every node's networks again after a change, so that what a
     /// node held is known should it stop answering.
-    async fn remember_networks(&self) {
+    pub(super) async fn remember_networks(&self) {
         let _ = self.node_networks("").await;
     }
 
@@ -347,18 +347,6 @@ impl Manager {
             .map_err(|e| on_node(e.into(), &target.node_name))?;
         self.remember_networks().await;
         Ok(())
-    }
-
-    /// `POST /networks/prune`: on every healthy node; the removed networks
-    /// as `node/name`. A node that fails is named in the error, with what
-    /// the others removed.
-    pub async fn prune_networks(&self, query: &str) -> Result<Value, ManagerError> {
-        let pruned = self
-            .prune_everywhere("networks", query, "NetworksDeleted")
-            .await;
-        self.remember_networks().await;
-        let (deleted, _) = pruned?;
-        Ok(serde_json::json!({ "NetworksDeleted": deleted }))
     }
 
     /// Where the user networks a create joins live: a [`Located`] for each

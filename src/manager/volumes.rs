@@ -248,15 +248,6 @@ impl Manager {
         }
     }
 
-    /// `POST /volumes/prune`: on every healthy node; removed volumes as
-    /// `node/name`, space reclaimed summed.
-    pub async fn prune_volumes(&self, query: &str) -> Result<Value, ManagerError> {
-        let (deleted, reclaimed) = self
-            .prune_everywhere("volumes", query, "VolumesDeleted")
-            .await?;
-        Ok(serde_json::json!({ "VolumesDeleted": deleted, "SpaceReclaimed": reclaimed }))
-    }
-
     /// Where the named volumes a create mounts exist: a [`Located`] for
     /// each that exists on some nodes (one that exists nowhere is created
     /// by the engine where the container lands).
