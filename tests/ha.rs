@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 
 use swarm_harness::members::{bare, joined_as_voter, parse_members, Member};
 use swarm_harness::{
-    compose_cmd, docker, docker_cmd, docker_ok, docker_with_stdin, free_port, http_get, info_value,
-    output_ok, start_engines, start_manager, timed, trace, wait_ok, Engines, Manager, IMAGE,
+    compose_cmd, compose_down, docker, docker_cmd, docker_ok, docker_with_stdin, free_port,
+    http_get, info_value, output_ok, start_engines, start_manager, timed, trace, wait_ok, Engines,
+    Manager, IMAGE,
 };
 
 /// Number of managers in the test cluster.
@@ -476,7 +477,7 @@ fn scenario_compose_through_a_follower(ha: &mut Ha) {
         .map(|c| docker_ok(&host, &["inspect", "-f", "{{.Node.Name}}", c]))
         .collect();
     assert_eq!(nodes.len(), 1, "{nodes:?}");
-    compose(&["down", "-v"]);
+    compose_down(&host, &project);
     let left = docker_ok(
         &host,
         &[

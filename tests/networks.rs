@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use swarm_harness::{
-    compose_cmd, docker, docker_ok, http_get, info_value, output_ok, start_cluster, wait_for,
-    Cluster, IMAGE,
+    compose_cmd, compose_down, docker, docker_ok, http_get, info_value, output_ok, start_cluster,
+    wait_for, Cluster, IMAGE,
 };
 
 /// `docker -H <engine of node> ARGS`: what the node itself says.
@@ -360,7 +360,7 @@ fn scenario_compose(c: &Cluster) {
     ]);
     assert!(running.is_empty(), "running after stop: {running}");
     compose(c, &project, &["start"]);
-    compose(c, &project, &["down", "-v"]);
+    compose_down(c.host(), &project);
     // Nothing of the project is left on any node.
     for node in ["node-1", "node-2"] {
         let left = on_node(
