@@ -518,6 +518,16 @@ fn scenario_images(c: &Cluster) {
     // refusal comes back as a Docker error (not a missing route).
     let err = c.err(&["pull", "nothing:here"]);
     assert!(!err.contains("page not found"), "{err}");
+    // `docker push repo:1` sends the tag in the query: the image is found
+    // (the push then fails at the registry nobody serves), not "No such
+    // image: repo".
+    let port = swarm_harness::free_port();
+    let pushed = format!("127.0.0.1:{port}/app:1");
+    c.ok(&["tag", IMAGE, &pushed]);
+    let err = c.err(&["push", &pushed]);
+    assert!(!err.to_lowercase().contains("no such image"), "{err}");
+    assert!(err.contains(&port.to_string()), "{err}");
+    c.ok(&["rmi", &pushed]);
     let err = c.err(&["image", "inspect", "nothing:here"]);
     assert!(err.to_lowercase().contains("no such image"), "{err}");
     let err = c.err(&["rmi", "nothing:here"]);

@@ -135,7 +135,22 @@ pub(super) async fn dispatch(
             on_every_holder(manager, &name, request, &target, false).await
         }
         (Method::DELETE, None) => on_every_holder(manager, &name, request, &target, true).await,
-        _ => on_one_holder(manager, &name, request, &target).await,
+        (Method::POST, Some("push")) => {
+            // The CLI sends `docker push repo:1` as `/images/repo/push?tag=1`.
+            let image = pushed_image(&name, query_param(&query, "tag").as_deref());
+            on_one_holder(manager, &image, &version.prefix(), request, &target).await
+        }
+        _ => on_one_holder(manager, &name, &version.prefix(), request, &target).await,
+    }
+}
+
+/// The image a push names: `name` with the query's `tag` when it has one
+/// and the name carries neither tag nor digest.
+fn pushed_image(name: &str, tag: Option<&str>) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    match tag.filter(|t| !t.is_empty()) {
+        Some(tag) if !last.contains(':') && !last.contains('@') => format!("{name}:{tag}"),
+        _ => name.to_string(),
     }
 }
 
@@ -144,17 +159,14 @@ pub(super) async fn dispatch(
 async fn on_one_holder(
     manager: &Manager,
     name: &str,
+    prefix: &str,
     request: Request,
     target: &str,
 ) -> Result<Response, ApiError> {
     let mut holders = nodes_with(manager, name);
     if holders.is_empty() {
+        let probe = format!("{prefix}/images/{name}/json");
         for (node, engine) in manager.healthy_engines() {
-            let probe = target.split('?').next().unwrap_or(target);
-            let probe = match probe.rsplit_once('/') {
-                Some((base, "get" | "history" | "push")) => format!("{base}/json"),
-                _ => probe.to_string(),
-            };
             if matches!(engine_get(&engine, &probe).await, Ok((s, _)) if s.is_success()) {
                 holders.push(node);
                 break;
@@ -455,6 +467,25 @@ async fn upload(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_push_names_the_tag_of_its_query() {
+        assert_eq!(
+            pushed_image("localhost:5999/app", Some("1")),
+            "localhost:5999/app:1"
+        );
+        assert_eq!(pushed_image("app", Some("1")), "app:1");
+        assert_eq!(pushed_image("app:2", Some("1")), "app:2");
+        assert_eq!(pushed_image("app@sha256:ab", Some("1")), "app@sha256:ab");
+        assert_eq!(
+            pushed_image("localhost:5999/app", None),
+            "localhost:5999/app"
+        );
+        assert_eq!(
+            pushed_image("localhost:5999/app", Some("")),
+            "localhost:5999/app"
+        );
+    }
 
     fn image(id: &str, tags: &[&str], containers: i64) -> ImageSummary {
         ImageSummary {
