@@ -3,8 +3,9 @@
 # installs what the tests need (busybox-static for the test image, dockerd and
 # iproute2 for the extra engines, docker-compose and openssl for the TLS
 # tests, etcd-server as the engines' cluster store in the overlay network
-# tests), then formatting, lints, unit and integration tests (the
-# integration tests start their own Docker engines and etcd).
+# tests, docker-registry for the registry tests), then formatting, lints,
+# unit and integration tests (the integration tests start their own Docker
+# engines, etcd and registry).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,7 @@ command -v script >/dev/null 2>&1 || need+=(bsdutils)
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
 command -v perl >/dev/null 2>&1 || need+=(perl)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+[ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)

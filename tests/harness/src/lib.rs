@@ -13,6 +13,7 @@
 //!   and `swarm-bench`; [`cluster`]: engines and a manager in front of
 //!   them, with named scenarios;
 //! - [`members`]: `swarmctl members --format json`, parsed;
+//! - [`registry`]: a real image registry (Distribution), plain HTTP;
 //! - [`pki`]: a CA and the certificates of TLS tests (good, expired,
 //!   another CA's), and TLS probes;
 //! - small tools: [`ports`], [`wait`], [`http`] probes, commands and the
@@ -38,6 +39,7 @@ pub mod members;
 pub mod pki;
 pub mod ports;
 pub mod process;
+pub mod registry;
 mod slots;
 mod sys;
 pub mod wait;
