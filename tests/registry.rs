@@ -22,7 +22,7 @@ fn push_pull_and_run_through_a_registry() {
 
     // Gone everywhere, then pulled through the manager onto every node.
     docker_ok(&c.engines[0].host(), &["rmi", &image]);
-    c.ok(&["pull", &image]);
+    let progress = c.ok(&["pull", &image]);
     for engine in c.engines.iter() {
         let (ok, _, err) = docker(&engine.host(), &["image", "inspect", &image]);
         assert!(
@@ -30,7 +30,31 @@ fn push_pull_and_run_through_a_registry() {
             "{image} missing on {} after the pull: {err}",
             engine.name
         );
+        // Each node's progress, by name.
+        assert!(
+            progress.contains(&format!("{}: ", engine.name)),
+            "no line of {}: {progress}",
+            engine.name
+        );
     }
+
+    // A client that decodes chunk by chunk (docker-py's streaming pull)
+    // reads one JSON message per chunk.
+    let chunks = python_pull(c.host(), &image);
+    assert!(chunks.contains("messages:"), "{chunks}");
+
+    // A repository the registry lacks: every node's failure is a line, and
+    // one error at the end names the nodes.
+    let missing = format!("{}/nothing:1", registry.addr);
+    let err = c.err(&["pull", &missing]);
+    for engine in c.engines.iter() {
+        assert!(
+            err.contains(&engine.name),
+            "{} not named: {err}",
+            engine.name
+        );
+    }
+    assert!(err.contains("pull failed on"), "{err}");
 
     // A run of an image no node has: the CLI pulls (404 from the create),
     // then creates; the container runs.
@@ -49,4 +73,24 @@ fn push_pull_and_run_through_a_registry() {
     let state = c.ok(&["inspect", "-f", "{{.State.Running}}", "from-registry"]);
     assert_eq!(state, "true");
     c.ok(&["rm", "-f", "from-registry"]);
+}
+
+/// docker-py's low-level streaming pull (Debian's python3-docker, which
+/// docker-compose brings), `json.loads` on every chunk as a
+/// client that trusts one message per chunk does; prints `messages: N` or
+/// the error (`Extra data` when a chunk holds two messages).
+fn python_pull(host: &str, image: &str) -> String {
+    let script = format!(
+        "import json, docker\napi = docker.APIClient(base_url='{host}')\nn = 0\nfor chunk in api.pull('{image}', stream=True):\n    json.loads(chunk)\n    n += 1\nprint('messages:', n)\n"
+    );
+    let out = std::process::Command::new("timeout")
+        .args(["60", "/usr/bin/python3", "-c", &script])
+        .env_remove("DOCKER_HOST")
+        .output()
+        .expect("python3");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }

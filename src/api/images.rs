@@ -309,52 +309,23 @@ pub(super) async fn commit(
     Ok(super::engine_answer(answer))
 }
 
-/// `POST /images/create` (pull or import from a URL): on every healthy node
-/// at once; the nodes' progress messages follow each other in the answer.
-/// When every node refuses up front, the first refusal is the answer.
+/// `POST /images/create` (`docker pull`): on every healthy node at once,
+/// the nodes' progress streamed as it comes, each message naming its node
+/// (see `Manager::pull_everywhere`).
 pub(super) async fn pull(
     State(app): State<Arc<App>>,
     Extension(version): Extension<ClientVersion>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let manager = &app.manager;
-    let engines = manager.healthy_or_error("pull images to")?;
     let target = with_query(
         &format!("{}/images/create", version.prefix()),
         &query_of(&request),
     );
     let auth = request.headers().get("x-registry-auth").cloned();
-    let uploads = engines.into_iter().map(|(node, engine)| {
-        let mut outgoing = Request::post(&target);
-        if let Some(auth) = &auth {
-            outgoing = outgoing.header("x-registry-auth", auth.clone());
-        }
-        let outgoing = outgoing.body(Body::empty());
-        async move {
-            match outgoing {
-                Ok(outgoing) => upload(node, engine, outgoing).await,
-                Err(e) => (node, Err(ApiError::internal(e.to_string()))),
-            }
-        }
-    });
-    let mut body = Vec::new();
-    let mut refusals = Vec::new();
-    for (node, answer) in futures::future::join_all(uploads).await {
-        if let Err(e) = manager.refresh_images(&node).await {
-            tracing::debug!(error = %e, "image refresh failed");
-        }
-        match answer {
-            Ok((status, _, bytes)) if status.is_success() => body.extend_from_slice(&bytes),
-            Ok((status, _, bytes)) => refusals.push(engine_error(status, &bytes)),
-            Err(e) => refusals.push(e),
-        }
-    }
-    if body.is_empty() {
-        if let Some(first) = refusals.into_iter().next() {
-            return Err(first);
-        }
-    }
-    let mut answer = Response::new(Body::from(body));
+    let progress = app.manager.pull_everywhere(&target, auth)?;
+    let mut answer = Response::new(Body::from_stream(
+        progress.map(Ok::<_, std::convert::Infallible>),
+    ));
     answer.headers_mut().insert(
         "content-type",
         axum::http::HeaderValue::from_static("application/json"),

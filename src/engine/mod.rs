@@ -391,7 +391,7 @@ impl Engine {
 
 /// The JSON messages of a stream that carries one per line (Docker's
 /// `/events`), parsed as they arrive.
-fn json_lines<T, B>(body: B) -> impl Stream<Item = Result<T, String>>
+pub fn json_lines<T, B>(body: B) -> impl Stream<Item = Result<T, String>>
 where
     T: serde::de::DeserializeOwned,
     B: hyper::body::Body<Data = bytes::Bytes> + Unpin,

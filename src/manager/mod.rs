@@ -13,6 +13,7 @@ mod fanout;
 mod images;
 mod membership;
 pub mod networks;
+mod pull;
 mod reschedule;
 pub mod volumes;
 pub mod waiters;
