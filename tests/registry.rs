@@ -73,6 +73,35 @@ fn push_pull_and_run_through_a_registry() {
     let state = c.ok(&["inspect", "-f", "{{.State.Running}}", "from-registry"]);
     assert_eq!(state, "true");
     c.ok(&["rm", "-f", "from-registry"]);
+
+    // docker export | docker import through the manager: the archive
+    // reaches every node whole; garbage is refused, not imported empty.
+    c.ok(&["run", "-d", "--name", "exported", IMAGE, "sleep", "600"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tar = dir.path().join("exported.tar");
+    let tar = tar.to_str().expect("path");
+    c.ok(&["export", "-o", tar, "exported"]);
+    c.ok(&["import", tar, "imported:1"]);
+    for engine in c.engines.iter() {
+        let size = docker_ok(
+            &engine.host(),
+            &["image", "inspect", "-f", "{{.Size}}", "imported:1"],
+        );
+        let size: u64 = size.parse().unwrap_or(0);
+        assert!(
+            size > 1_000_000,
+            "imported:1 on {} is {size} bytes",
+            engine.name
+        );
+    }
+    let garbage = dir.path().join("garbage.tar");
+    std::fs::write(&garbage, b"this is not a tar archive").expect("garbage");
+    let err = c.err(&["import", garbage.to_str().expect("path"), "garbage:1"]);
+    assert!(
+        err.contains("import failed") || err.contains("tar"),
+        "{err}"
+    );
+    c.ok(&["rm", "-f", "exported"]);
 }
 
 /// docker-py's low-level streaming pull (Debian's python3-docker, which

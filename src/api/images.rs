@@ -321,6 +321,10 @@ pub(super) async fn pull(
         &format!("{}/images/create", version.prefix()),
         &query_of(&request),
     );
+    if query_param(&query_of(&request), "fromSrc").as_deref() == Some("-") {
+        // `docker import -`: the archive is the body, for every node.
+        return upload_everywhere(&app.manager, request, &target, "import").await;
+    }
     let auth = request.headers().get("x-registry-auth").cloned();
     let progress = app.manager.pull_everywhere(&target, auth)?;
     let mut answer = Response::new(Body::from_stream(
@@ -339,12 +343,24 @@ pub(super) async fn load(
     Extension(version): Extension<ClientVersion>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let manager = &app.manager;
-    let engines = manager.healthy_or_error("load images to")?;
     let target = with_query(
         &format!("{}/images/load", version.prefix()),
         &query_of(&request),
     );
+    upload_everywhere(&app.manager, request, &target, "load").await
+}
+
+/// Streams the request's body (an image archive: `load`, `import`) to
+/// every healthy node at once, at `target`; the first node's answer, or an
+/// error naming the node that failed.
+async fn upload_everywhere(
+    manager: &Manager,
+    request: Request,
+    target: &str,
+    what: &str,
+) -> Result<Response, ApiError> {
+    let engines = manager.healthy_or_error(&format!("{what} images to"))?;
+    let target = target.to_string();
     let content_type = request
         .headers()
         .get("content-type")
@@ -407,7 +423,7 @@ pub(super) async fn load(
         let node_name = manager.state().node_name(node);
         return Err(ApiError::new(
             error.status,
-            format!("load failed on node {node_name}: {}", error.message),
+            format!("{what} failed on node {node_name}: {}", error.message),
         ));
     }
     let (status, headers, body) =
