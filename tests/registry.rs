@@ -123,3 +123,82 @@ fn python_pull(host: &str, image: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// `docker CLI` with a `HOME` of its own (its own credentials store).
+fn docker_home(host: &str, home: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = swarm_harness::docker_cmd(120, host, args)
+        .env("HOME", home)
+        .env_remove("DOCKER_CONFIG")
+        .output()
+        .expect("running docker");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    )
+}
+
+/// A registry with TLS and htpasswd: `docker login` through the manager
+/// (one node asks the registry) succeeds with the password and fails
+/// clearly without it; push and pull carry the credentials
+/// (`X-Registry-Auth`) to the nodes; without them every node is refused
+/// and named.
+#[test]
+fn login_push_and_pull_with_tls_and_basic_auth() {
+    let pki = swarm_harness::Pki::new().expect("PKI");
+    let cert_dir = pki
+        .issue(swarm::ca::CertKind::Server, "registry", &["127.0.0.1"])
+        .expect("registry certificate");
+    let secure = swarm_harness::registry::Secure {
+        cert_dir,
+        user: "alice".into(),
+        password: "s3cret-pass".into(),
+    };
+    let registry = Registry::start_secure(&secure).expect("registry");
+    let c = start_cluster(&[&[], &[]], |e| {
+        format!("nodes://{},{}", e[0].tcp, e[1].host())
+    });
+    let home = tempfile::tempdir().expect("home");
+    let stranger = tempfile::tempdir().expect("home");
+    let host = c.host();
+    let addr = &registry.addr;
+
+    let (ok, _, err) = docker_home(
+        host,
+        home.path(),
+        &["login", addr, "-u", "alice", "-p", "wrong"],
+    );
+    assert!(!ok, "a wrong password logged in");
+    assert!(err.to_lowercase().contains("unauthorized"), "{err}");
+    let (ok, out, err) = docker_home(
+        host,
+        home.path(),
+        &["login", addr, "-u", "alice", "-p", "s3cret-pass"],
+    );
+    assert!(ok && out.contains("Login Succeeded"), "{out} {err}");
+
+    let image = format!("{addr}/private:1");
+    docker_ok(&c.engines[0].host(), &["tag", IMAGE, &image]);
+    let (ok, _, err) = docker_home(host, stranger.path(), &["push", &image]);
+    assert!(!ok, "pushed without credentials");
+    assert!(err.to_lowercase().contains("auth"), "{err}");
+    let (ok, out, err) = docker_home(host, home.path(), &["push", &image]);
+    assert!(ok && out.contains("digest: sha256:"), "{out} {err}");
+
+    docker_ok(&c.engines[0].host(), &["rmi", &image]);
+    let (ok, _, err) = docker_home(host, stranger.path(), &["pull", &image]);
+    assert!(!ok, "pulled without credentials");
+    for engine in c.engines.iter() {
+        assert!(
+            err.contains(&engine.name),
+            "{} not named: {err}",
+            engine.name
+        );
+    }
+    let (ok, out, err) = docker_home(host, home.path(), &["pull", &image]);
+    assert!(ok, "{out} {err}");
+    for engine in c.engines.iter() {
+        let (ok, _, err) = docker(&engine.host(), &["image", "inspect", &image]);
+        assert!(ok, "{image} missing on {}: {err}", engine.name);
+    }
+}

@@ -3,7 +3,8 @@
 # installs what the tests need (busybox-static for the test image, dockerd and
 # iproute2 for the extra engines, docker-compose and openssl for the TLS
 # tests, etcd-server as the engines' cluster store in the overlay network
-# tests, docker-registry for the registry tests), then formatting, lints,
+# tests, docker-registry and apache2-utils (htpasswd) for the registry
+# tests), then formatting, lints,
 # unit and integration tests (the integration tests start their own Docker
 # engines, etcd and registry).
 set -euo pipefail
@@ -19,6 +20,7 @@ command -v iptables >/dev/null 2>&1 || need+=(iptables)
 command -v perl >/dev/null 2>&1 || need+=(perl)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
