@@ -4,9 +4,8 @@
 # iproute2 for the extra engines, docker-compose and openssl for the TLS
 # tests, etcd-server as the engines' cluster store in the overlay network
 # tests, docker-registry and apache2-utils (htpasswd) for the registry
-# tests), then formatting, lints,
-# unit and integration tests (the integration tests start their own Docker
-# engines, etcd and registry).
+# tests), then formatting, lints, unit and integration tests (the
+# integration tests start their own Docker engines, etcd and registry).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
