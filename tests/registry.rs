@@ -56,10 +56,29 @@ fn push_pull_and_run_through_a_registry() {
     }
     assert!(err.contains("pull failed on"), "{err}");
 
+    // A raw API create of an image no node has: the manager pulls it on
+    // the chosen node first (a raw client does not pull on a 404).
+    for engine in c.engines.iter() {
+        docker_ok(&engine.host(), &["rmi", &image]);
+    }
+    let body = format!(r#"{{"Image": "{image}", "Cmd": ["sleep", "600"]}}"#);
+    let (status, answer) = post_json(&c.manager.addr, "/containers/create?name=raw-pulled", &body);
+    assert_eq!(status, 201, "{answer}");
+    let node = c.node_of("raw-pulled");
+    let (ok, _, err) = docker(&c.engine_named(&node).host(), &["image", "inspect", &image]);
+    assert!(ok, "{image} not pulled on {node}: {err}");
+    c.ok(&["rm", "-f", "raw-pulled"]);
+    // An image no registry has: Docker's 404.
+    let body = format!(r#"{{"Image": "{}/nothing:1"}}"#, registry.addr);
+    let (status, answer) = post_json(&c.manager.addr, "/containers/create", &body);
+    assert_eq!(status, 404, "{answer}");
+    assert!(answer.contains("No such image"), "{answer}");
+
     // A run of an image no node has: the CLI pulls (404 from the create),
     // then creates; the container runs.
     for engine in c.engines.iter() {
-        docker_ok(&engine.host(), &["rmi", &image]);
+        // Only the raw create's node has it.
+        let _ = docker(&engine.host(), &["rmi", &image]);
     }
     c.ok(&[
         "run",
@@ -201,4 +220,31 @@ fn login_push_and_pull_with_tls_and_basic_auth() {
         let (ok, _, err) = docker(&engine.host(), &["image", "inspect", &image]);
         assert!(ok, "{image} missing on {}: {err}", engine.name);
     }
+}
+
+/// `POST path` with a JSON body over a fresh connection; (status, body).
+fn post_json(addr: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the manager");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .expect("timeout");
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }

@@ -198,6 +198,46 @@ pub fn prepare_create_body(
     Ok((value, typed))
 }
 
+/// Pulls `image` on `engine` (with the client's `X-Registry-Auth`) and
+/// reads the progress to its end; an error message in it is the error.
+async fn pull_on(
+    engine: &crate::engine::Engine,
+    image: &str,
+    headers: &HeaderMap,
+) -> Result<(), ManagerError> {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    let image = if last.contains(':') || last.contains('@') {
+        image.to_string()
+    } else {
+        format!("{image}:latest")
+    };
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("fromImage", &image)
+        .finish();
+    let mut request = Request::post(format!("/images/create?{query}"))
+        .body(Body::empty())
+        .map_err(|e| ManagerError::Internal(e.to_string()))?;
+    request.headers_mut().extend(
+        headers
+            .iter()
+            .filter(|(k, _)| k.as_str() == "x-registry-auth")
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    let answer = engine.exchange(request).await?;
+    let (parts, body) = answer.into_parts();
+    if !parts.status.is_success() {
+        return Err(engine.status_error(parts.status, &body).into());
+    }
+    let failed = String::from_utf8_lossy(&body)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|m| m.get("error").and_then(|e| e.as_str()).map(str::to_string));
+    match failed {
+        Some(error) => Err(ManagerError::Internal(format!("pulling {image}: {error}"))),
+        None => Ok(()),
+    }
+}
+
 impl Manager {
     /// Creates a container: validates the body, places it, reserves the
     /// node, creates it there and records it (see the module docs). The
@@ -270,12 +310,33 @@ impl Manager {
         create: EngineCreate<'_>,
     ) -> Result<(String, EngineAnswer), ManagerError> {
         let engine = self.engine(&reservation.node)?;
-        let mut outgoing = Request::post(create.path)
-            .header(CONTENT_TYPE, "application/json")
-            .body(Body::from(create.body))
-            .map_err(|e| ManagerError::Internal(e.to_string()))?;
-        outgoing.headers_mut().extend(create.headers);
-        let answer = engine.exchange(outgoing).await?;
+        let send = || -> Result<Request<Body>, ManagerError> {
+            let mut outgoing = Request::post(create.path)
+                .header(CONTENT_TYPE, "application/json")
+                .body(Body::from(create.body.clone()))
+                .map_err(|e| ManagerError::Internal(e.to_string()))?;
+            outgoing.headers_mut().extend(create.headers.clone());
+            Ok(outgoing)
+        };
+        let mut answer = engine.exchange(send()?).await?;
+        // The image is not on the chosen node: pull it there, then create
+        // (a raw API client does not pull on a 404 as the docker CLI does).
+        if answer.status() == hyper::StatusCode::NOT_FOUND
+            && String::from_utf8_lossy(answer.body()).contains("No such image")
+        {
+            if let Some(image) = create.typed.image.as_deref() {
+                match pull_on(&engine, image, &create.headers).await {
+                    Ok(()) => {
+                        if let Err(e) = self.refresh_images(&reservation.node).await {
+                            tracing::debug!(error = %e, "image refresh after a pull failed");
+                        }
+                        answer = engine.exchange(send()?).await?;
+                    }
+                    // The engine's 404 stands: the docker CLI pulls on it.
+                    Err(e) => tracing::debug!(%image, error = %e, "pull for a create failed"),
+                }
+            }
+        }
         let (parts, body) = answer.into_parts();
         if !parts.status.is_success() {
             return Err(engine.status_error(parts.status, &body).into());
