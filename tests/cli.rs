@@ -3,8 +3,7 @@
 //! foundation serves. One cluster is started for the whole file; each
 //! scenario runs in turn and every failure is reported by name at the end.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::Stdio;
 use std::time::Duration;
@@ -16,29 +15,8 @@ use swarm_harness::{
 
 /// Raw HTTP/1.1 request to the manager; returns (status, body).
 fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect to manager");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("read timeout");
-    let body = body.unwrap_or("");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write request");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read answer");
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let status = text
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not HTTP: {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    swarm_harness::http_request(addr, method, path, body, Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
 /// The JSON `message` of a Docker-shaped error body (chunked or not).

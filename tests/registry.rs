@@ -224,27 +224,12 @@ fn login_push_and_pull_with_tls_and_basic_auth() {
 
 /// `POST path` with a JSON body over a fresh connection; (status, body).
 fn post_json(addr: &str, path: &str, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the manager");
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(120)))
-        .expect("timeout");
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    swarm_harness::http_request(
+        addr,
+        "POST",
+        path,
+        Some(body),
+        std::time::Duration::from_secs(120),
     )
-    .expect("send");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("answer");
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    .unwrap_or_else(|e| panic!("POST {path}: {e}"))
 }

@@ -26,6 +26,29 @@ pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     parse_http(&buf)
 }
 
+/// One HTTP/1.1 request (`Connection: close`) of `method path` on `addr`
+/// with a JSON `body` (empty when `None`), read to the end within
+/// `timeout`; returns the status code and body.
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    timeout: Duration,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(timeout))?;
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    parse_http(&buf)
+}
+
 fn parse_http(buf: &[u8]) -> std::io::Result<(u16, String)> {
     let text = String::from_utf8_lossy(buf);
     let status = text

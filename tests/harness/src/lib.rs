@@ -53,7 +53,7 @@ pub use docker::{
 };
 pub use engines::{start_engines, start_engines_with, Engine, EngineOptions, EngineTls, Engines};
 pub use etcd::Etcd;
-pub use http::http_get;
+pub use http::{http_get, http_request};
 pub use image::IMAGE;
 pub use manager::{start_manager, Manager, ManagerConfig};
 pub use pki::{client_config, tls_flags, tls_request, Pki};
