@@ -93,6 +93,43 @@ fn push_pull_and_run_through_a_registry() {
     assert_eq!(state, "true");
     c.ok(&["rm", "-f", "from-registry"]);
 
+    // Two nodes hold different builds under one tag: the push sends the
+    // newest (node-2's commit, made after node-1's tag).
+    let tagged = format!("{}/twice:1", registry.addr);
+    docker_ok(&c.engines[0].host(), &["tag", IMAGE, &tagged]);
+    docker_ok(
+        &c.engines[1].host(),
+        &["run", "--name", "newer", IMAGE, "touch", "/newer"],
+    );
+    docker_ok(&c.engines[1].host(), &["commit", "newer", &tagged]);
+    docker_ok(&c.engines[1].host(), &["rm", "newer"]);
+    // The manager learns of both copies at its next image refresh.
+    swarm_harness::wait_for(
+        "both copies known",
+        std::time::Duration::from_secs(30),
+        || {
+            let listed = c.ok(&["images", "-q", &tagged]);
+            (listed.lines().count() == 2).then_some(())
+        },
+    );
+    c.ok(&["push", &tagged]);
+    let digests = |i: usize| {
+        docker_ok(
+            &c.engines[i].host(),
+            &["image", "inspect", "-f", "{{.RepoDigests}}", &tagged],
+        )
+    };
+    assert!(
+        digests(1).contains("/twice@sha256:"),
+        "node-2 did not push: {}",
+        digests(1)
+    );
+    assert!(
+        !digests(0).contains("/twice@"),
+        "node-1 pushed: {}",
+        digests(0)
+    );
+
     // docker export | docker import through the manager: the archive
     // reaches every node whole; garbage is refused, not imported empty.
     c.ok(&["run", "-d", "--name", "exported", IMAGE, "sleep", "600"]);

@@ -138,7 +138,10 @@ pub(super) async fn dispatch(
         (Method::POST, Some("push")) => {
             // The CLI sends `docker push repo:1` as `/images/repo/push?tag=1`.
             let image = pushed_image(&name, query_param(&query, "tag").as_deref());
-            on_one_holder(manager, &image, &version.prefix(), request, &target).await
+            match newest_holder(manager, &image, &version.prefix()).await {
+                Some(engine) => forward(engine.http(), request, &target).await,
+                None => on_one_holder(manager, &image, &version.prefix(), request, &target).await,
+            }
         }
         _ => on_one_holder(manager, &name, &version.prefix(), request, &target).await,
     }
@@ -152,6 +155,42 @@ fn pushed_image(name: &str, tag: Option<&str>) -> String {
         Some(tag) if !last.contains(':') && !last.contains('@') => format!("{name}:{tag}"),
         _ => name.to_string(),
     }
+}
+
+/// Of the nodes that hold `image` (when several do), the one whose copy
+/// was created last: what a push sends is the newest build of the tag.
+async fn newest_holder(manager: &Manager, image: &str, prefix: &str) -> Option<Arc<Engine>> {
+    let holders = nodes_with(manager, image);
+    if holders.len() < 2 {
+        return None;
+    }
+    let probe = format!("{prefix}/images/{image}/json");
+    let asks = holders
+        .iter()
+        .filter_map(|node| manager.engine(node).ok())
+        .map(|engine| {
+            let probe = probe.clone();
+            async move {
+                let created = match engine_get(&engine, &probe).await {
+                    Ok((status, body)) if status.is_success() => {
+                        serde_json::from_slice::<serde_json::Value>(&body)
+                            .ok()
+                            .and_then(|v| {
+                                let created = v.get("Created")?.as_str()?;
+                                chrono::DateTime::parse_from_rfc3339(created).ok()
+                            })
+                    }
+                    _ => None,
+                };
+                (created, engine)
+            }
+        });
+    futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .filter_map(|(created, engine)| created.map(|c| (c, engine)))
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, engine)| engine)
 }
 
 /// Sends a read (inspect, history, save) to one node that has the image;
