@@ -354,13 +354,8 @@ impl ClientCertVerifier for ManagersOnly {
     ) -> Result<ClientCertVerified, rustls::Error> {
         self.inner
             .verify_client_cert(end_entity, intermediates, now)?;
-        if (self.is_manager)(end_entity.as_ref()) {
-            Ok(ClientCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(
-                "the peer's certificate is not a manager's".into(),
-            ))
-        }
+        managers_only(self.is_manager, end_entity)?;
+        Ok(ClientCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -383,6 +378,21 @@ impl ClientCertVerifier for ManagersOnly {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+/// The check both manager verifiers add to the CA's: the peer's
+/// certificate is a manager's.
+fn managers_only(
+    is_manager: fn(&[u8]) -> bool,
+    end_entity: &CertificateDer<'_>,
+) -> Result<(), rustls::Error> {
+    if is_manager(end_entity.as_ref()) {
+        Ok(())
+    } else {
+        Err(rustls::Error::General(
+            "the peer's certificate is not a manager's".into(),
+        ))
     }
 }
 
@@ -416,13 +426,8 @@ impl rustls::client::danger::ServerCertVerifier for ManagerServers {
             ocsp_response,
             now,
         )?;
-        if (self.is_manager)(end_entity.as_ref()) {
-            Ok(verified)
-        } else {
-            Err(rustls::Error::General(
-                "the peer's certificate is not a manager's".into(),
-            ))
-        }
+        managers_only(self.is_manager, end_entity)?;
+        Ok(verified)
     }
 
     fn verify_tls12_signature(
