@@ -205,12 +205,8 @@ async fn pull_on(
     image: &str,
     headers: &HeaderMap,
 ) -> Result<(), ManagerError> {
-    let last = image.rsplit('/').next().unwrap_or(image);
-    let image = if last.contains(':') || last.contains('@') {
-        image.to_string()
-    } else {
-        format!("{image}:latest")
-    };
+    // With a tag: without one the engine would pull every tag.
+    let image = crate::cluster::normalize_image_name(image);
     let query: String = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("fromImage", &image)
         .finish();
