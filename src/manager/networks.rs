@@ -75,6 +75,17 @@ impl NodeNetwork {
     }
 }
 
+/// One node's engine list as [`NodeNetwork`]s.
+fn of_node(node: &NodeId, node_name: &str, list: Vec<Map<String, Value>>) -> Vec<NodeNetwork> {
+    list.into_iter()
+        .map(|network| NodeNetwork {
+            node: node.clone(),
+            node_name: node_name.to_string(),
+            network,
+        })
+        .collect()
+}
+
 /// The networks `reference` names among `all` (every copy of a global
 /// network, or one node's local network); `Err` for none (404) or an
 /// ambiguous name (400, naming the candidates).
@@ -163,19 +174,9 @@ impl Manager {
         for (node, node_name, answer) in answers {
             match answer {
                 Ok(list) => {
-                    let listed: Vec<NodeNetwork> = list
-                        .into_iter()
-                        .map(|network| NodeNetwork {
-                            node: node.clone(),
-                            node_name: node_name.clone(),
-                            network,
-                        })
-                        .collect();
+                    let listed = of_node(&node, &node_name, list);
                     if query.is_empty() {
-                        self.known_networks
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(node.clone(), listed.clone());
+                        self.remember(&node, &listed);
                     }
                     networks.extend(listed);
                 }
@@ -183,6 +184,30 @@ impl Manager {
             }
         }
         (networks, failed)
+    }
+
+    /// Keeps `listed` as all of `node`'s networks.
+    fn remember(&self, node: &NodeId, listed: &[NodeNetwork]) {
+        self.known_networks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(node.clone(), listed.to_vec());
+    }
+
+    /// Lists `node`'s networks again after a change there, so that what it
+    /// holds is known should it stop answering (only node-local networks
+    /// matter then, and only this node's changed).
+    async fn remember_networks_on(&self, node: &NodeId) {
+        let Ok(engine) = self.engine(node) else {
+            return;
+        };
+        if let Ok(list) = engine
+            .get_json::<Vec<Map<String, Value>>>("/networks")
+            .await
+        {
+            let node_name = self.state().node_name(node);
+            self.remember(node, &of_node(node, &node_name, list));
+        }
     }
 
     /// What the nodes that did not answer held when they last did (nodes
@@ -277,12 +302,12 @@ impl Manager {
                 Some(serde_json::to_vec(&body).map_err(|e| ManagerError::Internal(e.to_string()))?),
             )
             .await?;
-        self.remember_networks().await;
+        self.remember_networks_on(&node).await;
         serde_json::from_slice(&created).map_err(|e| ManagerError::Internal(e.to_string()))
     }
 
-    /// Lists every node's networks again after a change, so that what a
-    /// node held is known should it stop answering.
+    /// Lists every node's networks again after a change on all of them (a
+    /// prune), so that what a node held is known should it stop answering.
     pub(super) async fn remember_networks(&self) {
         let _ = self.node_networks("").await;
     }
@@ -345,7 +370,7 @@ impl Manager {
             )
             .await
             .map_err(|e| on_node(e.into(), &target.node_name))?;
-        self.remember_networks().await;
+        self.remember_networks_on(&target.node).await;
         Ok(())
     }
 
