@@ -164,33 +164,48 @@ async fn newest_holder(manager: &Manager, image: &str, prefix: &str) -> Option<A
     if holders.len() < 2 {
         return None;
     }
-    let probe = format!("{prefix}/images/{image}/json");
-    let asks = holders
+    newest_of(manager, &holders, &[image.to_string()], prefix).await
+}
+
+/// Of `nodes`, the one holding the newest copy of any of `images` (ties:
+/// the first in node-ID order), so that the same request always reads
+/// the same copy; `None` when no node answers.
+async fn newest_of(
+    manager: &Manager,
+    nodes: &[NodeId],
+    images: &[String],
+    prefix: &str,
+) -> Option<Arc<Engine>> {
+    let asks = nodes
         .iter()
         .filter_map(|node| manager.engine(node).ok())
-        .map(|engine| {
-            let probe = probe.clone();
-            async move {
-                let created = match engine_get(&engine, &probe).await {
-                    Ok((status, body)) if status.is_success() => {
-                        serde_json::from_slice::<serde_json::Value>(&body)
-                            .ok()
-                            .and_then(|v| {
-                                let created = v.get("Created")?.as_str()?;
-                                chrono::DateTime::parse_from_rfc3339(created).ok()
-                            })
-                    }
-                    _ => None,
-                };
-                (created, engine)
+        .map(|engine| async move {
+            let mut newest = None;
+            for image in images {
+                let probe = format!("{prefix}/images/{image}/json");
+                if let Ok((status, body)) = engine_get(&engine, &probe).await {
+                    let created = status
+                        .is_success()
+                        .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
+                        .flatten()
+                        .and_then(|v| {
+                            let created = v.get("Created")?.as_str()?.to_string();
+                            chrono::DateTime::parse_from_rfc3339(&created).ok()
+                        });
+                    newest = newest.max(created);
+                }
             }
+            (newest, engine)
         });
-    futures::future::join_all(asks)
-        .await
-        .into_iter()
-        .filter_map(|(created, engine)| created.map(|c| (c, engine)))
-        .max_by(|a, b| a.0.cmp(&b.0))
-        .map(|(_, engine)| engine)
+    let mut best: Option<(chrono::DateTime<chrono::FixedOffset>, Arc<Engine>)> = None;
+    for (created, engine) in futures::future::join_all(asks).await {
+        if let Some(created) = created {
+            if best.as_ref().is_none_or(|(b, _)| created > *b) {
+                best = Some((created, engine));
+            }
+        }
+    }
+    best.map(|(_, engine)| engine)
 }
 
 /// Sends a read (inspect, history, save) to one node that has the image;
@@ -297,22 +312,31 @@ pub(super) async fn save(
         .map(|(_, v)| v.into_owned())
         .collect();
     let manager = &app.manager;
-    let node = {
+    let holders: Vec<NodeId> = {
         let state = manager.state();
         state
             .nodes
             .values()
             .filter(|n| n.health == crate::cluster::NodeHealth::Healthy)
-            .find(|n| names.iter().all(|name| n.has_image(name)))
+            .filter(|n| names.iter().all(|name| n.has_image(name)))
             .map(|n| n.info.id.clone())
+            .collect()
     };
-    let node = node.ok_or_else(|| {
+    let no_node = || {
         ApiError::not_found(format!(
             "no node has all of the images: {}",
             names.join(", ")
         ))
-    })?;
-    let engine = manager.engine(&node)?;
+    };
+    // Several nodes may hold different builds under one name: the newest
+    // copy is saved, the one a push sends.
+    let engine = match holders.as_slice() {
+        [] => return Err(no_node()),
+        [node] => manager.engine(node)?,
+        _ => newest_of(manager, &holders, &names, &version.prefix())
+            .await
+            .ok_or_else(no_node)?,
+    };
     let target = with_query(&format!("{}/images/get", version.prefix()), &query);
     forward(engine.http(), request, &target).await
 }

@@ -284,7 +284,8 @@ impl Engine {
                 tags: i
                     .repo_tags
                     .into_iter()
-                    .filter(|t| t != "<none>:<none>")
+                    .chain(i.repo_digests)
+                    .filter(|t| t != "<none>:<none>" && t != "<none>@<none>")
                     .collect(),
             })
             .collect())

@@ -13,7 +13,8 @@ use super::node::Node;
 pub struct ImageRef {
     /// `sha256:...` image ID.
     pub id: String,
-    /// `repo:tag` names.
+    /// Its names: `repo:tag` tags and `repo@sha256:...` digests (an image
+    /// pulled by digest or pushed answers to `repo@sha256:...`).
     pub tags: Vec<String>,
 }
 
@@ -120,8 +121,10 @@ pub fn normalize_image_name(name: &str) -> String {
         .or_else(|| name.strip_prefix("index.docker.io/"))
         .unwrap_or(name);
     let name = name.strip_prefix("library/").unwrap_or(name);
-    if name.contains('@') {
-        return name.to_string();
+    if let Some((repo, digest)) = name.split_once('@') {
+        // `app:1@sha256:..` is `app@sha256:..`: a digest overrides the tag.
+        let tag_at = repo.rfind(':').filter(|at| !repo[at + 1..].contains('/'));
+        return format!("{}@{digest}", &repo[..tag_at.unwrap_or(repo.len())]);
     }
     let last = name.rsplit('/').next().unwrap_or(name);
     if last.contains(':') {
@@ -161,5 +164,17 @@ mod tests {
             assert_eq!(normalize_image_name(hub), "busybox:latest", "{hub}");
         }
         assert_eq!(normalize_image_name("docker.io/me/app:1"), "me/app:1");
+        let pinned = ImageRef {
+            id: "sha256:fedcba9876543210".into(),
+            tags: vec!["reg:5000/app:1".into(), "reg:5000/app@sha256:beef".into()],
+        };
+        assert!(image_matches(&pinned, "reg:5000/app@sha256:beef"));
+        assert!(image_matches(&pinned, "reg:5000/app:1@sha256:beef"));
+        assert!(!image_matches(&pinned, "reg:5000/app@sha256:bee"));
+        assert_eq!(
+            normalize_image_name("reg:5000/app@sha256:1"),
+            "reg:5000/app@sha256:1"
+        );
+        assert_eq!(normalize_image_name("library/x:2@sha256:1"), "x@sha256:1");
     }
 }
