@@ -492,6 +492,28 @@ fn scenario_compose_through_a_follower(ha: &mut Ha) {
     assert!(nets.is_empty(), "{nets}");
     let vols = docker_ok(&host, &["volume", "ls", "-q", "--filter", "name=haproj"]);
     assert!(vols.is_empty(), "{vols}");
+
+    // docker build through the follower: the context streamed on to the
+    // leader, the progress back; the image runs through the follower.
+    let context = dir.path().join("built");
+    std::fs::create_dir_all(&context).expect("context");
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!("FROM {IMAGE}\nRUN echo through-a-follower > /said\nCMD [\"cat\", \"/said\"]\n"),
+    )
+    .expect("Dockerfile");
+    let mut build = docker_cmd(
+        120,
+        &host,
+        &["build", "-t", "ha-built:1", context.to_str().expect("path")],
+    );
+    build.env("DOCKER_BUILDKIT", "0");
+    let built = output_ok(build);
+    assert!(built.contains("Successfully tagged ha-built:1"), "{built}");
+    assert_eq!(
+        docker_ok(&host, &["run", "--rm", "ha-built:1"]),
+        "through-a-follower"
+    );
 }
 
 fn scenario_leader_killed(ha: &mut Ha) {

@@ -135,8 +135,9 @@ pub(super) async fn dispatch(
             on_every_holder(manager, &name, request, &target, false).await
         }
         (Method::DELETE, None) => on_every_holder(manager, &name, request, &target, true).await,
-        (Method::POST, Some("push")) => {
+        (Method::POST, Some("push")) | (Method::GET, Some("get")) => {
             // The CLI sends `docker push repo:1` as `/images/repo/push?tag=1`.
+            // A push and a save read the newest copy when several nodes hold one.
             let image = pushed_image(&name, query_param(&query, "tag").as_deref());
             match newest_holder(manager, &image, &version.prefix()).await {
                 Some(engine) => forward(engine.http(), request, &target).await,

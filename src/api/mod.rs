@@ -8,6 +8,7 @@
 //! `refused.rs`). Every endpoint of the Engine API has its own route
 //! (`docs/api-coverage.md`). Errors are Docker-shaped (`{"message": ...}`).
 
+mod build;
 mod containers;
 mod disk;
 pub mod errors;
@@ -241,7 +242,7 @@ pub fn router(manager: Arc<Manager>, checks: guard::Front) -> Router {
         .route("/images/{*rest}", any(images::dispatch))
         .route("/commit", post(images::commit))
         .route("/build/prune", post(disk::prune_build_cache))
-        .route("/build", any(refused::build))
+        .route("/build", post(build::build))
         .route("/session", any(refused::session))
         .route("/plugins", any(refused::plugins))
         .route("/plugins/{*rest}", any(refused::plugins))

@@ -7,14 +7,11 @@
 //!   answers ("This node is not a swarm manager."), so tools that
 //!   recognise it behave as against a single engine, followed by what
 //!   this cluster is and where to look instead.
-//! - Plugins, builds and their sessions: `501 Not Implemented`, naming
-//!   the call ("is not supported by this cluster") and what to do
-//!   instead.
+//! - Plugins and BuildKit's sessions: `501 Not Implemented`, naming the
+//!   call ("is not supported by this cluster") and what to do instead.
 
-use axum::body::Body;
 use axum::extract::Request;
 use axum::http::StatusCode;
-use futures::StreamExt;
 
 use super::ApiError;
 
@@ -47,38 +44,12 @@ pub(super) async fn plugins(request: Request) -> ApiError {
     )
 }
 
-/// How much of a refused build's context is read (and dropped) before
-/// the refusal is sent.
-const BUILD_CONTEXT_DRAINED: usize = 256 << 20;
-
-/// `POST /build`: `501`, once the build context is read: the docker CLI
-/// sends all of it before it reads an answer, and an answer sent earlier
-/// would come with a closed connection ("broken pipe") instead. Past
-/// [`BUILD_CONTEXT_DRAINED`] the refusal goes out anyway.
-pub(super) async fn build(request: Request) -> ApiError {
-    let (parts, body) = request.into_parts();
-    let mut context = body.into_data_stream();
-    let mut read = 0usize;
-    while let Some(Ok(chunk)) = context.next().await {
-        read = read.saturating_add(chunk.len());
-        if read > BUILD_CONTEXT_DRAINED {
-            break;
-        }
-    }
-    let request = Request::from_parts(parts, Body::empty());
-    not_served(
-        &request,
-        "builds are not served by the cluster yet; build on one engine \
-         (docker -H ENGINE build ...), then load the image through the cluster \
-         (docker -H ENGINE save IMAGE | docker -H MANAGER load) to have it on every node",
-    )
-}
-
 /// `POST /session`: `501`.
 pub(super) async fn session(request: Request) -> ApiError {
     not_served(
         &request,
-        "sessions serve BuildKit builds, which the cluster does not serve",
+        "sessions serve BuildKit builds, which the cluster does not serve; \
+         build with the legacy builder (DOCKER_BUILDKIT=0 docker build ...)",
     )
 }
 
@@ -101,6 +72,7 @@ fn not_served(request: &Request, why: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
 
     fn request(method: &str, path: &str) -> Request {
         Request::builder()
@@ -134,17 +106,6 @@ mod tests {
             error
                 .message
                 .starts_with("POST /plugins/pull is not supported by this cluster: plugins"),
-            "{}",
-            error.message
-        );
-        let context = Request::builder()
-            .method("POST")
-            .uri("/build")
-            .body(Body::from(vec![0u8; 100_000]))
-            .expect("request");
-        let error = build(context).await;
-        assert!(
-            error.message.contains("docker -H MANAGER load"),
             "{}",
             error.message
         );

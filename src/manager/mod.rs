@@ -6,6 +6,7 @@
 //! references, to reserve a node for a create, and to refresh what a proxied
 //! request changed.
 
+mod build;
 mod containers;
 mod disk;
 pub mod events;
@@ -36,6 +37,7 @@ use crate::engine::{Engine, EngineError};
 use crate::scheduler::{self, ContainerSpec, Unschedulable};
 use crate::upstream::BadAddr;
 
+pub use build::BuildRequest;
 pub use containers::{Change, CreateRequest, EngineAnswer};
 pub use disk::{container_name, NodeFailure, Prune, Pruned};
 pub use images::CommitRequest;
