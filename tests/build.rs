@@ -10,7 +10,10 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use swarm_harness::{docker, docker_cmd, info_value, start_cluster, wait_for, Cluster, IMAGE};
+use swarm_harness::{
+    compose_cmd, compose_down, docker, docker_cmd, info_value, output_ok, start_cluster, wait_for,
+    Cluster, IMAGE,
+};
 
 /// A build context directory holding `dockerfile`.
 fn context(dockerfile: &str) -> tempfile::TempDir {
@@ -115,6 +118,19 @@ fn build_through_the_manager() {
         assert!(!out.contains("were not consumed"), "{args:?}: {out}");
     }
 
+    // Run where the image is not: copied from the node that built it (the
+    // cluster has it), not pulled.
+    assert_eq!(holders(&c, "placed-node-2:build-arg"), ["node-2"]);
+    let greeting = c.ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "constraint:node==node-1",
+        "placed-node-2:build-arg",
+    ]);
+    assert_eq!(greeting, "hello from the context");
+    assert_eq!(holders(&c, "placed-node-2:build-arg"), ["node-1", "node-2"]);
+
     // A constraint no node meets, and more memory than any node has: the
     // scheduler's refusal, read by the CLI (not a broken pipe).
     let out = build(
@@ -200,4 +216,38 @@ fn build_through_the_manager() {
     );
     assert!(!out.status.success());
     assert!(text(&out).contains("999999999"), "{}", text(&out));
+}
+
+/// docker-compose up --build through the manager: the service's image is
+/// built on one node (its build argument says node-2), the project network
+/// is made on another (its label says node-1), and the containers, placed
+/// by the network, run there: the image is copied over.
+#[test]
+fn compose_builds_and_runs_where_its_network_is() {
+    let c = start_cluster(&[&[], &[]], |e| {
+        format!("nodes://{},{}", e[0].tcp, e[1].host())
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = dir.path().join("bproj");
+    std::fs::create_dir_all(project.join("web")).expect("project");
+    std::fs::write(
+        project.join("web/Dockerfile"),
+        format!("FROM {IMAGE}\nRUN echo web-built > /said\nCMD [\"sleep\", \"600\"]\n"),
+    )
+    .expect("Dockerfile");
+    std::fs::write(
+        project.join("docker-compose.yml"),
+        format!(
+            "version: \"2.4\"\nservices:\n  web:\n    build:\n      context: ./web\n      args:\n        \"constraint:node\": \"=node-2\"\n    image: bproj-web:1\n    stop_grace_period: 1s\n    networks: [inner]\n  db:\n    image: {IMAGE}\n    command: sleep 600\n    stop_grace_period: 1s\n    networks: [inner]\nnetworks:\n  inner:\n    labels:\n      com.docker.swarm.constraints: '[\"node==node-1\"]'\n"
+        ),
+    )
+    .expect("compose file");
+    let compose = |args: &[&str]| output_ok(compose_cmd(c.host(), &project, args));
+    compose(&["up", "-d", "--build"]);
+    assert_eq!(holders(&c, "bproj-web:1"), ["node-1", "node-2"]);
+    for container in ["bproj_web_1", "bproj_db_1"] {
+        assert_eq!(c.node_of(container), "node-1", "{container}");
+    }
+    assert_eq!(compose(&["exec", "-T", "web", "cat", "/said"]), "web-built");
+    compose_down(c.host(), &project);
 }

@@ -139,7 +139,7 @@ pub(super) async fn dispatch(
             // The CLI sends `docker push repo:1` as `/images/repo/push?tag=1`.
             // A push and a save read the newest copy when several nodes hold one.
             let image = pushed_image(&name, query_param(&query, "tag").as_deref());
-            match newest_holder(manager, &image, &version.prefix()).await {
+            match newest_holder(manager, &image).await {
                 Some(engine) => forward(engine.http(), request, &target).await,
                 None => on_one_holder(manager, &image, &version.prefix(), request, &target).await,
             }
@@ -160,53 +160,13 @@ fn pushed_image(name: &str, tag: Option<&str>) -> String {
 
 /// Of the nodes that hold `image` (when several do), the one whose copy
 /// was created last: what a push sends is the newest build of the tag.
-async fn newest_holder(manager: &Manager, image: &str, prefix: &str) -> Option<Arc<Engine>> {
+async fn newest_holder(manager: &Manager, image: &str) -> Option<Arc<Engine>> {
     let holders = nodes_with(manager, image);
     if holders.len() < 2 {
         return None;
     }
-    newest_of(manager, &holders, &[image.to_string()], prefix).await
-}
-
-/// Of `nodes`, the one holding the newest copy of any of `images` (ties:
-/// the first in node-ID order), so that the same request always reads
-/// the same copy; `None` when no node answers.
-async fn newest_of(
-    manager: &Manager,
-    nodes: &[NodeId],
-    images: &[String],
-    prefix: &str,
-) -> Option<Arc<Engine>> {
-    let asks = nodes
-        .iter()
-        .filter_map(|node| manager.engine(node).ok())
-        .map(|engine| async move {
-            let mut newest = None;
-            for image in images {
-                let probe = format!("{prefix}/images/{image}/json");
-                if let Ok((status, body)) = engine_get(&engine, &probe).await {
-                    let created = status
-                        .is_success()
-                        .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
-                        .flatten()
-                        .and_then(|v| {
-                            let created = v.get("Created")?.as_str()?.to_string();
-                            chrono::DateTime::parse_from_rfc3339(&created).ok()
-                        });
-                    newest = newest.max(created);
-                }
-            }
-            (newest, engine)
-        });
-    let mut best: Option<(chrono::DateTime<chrono::FixedOffset>, Arc<Engine>)> = None;
-    for (created, engine) in futures::future::join_all(asks).await {
-        if let Some(created) = created {
-            if best.as_ref().is_none_or(|(b, _)| created > *b) {
-                best = Some((created, engine));
-            }
-        }
-    }
-    best.map(|(_, engine)| engine)
+    let node = manager.newest_copy(&holders, &[image.to_string()]).await?;
+    manager.engine(&node).ok()
 }
 
 /// Sends a read (inspect, history, save) to one node that has the image;
@@ -334,9 +294,13 @@ pub(super) async fn save(
     let engine = match holders.as_slice() {
         [] => return Err(no_node()),
         [node] => manager.engine(node)?,
-        _ => newest_of(manager, &holders, &names, &version.prefix())
-            .await
-            .ok_or_else(no_node)?,
+        _ => {
+            let node = manager
+                .newest_copy(&holders, &names)
+                .await
+                .ok_or_else(no_node)?;
+            manager.engine(&node)?
+        }
     };
     let target = with_query(&format!("{}/images/get", version.prefix()), &query);
     forward(engine.http(), request, &target).await

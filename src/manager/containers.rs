@@ -315,21 +315,32 @@ impl Manager {
             Ok(outgoing)
         };
         let mut answer = engine.exchange(send()?).await?;
-        // The image is not on the chosen node: pull it there, then create
-        // (a raw API client does not pull on a 404 as the docker CLI does).
+        // The image is not on the chosen node. Another node holds it (the
+        // cluster, as one engine, has it): copied from there, as an engine
+        // runs the image it has without pulling. Else pulled there (a raw
+        // API client does not pull on a 404 as the docker CLI does). Then
+        // the create again.
         if answer.status() == hyper::StatusCode::NOT_FOUND
             && String::from_utf8_lossy(answer.body()).contains("No such image")
         {
             if let Some(image) = create.typed.image.as_deref() {
-                match pull_on(&engine, image, &create.headers).await {
-                    Ok(()) => {
-                        if let Err(e) = self.refresh_images(&reservation.node).await {
-                            tracing::debug!(error = %e, "image refresh after a pull failed");
+                let fetched = match self.copy_image(image, &reservation.node).await {
+                    Ok(_) => Ok(()),
+                    Err(e) => {
+                        tracing::debug!(%image, error = %e, "no copy for a create; pulling");
+                        let pulled = pull_on(&engine, image, &create.headers).await;
+                        if pulled.is_ok() {
+                            if let Err(e) = self.refresh_images(&reservation.node).await {
+                                tracing::debug!(error = %e, "image refresh after a pull failed");
+                            }
                         }
-                        answer = engine.exchange(send()?).await?;
+                        pulled
                     }
+                };
+                match fetched {
+                    Ok(()) => answer = engine.exchange(send()?).await?,
                     // The engine's 404 stands: the docker CLI pulls on it.
-                    Err(e) => tracing::debug!(%image, error = %e, "pull for a create failed"),
+                    Err(e) => tracing::debug!(%image, error = %e, "no image for a create"),
                 }
             }
         }
