@@ -68,14 +68,20 @@ pub(super) fn on_node(e: ManagerError, node_name: &str) -> ManagerError {
     match e {
         ManagerError::Engine(engine) => {
             let message = format!("{}: {}", node_name, engine.engine_message());
-            match engine.status() {
-                Some(404) => ManagerError::NotFound(message),
-                Some(409) => ManagerError::Conflict(message),
-                Some(400) => ManagerError::InvalidRequest(message),
-                _ => ManagerError::Internal(message),
-            }
+            with_status(engine.status(), message)
         }
         other => other,
+    }
+}
+
+/// `message` as the error an engine's `status` stands for (404, 409, 400;
+/// anything else a 500).
+pub(super) fn with_status(status: Option<u16>, message: String) -> ManagerError {
+    match status {
+        Some(404) => ManagerError::NotFound(message),
+        Some(409) => ManagerError::Conflict(message),
+        Some(400) => ManagerError::InvalidRequest(message),
+        _ => ManagerError::Internal(message),
     }
 }
 
@@ -96,6 +102,18 @@ mod tests {
             text.contains("node-2: connection refused") && text.contains("node-1/x"),
             "{text}"
         );
+        assert!(matches!(
+            with_status(Some(404), "x".into()),
+            ManagerError::NotFound(_)
+        ));
+        assert!(matches!(
+            with_status(Some(409), "x".into()),
+            ManagerError::Conflict(_)
+        ));
+        assert!(matches!(
+            with_status(None, "x".into()),
+            ManagerError::Internal(_)
+        ));
         let listed = serde_json::json!({"X": ["a", "b"], "Y": null});
         assert_eq!(string_list(&listed, "X"), ["a", "b"]);
         assert!(string_list(&listed, "Y").is_empty());

@@ -11,6 +11,7 @@ mod containers;
 mod disk;
 pub mod events;
 mod fanout;
+mod image_nodes;
 mod images;
 mod membership;
 pub mod networks;
