@@ -14,6 +14,8 @@
 //!   them, with named scenarios;
 //! - [`members`]: `swarmctl members --format json`, parsed;
 //! - [`registry`]: a real image registry (Distribution), plain HTTP;
+//!   [`proxy`]: a throttled TCP proxy that can be cut (a registry going
+//!   down mid-pull);
 //! - [`pki`]: a CA and the certificates of TLS tests (good, expired,
 //!   another CA's), and TLS probes;
 //! - small tools: [`ports`], [`wait`], [`http`] probes, commands and the
@@ -39,6 +41,7 @@ pub mod members;
 pub mod pki;
 pub mod ports;
 pub mod process;
+pub mod proxy;
 pub mod registry;
 mod slots;
 mod sys;
