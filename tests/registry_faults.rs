@@ -1,10 +1,10 @@
 //! Registry faults and corners through the manager, on a real registry
 //! (Debian's docker-registry, plain HTTP on loopback): the registry going
 //! down mid-pull (a throttled [`Proxy`] between the engines and it, cut
-//! while both nodes download), a node that cannot reach the registry
-//! while the other can, images named by digest, `docker search` against a
-//! registry without a search API, and `docker save` of a tag two nodes
-//! hold different builds of.
+//! while both nodes download), an engine dying mid-pull, a node that
+//! cannot reach the registry while the other can, images named by
+//! digest, `docker search` against a registry without a search API, and
+//! `docker save` of a tag two nodes hold different builds of.
 
 use std::io::Read;
 use std::process::Stdio;
@@ -219,6 +219,31 @@ fn registry_down_mid_pull_names_every_node_and_recovers() {
     assert_eq!(ids[0], ids[1], "the nodes pulled different images");
     let listed = c.ok(&["images", "-q", "--no-trunc", &image]);
     assert_eq!(listed, ids[0], "the manager lists {listed}");
+}
+
+/// node-2's engine dies while both nodes download a big layer through the
+/// manager's pull: the pull must fail naming node-2 (its stream broke off
+/// without the image), while node-1 finishes.
+#[test]
+fn an_engine_dying_mid_pull_fails_the_pull() {
+    let registry = Registry::start().expect("registry");
+    let mut c = two_nodes();
+    let (proxy, image) = big_image_behind_proxy(&c, &registry);
+
+    let pull = pull_under_way(&c, &proxy, &image);
+    c.engines[1].kill();
+    proxy.set_rate(0);
+    let (ok, stdout, stderr) = pull_end(pull);
+    let (held, _, _) = docker(&c.engines[0].host(), &["image", "inspect", &image]);
+    assert!(held, "node-1 did not finish the pull: {stdout}{stderr}");
+    c.ok(&["info"]);
+    assert!(
+        !ok,
+        "the pull succeeded though node-2 died in it\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    let error = pull_error(&stderr);
+    assert!(error.contains("node-2: "), "node-2 not named: {error}");
+    assert!(!error.contains("node-1"), "node-1 named: {error}");
 }
 
 /// node-1 runs in a network namespace of its own (an engine with a

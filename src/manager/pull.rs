@@ -103,29 +103,59 @@ fn node_progress(
                 .unwrap_or_default();
             return fail(engine.status_error(status, &body).engine_message());
         }
-        let failures = failures.clone();
-        let name = name.clone();
+        // Whether the node said how its pull ended (`Status: ...`, or an
+        // error): a stream cut short (the engine died, the connection
+        // broke) or ended without a word is the node's failure.
+        let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let record = {
+            let failures = failures.clone();
+            let name = name.clone();
+            move |why: String| {
+                failures
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(format!("{name}: {why}"));
+            }
+        };
+        let end = {
+            let (ended, record, name) = (ended.clone(), record.clone(), name.clone());
+            futures::stream::once(async move {
+                if ended.load(std::sync::atomic::Ordering::Relaxed) {
+                    return None;
+                }
+                let why = "the pull ended without a result";
+                record(why.to_string());
+                Some(line(&json!({"status": format!("{name}: error: {why}")})))
+            })
+            .filter_map(futures::future::ready)
+        };
         json_lines::<Value, _>(response.into_body())
             .map(move |message| match message {
                 Ok(message) => {
                     let (message, error) = named(&name, message);
+                    if error.is_some() || is_result(&message) {
+                        ended.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
                     if let Some(error) = error {
-                        failures
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push(format!("{name}: {error}"));
+                        record(error);
                     }
                     line(&message)
                 }
-                Err(e) => line(&json!({"status": format!("{name}: {e}")})),
+                Err(e) => {
+                    ended.store(true, std::sync::atomic::Ordering::Relaxed);
+                    record(e.clone());
+                    line(&json!({"status": format!("{name}: error: {e}")}))
+                }
             })
+            .chain(end)
             .boxed()
     })
     .flatten()
 }
 
-/// A node's progress message with the node's name in front of its status
-/// and id (two nodes' progress bars for one layer stay apart); an error
+/// A node's progress message with the node's name in front of its id
+/// when it has one (two nodes' progress bars for one layer stay apart;
+/// the CLI shows `id: status`), else in front of its status; an error
 /// becomes a status line, returned beside it.
 fn named(node: &str, mut message: Value) -> (Value, Option<String>) {
     let error = message
@@ -138,13 +168,26 @@ fn named(node: &str, mut message: Value) -> (Value, Option<String>) {
             object.remove("errorDetail");
             object.insert("status".into(), Value::String(format!("error: {error}")));
         }
-        for key in ["status", "id"] {
-            if let Some(Value::String(text)) = object.get_mut(key) {
-                *text = format!("{node}: {text}");
-            }
+        let key = if object.get("id").is_some_and(Value::is_string) {
+            "id"
+        } else {
+            "status"
+        };
+        if let Some(Value::String(text)) = object.get_mut(key) {
+            *text = format!("{node}: {text}");
         }
     }
     (message, error)
+}
+
+/// Whether a node's (named) message is the end of its pull: the engine
+/// closes a pull with `Status: Downloaded newer image for ...` or `Status:
+/// Image is up to date for ...`.
+fn is_result(message: &Value) -> bool {
+    message
+        .get("status")
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.contains("Status: "))
 }
 
 /// One JSON message and its line end, as engines frame them.
@@ -163,9 +206,16 @@ mod tests {
         let (m, e) = named("node-1", json!({"status": "Pulling fs layer", "id": "abc"}));
         assert_eq!(
             m,
-            json!({"status": "node-1: Pulling fs layer", "id": "node-1: abc"})
+            json!({"status": "Pulling fs layer", "id": "node-1: abc"})
         );
         assert_eq!(e, None);
+        assert!(!is_result(&m));
+        let (m, _) = named(
+            "node-1",
+            json!({"status": "Status: Image is up to date for x:1"}),
+        );
+        assert_eq!(m["status"], "node-1: Status: Image is up to date for x:1");
+        assert!(is_result(&m));
         let (m, e) = named(
             "node-2",
             json!({"error": "manifest unknown", "errorDetail": {"message": "manifest unknown"}}),
