@@ -202,11 +202,14 @@ fn docker_home(host: &str, home: &std::path::Path, args: &[&str]) -> (bool, Stri
 #[test]
 fn login_push_and_pull_with_tls_and_basic_auth() {
     let pki = swarm_harness::Pki::new().expect("PKI");
+    // Not loopback: dockerd would not verify a 127.0.0.0/8 registry.
+    let ip = swarm_harness::registry::routable_ip().expect("a routable address");
     let cert_dir = pki
-        .issue(swarm::ca::CertKind::Server, "registry", &["127.0.0.1"])
+        .issue(swarm::ca::CertKind::Server, "registry", &[&ip])
         .expect("registry certificate");
     let secure = swarm_harness::registry::Secure {
         cert_dir,
+        ip,
         user: "alice".into(),
         password: "s3cret-pass".into(),
     };
@@ -214,6 +217,9 @@ fn login_push_and_pull_with_tls_and_basic_auth() {
     let c = start_cluster(&[&[], &[]], |e| {
         format!("nodes://{},{}", e[0].tcp, e[1].host())
     });
+    for engine in c.engines.iter() {
+        registry.trust(engine).expect("trusting the registry's CA");
+    }
     let home = tempfile::tempdir().expect("home");
     let stranger = tempfile::tempdir().expect("home");
     let host = c.host();
@@ -257,6 +263,25 @@ fn login_push_and_pull_with_tls_and_basic_auth() {
         let (ok, _, err) = docker(&engine.host(), &["image", "inspect", &image]);
         assert!(ok, "{image} missing on {}: {err}", engine.name);
     }
+
+    // node-2 no longer trusts the registry's CA: its pull fails on the
+    // certificate and is named alone; node-1's succeeds.
+    registry.distrust(&c.engines[1]).expect("forgetting the CA");
+    let second = format!("{addr}/private:2");
+    docker_ok(&c.engines[0].host(), &["tag", IMAGE, &second]);
+    let (ok, out, err) = docker_home(host, home.path(), &["push", &second]);
+    assert!(ok, "{out} {err}");
+    docker_ok(&c.engines[0].host(), &["rmi", &second]);
+    let (ok, out, err) = docker_home(host, home.path(), &["pull", &second]);
+    assert!(!ok, "the pull succeeded on a node without the CA: {out}");
+    let closing = err.lines().last().unwrap_or_default();
+    assert!(
+        closing.contains("pull failed on node-2") && !closing.contains("node-1"),
+        "{err}"
+    );
+    assert!(err.contains("certificate"), "{err}");
+    assert!(docker(&c.engines[0].host(), &["image", "inspect", &second]).0);
+    assert!(!docker(&c.engines[1].host(), &["image", "inspect", &second]).0);
 }
 
 /// `POST path` with a JSON body over a fresh connection; (status, body).

@@ -120,6 +120,13 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// The engine's `certs.d` (its own `/etc/docker/certs.d`: the engine
+    /// runs with its directory's `etc` mounted on `/etc/docker`), where it
+    /// finds the CAs of registries it trusts.
+    pub fn certs_d(&self) -> PathBuf {
+        self.dir.join("etc").join("certs.d")
+    }
+
     /// The engine's unix socket as a docker `-H` value: `unix:///path/to/sock`.
     pub fn host(&self) -> String {
         format!("unix://{}", self.socket.display())

@@ -1,10 +1,18 @@
 //! A real image registry for tests: Debian's `docker-registry`
-//! (Distribution 2.8), plain HTTP on `127.0.0.1:PORT` with its storage in a
-//! temporary directory. The engines the harness starts share the host's
-//! loopback (unless given a network namespace of their own) and dockerd
-//! lets `127.0.0.0/8` registries speak plain HTTP, so no
-//! `--insecure-registry` is needed. Dropping the [`Registry`] kills it and
-//! removes its storage.
+//! (Distribution 2.8), with its storage in a temporary directory.
+//!
+//! - Plain HTTP on `127.0.0.1:PORT` ([`Registry::start`]): the engines the
+//!   harness starts share the host's loopback (unless given a network
+//!   namespace of their own) and dockerd lets `127.0.0.0/8` registries
+//!   speak plain HTTP, so no `--insecure-registry` is needed.
+//! - TLS and htpasswd basic auth ([`Registry::start_secure`]) on a routable
+//!   address of the host ([`routable_ip`]), not loopback: dockerd treats
+//!   every `127.0.0.0/8` registry as insecure and would not verify its
+//!   certificate. An engine verifies it once it trusts the CA
+//!   ([`Registry::trust`], the engine's own `certs.d`); one that does not
+//!   fails with `x509: certificate signed by unknown authority`.
+//!
+//! Dropping the [`Registry`] kills it and removes its storage.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -21,23 +29,25 @@ pub const REGISTRY_START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A running registry (see the module's documentation).
 pub struct Registry {
-    /// Its address, `127.0.0.1:PORT`: images are named `ADDR/repo:tag`.
+    /// Its address, `IP:PORT`: images are named `ADDR/repo:tag`.
     pub addr: String,
     process: Process,
-    /// `/etc/docker/certs.d/ADDR`, for a registry with TLS.
-    trusted: Option<std::path::PathBuf>,
+    /// The CA engines are to trust ([`Registry::trust`]), with TLS.
+    ca: Option<std::path::PathBuf>,
     /// Storage, configuration and log; removed on drop (after the kill:
     /// field order).
     _dir: tempfile::TempDir,
 }
 
 /// What a registry with TLS and basic auth needs: its certificate
-/// directory (Docker's layout, a server certificate for 127.0.0.1) and one
-/// user.
+/// directory (Docker's layout, a server certificate for [`routable_ip`])
+/// and one user.
 #[derive(Debug, Clone)]
 pub struct Secure {
     /// `ca.pem`, `cert.pem`, `key.pem`.
     pub cert_dir: std::path::PathBuf,
+    /// The address it serves on, which its certificate names: [`routable_ip`].
+    pub ip: String,
     /// The user's name.
     pub user: String,
     /// The user's password.
@@ -50,10 +60,10 @@ impl Registry {
         Registry::start_with(None)
     }
 
-    /// Starts a registry serving TLS with `secure.cert_dir`'s certificate
-    /// and htpasswd basic auth for `secure.user`; the engines trust its CA
-    /// through `/etc/docker/certs.d/ADDR/ca.crt` (removed on drop). Waits
-    /// until `GET /v2/` asks for credentials.
+    /// Starts a registry on `secure.ip` serving TLS with
+    /// `secure.cert_dir`'s certificate and htpasswd basic auth for
+    /// `secure.user`; engines verify it once they [`Registry::trust`] it.
+    /// Waits until it accepts connections.
     pub fn start_secure(secure: &Secure) -> anyhow::Result<Registry> {
         Registry::start_with(Some(secure))
     }
@@ -67,13 +77,13 @@ impl Registry {
             .prefix("swarm-registry-")
             .tempdir()
             .context("creating the registry's directory")?;
-        let addr = format!("127.0.0.1:{}", free_port());
+        let ip = secure.map_or("127.0.0.1", |s| s.ip.as_str());
+        let addr = format!("{ip}:{}", free_port());
         let config = dir.path().join("config.yml");
         let mut text = format!(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
             dir.path().join("storage").display()
         );
-        let mut trusted = None;
         if let Some(secure) = secure {
             text.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
@@ -93,11 +103,6 @@ impl Registry {
                 "auth:\n  htpasswd:\n    realm: swarm-test\n    path: {}\n",
                 htpasswd.display()
             ));
-            let certs_d = std::path::PathBuf::from("/etc/docker/certs.d").join(&addr);
-            std::fs::create_dir_all(&certs_d).context("creating /etc/docker/certs.d")?;
-            std::fs::copy(secure.cert_dir.join("ca.pem"), certs_d.join("ca.crt"))
-                .context("installing the registry's CA for the engines")?;
-            trusted = Some(certs_d);
         }
         std::fs::write(&config, text).context("writing the registry's configuration")?;
         let log = dir.path().join("registry.log");
@@ -110,7 +115,7 @@ impl Registry {
         let mut registry = Registry {
             addr,
             process,
-            trusted,
+            ca: secure.map(|s| s.cert_dir.join("ca.pem")),
             _dir: dir,
         };
         let started = Instant::now();
@@ -135,11 +140,58 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Makes `engine` trust this registry's CA: `ca.crt` in the engine's
+    /// own `certs.d/ADDR` (dockerd reads it at each pull, no restart).
+    pub fn trust(&self, engine: &crate::Engine) -> anyhow::Result<()> {
+        let ca = self.ca.as_ref().context("a plain registry has no CA")?;
+        let dir = engine.certs_d().join(&self.addr);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::copy(ca, dir.join("ca.crt"))
+            .with_context(|| format!("installing the registry's CA in {}", dir.display()))?;
+        Ok(())
+    }
+
+    /// Makes `engine` forget this registry's CA again.
+    pub fn distrust(&self, engine: &crate::Engine) -> anyhow::Result<()> {
+        let dir = engine.certs_d().join(&self.addr);
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
+    }
+}
+
+/// A non-loopback IPv4 address of this host that its engines reach: the
+/// source address of the default route (`ip -4 route get`), else the
+/// first of `hostname -I` outside `127.0.0.0/8`.
+pub fn routable_ip() -> anyhow::Result<String> {
+    let routed = std::process::Command::new("ip")
+        .args(["-4", "route", "get", "192.0.2.200"])
+        .output()
+        .ok()
+        .and_then(|out| {
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let mut words = text.split_whitespace();
+            words.find(|w| *w == "src")?;
+            words.next().map(str::to_string)
+        });
+    if let Some(ip) = routed.filter(|ip| !ip.starts_with("127.")) {
+        return Ok(ip);
+    }
+    let out = std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .context("running hostname -I")?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .map(str::to_string)
+        .context("this host has no non-loopback IPv4 address")
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         self.process.kill();
-        if let Some(dir) = &self.trusted {
-            let _ = std::fs::remove_dir_all(dir);
-        }
     }
 }
