@@ -390,6 +390,16 @@ impl Engine {
     }
 }
 
+/// The first error in a whole progress answer (JSON lines, as a pull or a
+/// load streams them): an engine answers such a call `200` and reports a
+/// failure as a message `{"error": ...}` in the stream.
+pub fn stream_error(body: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|m| m.get("error").and_then(|e| e.as_str()).map(str::to_string))
+}
+
 /// The JSON messages of a stream that carries one per line (Docker's
 /// `/events`), parsed as they arrive.
 pub fn json_lines<T, B>(body: B) -> impl Stream<Item = Result<T, String>>

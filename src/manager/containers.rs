@@ -224,11 +224,7 @@ async fn pull_on(
     if !parts.status.is_success() {
         return Err(engine.status_error(parts.status, &body).into());
     }
-    let failed = String::from_utf8_lossy(&body)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find_map(|m| m.get("error").and_then(|e| e.as_str()).map(str::to_string));
-    match failed {
+    match crate::engine::stream_error(&body) {
         Some(error) => Err(ManagerError::Internal(format!("pulling {image}: {error}"))),
         None => Ok(()),
     }

@@ -123,12 +123,7 @@ impl Manager {
         if !answer.status().is_success() {
             return Err(target.status_error(answer.status(), answer.body()).into());
         }
-        // The load's answer is a progress stream; a failure is a message in it.
-        if let Some(error) = String::from_utf8_lossy(answer.body())
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find_map(|m| m.get("error").and_then(|e| e.as_str()).map(str::to_string))
-        {
+        if let Some(error) = crate::engine::stream_error(answer.body()) {
             return Err(ManagerError::Internal(format!(
                 "copying {image} to {}: {error}",
                 self.cluster.read().node_name(to)
