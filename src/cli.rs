@@ -39,9 +39,79 @@ pub enum Command {
     Manage(Box<ManageArgs>),
     /// Print the engine addresses a discovery resolves to.
     List {
-        /// Discovery URL: nodes://HOST:PORT,... or file:///path.
+        /// Discovery URL: nodes://HOST:PORT,..., file:///path or
+        /// token://[MANAGER:PORT/]TOKEN.
         discovery: String,
+        /// A manager serving token discovery (API address), for a
+        /// token:// URL that names none.
+        #[arg(long, env = "SWARM_MANAGER")]
+        manager: Option<String>,
     },
+    /// Make a discovery token for token://TOKEN (asked of the managers
+    /// with --manager, else made here: a manager started with
+    /// token://TOKEN then serves it).
+    Create {
+        /// A manager serving token discovery (API address, any manager of
+        /// the cluster).
+        #[arg(long, env = "SWARM_MANAGER")]
+        manager: Option<String>,
+    },
+    /// Register an engine with a discovery (token://...), and keep it
+    /// registered: run it next to the engine's dockerd.
+    Join(JoinArgs),
+}
+
+/// `swarm join` flags, with classic's defaults.
+#[derive(Debug, clap::Args)]
+pub struct JoinArgs {
+    /// The engine's address as the managers reach it, IP:PORT (dockerd's
+    /// -H tcp://0.0.0.0:PORT).
+    #[arg(long, visible_alias = "addr")]
+    pub advertise: String,
+    /// Time between two registrations.
+    #[arg(long, default_value = "60s", value_parser = parse_heartbeat)]
+    pub heartbeat: Duration,
+    /// How long a registration lasts unless renewed (more than the
+    /// heartbeat).
+    #[arg(long, default_value = "180s", value_parser = parse_duration)]
+    pub ttl: Duration,
+    /// Longest random wait before the first registration (many engines
+    /// joining at once spread out).
+    #[arg(long, default_value = "0s", value_parser = humantime_duration)]
+    pub delay: Duration,
+    /// A manager serving token discovery (API address), for a token://
+    /// URL that names none.
+    #[arg(long, env = "SWARM_MANAGER")]
+    pub manager: Option<String>,
+    /// Discovery URL: token://[MANAGER:PORT/]TOKEN.
+    pub discovery: String,
+}
+
+impl JoinArgs {
+    /// Classic's check: the TTL must outlast the heartbeat.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.ttl <= self.heartbeat {
+            return Err(format!(
+                "--ttl must be strictly superior to the heartbeat value ({:?} <= {:?})",
+                self.ttl, self.heartbeat
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A heartbeat: at least one second, as classic required.
+fn parse_heartbeat(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("invalid heartbeat {s:?}: at least 1s"));
+    }
+    Ok(d)
+}
+
+/// A duration that may be zero.
+fn humantime_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
 /// `swarm manage` flags.
@@ -138,8 +208,11 @@ pub struct ManageArgs {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub engine_tls: Option<bool>,
-    /// Discovery URL: nodes://HOST:PORT,..., file:///path. Default: the
-    /// local engine (DOCKER_HOST, else unix:///var/run/docker.sock).
+    /// Discovery URL: nodes://HOST:PORT,..., file:///path or
+    /// token://TOKEN (served by the managers themselves). Default: the
+    /// local engine (DOCKER_HOST, else unix:///var/run/docker.sock). The
+    /// first leader records it as the cluster's; later managers follow
+    /// the recorded one (swarmctl discovery set changes it).
     pub discovery: Option<String>,
 }
 

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod cluster;
 pub mod discovery;
 pub mod engine;
+pub mod ids;
 pub mod manager;
 pub mod scheduler;
 pub mod tls;

@@ -1,4 +1,4 @@
-//! The `swarm` binary: `swarm manage` and `swarm list`.
+//! The `swarm` binary: `swarm manage`, `join`, `create` and `list`.
 
 use std::sync::Arc;
 
@@ -29,7 +29,9 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Manage(args) => manage(*args).await,
-            Command::List { discovery } => list(&discovery).await,
+            Command::List { discovery, manager } => list(&discovery, manager.as_deref()).await,
+            Command::Create { manager } => create(manager.as_deref()).await,
+            Command::Join(args) => join_discovery(args).await,
         }
     })
 }
@@ -54,17 +56,53 @@ fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn list(url: &str) -> anyhow::Result<()> {
-    let discovery = Discovery::parse(url)?;
+async fn list(url: &str, manager: Option<&str>) -> anyhow::Result<()> {
+    let discovery = Discovery::parse(url)?.with_hub(manager);
     for addr in discovery.fetch().await? {
         println!("{addr}");
     }
     Ok(())
 }
 
+/// `swarm create`: a token from the managers, or made here.
+async fn create(manager: Option<&str>) -> anyhow::Result<()> {
+    let token = match manager {
+        Some(hub) => {
+            swarm::discovery::token::TokenHub::new(hub, None)?
+                .create()
+                .await?
+        }
+        None => swarm::ids::random_hex32(),
+    };
+    println!("{token}");
+    Ok(())
+}
+
+/// `swarm join`: registers the engine until interrupted.
+async fn join_discovery(args: swarm::cli::JoinArgs) -> anyhow::Result<()> {
+    args.validate().map_err(anyhow::Error::msg)?;
+    let discovery = Discovery::parse(&args.discovery)?.with_hub(args.manager.as_deref());
+    let join = swarm::discovery::join::Join {
+        discovery,
+        advertise: args.advertise.trim_start_matches("tcp://").to_string(),
+        heartbeat: args.heartbeat,
+        ttl: args.ttl,
+        delay: args.delay,
+    };
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop.cancel();
+    });
+    swarm::discovery::join::run(join, cancel).await?;
+    Ok(())
+}
+
 async fn manage(args: ManageArgs) -> anyhow::Result<()> {
     let listen = Listen::parse(&args.host).map_err(anyhow::Error::msg)?;
-    let discovery = Discovery::parse(&args.discovery_url())?;
+    let discovery_url = args.discovery_url();
+    let discovery = Discovery::parse(&discovery_url)?;
     if let Discovery::Nodes(addrs) = &discovery {
         let own = match &listen {
             Listen::Tcp(addr) => format!("tcp://{addr}"),
@@ -147,7 +185,7 @@ async fn manage(args: ManageArgs) -> anyhow::Result<()> {
     }
     tokio::spawn(lead_while_leader(
         Arc::clone(&manager),
-        discovery,
+        discovery_url,
         cancel.clone(),
     ));
     tracing::info!(
@@ -196,7 +234,11 @@ fn warn_if_open(listen: &Listen) {
 
 /// Runs the leader's duties whenever this manager leads, and stops them as
 /// soon as it does not (a deposed leader must not act on engines).
-async fn lead_while_leader(manager: Arc<Manager>, discovery: Discovery, cancel: CancellationToken) {
+async fn lead_while_leader(
+    manager: Arc<Manager>,
+    discovery_url: String,
+    cancel: CancellationToken,
+) {
     let mut metrics = manager.raft_metrics();
     let mut duties: Option<CancellationToken> = None;
     loop {
@@ -205,7 +247,7 @@ async fn lead_while_leader(manager: Arc<Manager>, discovery: Discovery, cancel: 
             (true, None) => {
                 tracing::info!("leading: watching the engines");
                 let token = cancel.child_token();
-                tokio::spawn(Arc::clone(&manager).lead(discovery.clone(), token.clone()));
+                tokio::spawn(Arc::clone(&manager).lead(discovery_url.clone(), token.clone()));
                 duties = Some(token);
             }
             (false, Some(token)) => {

@@ -68,6 +68,7 @@ impl From<ApplyError> for ApiError {
     fn from(e: ApplyError) -> Self {
         match e {
             ApplyError::NameInUse { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            ApplyError::UnknownToken(_) => ApiError::not_found(e.to_string()),
             _ => ApiError::internal(e.to_string()),
         }
     }

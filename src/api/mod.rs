@@ -22,6 +22,7 @@ pub mod proxy;
 mod refused;
 pub mod serve;
 mod system;
+mod tokens;
 mod volumes;
 
 use std::sync::Arc;
@@ -257,6 +258,17 @@ pub fn router(manager: Arc<Manager>, checks: guard::Front) -> Router {
         .route("/_swarm/members", get(managers::members))
         .route("/_swarm/join", post(managers::join))
         .route("/_swarm/remove", post(managers::remove))
+        .route("/_swarm/tokens", post(tokens::create))
+        .route(
+            "/_swarm/tokens/{token}",
+            get(tokens::engines)
+                .post(tokens::register)
+                .delete(tokens::delete),
+        )
+        .route(
+            "/_swarm/discovery",
+            get(tokens::discovery).post(tokens::set_discovery),
+        )
         .merge(swarm_mode_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -7,6 +7,8 @@
 //!   answers, followers ask the leader).
 //! - `swarmctl --manager tcp://IP:PORT add-manager ID RAFT_ADDR API_ADDR`
 //!   adds a manager (`POST /_swarm/join`: learner, then voter).
+//! - `swarmctl --manager tcp://IP:PORT discovery [set URL]` shows or
+//!   changes the cluster's discovery URL (`/_swarm/discovery`).
 //! - `swarmctl --manager tcp://IP:PORT remove-manager ID` removes one
 //!   (`POST /_swarm/remove`).
 //!
@@ -139,12 +141,31 @@ enum Cmd {
         /// The manager's Raft node ID.
         id: u64,
     },
+    /// The cluster's discovery URL: shown, or changed with `set URL` (the
+    /// leader follows the new one within a second; one setting for the
+    /// whole cluster, whatever each manager was started with).
+    Discovery {
+        /// `set`, to change it.
+        #[command(subcommand)]
+        change: Option<DiscoveryCmd>,
+    },
     /// The built-in certificate authority.
     #[command(subcommand)]
     Ca(CaCmd),
     /// Certificates signed by the built-in CA, in Docker's layout.
     #[command(subcommand)]
     Cert(CertCmd),
+}
+
+/// `swarmctl discovery` subcommands.
+#[derive(Debug, Subcommand)]
+enum DiscoveryCmd {
+    /// Make URL the cluster's discovery (nodes://..., file://...,
+    /// token://...).
+    Set {
+        /// The discovery URL.
+        url: String,
+    },
 }
 
 /// `swarmctl ca` subcommands.
@@ -328,6 +349,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let body = serde_json::json!({ "id": id });
             call(&manager, hyper::Method::POST, "/_swarm/remove", Some(body)).await?;
             println!("manager {id} removed");
+            Ok(())
+        }
+        Cmd::Discovery { change } => {
+            let path = match &change {
+                Some(DiscoveryCmd::Set { url }) => {
+                    let query: String = url::form_urlencoded::Serializer::new(String::new())
+                        .append_pair("url", url)
+                        .finish();
+                    format!("/_swarm/discovery?{query}")
+                }
+                None => "/_swarm/discovery".to_string(),
+            };
+            let method = match change {
+                Some(_) => hyper::Method::POST,
+                None => hyper::Method::GET,
+            };
+            let answer = call(&manager, method, &path, None).await?;
+            let url = serde_json::from_slice::<serde_json::Value>(&answer)
+                .ok()
+                .and_then(|v| v.get("URL")?.as_str().map(str::to_string));
+            println!("{}", url.as_deref().unwrap_or("(not recorded yet)"));
             Ok(())
         }
         Cmd::Ca(_) | Cmd::Cert(_) => unreachable!("handled above"),

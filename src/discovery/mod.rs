@@ -4,15 +4,20 @@
 //! them inline, `file://` names a file that is re-read when it changes, so
 //! nodes come and go. Both accept Swarm classic's ranges: `10.0.0.[10:20]:2375`
 //! stands for eleven addresses. An address is `HOST:PORT` (plain TCP),
-//! `tcp://HOST:PORT` or `unix:///path/to/docker.sock`.
+//! `tcp://HOST:PORT` or `unix:///path/to/docker.sock`. `token://TOKEN`
+//! names the engines registered under a token with the managers'
+//! token service (see [`token`]).
 
 use std::path::PathBuf;
+
+pub mod join;
+pub mod token;
 
 /// Why a discovery URL or its content is unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
     /// The URL has no scheme this build knows.
-    #[error("unsupported discovery {0:?}: expected nodes://HOST:PORT,... or file:///path")]
+    #[error("unsupported discovery {0:?}: expected nodes://HOST:PORT,..., file:///path or token://[MANAGER/]TOKEN")]
     UnsupportedScheme(String),
     /// The URL names no engine.
     #[error("discovery {0:?} lists no engine")]
@@ -28,6 +33,27 @@ pub enum DiscoveryError {
         /// What is wrong with it.
         why: String,
     },
+    /// A `token://` URL is malformed or names no hub where one is needed.
+    #[error("invalid token discovery {url:?}: {why}")]
+    BadToken {
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The managers serving token discovery failed or refused.
+    #[error("token discovery at {hub}: {why}")]
+    Hub {
+        /// The manager asked.
+        hub: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// `swarm join` with a discovery that lists its engines itself.
+    #[error(
+        "nothing to join: nodes:// and file:// list their engines themselves; add the engine there"
+    )]
+    NotJoinable,
     /// The discovery file could not be read.
     #[error("cannot read discovery file {path}: {source}")]
     Io {
@@ -48,6 +74,15 @@ pub enum Discovery {
     Nodes(Vec<String>),
     /// A file with one engine address (or range) per line; `#` starts a comment.
     File(PathBuf),
+    /// The engines registered under a token with the managers' token
+    /// service at `hub` (a manager's API address); without a hub, the
+    /// manager's own.
+    Token {
+        /// A manager's API address, when the URL or `--manager` names one.
+        hub: Option<String>,
+        /// The token.
+        token: String,
+    },
 }
 
 impl Discovery {
@@ -64,8 +99,39 @@ impl Discovery {
                 return Err(DiscoveryError::Empty(url.to_string()));
             }
             Ok(Discovery::File(PathBuf::from(path)))
+        } else if let Some(rest) = url.strip_prefix("token://") {
+            let bad = |why: &str| DiscoveryError::BadToken {
+                url: url.to_string(),
+                why: why.to_string(),
+            };
+            let (hub, token) = match rest.rsplit_once('/') {
+                Some((hub, token)) => {
+                    validate_address(hub).map_err(|_| bad("the hub is not HOST:PORT"))?;
+                    (Some(hub.to_string()), token)
+                }
+                None => (None, rest),
+            };
+            if !token::valid_token(token) {
+                return Err(bad("a token is 1 to 64 letters, digits, - or _"));
+            }
+            Ok(Discovery::Token {
+                hub,
+                token: token.to_string(),
+            })
         } else {
             Err(DiscoveryError::UnsupportedScheme(url.to_string()))
+        }
+    }
+
+    /// This discovery with `hub` as its token service when it is a
+    /// `token://` URL that names none.
+    pub fn with_hub(self, hub: Option<&str>) -> Discovery {
+        match (self, hub) {
+            (Discovery::Token { hub: None, token }, Some(hub)) => Discovery::Token {
+                hub: Some(hub.to_string()),
+                token,
+            },
+            (other, _) => other,
         }
     }
 
@@ -83,12 +149,21 @@ impl Discovery {
                         })?;
                 parse_file(&text)
             }
+            Discovery::Token {
+                hub: Some(hub),
+                token,
+            } => token::TokenHub::new(hub, None)?.fetch(token).await,
+            Discovery::Token { hub: None, token } => Err(DiscoveryError::BadToken {
+                url: format!("token://{token}"),
+                why: "no manager serves it here: name one, token://MANAGER:PORT/TOKEN or --manager"
+                    .into(),
+            }),
         }
     }
 
     /// Whether the set can change over time (and so is worth watching).
     pub fn is_dynamic(&self) -> bool {
-        matches!(self, Discovery::File(_))
+        matches!(self, Discovery::File(_) | Discovery::Token { .. })
     }
 }
 
@@ -153,7 +228,9 @@ pub fn expand(entry: &str) -> Result<Vec<String>, DiscoveryError> {
         .collect())
 }
 
-fn validate_address(addr: &str) -> Result<(), DiscoveryError> {
+/// Checks that `addr` is an engine address: `HOST:PORT`,
+/// `tcp://HOST:PORT` or `unix:///path`.
+pub fn validate_address(addr: &str) -> Result<(), DiscoveryError> {
     let bad = || DiscoveryError::BadAddress(addr.to_string());
     if let Some(path) = addr.strip_prefix("unix://") {
         return if path.starts_with('/') {

@@ -119,25 +119,7 @@ impl Change {
 
 /// A fresh swarm-unique id (32 hex digits).
 fn new_swarm_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let state = std::collections::hash_map::RandomState::new();
-    let mut parts = [0u64; 2];
-    for (i, part) in parts.iter_mut().enumerate() {
-        let mut hasher = state.build_hasher();
-        hasher.write_u64(SEQ.fetch_add(1, Ordering::Relaxed));
-        hasher.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
-        hasher.write_usize(i);
-        hasher.write_u32(std::process::id());
-        *part = hasher.finish();
-    }
-    format!("{:016x}{:016x}", parts[0], parts[1])
+    crate::ids::random_hex32()
 }
 
 /// Validates a create body and adds the swarm id label. Returns the body to

@@ -11,12 +11,14 @@ mod containers;
 mod disk;
 pub mod events;
 mod fanout;
+mod follow;
 mod image_nodes;
 mod images;
 mod membership;
 pub mod networks;
 mod pull;
 mod reschedule;
+mod tokens;
 pub mod volumes;
 pub mod waiters;
 mod watch;
@@ -33,7 +35,6 @@ use crate::cluster::{
     ApplyError, Cluster, Command, Container, LookupError, NodeHealth, NodeId, ProposeError,
     Reservation,
 };
-use crate::discovery::Discovery;
 use crate::engine::{Engine, EngineError};
 use crate::scheduler::{self, ContainerSpec, Unschedulable};
 use crate::upstream::BadAddr;
@@ -242,26 +243,6 @@ impl Manager {
         self.cluster.read()
     }
 
-    /// Follows `discovery` until `cancel`: starts a watcher for each engine
-    /// that appears and stops (and forgets the node of) each that leaves.
-    pub async fn run_discovery(self: Arc<Self>, discovery: Discovery, cancel: CancellationToken) {
-        loop {
-            match discovery.fetch().await {
-                Ok(addrs) => self.set_engines(&addrs, &cancel).await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "discovery failed; keeping the current engines")
-                }
-            }
-            if !discovery.is_dynamic() {
-                return;
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(DISCOVERY_POLL) => {}
-            }
-        }
-    }
-
     /// The engine at a discovery address: over TLS when the manager has
     /// an engine TLS configuration and the address is a TCP one.
     fn engine_at(&self, addr: &str) -> Result<Engine, BadAddr> {
@@ -360,7 +341,7 @@ impl Manager {
     /// reservations inherited from a previous leader once the engines have
     /// been read (a create it had in flight either produced a container,
     /// which the refresh accounts for by its swarm id, or nothing).
-    pub async fn lead(self: Arc<Self>, discovery: Discovery, cancel: CancellationToken) {
+    pub async fn lead(self: Arc<Self>, discovery_url: String, cancel: CancellationToken) {
         // Reservations of reschedules in progress belong to the rescheduler.
         let inherited: Vec<String> = {
             let state = self.cluster.read();
@@ -394,7 +375,7 @@ impl Manager {
         }
         tokio::spawn(reschedule::drive(self.clone(), cancel.clone()));
         tokio::spawn(self.clone().promote_while_leading(cancel.clone()));
-        self.clone().run_discovery(discovery, cancel.clone()).await;
+        tokio::spawn(self.clone().run_discovery(discovery_url, cancel.clone()));
         cancel.cancelled().await;
         self.stop_engines();
     }

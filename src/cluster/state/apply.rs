@@ -80,6 +80,15 @@ impl ClusterState {
             Command::RescheduleStarted { id } => self.reschedule_started(id),
             Command::RescheduleDone { swarm_id } => self.reschedule_done(swarm_id),
             Command::StaleRemoved { node, id } => self.stale_removed(node, id),
+            Command::TokenCreated { token, at_ms } => self.token_created(token, at_ms),
+            Command::TokenRegistered {
+                token,
+                addr,
+                at_ms,
+                ttl_ms,
+            } => self.token_registered(token, addr, at_ms, ttl_ms),
+            Command::TokenDeleted { token } => self.token_deleted(token),
+            Command::DiscoverySet { url } => self.discovery_set(url),
         }
     }
 

@@ -118,6 +118,36 @@ pub enum Command {
         /// The container ID there.
         id: String,
     },
+    /// A discovery token was made (`swarm create`, or a manager started
+    /// with `token://TOKEN`); a no-op when it exists.
+    TokenCreated {
+        /// The token.
+        token: String,
+        /// When (Unix milliseconds, the leader's clock).
+        at_ms: u64,
+    },
+    /// An engine registered under a token (`swarm join`) until `at_ms +
+    /// ttl_ms`; refused for an unknown token.
+    TokenRegistered {
+        /// The token.
+        token: String,
+        /// The engine's address, `IP:PORT`.
+        addr: String,
+        /// When (Unix milliseconds, the leader's clock).
+        at_ms: u64,
+        /// How long the registration lasts unless renewed.
+        ttl_ms: u64,
+    },
+    /// A token and its registrations were deleted.
+    TokenDeleted {
+        /// The token.
+        token: String,
+    },
+    /// The cluster's discovery URL was set.
+    DiscoverySet {
+        /// The URL.
+        url: String,
+    },
     /// An engine new to the state, with what it holds, in one step: the
     /// node turns healthy (a candidate for placement) only together with
     /// its containers (and their reservations) and its images.
@@ -142,6 +172,9 @@ pub enum ApplyError {
     /// The node is not in the cluster.
     #[error("no such node: {0}")]
     UnknownNode(NodeId),
+    /// No discovery token has this value.
+    #[error("unknown discovery token {0}: make one with swarm create")]
+    UnknownToken(String),
     /// The node cannot take new containers.
     #[error("node {0} is not healthy")]
     NodeUnhealthy(String),

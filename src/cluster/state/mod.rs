@@ -34,6 +34,7 @@ mod display;
 mod image;
 mod lookup;
 mod node;
+mod tokens;
 
 pub use command::{ApplyError, Command};
 pub use container::{
@@ -45,6 +46,7 @@ pub use lookup::LookupError;
 pub use node::{
     basis_points, Checks, Node, NodeHealth, NodeId, NodeInfo, OvercommitPpm, Unfit, Usage,
 };
+pub use tokens::TokenCluster;
 
 /// Everything the managers agree on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,4 +66,9 @@ pub struct ClusterState {
     /// when it answers again: node → container IDs. Observations of the
     /// node never bring them back into the state.
     pub stale: BTreeMap<NodeId, BTreeSet<String>>,
+    /// Token discovery served by the managers: token → its engines.
+    pub tokens: BTreeMap<String, TokenCluster>,
+    /// The cluster's discovery URL, once a leader recorded it (or
+    /// `swarmctl discovery set` changed it): every leader follows this one.
+    pub discovery: Option<String>,
 }
