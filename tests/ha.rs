@@ -597,6 +597,146 @@ fn scenario_leader_killed(ha: &mut Ha) {
     assert_eq!(me.id, identity, "rejoined with its identity: {members:?}");
 }
 
+/// `swarmctl --manager HOST discovery [ARGS]`: its printed line.
+fn swarmctl_discovery(host: &str, args: &[&str]) -> String {
+    let out = timed(20, env!("CARGO_BIN_EXE_swarmctl"))
+        .args(["--manager", host, "discovery"])
+        .args(args)
+        .output()
+        .expect("running swarmctl");
+    assert!(
+        out.status.success(),
+        "swarmctl discovery {args:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout).trim().to_string()
+}
+
+/// The nodes `docker info` through `host` counts.
+fn node_count(host: &str) -> Result<String, String> {
+    Ok(info_value(&info(host)?, "Nodes").join(""))
+}
+
+/// Discovery is the cluster's: a manager restarted with another URL (one
+/// engine only) follows the recorded one when it leads, and says so; token
+/// discovery set with swarmctl survives the loss of the leader (joins
+/// register through a follower, which forwards to whichever leads).
+fn scenario_discovery_is_the_clusters(ha: &mut Ha) {
+    let leader = ha.leader(Duration::from_secs(10));
+    let recorded = swarmctl_discovery(ha.host(leader), &[]);
+    let all = format!("nodes://{}", ha.engines.tcp_addrs().join(","));
+    assert_eq!(recorded, all);
+
+    // Manager `odd` comes back with a URL naming one engine, and is made
+    // the leader (the others killed in turn, quorum kept).
+    let odd = ha.followers_of(leader)[0];
+    let one = format!("nodes://{}", ha.engines.tcp_addrs()[0]);
+    ha.managers[odd]
+        .restart_with_arg(&all, &one)
+        .expect("restarting with another discovery");
+    for _ in 0..8 {
+        let now = ha.leader(Duration::from_secs(15));
+        if now == odd {
+            break;
+        }
+        ha.managers[now].kill();
+        ha.leader(Duration::from_secs(15));
+        ha.managers[now].restart().expect("restarting a manager");
+    }
+    assert_eq!(ha.leader(Duration::from_secs(15)), odd, "never led");
+    let host = ha.host(odd).to_string();
+    wait_ok(
+        "both nodes healthy under the odd leader",
+        Duration::from_secs(20),
+        || {
+            let info = info(&host)?;
+            let status = info_value(&info, "└ Status");
+            (status == ["Healthy", "Healthy"])
+                .then_some(())
+                .ok_or(format!("node status {status:?}"))
+        },
+    );
+    // Still both a while later: its own URL never replaced the cluster's.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(node_count(&host).as_deref(), Ok("2"));
+    assert!(
+        ha.managers[odd]
+            .log()
+            .contains("following the cluster's discovery, not this manager's flag"),
+        "no word of it in the log"
+    );
+    ha.managers[odd]
+        .restart_with_arg(&one, &all)
+        .expect("restarting with the cluster's discovery");
+
+    // Token discovery, set for the whole cluster, across a failover.
+    let leader = ha.leader(Duration::from_secs(15));
+    let via = ha.followers_of(leader)[0];
+    let hub = ha.managers[via].addr.clone();
+    let out = timed(20, env!("CARGO_BIN_EXE_swarm"))
+        .args(["create", "--manager", &hub])
+        .output()
+        .expect("swarm create");
+    let token = text(&out.stdout).trim().to_string();
+    assert!(
+        out.status.success() && token.len() == 32,
+        "{token:?} {}",
+        text(&out.stderr)
+    );
+    let url = format!("token://{token}");
+    assert_eq!(swarmctl_discovery(&hub, &["set", &url]), url);
+    let mut joins: Vec<std::process::Child> = ha
+        .engines
+        .tcp_addrs()
+        .iter()
+        .map(|addr| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_swarm"))
+                .args([
+                    "join",
+                    "--advertise",
+                    addr,
+                    "--heartbeat",
+                    "1s",
+                    "--ttl",
+                    "5s",
+                ])
+                .args(["--manager", &hub, &url])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("swarm join")
+        })
+        .collect();
+    let listed = |host: &str| -> Result<usize, String> {
+        let out = timed(20, env!("CARGO_BIN_EXE_swarm"))
+            .args(["list", &format!("token://{host}/{token}")])
+            .output()
+            .map_err(|e| e.to_string())?;
+        Ok(text(&out.stdout).lines().count())
+    };
+    wait_ok("both engines registered", Duration::from_secs(20), || {
+        (listed(&hub)? == 2)
+            .then_some(())
+            .ok_or("not yet".to_string())
+    });
+    ha.managers[leader].kill();
+    let new_leader = ha.leader(Duration::from_secs(15));
+    assert_ne!(new_leader, leader);
+    // Past the TTL: the registrations went on through the follower.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(listed(&hub), Ok(2));
+    let host = ha.host(new_leader).to_string();
+    assert_eq!(node_count(&host).as_deref(), Ok("2"));
+    for join in joins.iter_mut() {
+        let _ = join.kill();
+        let _ = join.wait();
+    }
+    ha.managers[leader].restart().expect("restarting a manager");
+    assert_eq!(swarmctl_discovery(&host, &["set", &all]), all);
+}
+
 fn scenario_quorum_lost(ha: &mut Ha) {
     let leader = ha.leader(Duration::from_secs(10));
     let host = ha.host(leader).to_string();
@@ -806,7 +946,7 @@ fn three_managers_over_two_engines() {
     let t = Instant::now();
     let mut ha = Ha::start();
     eprintln!("cluster up in {:?}", t.elapsed());
-    let scenarios: [(&str, Scenario); 7] = [
+    let scenarios: [(&str, Scenario); 8] = [
         ("election", scenario_election),
         ("through a follower", scenario_through_a_follower),
         (
@@ -814,6 +954,10 @@ fn three_managers_over_two_engines() {
             scenario_compose_through_a_follower,
         ),
         ("leader killed", scenario_leader_killed),
+        (
+            "discovery is the cluster's",
+            scenario_discovery_is_the_clusters,
+        ),
         ("quorum lost", scenario_quorum_lost),
         ("learner until caught up", scenario_learner_until_caught_up),
         ("snapshot catch-up", scenario_snapshot_catch_up),

@@ -276,6 +276,17 @@ impl Manager {
         }
     }
 
+    /// [`Manager::restart`] with every argument `old` replaced by `new`
+    /// (from then on); an error when none is `old`.
+    pub fn restart_with_arg(&mut self, old: &str, new: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.process.replace_arg(old, new) > 0,
+            "no argument {old:?} in {:?}",
+            self.process.args()
+        );
+        self.restart()
+    }
+
     /// Kills it (if running), starts it again with the same address,
     /// arguments and data, and waits for `/_ping` ([`READY_TIMEOUT`]).
     pub fn restart(&mut self) -> anyhow::Result<()> {

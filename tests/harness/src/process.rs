@@ -93,6 +93,17 @@ impl Process {
         &self.args
     }
 
+    /// Replaces every argument equal to `old` by `new` for the next
+    /// [`Process::start`]; how many were replaced.
+    pub fn replace_arg(&mut self, old: &str, new: &str) -> usize {
+        let mut replaced = 0;
+        for arg in self.args.iter_mut().filter(|a| *a == old) {
+            *arg = new.to_string();
+            replaced += 1;
+        }
+        replaced
+    }
+
     /// Its pid, from its start until it is killed or stopped (or found
     /// exited by [`Process::check_running`]).
     pub fn pid(&self) -> Option<u32> {
