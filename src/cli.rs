@@ -8,19 +8,77 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::scheduler::Strategy;
 
+/// `swarm --version`: `swarm version X`, as classic printed it.
+const VERSION: &str = concat!("version ", env!("CARGO_PKG_VERSION"));
+
 /// swarm: a Docker-native clustering system.
 #[derive(Debug, Parser)]
-#[command(name = "swarm", version, about, propagate_version = true)]
+#[command(
+    name = "swarm",
+    version = VERSION,
+    about,
+    propagate_version = true,
+    disable_version_flag = true
+)]
 pub struct Cli {
+    /// Print the version (`swarm version X`).
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    version: Option<bool>,
     /// Log level: error, warn, info, debug, trace (or a tracing filter).
-    #[arg(long, global = true, default_value = "info", env = "SWARM_LOG_LEVEL")]
+    #[arg(
+        short = 'l',
+        long,
+        global = true,
+        default_value = "info",
+        env = "SWARM_LOG_LEVEL"
+    )]
     pub log_level: String,
+    /// Debug logging (classic's flag: --log-level debug).
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Classic's experimental features: accepted; everything here is on.
+    #[arg(long, global = true)]
+    pub experimental: bool,
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The command line with classic's single-dash long flags (`-debug`,
+/// `-strategy binpack`, `-H`'s siblings as Go's flag package took them)
+/// given their second dash: an argument `-NAME` or `-NAME=VALUE` whose
+/// NAME is a long flag of `swarm` or its subcommands becomes `--NAME...`.
+/// Short flags (`-H`, `-f`, `-l`, `-v`) and values are left alone.
+pub fn classic_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let mut longs: Vec<String> = command
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_string))
+        .collect();
+    for sub in command.get_subcommands() {
+        longs.extend(
+            sub.get_arguments()
+                .filter_map(|a| a.get_long().map(str::to_string)),
+        );
+        for alias in sub.get_arguments().filter_map(|a| a.get_visible_aliases()) {
+            longs.extend(alias.into_iter().map(str::to_string));
+        }
+    }
+    args.into_iter()
+        .map(|arg| {
+            let single = arg.len() > 2 && arg.starts_with('-') && !arg.starts_with("--");
+            let name = arg[1..].split('=').next().unwrap_or_default();
+            if single && name.len() > 1 && longs.iter().any(|l| l == name) {
+                format!("-{arg}")
+            } else {
+                arg
+            }
+        })
+        .collect()
 }
 
 /// Log output format.
@@ -42,6 +100,9 @@ pub enum Command {
         /// Discovery URL: nodes://HOST:PORT,..., file:///path or
         /// token://[MANAGER:PORT/]TOKEN.
         discovery: String,
+        /// How long the discovery may take to answer.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        timeout: Duration,
         /// A manager serving token discovery (API address), for a
         /// token:// URL that names none.
         #[arg(long, env = "SWARM_MANAGER")]
@@ -101,7 +162,7 @@ impl JoinArgs {
 }
 
 /// A heartbeat: at least one second, as classic required.
-fn parse_heartbeat(s: &str) -> Result<Duration, String> {
+pub fn parse_heartbeat(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d < Duration::from_secs(1) {
         return Err(format!("invalid heartbeat {s:?}: at least 1s"));
@@ -121,7 +182,7 @@ pub struct ManageArgs {
     #[arg(short = 'H', long = "host", default_value = "tcp://127.0.0.1:4000")]
     pub host: String,
     /// Address other managers and clients reach this one at (IP:PORT).
-    #[arg(long)]
+    #[arg(long, visible_alias = "addr")]
     pub advertise: Option<String>,
     /// Directory for the manager's state.
     #[arg(long, default_value = "/var/lib/swarm")]
@@ -130,13 +191,13 @@ pub struct ManageArgs {
     #[arg(long, value_enum, default_value_t = Strategy::Spread)]
     pub strategy: Strategy,
     /// Scheduler filter to enable (repeat for several); default: all.
-    #[arg(long = "filter", value_parser = clap::builder::PossibleValuesParser::new(crate::scheduler::filter::names()))]
+    #[arg(short = 'f', long = "filter", value_parser = clap::builder::PossibleValuesParser::new(crate::scheduler::filter::names()))]
     pub filters: Vec<String>,
     /// Shortest pause between two refreshes of an engine.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub engine_refresh_min_interval: Duration,
     /// Longest pause between two refreshes of an engine.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub engine_refresh_max_interval: Duration,
     /// Cluster option KEY=VALUE (repeatable): `swarm.overcommit=0.05` lets
     /// reservations exceed capacity by that fraction (default 0.05).
@@ -202,6 +263,10 @@ pub struct ManageArgs {
     /// TLS: the API's, the Raft port's, toward engines and peers.
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// Swarm classic's flags, accepted with classic's meaning or with a
+    /// warning of what replaces them.
+    #[command(flatten)]
+    pub classic: ClassicArgs,
     /// Reach engines at TCP addresses over TLS, presenting `--tlscert`
     /// [default: true with --tls or --tlsverify]. Engines on a unix socket
     /// are reached as they are.
@@ -238,6 +303,104 @@ impl ManageArgs {
             .filter(|f| self.filters.is_empty() || self.filters.iter().any(|g| g == *f))
             .map(|f| f.to_string())
             .collect()
+    }
+}
+
+/// `swarm manage` flags of Swarm classic that this manager takes with
+/// their meaning or replaces (see [`ManageArgs::classic_notes`]).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClassicArgs {
+    /// Cluster driver: `swarm` (the only one; classic's Mesos driver is
+    /// not served).
+    #[arg(short = 'c', long, default_value = "swarm")]
+    pub cluster_driver: String,
+    /// Classic's manager replication through the discovery store: built in
+    /// here (Raft; managers join with --join).
+    #[arg(long)]
+    pub replication: bool,
+    /// Classic's leader lock TTL: Raft's election replaces it.
+    #[arg(long, value_parser = parse_duration)]
+    pub replication_ttl: Option<Duration>,
+    /// Classic's discovery heartbeat: the discovery is followed every
+    /// second here (`swarm join --heartbeat` sets the engines' own).
+    #[arg(long, value_parser = parse_heartbeat)]
+    pub heartbeat: Option<Duration>,
+    /// Discovery option KEY=VALUE (repeatable): kv.cacertfile, kv.certfile,
+    /// kv.keyfile (TLS to a key-value store), kv.path.
+    #[arg(long = "discovery-opt", value_name = "KEY=VALUE")]
+    pub discovery_opts: Vec<String>,
+    /// Classic's refresh of the engines a node filter names: engines are
+    /// followed through their events here, always current.
+    #[arg(long)]
+    pub refresh_on_node_filter: bool,
+    /// Classic's CORS switch: any origin may call the API from a browser
+    /// (as --api-cors-header '*').
+    #[arg(long, visible_alias = "cors")]
+    pub api_enable_cors: bool,
+}
+
+/// The `--discovery-opt` keys classic knew.
+const DISCOVERY_OPTS: [&str; 4] = ["kv.cacertfile", "kv.certfile", "kv.keyfile", "kv.path"];
+
+impl ManageArgs {
+    /// Classic's flags checked: an error for what cannot be served (a
+    /// Mesos driver, an unknown discovery option, a refresh minimum above
+    /// the maximum); otherwise the warnings to log for flags that are
+    /// replaced here.
+    pub fn classic_notes(&self) -> Result<Vec<String>, String> {
+        let c = &self.classic;
+        if c.cluster_driver != "swarm" {
+            return Err(format!(
+                "unsupported --cluster-driver {:?}: only swarm is served (classic's Mesos driver is not)",
+                c.cluster_driver
+            ));
+        }
+        for opt in &c.discovery_opts {
+            let key = opt.split_once('=').map_or(opt.as_str(), |(k, _)| k);
+            if !opt.contains('=') || !DISCOVERY_OPTS.contains(&key) {
+                return Err(format!(
+                    "invalid --discovery-opt {opt:?}: expected KEY=VALUE with KEY one of {}",
+                    DISCOVERY_OPTS.join(", ")
+                ));
+            }
+        }
+        if self.engine_refresh_min_interval > self.engine_refresh_max_interval {
+            return Err(format!(
+                "--engine-refresh-min-interval ({:?}) must not exceed --engine-refresh-max-interval ({:?})",
+                self.engine_refresh_min_interval, self.engine_refresh_max_interval
+            ));
+        }
+        let mut notes = Vec::new();
+        if c.replication || c.replication_ttl.is_some() {
+            notes.push(
+                "--replication and --replication-ttl are not needed: managers replicate through Raft (start more with --join)"
+                    .to_string(),
+            );
+        }
+        if c.heartbeat.is_some() {
+            notes.push(
+                "--heartbeat of swarm manage is not needed: the discovery is followed every second"
+                    .to_string(),
+            );
+        }
+        if c.refresh_on_node_filter {
+            notes.push(
+                "--refresh-on-node-filter is not needed: engines are followed through their events"
+                    .to_string(),
+            );
+        }
+        Ok(notes)
+    }
+
+    /// The value of `--discovery-opt KEY=...`, if given.
+    pub fn discovery_opt(&self, key: &str) -> Option<String> {
+        self.classic
+            .discovery_opts
+            .iter()
+            .filter_map(|o| o.split_once('='))
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_string())
+            .next_back()
     }
 }
 
@@ -363,7 +526,11 @@ impl ManageArgs {
                         .and_then(crate::api::guard::address_host),
                 )
                 .collect(),
-            cors_origins: self.api_cors_origins.clone(),
+            cors_origins: if self.classic.api_enable_cors {
+                vec!["*".to_string()]
+            } else {
+                self.api_cors_origins.clone()
+            },
             tls: None,
         }
     }
@@ -422,6 +589,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Parses `500ms`, `30s`, `1m`, `1h30m`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s.trim_start().starts_with('-') {
+        return Err(format!("invalid duration {s:?}: must be positive"));
+    }
     let d = humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))?;
     if d.is_zero() {
         return Err(format!("invalid duration {s:?}: must be more than zero"));
@@ -657,6 +827,68 @@ mod tests {
             vec!["swarm", "manage", "--cluster-opt", "other=1"],
         ] {
             assert!(Cli::try_parse_from(&argv).is_err(), "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn classic_command_lines_are_taken() {
+        let args = |line: &str| classic_args(line.split_whitespace().map(str::to_string));
+        assert_eq!(
+            args(
+                "swarm -debug manage -strategy binpack -H tcp://0.0.0.0:4000 -f health nodes://a:1"
+            ),
+            [
+                "swarm",
+                "--debug",
+                "manage",
+                "--strategy",
+                "binpack",
+                "-H",
+                "tcp://0.0.0.0:4000",
+                "-f",
+                "health",
+                "nodes://a:1"
+            ]
+        );
+        assert_eq!(
+            args("swarm join -advertise=1.2.3.4:2375 token://t")[2],
+            "--advertise=1.2.3.4:2375"
+        );
+        assert_eq!(args("swarm manage -addr 1.2.3.4:4000")[2], "--addr");
+        // A value that looks like a flag stays a value.
+        assert_eq!(
+            args("swarm manage --engine-refresh-min-interval -10s")[3],
+            "-10s"
+        );
+        let cli = Cli::try_parse_from(args(
+            "swarm -l warn -experimental manage -c swarm --replication --replication-ttl 20s \
+             --heartbeat 5s --cors --discovery-opt kv.path=a --addr 1.2.3.4:4000 nodes://a:1",
+        ))
+        .expect("classic's flags");
+        assert_eq!(cli.log_level, "warn");
+        let Command::Manage(manage) = cli.command else {
+            panic!("not manage")
+        };
+        assert_eq!(manage.advertise.as_deref(), Some("1.2.3.4:4000"));
+        assert_eq!(manage.discovery_opt("kv.path").as_deref(), Some("a"));
+        assert_eq!(manage.api_options().cors_origins, ["*"]);
+        assert_eq!(manage.classic_notes().expect("notes").len(), 2);
+        for bad in [
+            "swarm manage -c mesos-experimental nodes://a:1",
+            "swarm manage --discovery-opt kv.nothing=1 nodes://a:1",
+            "swarm manage --engine-refresh-min-interval 90s nodes://a:1",
+        ] {
+            let cli = Cli::try_parse_from(args(bad)).expect(bad);
+            let Command::Manage(manage) = cli.command else {
+                panic!("not manage")
+            };
+            assert!(manage.classic_notes().is_err(), "{bad}");
+        }
+        for refused in [
+            "swarm manage --engine-refresh-min-interval -10s nodes://a:1",
+            "swarm manage --heartbeat 500ms nodes://a:1",
+        ] {
+            assert!(Cli::try_parse_from(args(refused)).is_err(), "{refused}");
         }
     }
 }

@@ -20,8 +20,13 @@ use swarm::tls::ManagerTls;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    init_logging(&cli.log_level, cli.log_format)?;
+    let cli = Cli::parse_from(swarm::cli::classic_args(std::env::args()));
+    let level = if cli.debug {
+        "debug"
+    } else {
+        cli.log_level.as_str()
+    };
+    init_logging(level, cli.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -29,7 +34,11 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Manage(args) => manage(*args).await,
-            Command::List { discovery, manager } => list(&discovery, manager.as_deref()).await,
+            Command::List {
+                discovery,
+                manager,
+                timeout,
+            } => list(&discovery, manager.as_deref(), timeout).await,
             Command::Create { manager } => create(manager.as_deref()).await,
             Command::Join(args) => join_discovery(args).await,
         }
@@ -56,9 +65,16 @@ fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn list(url: &str, manager: Option<&str>) -> anyhow::Result<()> {
+async fn list(
+    url: &str,
+    manager: Option<&str>,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
     let discovery = Discovery::parse(url)?.with_hub(manager);
-    for addr in discovery.fetch().await? {
+    let addrs = tokio::time::timeout(timeout, discovery.fetch())
+        .await
+        .map_err(|_| anyhow::anyhow!("{url} gave no answer within {timeout:?}"))??;
+    for addr in addrs {
         println!("{addr}");
     }
     Ok(())
@@ -100,6 +116,9 @@ async fn join_discovery(args: swarm::cli::JoinArgs) -> anyhow::Result<()> {
 }
 
 async fn manage(args: ManageArgs) -> anyhow::Result<()> {
+    for note in args.classic_notes().map_err(anyhow::Error::msg)? {
+        tracing::warn!("{note}");
+    }
     let listen = Listen::parse(&args.host).map_err(anyhow::Error::msg)?;
     let discovery_url = args.discovery_url();
     let discovery = Discovery::parse(&discovery_url)?;

@@ -36,9 +36,17 @@ fn list_refuses_bad_discovery() {
 
 #[test]
 fn version_and_help() {
-    let (ok, out, _) = swarm(&["--version"]);
-    assert!(ok);
-    assert_eq!(out.trim(), format!("swarm {}", env!("CARGO_PKG_VERSION")));
+    // As classic printed it.
+    for flag in ["--version", "-v"] {
+        let (ok, out, _) = swarm(&[flag]);
+        assert!(ok);
+        assert_eq!(
+            out.trim(),
+            format!("swarm version {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+    let (ok, out, _) = swarm(&["help"]);
+    assert!(ok && out.contains("join"), "{out}");
     for command in [&["--help"][..], &["manage", "--help"], &["list", "--help"]] {
         let (ok, out, err) = swarm(command);
         assert!(ok, "{command:?}: {err}");

@@ -118,6 +118,9 @@ impl Discovery {
                 hub,
                 token: token.to_string(),
             })
+        } else if !url.contains("://") && !url.trim().is_empty() {
+            // Classic's bare `IP:PORT,IP:PORT` is a nodes:// list.
+            Discovery::parse(&format!("nodes://{url}"))
         } else {
             Err(DiscoveryError::UnsupportedScheme(url.to_string()))
         }
@@ -282,6 +285,52 @@ mod tests {
                 "unix:///run/d.sock".into(),
             ])
         );
+    }
+
+    #[test]
+    fn classic_bare_lists_and_tokens() {
+        assert_eq!(
+            Discovery::parse("10.0.0.1:2375,10.0.0.[2:3]:2375").expect("bare"),
+            Discovery::Nodes(vec![
+                "10.0.0.1:2375".into(),
+                "10.0.0.2:2375".into(),
+                "10.0.0.3:2375".into()
+            ])
+        );
+        assert_eq!(
+            Discovery::parse("token://abc").expect("token"),
+            Discovery::Token {
+                hub: None,
+                token: "abc".into()
+            }
+        );
+        let hubbed = Discovery::parse("token://10.0.0.1:4000/abc").expect("hub");
+        assert_eq!(
+            hubbed,
+            Discovery::Token {
+                hub: Some("10.0.0.1:4000".into()),
+                token: "abc".into()
+            }
+        );
+        assert_eq!(
+            Discovery::parse("token://abc")
+                .expect("token")
+                .with_hub(Some("m:1")),
+            Discovery::Token {
+                hub: Some("m:1".into()),
+                token: "abc".into()
+            }
+        );
+        assert_eq!(hubbed.clone().with_hub(Some("m:1")), hubbed);
+        for bad in [
+            "token://",
+            "token://a b",
+            "token://nohost/abc",
+            "token://h:1/",
+        ] {
+            let e = Discovery::parse(bad).expect_err(bad).to_string();
+            assert!(e.contains("invalid token discovery"), "{bad}: {e}");
+        }
     }
 
     #[test]
