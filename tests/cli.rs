@@ -142,7 +142,10 @@ fn scenario_run_spreads_and_names(c: &Cluster) {
         "{{index .Config.Labels \"com.docker.swarm.id\"}}",
         "spread-a",
     ]);
-    assert_eq!(swarm_id.len(), 32, "swarm id label: {swarm_id:?}");
+    assert_eq!(swarm_id.len(), 64, "swarm id label: {swarm_id:?}");
+    // The swarm id names the container, as in classic.
+    let by_swarm_id = c.ok(&["inspect", "-f", "{{.Name}}", &swarm_id]);
+    assert_eq!(by_swarm_id, "/spread-a");
     // Names are unique across the cluster.
     let err = c.err(&["run", "-d", "--name", "spread-b", IMAGE, "true"]);
     assert!(err.contains("is already in use"), "{err}");
@@ -452,6 +455,30 @@ fn scenario_listing(c: &Cluster) {
     assert!(blue.ends_with("/list-run"), "{blue}");
     let latest = c.ok(&["ps", "-a", "-n", "1", "--format", "{{.Names}}"]);
     assert!(latest.ends_with("/list-created"), "newest first: {latest}");
+    // As Docker: -n and -l list containers in every state, -a or not.
+    for args in [&["ps", "-n", "1"][..], &["ps", "-l"]] {
+        let mut args = args.to_vec();
+        args.extend(["--format", "{{.Names}}"]);
+        let latest = c.ok(&args);
+        assert!(latest.ends_with("/list-created"), "{args:?}: {latest}");
+    }
+    // Classic's node filter.
+    let run_node = c.node_of("list-run");
+    let on_node = c.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("node={run_node}"),
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert!(on_node.contains("/list-run"), "{on_node}");
+    assert!(
+        on_node
+            .lines()
+            .all(|l| l.starts_with(&format!("{run_node}/"))),
+        "{on_node}"
+    );
     let quiet = c.ok(&["ps", "-aq"]);
     assert_eq!(quiet.lines().count(), all.lines().count());
     let err = c.err(&["ps", "--filter", "bogus=1"]);
@@ -506,6 +533,27 @@ fn scenario_images(c: &Cluster) {
     assert!(!err.to_lowercase().contains("no such image"), "{err}");
     assert!(err.contains(&port.to_string()), "{err}");
     c.ok(&["rmi", &pushed]);
+    // Classic's node filter: an image tagged on one node only.
+    docker_ok(&c.engines[1].host(), &["tag", IMAGE, "only-two:1"]);
+    let node_two = &c.engines[1].name;
+    let node_one = &c.engines[0].name;
+    let images = |node: &str| {
+        c.ok(&[
+            "images",
+            "--filter",
+            &format!("node={node}"),
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+        ])
+    };
+    wait_for("only-two:1 listed", Duration::from_secs(30), || {
+        images(node_two).contains("only-two:1").then_some(())
+    });
+    assert!(!images(node_one).contains("only-two:1"));
+    docker_ok(&c.engines[1].host(), &["rmi", "only-two:1"]);
+    // An image no node has, as a filter's reference: Docker's error.
+    let err = c.err(&["images", "--filter", "before=nothing:here"]);
+    assert!(err.to_lowercase().contains("no such image"), "{err}");
     let err = c.err(&["image", "inspect", "nothing:here"]);
     assert!(err.to_lowercase().contains("no such image"), "{err}");
     let err = c.err(&["rmi", "nothing:here"]);
@@ -603,7 +651,10 @@ fn scenario_node_health(c: &mut Cluster) {
         vec!["(none)", "(none)"],
         "{info}"
     );
+    // As classic: a down node's containers only with -a.
     let listed = c.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(!listed.contains("survivor"), "{listed}");
+    let listed = c.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
     assert!(
         listed.contains(&format!("{node}/survivor Host Down")),
         "{listed}"

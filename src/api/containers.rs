@@ -17,7 +17,7 @@ use super::{
     json_response, listing, query_of, query_param, with_query, ApiError, App, ClientVersion,
     BODY_LIMIT,
 };
-use crate::cluster::{Container, ContainerState, NodeHealth};
+use crate::cluster::{Container, NodeHealth};
 use crate::engine::Engine;
 use crate::manager::{Change, CreateRequest, Manager};
 
@@ -49,17 +49,22 @@ pub(super) async fn list(
     Extension(version): Extension<ClientVersion>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let query = query_of(&request);
+    let (query, only) = super::node_filter::take(&query_of(&request))?;
     let limit = query_param(&query, "limit")
         .and_then(|l| l.parse::<i64>().ok())
         .filter(|l| *l > 0);
-    let all = query_param(&query, "all").is_some_and(|a| a == "1" || a == "true");
-    let filtered =
-        query_param(&query, "filters").is_some_and(|f| !f.trim().is_empty() && f.trim() != "{}");
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-        .filter(|(k, _)| k != "limit")
+    // As Docker: `-n N` (and `-l`) list containers in every state.
+    let all =
+        limit.is_some() || query_param(&query, "all").is_some_and(|a| a == "1" || a == "true");
+    let filtered = only.is_some()
+        || query_param(&query, "filters").is_some_and(|f| !f.trim().is_empty() && f.trim() != "{}");
+    let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k != "limit" && !(limit.is_some() && k == "all"))
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
+    if limit.is_some() {
+        pairs.push(("all".into(), "1".into()));
+    }
     // What a node answers depends on nothing else than the path then.
     let cacheable = app.lists.enabled() && pairs.iter().all(|(k, _)| k == "all");
     let forwarded: String = url::form_urlencoded::Serializer::new(String::new())
@@ -67,7 +72,11 @@ pub(super) async fn list(
         .finish();
     let path = with_query(&format!("{}/containers/json", version.prefix()), &forwarded);
     let manager = &app.manager;
-    let engines = manager.healthy_engines();
+    let mut engines = manager.healthy_engines();
+    if let Some(only) = &only {
+        let state = manager.state();
+        engines.retain(|(node, _)| only.matches(node, &state.node_name(node)));
+    }
     // Per node: its name, and the stale copies of rescheduled containers
     // to hide (being removed from it).
     let names: Vec<(String, Vec<String>)> = {
@@ -154,10 +163,11 @@ pub(super) async fn list(
             .nodes
             .values()
             .any(|n| n.health != NodeHealth::Healthy);
-    let unreachable = if filtered || !any_down {
+    // As classic: containers of nodes that are down only with `-a`.
+    let unreachable = if filtered || !any_down || !all {
         Vec::new()
     } else {
-        unreachable_containers(manager, all, &silent)
+        unreachable_containers(manager, &silent)
     };
     let limit = limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
     let reply = listing::reply(shown, &unreachable, limit)?;
@@ -197,11 +207,7 @@ async fn node_listing(
 /// Containers of unhealthy nodes (and of the `silent` ones, which did not
 /// answer this time), from the state: they stay listed, with the status
 /// `Host Down`.
-fn unreachable_containers(
-    manager: &Manager,
-    all: bool,
-    silent: &[String],
-) -> Vec<ContainerSummary> {
+fn unreachable_containers(manager: &Manager, silent: &[String]) -> Vec<ContainerSummary> {
     let state = manager.state();
     state
         .containers
@@ -213,7 +219,6 @@ fn unreachable_containers(
                     .get(&c.node)
                     .is_some_and(|n| n.health != NodeHealth::Healthy)
         })
-        .filter(|c| all || c.state == ContainerState::Running)
         .map(|c| ContainerSummary {
             id: Some(c.id.clone()),
             names: Some(vec![format!("/{}/{}", state.node_name(&c.node), c.name)]),

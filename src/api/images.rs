@@ -26,11 +26,12 @@ pub(super) async fn list(
     Extension(version): Extension<ClientVersion>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let path = with_query(
-        &format!("{}/images/json", version.prefix()),
-        &query_of(&request),
-    );
-    let images = app.manager.images(&path).await?;
+    let (query, only) = super::node_filter::take(&query_of(&request))?;
+    let path = with_query(&format!("{}/images/json", version.prefix()), &query);
+    let images = app
+        .manager
+        .images(&path, only.as_ref().map(|o| o.names()))
+        .await?;
     Ok(json_response(StatusCode::OK, &images))
 }
 

@@ -18,6 +18,7 @@ mod list_cache;
 mod listing;
 mod managers;
 mod networks;
+mod node_filter;
 pub mod proxy;
 mod refused;
 pub mod serve;

@@ -117,9 +117,13 @@ impl Change {
     }
 }
 
-/// A fresh swarm-unique id (32 hex digits).
+/// A fresh swarm-unique id: 64 hex digits, as classic's.
 fn new_swarm_id() -> String {
-    crate::ids::random_hex32()
+    format!(
+        "{}{}",
+        crate::ids::random_hex32(),
+        crate::ids::random_hex32()
+    )
 }
 
 /// Validates a create body and adds the swarm id label. Returns the body to
@@ -440,7 +444,7 @@ mod tests {
         assert_eq!(typed.image.as_deref(), Some("busybox:local"));
         assert_eq!(value["Extra"], 1, "unknown fields are kept");
         let id = value["Labels"][SWARM_ID_LABEL].as_str().unwrap();
-        assert_eq!(id.len(), 32);
+        assert_eq!(id.len(), 64);
 
         let (value, typed) =
             prepare_create_body(br#"{"Image":"x","Cmd":"sh","Labels":{"a":"b"}}"#).unwrap();
@@ -471,5 +475,10 @@ mod tests {
     #[test]
     fn swarm_ids_differ() {
         assert_ne!(new_swarm_id(), new_swarm_id());
+        let id = new_swarm_id();
+        assert!(
+            id.len() == 64 && id.chars().all(|c| c.is_ascii_hexdigit()),
+            "{id}"
+        );
     }
 }

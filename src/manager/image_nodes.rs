@@ -24,26 +24,42 @@ const UPLOAD_BUFFER: usize = 4;
 
 impl Manager {
     /// `GET /images/json` on every healthy node (`path_and_query` as the
-    /// client sent it), merged: one entry per image ID, newest first. A
-    /// node that cannot answer is left out (logged); a `400` (a bad
-    /// filter) is the answer.
-    pub async fn images(&self, path_and_query: &str) -> Result<Vec<ImageSummary>, ManagerError> {
+    /// client sent it; with `only`, on the nodes of those names or IDs),
+    /// merged: one entry per image ID, newest first. A node that cannot
+    /// answer is left out (logged); a `400` (a bad filter) is the answer,
+    /// and so is an error every node gave (`before=` an image none has).
+    pub async fn images(
+        &self,
+        path_and_query: &str,
+        only: Option<&[String]>,
+    ) -> Result<Vec<ImageSummary>, ManagerError> {
         let answers = self
             .fan_out(
                 |engine| async move { engine.get_json::<Vec<ImageSummary>>(path_and_query).await },
             )
             .await;
         let mut merged: BTreeMap<String, ImageSummary> = BTreeMap::new();
-        for (node, _, answer) in answers {
+        let (mut answered, mut first_error) = (false, None);
+        for (node, name, answer) in answers {
+            if only.is_some_and(|only| !only.iter().any(|n| *n == node || *n == name)) {
+                continue;
+            }
             match answer {
                 Ok(list) => {
+                    answered = true;
                     for image in list {
                         merge_image(&mut merged, image);
                     }
                 }
                 Err(e) if e.status() == Some(400) => return Err(e.into()),
-                Err(e) => tracing::warn!(%node, error = %e, "image list failed on a node"),
+                Err(e) => {
+                    tracing::warn!(%node, error = %e, "image list failed on a node");
+                    first_error.get_or_insert(e);
+                }
             }
+        }
+        if let (false, Some(e)) = (answered, first_error) {
+            return Err(e.into());
         }
         let mut images: Vec<ImageSummary> = merged.into_values().collect();
         images.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
