@@ -140,10 +140,21 @@ fn build_through_the_manager() {
     );
     assert!(!out.status.success());
     assert!(text(&out).contains("node==nope"), "{}", text(&out));
+    // Classic's words first (scripts match them), then why.
+    assert!(
+        text(&out).contains("Unable to find a node that satisfies the following conditions"),
+        "{}",
+        text(&out)
+    );
     let out = build(c.host(), &["-t", "huge:1", "--memory", "100t"], dir.path());
     assert!(!out.status.success());
     assert!(
         text(&out).to_lowercase().contains("memory"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("no resources available to schedule container"),
         "{}",
         text(&out)
     );

@@ -38,12 +38,32 @@ pub use spec::{ContainerSpec, SpecError};
 pub use strategy::{InFlight, Strategy};
 
 /// No node can take the container; `reasons` says why, one per step that
-/// rejected nodes, with counts.
+/// rejected nodes, with counts. The text begins as Swarm classic's did
+/// (scripts match it): `no resources available to schedule container`
+/// when only CPUs or memory were lacking, else `Unable to find a node that
+/// satisfies the following conditions`; the reasons follow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unable to find a node that satisfies: {}", .reasons.join("; "))]
+#[error("{}: {}", if *.resources_only { NO_RESOURCES } else { NO_NODE }, .reasons.join("; "))]
 pub struct Unschedulable {
     /// Why nodes were rejected.
     pub reasons: Vec<String>,
+    /// Whether every node that passed the filters lacked CPUs or memory.
+    pub resources_only: bool,
+}
+
+/// Classic's words when the filters left no node.
+pub const NO_NODE: &str = "Unable to find a node that satisfies the following conditions";
+/// Classic's words when no node has the CPUs or memory.
+pub const NO_RESOURCES: &str = "no resources available to schedule container";
+
+impl Unschedulable {
+    /// Refused by the filters (or no node at all), for `reasons`.
+    pub fn filtered(reasons: Vec<String>) -> Unschedulable {
+        Unschedulable {
+            reasons,
+            resources_only: false,
+        }
+    }
 }
 
 /// Placement settings of a manager.

@@ -94,9 +94,9 @@ impl<'a> Pipeline<'a> {
         options: &'a Options,
     ) -> Result<Pipeline<'a>, Unschedulable> {
         if state.nodes.is_empty() {
-            return Err(Unschedulable {
-                reasons: vec!["a node (the cluster has none)".into()],
-            });
+            return Err(Unschedulable::filtered(vec![
+                "a node (the cluster has none)".into(),
+            ]));
         }
         let enabled = |name: &str| options.filters.iter().any(|f| f == name);
         let dependency_node = if enabled("dependency") {
@@ -290,10 +290,15 @@ impl<'a> Pipeline<'a> {
                 filter::count_nodes(rejections.no_cpu, left)
             ));
         }
+        let by_filters = rejections.by_filter.iter().any(|r| *r > 0);
+        let resources_only = !by_filters && (no_memory > 0 || rejections.no_cpu > 0);
         if reasons.is_empty() {
             reasons.push("a node to place the container on".into());
         }
-        Unschedulable { reasons }
+        Unschedulable {
+            reasons,
+            resources_only,
+        }
     }
 }
 
@@ -321,14 +326,14 @@ fn dependency_node<'a>(
                 nodes.insert((node, dependency.clone()));
             }
             Err(LookupError::NotFound(_)) => {
-                return Err(Unschedulable {
-                    reasons: vec![format!("dependency {dependency} (no such container)")],
-                })
+                return Err(Unschedulable::filtered(vec![format!(
+                    "dependency {dependency} (no such container)"
+                )]))
             }
             Err(e) => {
-                return Err(Unschedulable {
-                    reasons: vec![format!("dependency {dependency} ({e})")],
-                })
+                return Err(Unschedulable::filtered(vec![format!(
+                    "dependency {dependency} ({e})"
+                )]))
             }
         }
     }
@@ -338,12 +343,10 @@ fn dependency_node<'a>(
             .iter()
             .map(|(n, d)| format!("{d} on {}", state.node_name(n)))
             .collect();
-        return Err(Unschedulable {
-            reasons: vec![format!(
-                "dependencies on one node (they are on different nodes: {})",
-                placed.join(", ")
-            )],
-        });
+        return Err(Unschedulable::filtered(vec![format!(
+            "dependencies on one node (they are on different nodes: {})",
+            placed.join(", ")
+        )]));
     }
     Ok(distinct.into_iter().next())
 }

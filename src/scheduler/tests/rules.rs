@@ -658,12 +658,12 @@ const MESSAGE_ROWS: &[(World, &str, &str)] = &[
     (
         empty,
         "",
-        "ERR: unable to find a node that satisfies: a node (the cluster has none)",
+        "ERR: Unable to find a node that satisfies the following conditions: a node (the cluster has none)",
     ),
     (
         fixture,
         "-e constraint:region==mars",
-        "ERR: unable to find a node that satisfies: \
+        "ERR: Unable to find a node that satisfies the following conditions: \
          a healthy node (1 node unhealthy); constraint region==mars (rejected 4 of 5 nodes)",
     ),
     (
@@ -695,7 +695,7 @@ const MESSAGE_ROWS: &[(World, &str, &str)] = &[
     (
         two_nodes_on_8080,
         "-m 1.5g",
-        "ERR: 1.5 GiB of free memory (no node has it)",
+        "ERR: no resources available to schedule container: 1.5 GiB of free memory (no node has it)",
     ),
     (
         two_nodes_on_8080,
@@ -705,7 +705,7 @@ const MESSAGE_ROWS: &[(World, &str, &str)] = &[
     (
         two_nodes_on_8080,
         "-c 3",
-        "ERR: 3 free CPUs (lacking on all 2 nodes)",
+        "ERR: no resources available to schedule container: 3 free CPUs (lacking on all 2 nodes)",
     ),
     (
         two_nodes_on_8080,
