@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 
+pub mod etcd;
 pub mod join;
 pub mod token;
 
@@ -61,6 +62,26 @@ pub enum DiscoveryError {
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
+    },
+    /// An `etcd://` URL is malformed.
+    #[error("invalid discovery {url:?}: {why}")]
+    BadStoreUrl {
+        /// The whole URL.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The TLS options of the store (`kv.cacertfile`, `kv.certfile`,
+    /// `kv.keyfile`) are unusable.
+    #[error("discovery TLS: {0}")]
+    StoreTls(String),
+    /// The store could not be reached, or refused or failed a request.
+    #[error("discovery {url}: {why}")]
+    Store {
+        /// The store's URL, `etcd://...`.
+        url: String,
+        /// What failed.
+        why: String,
     },
 }
 
