@@ -8,6 +8,8 @@
 //!   namespaces, on slots shared across test processes) holding the
 //!   [`image`] `busybox:local`, driven with the [`mod@docker`] CLI; a
 //!   real [`etcd`] as the engines' cluster store (overlay networks);
+//! - [`etcd_v3`]: a real etcd on loopback (plain, or TLS with client
+//!   certificates) for swarm's `etcd://` discovery;
 //! - [`process`]: child processes (log, memory, CPU time, kill, stop,
 //!   start again); [`manager`]: `swarm manage` as one, for tests, benches
 //!   and `swarm-bench`; [`cluster`]: engines and a manager in front of
@@ -33,6 +35,7 @@ pub mod cluster;
 pub mod docker;
 pub mod engines;
 pub mod etcd;
+pub mod etcd_v3;
 pub mod hollow;
 pub mod http;
 pub mod image;
@@ -56,6 +59,7 @@ pub use docker::{
 };
 pub use engines::{start_engines, start_engines_with, Engine, EngineOptions, EngineTls, Engines};
 pub use etcd::Etcd;
+pub use etcd_v3::EtcdV3;
 pub use http::{http_get, http_request};
 pub use image::IMAGE;
 pub use manager::{start_manager, Manager, ManagerConfig};
