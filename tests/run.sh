@@ -3,7 +3,7 @@
 # installs what the tests need (busybox-static for the test image, dockerd and
 # iproute2 for the extra engines, docker-compose and openssl for the TLS
 # tests, etcd-server as the engines' cluster store in the overlay network
-# tests, docker-registry and apache2-utils (htpasswd) for the registry
+# tests and as the store of the etcd discovery tests, docker-registry and apache2-utils (htpasswd) for the registry
 # tests), then formatting, lints, unit and integration tests (the
 # integration tests start their own Docker engines, etcd and registry).
 set -euo pipefail
