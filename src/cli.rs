@@ -103,6 +103,10 @@ pub enum Command {
         /// How long the discovery may take to answer.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         timeout: Duration,
+        /// Discovery option KEY=VALUE (repeatable): kv.cacertfile,
+        /// kv.certfile, kv.keyfile (TLS to the key-value store).
+        #[arg(long = "discovery-opt", value_name = "KEY=VALUE")]
+        discovery_opts: Vec<String>,
         /// A manager serving token discovery (API address), for a
         /// token:// URL that names none.
         #[arg(long, env = "SWARM_MANAGER")]
@@ -144,7 +148,12 @@ pub struct JoinArgs {
     /// URL that names none.
     #[arg(long, env = "SWARM_MANAGER")]
     pub manager: Option<String>,
-    /// Discovery URL: token://[MANAGER:PORT/]TOKEN.
+    /// Discovery option KEY=VALUE (repeatable): kv.cacertfile,
+    /// kv.certfile, kv.keyfile (TLS to the key-value store).
+    #[arg(long = "discovery-opt", value_name = "KEY=VALUE")]
+    pub discovery_opts: Vec<String>,
+    /// Discovery URL: token://[MANAGER:PORT/]TOKEN or
+    /// etcd://HOST:PORT,.../PATH.
     pub discovery: String,
 }
 
@@ -273,8 +282,9 @@ pub struct ManageArgs {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub engine_tls: Option<bool>,
-    /// Discovery URL: nodes://HOST:PORT,..., file:///path or
-    /// token://TOKEN (served by the managers themselves). Default: the
+    /// Discovery URL: nodes://HOST:PORT,..., file:///path,
+    /// etcd://HOST:PORT,.../PATH or token://TOKEN (served by the managers
+    /// themselves). Default: the
     /// local engine (DOCKER_HOST, else unix:///var/run/docker.sock). The
     /// first leader records it as the cluster's; later managers follow
     /// the recorded one (swarmctl discovery set changes it).
@@ -355,6 +365,7 @@ impl ManageArgs {
                 c.cluster_driver
             ));
         }
+        kv_tls(&c.discovery_opts)?;
         for opt in &c.discovery_opts {
             let key = opt.split_once('=').map_or(opt.as_str(), |(k, _)| k);
             if !opt.contains('=') || !DISCOVERY_OPTS.contains(&key) {
@@ -394,13 +405,43 @@ impl ManageArgs {
 
     /// The value of `--discovery-opt KEY=...`, if given.
     pub fn discovery_opt(&self, key: &str) -> Option<String> {
-        self.classic
-            .discovery_opts
-            .iter()
-            .filter_map(|o| o.split_once('='))
-            .filter(|(k, _)| *k == key)
-            .map(|(_, v)| v.to_string())
-            .next_back()
+        discovery_opt(&self.classic.discovery_opts, key)
+    }
+
+    /// TLS to a key-value store, from `--discovery-opt kv.*`.
+    pub fn kv_tls(&self) -> Result<Option<crate::discovery::etcd::KvTls>, String> {
+        kv_tls(&self.classic.discovery_opts)
+    }
+}
+
+/// The value of `KEY=...` in `opts`, the last if repeated.
+fn discovery_opt(opts: &[String], key: &str) -> Option<String> {
+    opts.iter()
+        .filter_map(|o| o.split_once('='))
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| v.to_string())
+        .next_back()
+}
+
+/// TLS to a key-value store from classic's `--discovery-opt
+/// kv.cacertfile=... kv.certfile=... kv.keyfile=...`; a certificate or key
+/// without the CA is refused.
+pub fn kv_tls(opts: &[String]) -> Result<Option<crate::discovery::etcd::KvTls>, String> {
+    let (ca, cert, key) = (
+        discovery_opt(opts, "kv.cacertfile"),
+        discovery_opt(opts, "kv.certfile"),
+        discovery_opt(opts, "kv.keyfile"),
+    );
+    match ca {
+        Some(ca) => Ok(Some(crate::discovery::etcd::KvTls {
+            ca: ca.into(),
+            cert: cert.map(PathBuf::from),
+            key: key.map(PathBuf::from),
+        })),
+        None if cert.is_some() || key.is_some() => {
+            Err("--discovery-opt kv.certfile/kv.keyfile need kv.cacertfile (the store's CA)".into())
+        }
+        None => Ok(None),
     }
 }
 

@@ -38,7 +38,8 @@ fn main() -> anyhow::Result<()> {
                 discovery,
                 manager,
                 timeout,
-            } => list(&discovery, manager.as_deref(), timeout).await,
+                discovery_opts,
+            } => list(&discovery, manager.as_deref(), timeout, &discovery_opts).await,
             Command::Create { manager } => create(manager.as_deref()).await,
             Command::Join(args) => join_discovery(args).await,
         }
@@ -69,8 +70,10 @@ async fn list(
     url: &str,
     manager: Option<&str>,
     timeout: std::time::Duration,
+    opts: &[String],
 ) -> anyhow::Result<()> {
-    let discovery = Discovery::parse(url)?.with_hub(manager);
+    let kv_tls = swarm::cli::kv_tls(opts).map_err(anyhow::Error::msg)?;
+    let discovery = Discovery::parse_with(url, kv_tls)?.with_hub(manager);
     let addrs = tokio::time::timeout(timeout, discovery.fetch())
         .await
         .map_err(|_| anyhow::anyhow!("{url} gave no answer within {timeout:?}"))??;
@@ -97,7 +100,9 @@ async fn create(manager: Option<&str>) -> anyhow::Result<()> {
 /// `swarm join`: registers the engine until interrupted.
 async fn join_discovery(args: swarm::cli::JoinArgs) -> anyhow::Result<()> {
     args.validate().map_err(anyhow::Error::msg)?;
-    let discovery = Discovery::parse(&args.discovery)?.with_hub(args.manager.as_deref());
+    let kv_tls = swarm::cli::kv_tls(&args.discovery_opts).map_err(anyhow::Error::msg)?;
+    let discovery =
+        Discovery::parse_with(&args.discovery, kv_tls)?.with_hub(args.manager.as_deref());
     let join = swarm::discovery::join::Join {
         discovery,
         advertise: args.advertise.trim_start_matches("tcp://").to_string(),
@@ -121,7 +126,8 @@ async fn manage(args: ManageArgs) -> anyhow::Result<()> {
     }
     let listen = Listen::parse(&args.host).map_err(anyhow::Error::msg)?;
     let discovery_url = args.discovery_url();
-    let discovery = Discovery::parse(&discovery_url)?;
+    let kv_tls = args.kv_tls().map_err(anyhow::Error::msg)?;
+    let discovery = Discovery::parse_with(&discovery_url, kv_tls.clone())?;
     if let Discovery::Nodes(addrs) = &discovery {
         let own = match &listen {
             Listen::Tcp(addr) => format!("tcp://{addr}"),
@@ -177,6 +183,7 @@ async fn manage(args: ManageArgs) -> anyhow::Result<()> {
         list_cache: args.list_cache,
         engine_tls: tls.as_ref().and_then(|t| t.engines.clone()),
         peer_tls: tls.as_ref().and_then(|t| t.peers.clone()),
+        kv_tls,
     };
     let joining = !cluster.has_membership() && args.join.is_some();
     if !cluster.has_membership() && args.join.is_none() {

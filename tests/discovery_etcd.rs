@@ -322,3 +322,54 @@ async fn tls_with_client_certificates() {
         );
     }
 }
+
+/// Classic's setup with an etcd, as a user runs it: `swarm manage
+/// etcd://...`, `swarm join` next to each engine, `swarm list`; a stopped
+/// join's node leaves after its TTL and returns when joined again; an etcd
+/// that goes down leaves the manager with its last view (it says so), and
+/// once back the joins and the manager go on.
+#[test]
+fn manage_join_and_list_with_an_etcd() {
+    use swarm_harness::join::{swarm_join, swarm_list, wait_nodes};
+    let mut etcd = EtcdV3::start().expect("etcd");
+    let engines = swarm_harness::start_engines(&[&[], &[]]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("etcd://{}/classic", etcd.addr);
+    let mut args = swarm_harness::FAST_REFRESH.to_vec();
+    args.push(&url);
+    let manager = swarm_harness::start_manager(&args);
+    let addrs: Vec<String> = engines.iter().map(|e| e.tcp.clone()).collect();
+    let log = |name: &str| dir.path().join(name);
+    let mut first = swarm_join(&addrs[0], &url, &[], &log("j1"));
+    let mut second = swarm_join(&addrs[1], &url, &[], &log("j2"));
+    wait_nodes(&manager.host, 2);
+    let mut want = addrs.clone();
+    want.sort();
+    assert_eq!(swarm_list(&url), want);
+
+    second.kill().expect("kill join");
+    second.wait().expect("reap join");
+    wait_nodes(&manager.host, 1);
+    assert_eq!(swarm_list(&url), [addrs[0].clone()]);
+    let mut second = swarm_join(&addrs[1], &url, &[], &log("j3"));
+    wait_nodes(&manager.host, 2);
+
+    // The store goes down: the manager keeps what it knew, and says why.
+    etcd.kill();
+    std::thread::sleep(Duration::from_secs(5));
+    wait_nodes(&manager.host, 2);
+    assert!(
+        manager
+            .log()
+            .contains("discovery failed; keeping the current engines"),
+        "{}",
+        manager.log_tail(20)
+    );
+    etcd.restart().expect("etcd back");
+    // Back: a join that stops is noticed again.
+    second.kill().expect("kill join");
+    second.wait().expect("reap join");
+    wait_nodes(&manager.host, 1);
+    let _ = first.kill();
+    let _ = first.wait();
+}

@@ -5,66 +5,22 @@
 //! `swarm list` shows them. A join that stops takes its node out after its
 //! TTL; joined again, it comes back. Real engines, the real binaries.
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use swarm_harness::{info_value, start_engines, start_manager, wait_for, FAST_REFRESH};
+use swarm_harness::join::{
+    output_text as text, swarm, swarm_join, swarm_list as listed, wait_nodes,
+};
+use swarm_harness::{start_engines, start_manager, wait_for, FAST_REFRESH};
 
-const SWARM: &str = env!("CARGO_BIN_EXE_swarm");
-
-/// `swarm ARGS` to its end.
-fn swarm(args: &[&str]) -> Output {
-    Command::new("timeout")
-        .args(["-k", "5", "30", SWARM])
-        .args(args)
-        .env_remove("SWARM_MANAGER")
-        .stdin(Stdio::null())
-        .output()
-        .expect("running swarm")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+/// `swarm join` of `advertise` under `token` with the manager's token
+/// service (heartbeat 1 s, TTL 3 s).
+fn join(advertise: &str, manager: &str, token: &str, log: &std::path::Path) -> std::process::Child {
+    swarm_join(
+        advertise,
+        &format!("token://{token}"),
+        &["--manager", manager],
+        log,
     )
-}
-
-/// `swarm join` in the background (heartbeat 1 s, TTL 3 s), its log in `log`.
-fn join(advertise: &str, manager: &str, token: &str, log: &Path) -> Child {
-    let log = std::fs::File::create(log).expect("join log");
-    Command::new(SWARM)
-        .args([
-            "join",
-            "--advertise",
-            advertise,
-            "--heartbeat",
-            "1s",
-            "--ttl",
-            "3s",
-            "--manager",
-            manager,
-            &format!("token://{token}"),
-        ])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("starting swarm join")
-}
-
-/// The sorted output lines of `swarm list URL`.
-fn listed(url: &str) -> Vec<String> {
-    let out = swarm(&["list", url]);
-    assert!(out.status.success(), "swarm list {url}: {}", text(&out));
-    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    lines.sort();
-    lines
 }
 
 #[test]
@@ -86,24 +42,7 @@ fn create_join_manage_and_list_with_a_token() {
     args.push(&url);
     let manager = start_manager(&args);
     let host = manager.host.clone();
-    let nodes = |want: usize| {
-        wait_for(
-            &format!("{want} healthy nodes"),
-            Duration::from_secs(30),
-            || {
-                let out = Command::new("docker")
-                    .args(["-H", &host, "info"])
-                    .output()
-                    .ok()?;
-                let info = String::from_utf8_lossy(&out.stdout).into_owned();
-                let healthy = info_value(&info, "└ Status")
-                    .iter()
-                    .filter(|s| *s == "Healthy")
-                    .count();
-                (info_value(&info, "Nodes") == [want.to_string()] && healthy == want).then_some(())
-            },
-        )
-    };
+    let nodes = |want: usize| wait_nodes(&host, want);
 
     let addrs: Vec<String> = engines.iter().map(|e| e.tcp.clone()).collect();
     let mut first = join(&addrs[0], &manager.addr, &token, &dir.path().join("j1.log"));

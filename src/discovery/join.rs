@@ -48,8 +48,23 @@ impl Discovery {
                     "no manager to register with: name one, token://MANAGER:PORT/TOKEN or --manager"
                         .into(),
             }),
+            Discovery::Etcd(etcd) => etcd.register(addr, ttl).await,
             Discovery::Nodes(_) | Discovery::File(_) => Err(DiscoveryError::NotJoinable),
         }
+    }
+
+    /// Waits until the engines may have changed: the store's word where
+    /// it gives one (an etcd watch, at most ten polls long), else `poll`.
+    pub async fn changed_or(&self, poll: Duration) {
+        if let Discovery::Etcd(etcd) = self {
+            match tokio::time::timeout(poll * 10, etcd.changed()).await {
+                // A change, or a long quiet: look again now.
+                Ok(Ok(())) | Err(_) => return,
+                // The watch failed (the store is down): poll.
+                Ok(Err(_)) => {}
+            }
+        }
+        tokio::time::sleep(poll).await;
     }
 }
 

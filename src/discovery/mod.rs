@@ -18,7 +18,7 @@ pub mod token;
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
     /// The URL has no scheme this build knows.
-    #[error("unsupported discovery {0:?}: expected nodes://HOST:PORT,..., file:///path or token://[MANAGER/]TOKEN")]
+    #[error("unsupported discovery {0:?}: expected nodes://HOST:PORT,..., file:///path, token://[MANAGER/]TOKEN or etcd://HOST:PORT,.../PATH")]
     UnsupportedScheme(String),
     /// The URL names no engine.
     #[error("discovery {0:?} lists no engine")]
@@ -95,6 +95,8 @@ pub enum Discovery {
     Nodes(Vec<String>),
     /// A file with one engine address (or range) per line; `#` starts a comment.
     File(PathBuf),
+    /// The engines registered in an etcd (`etcd://HOST:PORT,.../PATH`).
+    Etcd(etcd::EtcdDiscovery),
     /// The engines registered under a token with the managers' token
     /// service at `hub` (a manager's API address); without a hub, the
     /// manager's own.
@@ -109,6 +111,16 @@ pub enum Discovery {
 impl Discovery {
     /// Parses a discovery URL.
     pub fn parse(url: &str) -> Result<Discovery, DiscoveryError> {
+        Discovery::parse_with(url, None)
+    }
+
+    /// Parses a discovery URL, with TLS to a key-value store when given
+    /// (classic's `--discovery-opt kv.cacertfile=... kv.certfile=...
+    /// kv.keyfile=...`).
+    pub fn parse_with(url: &str, kv_tls: Option<etcd::KvTls>) -> Result<Discovery, DiscoveryError> {
+        if let Some(rest) = url.strip_prefix("etcd://") {
+            return Ok(Discovery::Etcd(etcd::EtcdDiscovery::parse(rest, kv_tls)?));
+        }
         if let Some(rest) = url.strip_prefix("nodes://") {
             let addrs = expand_list(rest.split(','))?;
             if addrs.is_empty() {
@@ -173,6 +185,7 @@ impl Discovery {
                         })?;
                 parse_file(&text)
             }
+            Discovery::Etcd(etcd) => etcd.fetch().await,
             Discovery::Token {
                 hub: Some(hub),
                 token,
@@ -187,7 +200,10 @@ impl Discovery {
 
     /// Whether the set can change over time (and so is worth watching).
     pub fn is_dynamic(&self) -> bool {
-        matches!(self, Discovery::File(_) | Discovery::Token { .. })
+        matches!(
+            self,
+            Discovery::File(_) | Discovery::Token { .. } | Discovery::Etcd(_)
+        )
     }
 }
 

@@ -3,7 +3,9 @@
 //! it was started with; after that every leader follows the recorded one,
 //! whatever its own flag says (a manager started with another, or a
 //! mistyped, URL says so in its log and does not replace the cluster's
-//! nodes when it leads), until `swarmctl discovery set` changes it.
+//! nodes when it leads), until `swarmctl discovery set` changes it. The
+//! engines are read again every second, at once when an etcd watch says
+//! they changed.
 
 use std::sync::Arc;
 
@@ -34,7 +36,7 @@ impl Manager {
                 }
             };
             if followed.as_ref().map(|(u, _)| u) != Some(&url) {
-                match Discovery::parse(&url) {
+                match Discovery::parse_with(&url, self.config.kv_tls.clone()) {
                     Ok(discovery) => {
                         if url != own_url {
                             tracing::warn!(
@@ -76,9 +78,15 @@ impl Manager {
                     }
                 }
             }
+            let next = async {
+                match &followed {
+                    Some((_, discovery)) => discovery.changed_or(DISCOVERY_POLL).await,
+                    None => tokio::time::sleep(DISCOVERY_POLL).await,
+                }
+            };
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(DISCOVERY_POLL) => {}
+                _ = next => {}
             }
         }
     }

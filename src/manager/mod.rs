@@ -70,6 +70,8 @@ pub struct ManagerConfig {
     /// TLS toward the other managers' APIs (a follower forwarding to the
     /// leader), showing this manager's certificate; `None`: plain HTTP.
     pub peer_tls: Option<Arc<rustls::ClientConfig>>,
+    /// TLS to a key-value store discovery (`--discovery-opt kv.*`).
+    pub kv_tls: Option<crate::discovery::etcd::KvTls>,
 }
 
 impl Default for ManagerConfig {
@@ -82,6 +84,7 @@ impl Default for ManagerConfig {
             list_cache: Duration::from_secs(2),
             engine_tls: None,
             peer_tls: None,
+            kv_tls: None,
         }
     }
 }

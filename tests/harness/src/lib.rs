@@ -39,6 +39,7 @@ pub mod etcd_v3;
 pub mod hollow;
 pub mod http;
 pub mod image;
+pub mod join;
 pub mod manager;
 pub mod members;
 pub mod pki;
