@@ -483,7 +483,24 @@ fn scenario_listing(c: &Cluster) {
     assert_eq!(quiet.lines().count(), all.lines().count());
     let err = c.err(&["ps", "--filter", "bogus=1"]);
     assert!(err.contains("bogus"), "{err}");
-    c.ok(&["rm", "-f", "list-run", "list-created"]);
+    // docker rm --link PARENT/ALIAS removes the link on the parent's node.
+    c.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "list-linked",
+        "--link",
+        "list-run:db",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    let links = c.ok(&["inspect", "-f", "{{.HostConfig.Links}}", "list-linked"]);
+    assert!(links.contains("/list-linked/db"), "{links}");
+    c.ok(&["rm", "--link", "list-linked/db"]);
+    let links = c.ok(&["inspect", "-f", "{{.HostConfig.Links}}", "list-linked"]);
+    assert!(!links.contains("/list-linked/db"), "{links}");
+    c.ok(&["rm", "-f", "list-run", "list-created", "list-linked"]);
 }
 
 /// Asks each engine directly whether it lists `tag` (`present`) or not.
@@ -651,6 +668,14 @@ fn scenario_node_health(c: &mut Cluster) {
         vec!["(none)", "(none)"],
         "{info}"
     );
+    // Calls to a container of the down node say so, in classic's words.
+    for args in [&["logs", "survivor"][..], &["exec", "survivor", "true"]] {
+        let err = c.err(args);
+        assert!(
+            err.contains(&format!("running on unhealthy node {node}")),
+            "{args:?}: {err}"
+        );
+    }
     // As classic: a down node's containers only with -a.
     let listed = c.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
     assert!(!listed.contains("survivor"), "{listed}");

@@ -308,8 +308,18 @@ pub(super) async fn dispatch(
     let rest = path.strip_prefix("/containers/").unwrap_or("");
     let (reference, action) = split_reference(rest);
     let manager = &app.manager;
-    let (container, engine) = manager.resolve(&reference).await?;
     let query = query_of(&request);
+    let link = query_param(&query, "link").is_some_and(|l| l == "1" || l == "true");
+    if let (&Method::DELETE, None, true) = (request.method(), &action, link) {
+        // `docker rm --link parent/alias`: the link goes on the parent's node.
+        let (_, engine, target) = manager.link_target(&reference).await?;
+        let target = with_query(&format!("{}{target}", version.prefix()), &query);
+        return forward(engine.http(), request, &target).await;
+    }
+    let (container, engine) = manager.resolve(&reference).await?;
+    if !matches!((request.method(), action.as_deref()), (&Method::DELETE, None)) {
+        manager.on_healthy_node(&container)?;
+    }
     let target = match &action {
         Some(action) => format!("{}/containers/{}/{action}", version.prefix(), container.id),
         None => format!("{}/containers/{}", version.prefix(), container.id),

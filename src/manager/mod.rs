@@ -549,6 +549,40 @@ impl Manager {
         Ok((container, engine))
     }
 
+    /// Refuses a call to a container whose node is not healthy, with
+    /// classic's words, instead of the engine's connection error.
+    pub fn on_healthy_node(&self, container: &Container) -> Result<(), ManagerError> {
+        let state = self.cluster.read();
+        match state.nodes.get(&container.node) {
+            Some(node) if node.health == NodeHealth::Healthy => Ok(()),
+            _ => Err(ManagerError::Internal(format!(
+                "container {} running on unhealthy node {}",
+                container.id,
+                state.node_name(&container.node)
+            ))),
+        }
+    }
+
+    /// Where `docker rm --link PARENT/ALIAS` goes: the parent container,
+    /// its engine, and the engine's path for the link
+    /// (`/containers/PARENT/ALIAS`, the parent by its name there).
+    pub async fn link_target(
+        &self,
+        reference: &str,
+    ) -> Result<(Container, Arc<Engine>, String), ManagerError> {
+        let (parent, alias) = reference
+            .trim_start_matches('/')
+            .rsplit_once('/')
+            .ok_or_else(|| {
+                ManagerError::InvalidRequest(format!(
+                    "invalid link {reference}: expected PARENT/ALIAS"
+                ))
+            })?;
+        let (container, engine) = self.resolve(parent).await?;
+        let target = format!("/containers/{}/{alias}", container.name);
+        Ok((container, engine, target))
+    }
+
     /// Re-reads the container lists of all healthy nodes.
     pub async fn refresh_all_containers(&self) {
         let jobs = self
