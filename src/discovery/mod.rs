@@ -13,6 +13,7 @@ use std::path::PathBuf;
 pub mod etcd;
 pub mod join;
 pub mod token;
+pub mod zk;
 
 /// Why a discovery URL or its content is unusable.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,22 @@ pub enum DiscoveryError {
     Hub {
         /// The manager asked.
         hub: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// A `zk://` URL is malformed.
+    #[error("invalid zookeeper discovery {url:?}: {why}")]
+    BadZk {
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// ZooKeeper could not be reached or refused a call.
+    #[error("zookeeper discovery {url}: {why}")]
+    Zk {
+        /// The URL (normalized).
+        url: String,
         /// What went wrong.
         why: String,
     },
