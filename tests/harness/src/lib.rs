@@ -9,7 +9,8 @@
 //!   [`image`] `busybox:local`, driven with the [`mod@docker`] CLI; a
 //!   real [`etcd`] as the engines' cluster store (overlay networks);
 //! - [`etcd_v3`]: a real etcd on loopback (plain, or TLS with client
-//!   certificates) for swarm's `etcd://` discovery;
+//!   certificates) for swarm's `etcd://` discovery; [`zookeeper`]: a real
+//!   standalone ZooKeeper for `zk://` discovery;
 //! - [`process`]: child processes (log, memory, CPU time, kill, stop,
 //!   start again); [`manager`]: `swarm manage` as one, for tests, benches
 //!   and `swarm-bench`; [`cluster`]: engines and a manager in front of
@@ -51,6 +52,7 @@ mod slots;
 mod sys;
 pub mod wait;
 pub mod watchdog;
+pub mod zookeeper;
 
 pub use binary::{binary, try_binary};
 pub use cluster::{start_cluster, Cluster, Scenario, FAST_REFRESH};
@@ -68,3 +70,4 @@ pub use pki::{client_config, tls_flags, tls_request, Pki};
 pub use ports::free_port;
 pub use wait::{wait_for, wait_ok};
 pub use watchdog::{trace, watch_log, watchdog};
+pub use zookeeper::ZooKeeper;
