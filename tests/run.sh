@@ -3,9 +3,11 @@
 # installs what the tests need (busybox-static for the test image, dockerd and
 # iproute2 for the extra engines, docker-compose and openssl for the TLS
 # tests, etcd-server as the engines' cluster store in the overlay network
-# tests and as the store of the etcd discovery tests, docker-registry and apache2-utils (htpasswd) for the registry
-# tests), then formatting, lints, unit and integration tests (the
-# integration tests start their own Docker engines, etcd and registry).
+# tests and as the store of the etcd discovery tests, docker-registry and
+# apache2-utils (htpasswd) for the registry tests, zookeeper (its jars, run
+# as a standalone server) for the zk:// discovery tests), then formatting,
+# lints, unit and integration tests (the integration tests start their own
+# Docker engines, etcd, registry and ZooKeeper).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +24,7 @@ command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+[ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
