@@ -1,8 +1,8 @@
 //! The one ZooKeeper session of a [`super::ZkDiscovery`]: made on first
 //! use, kept while it lives (the client reconnects by itself after a
 //! short loss), made anew once it has ended (expired or closed) or when a
-//! call timed out while it was disconnected, and every call on it bounded
-//! in time.
+//! call failed for want of a connection, and every call on it bounded in
+//! time.
 
 use std::future::Future;
 use std::time::Duration;
@@ -117,33 +117,39 @@ impl Session {
     }
 
     /// `call` within [`CALL_TIMEOUT`]: its own result, or an error of
-    /// this store naming `what` when no answer came in time. A session
-    /// that is not connected then is given up: the next call makes a new
-    /// one at once rather than waiting for the client's reconnection
-    /// backoff (seconds, growing) once ZooKeeper is back; a registration's
-    /// node is taken over by the new session.
+    /// this store naming `what` when no answer came in time or the
+    /// connection was lost under it. A session that is not connected then
+    /// is given up: the next call makes a new one at once rather than
+    /// waiting for the client's reconnection backoff (seconds, growing)
+    /// once ZooKeeper is back; a registration's node is taken over by the
+    /// new session.
     pub async fn within<T>(
         &self,
         what: &str,
         call: impl Future<Output = Result<T, zk::Error>>,
     ) -> Result<Result<T, zk::Error>, DiscoveryError> {
-        match tokio::time::timeout(CALL_TIMEOUT, call).await {
-            Ok(result) => Ok(result),
-            Err(_) => {
-                let mut current = self.current.lock().await;
-                let connected = current.as_ref().is_some_and(|held| {
-                    matches!(
-                        held.client.state(),
-                        zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly
-                    )
-                });
-                if !connected {
-                    *current = None;
-                }
-                Err(self.failed(format!(
-                    "{what}: no answer within {CALL_TIMEOUT:?} (ZooKeeper down or unreachable?)"
-                )))
+        let why = match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(Err(zk::Error::ConnectionLoss)) => {
+                "connection to ZooKeeper lost (down or unreachable?)".to_string()
             }
+            Ok(result) => return Ok(result),
+            Err(_) => format!("no answer within {CALL_TIMEOUT:?} (ZooKeeper down or unreachable?)"),
+        };
+        self.forget_unless_connected().await;
+        Err(self.failed(format!("{what}: {why}")))
+    }
+
+    /// Gives up the session unless it is connected.
+    async fn forget_unless_connected(&self) {
+        let mut current = self.current.lock().await;
+        let connected = current.as_ref().is_some_and(|held| {
+            matches!(
+                held.client.state(),
+                zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly
+            )
+        });
+        if !connected {
+            *current = None;
         }
     }
 }
