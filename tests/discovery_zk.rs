@@ -229,7 +229,7 @@ async fn zookeeper_down_fails_fast_and_back_serves_again() {
     let took = started.elapsed();
     eprintln!("fetch with ZooKeeper down failed after {took:?}: {err}");
     assert!(took < Duration::from_secs(5), "took {took:?}: {err}");
-    assert!(matches!(err, DiscoveryError::Zk { .. }), "{err:?}");
+    assert!(matches!(err, DiscoveryError::Store { .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains(&url), "{text}");
     assert!(text.contains("down or unreachable"), "{text}");

@@ -51,22 +51,6 @@ pub enum DiscoveryError {
         /// What went wrong.
         why: String,
     },
-    /// A `zk://` URL is malformed.
-    #[error("invalid zookeeper discovery {url:?}: {why}")]
-    BadZk {
-        /// The URL.
-        url: String,
-        /// What is wrong with it.
-        why: String,
-    },
-    /// ZooKeeper could not be reached or refused a call.
-    #[error("zookeeper discovery {url}: {why}")]
-    Zk {
-        /// The URL (normalized).
-        url: String,
-        /// What went wrong.
-        why: String,
-    },
     /// `swarm join` with a discovery that lists its engines itself.
     #[error(
         "nothing to join: nodes:// and file:// list their engines themselves; add the engine there"

@@ -51,6 +51,8 @@ const DIRECTORY: zk::CreateOptions<'static> =
 #[derive(Clone)]
 pub struct ZkDiscovery {
     url: ZkUrl,
+    /// The URL, normalized.
+    url_text: String,
     /// The znode whose children are the engines.
     nodes: String,
     shared: Arc<Shared>,
@@ -66,7 +68,7 @@ struct Shared {
 
 impl std::fmt::Debug for ZkDiscovery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.url())
+        f.write_str(self.url())
     }
 }
 
@@ -84,7 +86,7 @@ impl ZkDiscovery {
     /// path optional and possibly nested, `a/b`; a port left out is 2181).
     /// Connects nothing yet.
     pub fn parse(rest: &str) -> Result<ZkDiscovery, DiscoveryError> {
-        let url = ZkUrl::parse(rest).map_err(|why| DiscoveryError::BadZk {
+        let url = ZkUrl::parse(rest).map_err(|why| DiscoveryError::BadStoreUrl {
             url: format!("zk://{rest}"),
             why,
         })?;
@@ -98,9 +100,11 @@ impl ZkDiscovery {
             nodes.push('/');
             nodes.push_str(segment);
         }
-        let session = Session::new(url.servers.join(","), url.to_url());
+        let url_text = url.to_url();
+        let session = Session::new(url.servers.join(","), url_text.clone());
         Ok(ZkDiscovery {
             url,
+            url_text,
             nodes,
             shared: Arc::new(Shared {
                 session,
@@ -110,8 +114,8 @@ impl ZkDiscovery {
     }
 
     /// The URL, normalized: `zk://HOST:PORT,...[/PATH]`.
-    pub fn url(&self) -> String {
-        self.url.to_url()
+    pub fn url(&self) -> &str {
+        &self.url_text
     }
 
     /// The znode whose children are the engines:

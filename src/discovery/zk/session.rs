@@ -52,7 +52,7 @@ impl Session {
 
     /// A failure of this store, for `why`.
     pub fn failed(&self, why: impl std::fmt::Display) -> DiscoveryError {
-        DiscoveryError::Zk {
+        DiscoveryError::Store {
             url: self.url.clone(),
             why: why.to_string(),
         }
