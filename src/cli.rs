@@ -152,8 +152,8 @@ pub struct JoinArgs {
     /// kv.certfile, kv.keyfile (TLS to the key-value store).
     #[arg(long = "discovery-opt", value_name = "KEY=VALUE")]
     pub discovery_opts: Vec<String>,
-    /// Discovery URL: token://[MANAGER:PORT/]TOKEN or
-    /// etcd://HOST:PORT,.../PATH.
+    /// Discovery URL: token://[MANAGER:PORT/]TOKEN,
+    /// etcd://HOST:PORT,.../PATH or zk://HOST:PORT,.../PATH.
     pub discovery: String,
 }
 
@@ -283,8 +283,9 @@ pub struct ManageArgs {
           default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub engine_tls: Option<bool>,
     /// Discovery URL: nodes://HOST:PORT,..., file:///path,
-    /// etcd://HOST:PORT,.../PATH or token://TOKEN (served by the managers
-    /// themselves). Default: the
+    /// etcd://HOST:PORT,.../PATH, zk://HOST:PORT,.../PATH or token://TOKEN
+    /// (served by the managers themselves); consul:// is not served (no
+    /// Consul server could be run to test it). Default: the
     /// local engine (DOCKER_HOST, else unix:///var/run/docker.sock). The
     /// first leader records it as the cluster's; later managers follow
     /// the recorded one (swarmctl discovery set changes it).

@@ -270,3 +270,38 @@ async fn zookeeper_down_fails_fast_and_back_serves_again() {
     tokio::time::sleep(TTL + Duration::from_secs(1)).await;
     assert_eq!(fresh.fetch().await.expect("fetch"), ["10.0.0.1:2375"]);
 }
+
+/// Classic's setup with a ZooKeeper, as a user runs it: `swarm manage
+/// zk://...`, `swarm join` next to each engine, `swarm list`; a stopped
+/// join's node leaves after its TTL (its session's timeout) and returns
+/// when joined again.
+#[test]
+fn manage_join_and_list_with_a_zookeeper() {
+    use swarm_harness::join::{swarm_join, swarm_list, wait_nodes};
+    let zk = start_zookeeper();
+    let engines = swarm_harness::start_engines(&[&[], &[]]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = zk.url("classic");
+    let mut args = swarm_harness::FAST_REFRESH.to_vec();
+    args.push(&url);
+    let manager = swarm_harness::start_manager(&args);
+    let addrs: Vec<String> = engines.iter().map(|e| e.tcp.clone()).collect();
+    let log = |name: &str| dir.path().join(name);
+    let mut first = swarm_join(&addrs[0], &url, &[], &log("j1"));
+    let mut second = swarm_join(&addrs[1], &url, &[], &log("j2"));
+    wait_nodes(&manager.host, 2);
+    let mut want = addrs.clone();
+    want.sort();
+    assert_eq!(swarm_list(&url), want);
+
+    second.kill().expect("kill join");
+    second.wait().expect("reap join");
+    wait_nodes(&manager.host, 1);
+    assert_eq!(swarm_list(&url), [addrs[0].clone()]);
+    let mut second = swarm_join(&addrs[1], &url, &[], &log("j3"));
+    wait_nodes(&manager.host, 2);
+    for join in [&mut first, &mut second] {
+        let _ = join.kill();
+        let _ = join.wait();
+    }
+}

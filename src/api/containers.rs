@@ -317,7 +317,10 @@ pub(super) async fn dispatch(
         return forward(engine.http(), request, &target).await;
     }
     let (container, engine) = manager.resolve(&reference).await?;
-    if !matches!((request.method(), action.as_deref()), (&Method::DELETE, None)) {
+    if !matches!(
+        (request.method(), action.as_deref()),
+        (&Method::DELETE, None)
+    ) {
         manager.on_healthy_node(&container)?;
     }
     let target = match &action {

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use super::{Discovery, DiscoveryError};
@@ -49,15 +50,22 @@ impl Discovery {
                         .into(),
             }),
             Discovery::Etcd(etcd) => etcd.register(addr, ttl).await,
+            Discovery::Zk(zk) => zk.register(addr, ttl).await,
             Discovery::Nodes(_) | Discovery::File(_) => Err(DiscoveryError::NotJoinable),
         }
     }
 
     /// Waits until the engines may have changed: the store's word where
-    /// it gives one (an etcd watch, at most ten polls long), else `poll`.
+    /// it gives one (an etcd or ZooKeeper watch, at most ten polls long),
+    /// else `poll`.
     pub async fn changed_or(&self, poll: Duration) {
-        if let Discovery::Etcd(etcd) = self {
-            match tokio::time::timeout(poll * 10, etcd.changed()).await {
+        let watch = match self {
+            Discovery::Etcd(etcd) => Some(etcd.changed().boxed()),
+            Discovery::Zk(zk) => Some(zk.changed().boxed()),
+            _ => None,
+        };
+        if let Some(watch) = watch {
+            match tokio::time::timeout(poll * 10, watch).await {
                 // A change, or a long quiet: look again now.
                 Ok(Ok(())) | Err(_) => return,
                 // The watch failed (the store is down): poll.

@@ -19,7 +19,7 @@ pub mod zk;
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
     /// The URL has no scheme this build knows.
-    #[error("unsupported discovery {0:?}: expected nodes://HOST:PORT,..., file:///path, token://[MANAGER/]TOKEN or etcd://HOST:PORT,.../PATH")]
+    #[error("unsupported discovery {0:?}: expected nodes://HOST:PORT,..., file:///path, token://[MANAGER/]TOKEN, etcd://HOST:PORT,.../PATH or zk://HOST:PORT,.../PATH (consul:// is not served: no Consul server could be run to test it)")]
     UnsupportedScheme(String),
     /// The URL names no engine.
     #[error("discovery {0:?} lists no engine")]
@@ -64,7 +64,7 @@ pub enum DiscoveryError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// An `etcd://` URL is malformed.
+    /// An `etcd://` or `zk://` URL is malformed.
     #[error("invalid discovery {url:?}: {why}")]
     BadStoreUrl {
         /// The whole URL.
@@ -79,7 +79,7 @@ pub enum DiscoveryError {
     /// The store could not be reached, or refused or failed a request.
     #[error("discovery {url}: {why}")]
     Store {
-        /// The store's URL, `etcd://...`.
+        /// The store's URL, `etcd://...` or `zk://...`.
         url: String,
         /// What failed.
         why: String,
@@ -98,6 +98,8 @@ pub enum Discovery {
     File(PathBuf),
     /// The engines registered in an etcd (`etcd://HOST:PORT,.../PATH`).
     Etcd(etcd::EtcdDiscovery),
+    /// The engines registered in a ZooKeeper (`zk://HOST:PORT,.../PATH`).
+    Zk(zk::ZkDiscovery),
     /// The engines registered under a token with the managers' token
     /// service at `hub` (a manager's API address); without a hub, the
     /// manager's own.
@@ -121,6 +123,9 @@ impl Discovery {
     pub fn parse_with(url: &str, kv_tls: Option<etcd::KvTls>) -> Result<Discovery, DiscoveryError> {
         if let Some(rest) = url.strip_prefix("etcd://") {
             return Ok(Discovery::Etcd(etcd::EtcdDiscovery::parse(rest, kv_tls)?));
+        }
+        if let Some(rest) = url.strip_prefix("zk://") {
+            return Ok(Discovery::Zk(zk::ZkDiscovery::parse(rest)?));
         }
         if let Some(rest) = url.strip_prefix("nodes://") {
             let addrs = expand_list(rest.split(','))?;
@@ -187,6 +192,7 @@ impl Discovery {
                 parse_file(&text)
             }
             Discovery::Etcd(etcd) => etcd.fetch().await,
+            Discovery::Zk(zk) => zk.fetch().await,
             Discovery::Token {
                 hub: Some(hub),
                 token,
@@ -203,7 +209,7 @@ impl Discovery {
     pub fn is_dynamic(&self) -> bool {
         matches!(
             self,
-            Discovery::File(_) | Discovery::Token { .. } | Discovery::Etcd(_)
+            Discovery::File(_) | Discovery::Token { .. } | Discovery::Etcd(_) | Discovery::Zk(_)
         )
     }
 }
