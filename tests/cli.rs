@@ -43,6 +43,11 @@ fn scenario_info_and_version(c: &Cluster) {
         vec!["Healthy", "Healthy"],
         "{info}"
     );
+    // The cluster has an ID of its own, as classic's did, the same on
+    // every call.
+    let id = c.ok(&["info", "-f", "{{.ID}}"]);
+    assert_eq!(id.len(), 59, "{id:?}");
+    assert_eq!(c.ok(&["info", "-f", "{{.ID}}"]), id);
     let ids = info_value(&info, "└ ID");
     for engine in c.engines.iter() {
         assert!(

@@ -101,6 +101,7 @@ pub(super) async fn info(State(app): State<Arc<App>>) -> Response {
         .collect();
     let state = manager.state();
     let mut info = aggregate(&state);
+    info.id = state.cluster_id.clone();
     info.name = Some(hostname());
     info.kernel_version = Some(kernel_version());
     info.n_events_listener = Some(manager.events.listeners() as i64);

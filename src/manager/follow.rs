@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Manager, DISCOVERY_POLL};
+use crate::cluster::Command;
 use crate::discovery::{Discovery, DiscoveryError};
 
 impl Manager {
@@ -19,6 +20,17 @@ impl Manager {
     /// documentation); `own_url` is this manager's `swarm manage` URL.
     /// Engines that appear are watched, those that leave forgotten.
     pub async fn run_discovery(self: Arc<Self>, own_url: String, cancel: CancellationToken) {
+        if self.cluster.read().cluster_id.is_none() {
+            if let Err(e) = self
+                .cluster
+                .propose(Command::ClusterIdSet {
+                    id: new_cluster_id(),
+                })
+                .await
+            {
+                tracing::warn!(error = %e, "cannot record the cluster's ID");
+            }
+        }
         let mut followed: Option<(String, Discovery)> = None;
         let mut last_error: Option<String> = None;
         // The engines last set: the same list again changes nothing (and
@@ -103,5 +115,33 @@ impl Manager {
             }
             other => other.fetch().await,
         }
+    }
+}
+
+/// A new cluster ID in the shape of an engine's: twelve groups of four
+/// characters (`ABCD:EF01:...`).
+fn new_cluster_id() -> String {
+    let hex = format!(
+        "{}{}",
+        crate::ids::random_hex32(),
+        crate::ids::random_hex32()
+    );
+    hex.to_uppercase()
+        .as_bytes()
+        .chunks(4)
+        .take(12)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cluster_ids_look_like_an_engines() {
+        let id = super::new_cluster_id();
+        assert_eq!(id.len(), 12 * 4 + 11, "{id}");
+        assert!(id.split(':').all(|g| g.len() == 4), "{id}");
+        assert_ne!(id, super::new_cluster_id());
     }
 }

@@ -89,6 +89,10 @@ impl ClusterState {
             } => self.token_registered(token, addr, at_ms, ttl_ms),
             Command::TokenDeleted { token } => self.token_deleted(token),
             Command::DiscoverySet { url } => self.discovery_set(url),
+            Command::ClusterIdSet { id } => {
+                self.cluster_id.get_or_insert(id);
+                Ok(())
+            }
         }
     }
 

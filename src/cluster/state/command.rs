@@ -148,6 +148,11 @@ pub enum Command {
         /// The URL.
         url: String,
     },
+    /// The cluster got its ID; a no-op once it has one.
+    ClusterIdSet {
+        /// The ID.
+        id: String,
+    },
     /// An engine new to the state, with what it holds, in one step: the
     /// node turns healthy (a candidate for placement) only together with
     /// its containers (and their reservations) and its images.

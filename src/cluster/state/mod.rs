@@ -71,4 +71,7 @@ pub struct ClusterState {
     /// The cluster's discovery URL, once a leader recorded it (or
     /// `swarmctl discovery set` changed it): every leader follows this one.
     pub discovery: Option<String>,
+    /// The cluster's ID (`docker info`'s `ID`), made once by the first
+    /// leader.
+    pub cluster_id: Option<String>,
 }

@@ -129,5 +129,11 @@ mod tests {
             })
             .expect("set");
         assert_eq!(state.discovery.as_deref(), Some("token://t2"));
+        for id in ["A", "B"] {
+            state
+                .apply(Command::ClusterIdSet { id: id.into() })
+                .expect("id");
+        }
+        assert_eq!(state.cluster_id.as_deref(), Some("A"), "the first stays");
     }
 }
