@@ -160,11 +160,41 @@ fn reschedule_policy(policies: &[String]) -> Result<bool, SpecError> {
 fn label_list(body: &ContainerCreateBody, label: &str) -> Result<Vec<String>, SpecError> {
     match body.labels.as_ref().and_then(|l| l.get(label)) {
         None => Ok(Vec::new()),
-        Some(text) => serde_json::from_str(text).map_err(|e| SpecError::Label {
-            label: label.to_string(),
-            why: e.to_string(),
-        }),
+        Some(text) => parse_label_list(label, text),
     }
+}
+
+/// Reads a swarm label's JSON array of strings as classic's users wrote
+/// it: a backslash before a character JSON does not escape (the shell's
+/// `\!` in `'["container\!=db"]'`) stands for that character. What is
+/// still not an array of strings is refused with the parse error.
+fn parse_label_list(label: &str, text: &str) -> Result<Vec<String>, SpecError> {
+    let strict = match serde_json::from_str(text) {
+        Ok(list) => return Ok(list),
+        Err(e) => e,
+    };
+    let mut mended = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.peek() {
+                Some('"' | '\\' | '/' | 'b' | 'f' | 'n' | 'r' | 't' | 'u') => {
+                    mended.push(c);
+                    if let Some(next) = chars.next() {
+                        mended.push(next);
+                    }
+                }
+                Some(_) => {}
+                None => mended.push(c),
+            }
+        } else {
+            mended.push(c);
+        }
+    }
+    serde_json::from_str(&mended).map_err(|_| SpecError::Label {
+        label: label.to_string(),
+        why: strict.to_string(),
+    })
 }
 
 impl ContainerSpec {
@@ -288,10 +318,7 @@ pub fn env_to_labels(body: &mut serde_json::Value) -> Result<(), SpecError> {
             return Ok(());
         };
         let mut all: Vec<String> = match labels.get(&label).and_then(|v| v.as_str()) {
-            Some(text) => serde_json::from_str(text).map_err(|e| SpecError::Label {
-                label: label.clone(),
-                why: e.to_string(),
-            })?,
+            Some(text) => parse_label_list(&label, text)?,
             None => Vec::new(),
         };
         all.extend(entries);
@@ -430,5 +457,31 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("JSON array"), "{e}");
+    }
+
+    #[test]
+    fn labels_read_as_classic_users_wrote_them() {
+        let read = |text: &str| parse_label_list(AFFINITIES_LABEL, text);
+        assert_eq!(
+            read(r#"["container\!=db"]"#),
+            Ok(vec!["container!=db".into()])
+        );
+        assert_eq!(
+            read(r#"["a\\b", "q\"", "x\u0021"]"#),
+            Ok(vec![r"a\b".into(), "q\"".into(), "x!".into()])
+        );
+        for bad in [r#"["container==db""#, "[1]", "container==db", r#"["\"]"#] {
+            let e = read(bad).expect_err(bad);
+            assert!(e.to_string().contains("must be a JSON array"), "{e}");
+        }
+        let mut body = serde_json::json!({
+            "Env": ["affinity:image==x"],
+            "Labels": {AFFINITIES_LABEL: r#"["container\!=db"]"#},
+        });
+        env_to_labels(&mut body).expect("merged");
+        assert_eq!(
+            body["Labels"][AFFINITIES_LABEL],
+            r#"["container!=db","image==x"]"#
+        );
     }
 }
