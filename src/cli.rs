@@ -209,7 +209,10 @@ pub struct ManageArgs {
     #[arg(long, default_value = "60s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub engine_refresh_max_interval: Duration,
     /// Cluster option KEY=VALUE (repeatable): `swarm.overcommit=0.05` lets
-    /// reservations exceed capacity by that fraction (default 0.05).
+    /// reservations exceed capacity by that fraction (default 0.05; above
+    /// -1, a negative one keeps part of each node free);
+    /// `swarm.createretry=N` tries a create an engine refused on up to N
+    /// other nodes (default 0).
     #[arg(long = "cluster-opt", value_parser = parse_cluster_opt)]
     pub cluster_opts: Vec<ClusterOpt>,
     /// How long a node's container list, once read, may answer `docker ps`
@@ -389,9 +392,19 @@ impl ManageArgs {
                     .to_string(),
             );
         }
-        if c.heartbeat.is_some() {
+        if self.overcommit() < 0.0 {
             notes.push(
-                "--heartbeat of swarm manage is not needed: the discovery is followed every second"
+                "-1 < swarm.overcommit < 0 will make swarm take less resource than docker engine offers"
+                    .to_string(),
+            );
+        }
+        let discovery_heartbeat = self
+            .cluster_opts
+            .iter()
+            .any(|o| matches!(o, ClusterOpt::DiscoveryHeartbeat(_)));
+        if c.heartbeat.is_some() || discovery_heartbeat {
+            notes.push(
+                "--heartbeat (swarm.discovery.heartbeat) of swarm manage is not needed: the discovery is followed every second"
                     .to_string(),
             );
         }
@@ -508,32 +521,63 @@ impl ManageArgs {
     }
 }
 
-/// One `--cluster-opt`.
+/// One `--cluster-opt` (classic's keys).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClusterOpt {
-    /// `swarm.overcommit=F`: fraction of capacity reservations may exceed it by.
+    /// `swarm.overcommit=F`: fraction of capacity reservations may exceed
+    /// it by; above -1 (a negative one keeps part of each node free).
     Overcommit(f64),
+    /// `swarm.createretry=N`: a create that fails on a node is tried on
+    /// up to N other nodes.
+    CreateRetry(u32),
+    /// `swarm.discovery.heartbeat=D`: classic's discovery period; the
+    /// discovery is followed every second here.
+    DiscoveryHeartbeat(Duration),
 }
 
-/// Parses `swarm.overcommit=0.05`.
+/// Parses `swarm.overcommit=0.05`, `swarm.createretry=2`, with classic's
+/// checks and messages.
 pub fn parse_cluster_opt(s: &str) -> Result<ClusterOpt, String> {
     let (key, value) = s
         .split_once('=')
         .ok_or_else(|| format!("invalid --cluster-opt {s:?}: expected KEY=VALUE"))?;
+    let value = value.trim();
     match key.trim() {
         "swarm.overcommit" => {
-            let ratio: f64 = value.trim().parse().map_err(|_| {
-                format!("invalid swarm.overcommit {value:?}: expected a number such as 0.05")
-            })?;
-            if !(0.0..=10.0).contains(&ratio) {
+            let ratio: f64 = value
+                .parse()
+                .ok()
+                .filter(|r: &f64| r.is_finite())
+                .ok_or_else(|| {
+                    format!("invalid swarm.overcommit {value:?}: expected a number such as 0.05")
+                })?;
+            if ratio <= -1.0 {
                 return Err(format!(
-                    "invalid swarm.overcommit {ratio}: must be between 0 and 10"
+                    "swarm.overcommit should be larger than -1, {ratio:.6} is invalid"
+                ));
+            }
+            if ratio > 1000.0 {
+                return Err(format!(
+                    "swarm.overcommit {ratio} is more than a thousand times each node's capacity"
                 ));
             }
             Ok(ClusterOpt::Overcommit(ratio))
         }
+        "swarm.createretry" => {
+            let n: i64 = value.parse().map_err(|_| {
+                format!("invalid swarm.createretry {value:?}: expected a whole number such as 2")
+            })?;
+            if n < 0 {
+                return Err(format!("swarm.createretry can not be negative, {n} is invalid"));
+            }
+            Ok(ClusterOpt::CreateRetry(u32::try_from(n).unwrap_or(u32::MAX)))
+        }
+        "swarm.discovery.heartbeat" => Ok(ClusterOpt::DiscoveryHeartbeat(parse_heartbeat(value)?)),
+        mesos if mesos.starts_with("mesos.") => Err(format!(
+            "--cluster-opt {mesos}: classic's Mesos driver is not served"
+        )),
         other => Err(format!(
-            "unknown --cluster-opt {other:?}: known is swarm.overcommit"
+            "unknown --cluster-opt {other:?}: known are swarm.overcommit, swarm.createretry, swarm.discovery.heartbeat"
         )),
     }
 }
@@ -579,17 +623,35 @@ impl ManageArgs {
 
     /// Placement options from the flags.
     pub fn placement(&self) -> crate::scheduler::Options {
-        let mut overcommit = 0.05;
-        for opt in &self.cluster_opts {
-            match opt {
-                ClusterOpt::Overcommit(ratio) => overcommit = *ratio,
-            }
-        }
         crate::scheduler::Options {
             strategy: self.strategy,
-            overcommit: (overcommit * 1_000_000.0).round() as u32,
+            overcommit: (self.overcommit() * 1_000_000.0).round() as i64,
             filters: self.enabled_filters(),
         }
+    }
+
+    /// `swarm.overcommit`, the last given, else classic's 0.05.
+    fn overcommit(&self) -> f64 {
+        self.cluster_opts
+            .iter()
+            .rev()
+            .find_map(|o| match o {
+                ClusterOpt::Overcommit(ratio) => Some(*ratio),
+                _ => None,
+            })
+            .unwrap_or(0.05)
+    }
+
+    /// `swarm.createretry`, the last given, else classic's 0.
+    pub fn create_retry(&self) -> u32 {
+        self.cluster_opts
+            .iter()
+            .rev()
+            .find_map(|o| match o {
+                ClusterOpt::CreateRetry(n) => Some(*n),
+                _ => None,
+            })
+            .unwrap_or(0)
     }
 }
 
@@ -855,6 +917,47 @@ mod tests {
     }
 
     #[test]
+    fn cluster_opts_as_classic_took_them() {
+        let manage = |opts: &[&str]| {
+            let mut argv = vec!["swarm", "manage"];
+            for o in opts {
+                argv.extend(["--cluster-opt", o]);
+            }
+            match Cli::try_parse_from(argv).map(|c| c.command) {
+                Ok(Command::Manage(args)) => Ok(args),
+                Ok(_) => Err("not manage".to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let args = manage(&["swarm.overcommit=-0.5", "swarm.createretry=2"]).expect("taken");
+        assert_eq!(args.placement().overcommit, -500_000);
+        assert_eq!(args.create_retry(), 2);
+        let notes = args.classic_notes().expect("notes");
+        assert!(
+            notes.iter().any(|n| n.contains("less resource")),
+            "{notes:?}"
+        );
+        assert_eq!(manage(&[]).expect("defaults").create_retry(), 0);
+        let heartbeat = manage(&["swarm.discovery.heartbeat=5s"]).expect("taken");
+        let notes = heartbeat.classic_notes().expect("notes");
+        assert!(notes.iter().any(|n| n.contains("heartbeat")), "{notes:?}");
+        for (opt, message) in [
+            (
+                "swarm.overcommit=-2",
+                "swarm.overcommit should be larger than -1, -2.000000 is invalid",
+            ),
+            (
+                "swarm.createretry=-1",
+                "swarm.createretry can not be negative, -1 is invalid",
+            ),
+            ("mesos.port=3375", "Mesos driver is not served"),
+        ] {
+            let e = manage(&[opt]).err().unwrap_or_default();
+            assert!(e.contains(message), "{opt}: {e}");
+        }
+    }
+
+    #[test]
     fn bad_flags_are_refused() {
         for argv in [
             vec!["swarm", "manage", "--strategy", "bogus"],
@@ -866,6 +969,11 @@ mod tests {
             vec!["swarm", "manage", "--cluster-opt", "swarm.overcommit"],
             vec!["swarm", "manage", "--cluster-opt", "swarm.overcommit=lots"],
             vec!["swarm", "manage", "--cluster-opt", "swarm.overcommit=-1"],
+            vec!["swarm", "manage", "--cluster-opt", "swarm.overcommit=-2"],
+            vec!["swarm", "manage", "--cluster-opt", "swarm.overcommit=NaN"],
+            vec!["swarm", "manage", "--cluster-opt", "swarm.createretry=-1"],
+            vec!["swarm", "manage", "--cluster-opt", "swarm.createretry=x"],
+            vec!["swarm", "manage", "--cluster-opt", "mesos.address=1.2.3.4"],
             vec!["swarm", "manage", "--cluster-opt", "other=1"],
         ] {
             assert!(Cli::try_parse_from(&argv).is_err(), "{argv:?}");

@@ -184,6 +184,7 @@ async fn manage(args: ManageArgs) -> anyhow::Result<()> {
         engine_tls: tls.as_ref().and_then(|t| t.engines.clone()),
         peer_tls: tls.as_ref().and_then(|t| t.peers.clone()),
         kv_tls,
+        create_retry: args.create_retry(),
     };
     let joining = !cluster.has_membership() && args.join.is_some();
     if !cluster.has_membership() && args.join.is_none() {

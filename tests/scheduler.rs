@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use swarm_harness::{docker_cmd, docker_ok, http_get, start_cluster, wait_for, Cluster, IMAGE};
+use swarm_harness::{
+    docker_cmd, docker_ok, http_get, start_cluster, start_cluster_with, wait_for, Cluster, IMAGE,
+};
 
 /// Default overcommit of `swarm manage` (0.05), in parts per million.
 const OVERCOMMIT_PPM: i64 = 50_000;
@@ -729,4 +731,40 @@ fn scheduler_over_three_engines() {
     );
     eprintln!("total {:?}", t0.elapsed());
     assert!(failed.is_empty(), "failed scenarios: {failed:?}");
+}
+
+/// `--cluster-opt swarm.createretry=1`: a create an engine refuses is tried
+/// on a node not tried yet, as classic's was. The bind source exists only
+/// in node-1's `/etc/docker` (each engine has its own), so an engine other
+/// than node-1's refuses the create; spread would put every second one
+/// there.
+#[test]
+fn failed_creates_are_retried_on_another_node() {
+    let c = start_cluster_with(
+        &[&[], &[]],
+        |e| format!("nodes://{}", e.tcp_addrs().join(",")),
+        &["--cluster-opt", "swarm.createretry=1"],
+    );
+    std::fs::write(c.engine_named("node-1").etc_docker().join("only-here"), "x").expect("marker");
+    let mount = "type=bind,source=/etc/docker/only-here,target=/m";
+    for i in 0..4 {
+        let name = format!("retried-{i}");
+        assert_eq!(c.create_on(&name, &["--mount", mount]), "node-1", "{name}");
+    }
+    assert_eq!(c.on_engine("node-1").len(), 4);
+    assert!(
+        c.on_engine("node-2").is_empty(),
+        "a failed create left a container"
+    );
+    // Refused everywhere: the engine's own error, nothing left behind,
+    // the name free again.
+    let err = c.create_err(&[
+        "--name",
+        "nowhere",
+        "--mount",
+        "type=bind,source=/etc/docker/on-no-node,target=/m",
+    ]);
+    assert!(err.contains("bind source path does not exist"), "{err}");
+    assert_eq!(c.on_engine("node-1").len() + c.on_engine("node-2").len(), 4);
+    c.create_on("nowhere", &[]);
 }

@@ -119,7 +119,7 @@ pub(crate) fn reserve_cmd(
     node: &str,
     name: Option<&str>,
     resources: Resources,
-    oc: u32,
+    oc: crate::cluster::OvercommitPpm,
 ) -> Command {
     Command::Reserve {
         reservation: Reservation {

@@ -216,6 +216,82 @@ async fn pull_on(
     }
 }
 
+/// What [`Located`](crate::scheduler::spec::Located) a retried create is
+/// limited by.
+const RETRY_NODES: &str = "nodes a failed create has not tried";
+
+/// A create's retries on other nodes, as classic's: once on a node that
+/// holds the image when the chosen node had none and could get none (no
+/// `node==` constraint), then up to `swarm.createretry` times on any node
+/// not tried yet.
+struct CreateRetry {
+    /// `swarm.createretry` retries left.
+    left: u32,
+    /// Whether the retry on an image holder was made.
+    image_retried: bool,
+    /// The nodes the create failed on.
+    failed: std::collections::BTreeSet<crate::cluster::NodeId>,
+    /// The last failure, answered when no node is left to try.
+    last: Option<ManagerError>,
+}
+
+impl CreateRetry {
+    fn new(left: u32) -> Self {
+        CreateRetry {
+            left,
+            image_retried: false,
+            failed: Default::default(),
+            last: None,
+        }
+    }
+
+    /// After a create of `spec` failed on `node` with `error`: the nodes
+    /// the next try may use, or `None` when it ends here. A failure that
+    /// may have left a container on the engine (the connection broke
+    /// after the request went out), or a name conflict, is never retried:
+    /// the container could then exist twice. `holders` are the healthy
+    /// nodes whose state lists the image.
+    fn next(
+        &mut self,
+        state: &crate::cluster::ClusterState,
+        spec: &ContainerSpec,
+        node: &str,
+        error: &ManagerError,
+        holders: Vec<crate::cluster::NodeId>,
+    ) -> Option<std::collections::BTreeSet<crate::cluster::NodeId>> {
+        let ManagerError::Engine(engine) = error else {
+            return None;
+        };
+        let status = engine.status();
+        let clear = matches!(engine, crate::engine::EngineError::Connect { .. })
+            || status.is_some_and(|s| s != StatusCode::CONFLICT.as_u16());
+        if !clear {
+            return None;
+        }
+        self.failed.insert(node.to_string());
+        let missing_image = status == Some(StatusCode::NOT_FOUND.as_u16())
+            && engine.engine_message().contains("No such image");
+        let node_pinned = spec
+            .constraints
+            .iter()
+            .any(|c| c.key == "node" && !c.soft && c.op == crate::scheduler::expr::Op::Eq);
+        let untried = |n: &crate::cluster::NodeId| !self.failed.contains(n);
+        if missing_image && !node_pinned && !self.image_retried {
+            let nodes: std::collections::BTreeSet<_> =
+                holders.into_iter().filter(|n| untried(n)).collect();
+            if !nodes.is_empty() {
+                self.image_retried = true;
+                return Some(nodes);
+            }
+        }
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        Some(state.nodes.keys().filter(|n| untried(n)).cloned().collect())
+    }
+}
+
 impl Manager {
     /// Creates a container: validates the body, places it, reserves the
     /// node, creates it there and records it (see the module docs). The
@@ -237,42 +313,72 @@ impl Manager {
         let body = Bytes::from(
             serde_json::to_vec(&value).map_err(|e| ManagerError::Internal(e.to_string()))?,
         );
-        let reservation = self.reserve(&spec).await?;
-        let result = async {
-            if let (true, Some(swarm_id)) = (spec.reschedule, &spec.swarm_id) {
-                // Before the engine has it: a container that exists can always
-                // be re-created from the state.
-                self.cluster
-                    .propose(Command::SpecRecorded {
-                        swarm_id: swarm_id.clone(),
-                        body: String::from_utf8_lossy(&body).into_owned(),
-                        name: spec.name.clone(),
-                    })
-                    .await?;
-            }
-            let create = EngineCreate {
-                path: &request.path,
-                body,
-                typed: &typed,
-                name: spec.name.as_deref(),
-                headers: request.headers,
+        let mut retry = CreateRetry::new(self.config.create_retry);
+        loop {
+            let reservation = match self.reserve(&spec).await {
+                Ok(reservation) => reservation,
+                // No other node can take it: the failure that sent it on stands.
+                Err(e) => return Err(retry.last.unwrap_or(e)),
             };
-            let (_, answer) = self.create_reserved(&reservation, create).await?;
-            Ok(answer)
+            let result = async {
+                if let (true, Some(swarm_id)) = (spec.reschedule, &spec.swarm_id) {
+                    // Before the engine has it: a container that exists can
+                    // always be re-created from the state.
+                    self.cluster
+                        .propose(Command::SpecRecorded {
+                            swarm_id: swarm_id.clone(),
+                            body: String::from_utf8_lossy(&body).into_owned(),
+                            name: spec.name.clone(),
+                        })
+                        .await?;
+                }
+                let create = EngineCreate {
+                    path: &request.path,
+                    body: body.clone(),
+                    typed: &typed,
+                    name: spec.name.as_deref(),
+                    headers: request.headers.clone(),
+                };
+                let (_, answer) = self.create_reserved(&reservation, create).await?;
+                Ok(answer)
+            }
+            .await;
+            match result {
+                // Debug, as engines log creates: a line per create at `info`
+                // cost a busy manager 3-6% of its placements (and a state read
+                // each).
+                Ok(answer) => {
+                    tracing::debug!(
+                        node = %self.cluster.read().node_name(&reservation.node),
+                        status = answer.status.as_u16(),
+                        "container created"
+                    );
+                    return Ok(answer);
+                }
+                // `ContainerCreated` ended the reservation; a failed create
+                // holds one.
+                Err(e) => {
+                    self.release(&reservation).await;
+                    let holders = self.image_holders(typed.image.as_deref().unwrap_or(""));
+                    let Some(nodes) =
+                        retry.next(&self.cluster.read(), &spec, &reservation.node, &e, holders)
+                    else {
+                        return Err(e);
+                    };
+                    tracing::warn!(
+                        node = %self.cluster.read().node_name(&reservation.node),
+                        error = %e,
+                        "create failed on its node; trying another"
+                    );
+                    spec.located.retain(|l| l.what != RETRY_NODES);
+                    spec.located.push(crate::scheduler::spec::Located {
+                        what: RETRY_NODES.to_string(),
+                        nodes,
+                    });
+                    retry.last = Some(e);
+                }
+            }
         }
-        .await;
-        match &result {
-            // `ContainerCreated` ended the reservation; only a failed create holds one.
-            Err(_) => self.release(&reservation).await,
-            // Debug, as engines log creates: a line per create at `info` cost a
-            // busy manager 3-6% of its placements (and a state read each).
-            Ok(answer) => tracing::debug!(
-                node = %self.cluster.read().node_name(&reservation.node),
-                status = answer.status.as_u16(),
-                "container created"
-            ),
-        }
-        result
     }
 
     /// Sends `create` to the engine of the node `reservation` holds, and
@@ -423,6 +529,81 @@ impl Manager {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_creates_retry_as_classic_did() {
+        use crate::cluster::testing::{add_node, engine};
+        use crate::engine::EngineError;
+        let mut state = crate::cluster::ClusterState::default();
+        for id in ["A", "B", "C"] {
+            add_node(&mut state, engine(id, id));
+        }
+        let answered = |status: u16, message: &str| {
+            ManagerError::Engine(EngineError::Api {
+                addr: "e".into(),
+                source: bollard::errors::Error::DockerResponseServerError {
+                    status_code: status,
+                    message: message.into(),
+                },
+            })
+        };
+        let spec = |constraints: &[&str]| ContainerSpec {
+            constraints: constraints
+                .iter()
+                .map(|c| crate::scheduler::expr::Expr::parse(c).expect("expr"))
+                .collect(),
+            ..ContainerSpec::from_create(None, &Default::default()).expect("spec")
+        };
+        let set = |ids: &[&str]| ids.iter().map(|i| i.to_string()).collect();
+        let no_image = answered(404, "No such image: app:1");
+        let holders = || vec!["A".to_string(), "C".to_string()];
+
+        // Without swarm.createretry: once, on a holder of the image.
+        let mut retry = CreateRetry::new(0);
+        assert_eq!(
+            retry.next(&state, &spec(&[]), "A", &no_image, holders()),
+            Some(set(&["C"]))
+        );
+        assert_eq!(
+            retry.next(&state, &spec(&[]), "C", &no_image, holders()),
+            None
+        );
+        // Not with a node pinned, nor for other failures.
+        let mut retry = CreateRetry::new(0);
+        let pinned = spec(&["node==A"]);
+        assert_eq!(retry.next(&state, &pinned, "A", &no_image, holders()), None);
+        let busy = answered(500, "runtime failed");
+        assert_eq!(retry.next(&state, &spec(&[]), "A", &busy, holders()), None);
+
+        // With swarm.createretry=2: on nodes not tried yet, twice.
+        let mut retry = CreateRetry::new(2);
+        assert_eq!(
+            retry.next(&state, &spec(&[]), "A", &busy, vec![]),
+            Some(set(&["B", "C"]))
+        );
+        let refused = ManagerError::Engine(EngineError::Connect {
+            addr: "e".into(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        });
+        assert_eq!(
+            retry.next(&state, &spec(&[]), "B", &refused, vec![]),
+            Some(set(&["C"]))
+        );
+        assert_eq!(retry.next(&state, &spec(&[]), "C", &busy, vec![]), None);
+
+        // Never when the container may exist: a name conflict, a broken
+        // answer, a failure that is not the engine's.
+        let mut retry = CreateRetry::new(5);
+        let conflict = answered(409, "Conflict. The container name is in use");
+        assert_eq!(retry.next(&state, &spec(&[]), "A", &conflict, vec![]), None);
+        let broken = ManagerError::Engine(EngineError::Pool {
+            addr: "e".into(),
+            message: "connection reset".into(),
+        });
+        assert_eq!(retry.next(&state, &spec(&[]), "A", &broken, vec![]), None);
+        let internal = ManagerError::Internal("x".into());
+        assert_eq!(retry.next(&state, &spec(&[]), "A", &internal, vec![]), None);
+    }
 
     #[test]
     fn changes_of_actions() {

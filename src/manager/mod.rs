@@ -72,6 +72,9 @@ pub struct ManagerConfig {
     pub peer_tls: Option<Arc<rustls::ClientConfig>>,
     /// TLS to a key-value store discovery (`--discovery-opt kv.*`).
     pub kv_tls: Option<crate::discovery::etcd::KvTls>,
+    /// Other nodes a create that failed on its node is tried on
+    /// (`--cluster-opt swarm.createretry`).
+    pub create_retry: u32,
 }
 
 impl Default for ManagerConfig {
@@ -85,6 +88,7 @@ impl Default for ManagerConfig {
             engine_tls: None,
             peer_tls: None,
             kv_tls: None,
+            create_retry: 0,
         }
     }
 }

@@ -203,8 +203,16 @@ impl Default for Checks {
     }
 }
 
-/// Overcommit in parts per million of capacity (`swarm.overcommit=0.05` is 50 000).
-pub type OvercommitPpm = u32;
+/// Overcommit in parts per million of capacity (`swarm.overcommit=0.05` is
+/// 50 000); negative (above -1 000 000) keeps part of each node free.
+pub type OvercommitPpm = i64;
+
+/// `base` grown (or shrunk) by `overcommit`, never below zero; exact, as
+/// `base` is at most 2^64.
+fn with_overcommit(base: u128, overcommit: OvercommitPpm) -> u128 {
+    let factor = u128::try_from(1_000_000 + i128::from(overcommit)).unwrap_or(0);
+    base * factor / 1_000_000
+}
 
 impl Node {
     /// Recomputes `usage.fullness_bp` from the usage and the capacity.
@@ -221,15 +229,13 @@ impl Node {
     /// CPU capacity in thousandths, overcommit included.
     pub fn cpu_capacity_milli(&self, overcommit: OvercommitPpm) -> u64 {
         let base = self.info.cpus.max(0) as u64 * 1000;
-        base + base.saturating_mul(u64::from(overcommit)) / 1_000_000
+        u64::try_from(with_overcommit(u128::from(base), overcommit)).unwrap_or(u64::MAX)
     }
 
     /// Memory capacity in bytes, overcommit included.
     pub fn memory_capacity(&self, overcommit: OvercommitPpm) -> i64 {
-        // Exact for memories below 16 EiB / overcommit-ppm, i.e. any real host.
         let base = self.info.memory.max(0) as u64;
-        let extra = base.saturating_mul(u64::from(overcommit)) / 1_000_000;
-        i64::try_from(base.saturating_add(extra)).unwrap_or(i64::MAX)
+        i64::try_from(with_overcommit(u128::from(base), overcommit)).unwrap_or(i64::MAX)
     }
 
     /// The `containerslots=N` engine label, when set to a number.

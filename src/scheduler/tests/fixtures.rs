@@ -172,7 +172,7 @@ pub(super) fn spec_forms(rules: &[&str]) -> Vec<(&'static str, ContainerSpec)> {
 // Running placement
 // ---------------------------------------------------------------------------
 
-pub(super) fn options(strategy: Strategy, overcommit: u32) -> Options {
+pub(super) fn options(strategy: Strategy, overcommit: i64) -> Options {
     Options {
         strategy,
         overcommit,

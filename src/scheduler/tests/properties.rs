@@ -156,8 +156,13 @@ fn gen_placement() -> impl Strategy<Value = Placement> {
     ]
 }
 
-fn gen_overcommit() -> impl Strategy<Value = u32> {
-    prop_oneof![Just(0u32), Just(50_000u32), Just(250_000u32)]
+fn gen_overcommit() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        Just(0i64),
+        Just(50_000i64),
+        Just(250_000i64),
+        Just(-300_000i64)
+    ]
 }
 
 fn node_id(i: usize) -> String {
@@ -166,7 +171,7 @@ fn node_id(i: usize) -> String {
 
 /// Nodes, then what they hold (containers, or creates in flight through
 /// Reserve), kept within capacity, then the failures.
-fn build(nodes: &[GenNode], overcommit: u32) -> ClusterState {
+fn build(nodes: &[GenNode], overcommit: i64) -> ClusterState {
     let mut s = ClusterState::default();
     for (i, n) in nodes.iter().enumerate() {
         let slots = n.slots.map(|v| v.to_string());
@@ -243,7 +248,7 @@ fn make_spec(res: &GenRes, rules: &[GenRule]) -> ContainerSpec {
     }
 }
 
-fn options(strategy: Placement, overcommit: u32) -> Options {
+fn options(strategy: Placement, overcommit: i64) -> Options {
     Options {
         strategy,
         overcommit,
@@ -252,7 +257,7 @@ fn options(strategy: Placement, overcommit: u32) -> Options {
 }
 
 /// Whether `node` may take `spec`, computed without the filters.
-fn feasible(node: &Node, spec: &ContainerSpec, rules: &[GenRule], overcommit: u32) -> bool {
+fn feasible(node: &Node, spec: &ContainerSpec, rules: &[GenRule], overcommit: i64) -> bool {
     node.health == NodeHealth::Healthy
         && rules.iter().filter(|r| !r.soft).all(|r| r.holds(node))
         && !spec
@@ -263,7 +268,7 @@ fn feasible(node: &Node, spec: &ContainerSpec, rules: &[GenRule], overcommit: u3
         && node.fits(&spec.resources, overcommit).is_ok()
 }
 
-fn within_capacity(s: &ClusterState, overcommit: u32) -> Result<(), String> {
+fn within_capacity(s: &ClusterState, overcommit: i64) -> Result<(), String> {
     for node in s.nodes.values() {
         let u = &node.usage;
         if u.memory > node.memory_capacity(overcommit) {

@@ -12,7 +12,7 @@ use crate::scheduler::Strategy;
 // CPU, memory, overcommit
 // ---------------------------------------------------------------------------
 
-const RESOURCE_ROWS: &[(&[NodeRow], &str, u32, &str)] = &[
+const RESOURCE_ROWS: &[(&[NodeRow], &str, i64, &str)] = &[
     // memory, with and without overcommit
     (&[("n1", 2, 2 * GIB, 0, 0, 0)], "-m 2g", 0, "n1"),
     (
@@ -35,6 +35,21 @@ const RESOURCE_ROWS: &[(&[NodeRow], &str, u32, &str)] = &[
         "ERR: of free memory (no node has it)",
     ),
     (&[("n1", 2, 2 * GIB, 0, 0, 0)], "-m 4g", 1_000_000, "n1"),
+    // a negative overcommit keeps part of the node free (classic's -1 < x < 0)
+    (&[("n1", 2, 2 * GIB, 0, 0, 0)], "-m 1g", -500_000, "n1"),
+    (
+        &[("n1", 2, 2 * GIB, 0, 0, 0)],
+        "-m 1073741825",
+        -500_000,
+        "ERR: 1 GiB of free memory",
+    ),
+    (&[("n1", 2, 2 * GIB, 0, 0, 0)], "-c 1", -500_000, "n1"),
+    (
+        &[("n1", 2, 2 * GIB, 0, 0, 0)],
+        "-c 2",
+        -500_000,
+        "ERR: free",
+    ),
     (&[("n1", 2, 2 * GIB, 0, GIB, 0)], "-m 1g", 0, "n1"),
     (
         &[("n1", 2, 2 * GIB, 0, GIB, 0)],

@@ -39,12 +39,22 @@ pub fn start_cluster(
     labels: &[&[(&str, &str)]],
     discovery: impl FnOnce(&Engines) -> String,
 ) -> Cluster {
+    start_cluster_with(labels, discovery, &[])
+}
+
+/// [`start_cluster`], with `manager_args` added to the manager's flags.
+pub fn start_cluster_with(
+    labels: &[&[(&str, &str)]],
+    discovery: impl FnOnce(&Engines) -> String,
+    manager_args: &[&str],
+) -> Cluster {
     let engines = start_engines(labels);
     let discovery = discovery(&engines);
     let mut args = FAST_REFRESH.to_vec();
     // Node lists kept long: a `docker ps` that misses a change shows it
     // (only a change on the node, not the time, may renew a list).
     args.extend(["--list-cache", "1h"]);
+    args.extend_from_slice(manager_args);
     args.push(&discovery);
     let manager = start_manager(&args);
     let cluster = Cluster { engines, manager };

@@ -124,7 +124,13 @@ impl Engine {
     /// runs with its directory's `etc` mounted on `/etc/docker`), where it
     /// finds the CAs of registries it trusts.
     pub fn certs_d(&self) -> PathBuf {
-        self.dir.join("etc").join("certs.d")
+        self.etc_docker().join("certs.d")
+    }
+
+    /// The directory the engine sees as `/etc/docker` (and no other engine
+    /// does): a file put there is on this node only.
+    pub fn etc_docker(&self) -> PathBuf {
+        self.dir.join("etc")
     }
 
     /// The engine's unix socket as a docker `-H` value: `unix:///path/to/sock`.

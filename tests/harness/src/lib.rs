@@ -55,7 +55,7 @@ pub mod watchdog;
 pub mod zookeeper;
 
 pub use binary::{binary, try_binary};
-pub use cluster::{start_cluster, Cluster, Scenario, FAST_REFRESH};
+pub use cluster::{start_cluster, start_cluster_with, Cluster, Scenario, FAST_REFRESH};
 pub use docker::{
     compose_cmd, compose_down, docker, docker_cmd, docker_err, docker_in_tty, docker_ok,
     docker_with_stdin, info_value, output_ok, output_with_stdin, timed,

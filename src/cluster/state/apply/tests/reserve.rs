@@ -165,7 +165,7 @@ type ApplyRow = (
 );
 
 fn apply_rows() -> Vec<ApplyRow> {
-    let r = |id: &str, name: Option<&str>, resources: Resources, oc: u32| {
+    let r = |id: &str, name: Option<&str>, resources: Resources, oc: i64| {
         reserve_cmd(id, "ID-n1", name, resources, oc)
     };
     let none: &[(&str, &str)] = &[];
