@@ -45,6 +45,8 @@ pub struct NodeSummary {
     pub containers: usize,
     /// Whether the node is `Healthy`.
     pub healthy: bool,
+    /// [`Node::failing`].
+    pub failing: bool,
 }
 
 impl NodeSummary {
@@ -54,6 +56,7 @@ impl NodeSummary {
             fullness_bp: node.usage.fullness_bp,
             containers: node.usage.containers,
             healthy: node.health == NodeHealth::Healthy,
+            failing: node.failing(),
         }
     }
 }

@@ -9,7 +9,8 @@
 //! 3. [`Pipeline::apply_soft_rules`]: soft constraints and affinities, each
 //!    dropped when no candidate left satisfies it;
 //! 4. [`Pipeline::prefer_image`]: the nodes holding the image, when any does;
-//! 5. the strategy ranks what is left ([`strategy::choose`]).
+//! 5. the strategy ranks what is left ([`strategy::choose`]), nodes whose
+//!    refreshes fail below all others ([`strategy::Rank`]).
 //!
 //! Nodes turned away are counted per step ([`Rejections`]); when none is
 //! left, [`Pipeline::unschedulable`] says why in words. `place()` answers

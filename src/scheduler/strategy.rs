@@ -10,6 +10,10 @@
 //! placements running at once on the same snapshot of the state would
 //! otherwise all pick the same first node, and a burst of `docker run`s
 //! would pile onto it.
+//!
+//! Above all that, as classic weighted a node's health above its usage, a
+//! node whose last refresh failed (not unhealthy yet) is chosen only when
+//! every candidate's refreshes fail, whatever the strategy.
 
 use std::collections::BTreeMap;
 
@@ -170,22 +174,32 @@ pub fn summary_key<'n>(
     resources: &Resources,
     pending: Load,
     node: impl FnOnce() -> Option<&'n Node>,
-) -> Option<(u64, usize)> {
+) -> Option<Rank> {
     let none = resources.cpus_milli == 0
         && resources.memory <= 0
         && pending.cpus_milli == 0
         && pending.memory == 0;
     if none {
-        return Some((summary.fullness_bp, summary.containers + pending.containers));
+        return Some((
+            summary.failing,
+            summary.fullness_bp,
+            summary.containers + pending.containers,
+        ));
     }
     node().map(|node| key(node, resources, pending))
 }
 
-/// A node's rank key: its weight, then its container count, counting what
-/// is on its way to it (`pending`).
-pub fn key(node: &Node, resources: &Resources, pending: Load) -> (u64, usize) {
+/// How a strategy ranks a node: whether its refreshes fail (a node whose
+/// refreshes do not fail always wins, as classic weighted health above
+/// usage), then its weight, then its container count.
+pub type Rank = (bool, u64, usize);
+
+/// A node's rank key (see [`Rank`]), counting what is on its way to it
+/// (`pending`).
+pub fn key(node: &Node, resources: &Resources, pending: Load) -> Rank {
+    let failing = node.failing();
     if pending == Load::default() {
-        return (weight(node, resources), node.usage.containers);
+        return (failing, weight(node, resources), node.usage.containers);
     }
     let with = Resources {
         cpus_milli: resources.cpus_milli + pending.cpus_milli,
@@ -193,6 +207,7 @@ pub fn key(node: &Node, resources: &Resources, pending: Load) -> (u64, usize) {
         ports: Vec::new(),
     };
     (
+        failing,
         weight(node, &with),
         node.usage.containers + pending.containers,
     )
@@ -207,7 +222,7 @@ pub struct Picker<T> {
     rng: u64,
     /// The kept node's draw.
     draw: u64,
-    best: Option<(T, (u64, usize))>,
+    best: Option<(T, Rank)>,
 }
 
 impl<T: Copy> Picker<T> {
@@ -222,9 +237,11 @@ impl<T: Copy> Picker<T> {
     }
 
     /// Considers `node` with rank `key`.
-    pub fn offer(&mut self, node: T, key: (u64, usize)) {
+    pub fn offer(&mut self, node: T, key: Rank) {
         let take = match (&self.best, self.strategy) {
             (None, _) => true,
+            // Whether refreshes fail outranks the strategy.
+            (Some((_, best)), _) if key.0 != best.0 => !key.0,
             (Some((_, best)), strategy) if strategy == Strategy::Random || key == *best => {
                 // A tie: a draw decides, without a division per node.
                 let draw = splitmix(&mut self.rng);
@@ -245,10 +262,13 @@ impl<T: Copy> Picker<T> {
     /// Whether offering a node of rank `key` could change the choice: lets
     /// a caller skip a costly check (does the node hold the image?) for
     /// nodes that would lose anyway. Always true for `random`, whose draw
-    /// counts every node offered, and for a tie, which draws too.
-    pub fn could_take(&self, key: (u64, usize)) -> bool {
+    /// counts every node offered, and for a tie, which draws too, unless
+    /// the refreshes of one of the two fail.
+    pub fn could_take(&self, key: Rank) -> bool {
         match (&self.best, self.strategy) {
-            (None, _) | (Some(_), Strategy::Random) => true,
+            (None, _) => true,
+            (Some((_, k)), _) if key.0 != k.0 => !key.0,
+            (Some(_), Strategy::Random) => true,
             (Some((_, k)), Strategy::Spread) => key <= *k,
             (Some((_, k)), Strategy::Binpack) => key >= *k,
         }

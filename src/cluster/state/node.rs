@@ -238,6 +238,12 @@ impl Node {
         i64::try_from(with_overcommit(u128::from(base), overcommit)).unwrap_or(i64::MAX)
     }
 
+    /// Whether its last refresh failed, or it is unhealthy: placement
+    /// takes it only when no other candidate is better off.
+    pub fn failing(&self) -> bool {
+        self.health != NodeHealth::Healthy || self.error.is_some()
+    }
+
     /// The `containerslots=N` engine label, when set to a number.
     pub fn container_slots(&self) -> Option<usize> {
         self.slots

@@ -209,7 +209,10 @@ fn slots_table() {
 const HEALTH_ROWS: &[(&[(&str, bool)], &str)] = &[
     (&[], "n1,n2"),
     (&[("n1", true)], "n2"),
-    (&[("n1", false)], "n1,n2"),
+    // A failed refresh, not unhealthy yet: the other node wins, as
+    // classic weighted health into the strategy; both failing, either.
+    (&[("n1", false)], "n2"),
+    (&[("n1", false), ("n2", false)], "n1,n2"),
     (
         &[("n1", true), ("n2", true)],
         "ERR: a healthy node (all 2 nodes unhealthy)",
