@@ -684,11 +684,19 @@ fn scenario_node_health(c: &mut Cluster) {
     // As classic: a down node's containers only with -a.
     let listed = c.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
     assert!(!listed.contains("survivor"), "{listed}");
-    let listed = c.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    let listed = c.ok(&[
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--format",
+        "{{.Names}} {{.Status}} {{.Command}} {{.RunningFor}}",
+    ]);
+    // Its real command and age, as the engine last showed them.
     assert!(
-        listed.contains(&format!("{node}/survivor Host Down")),
+        listed.contains(&format!("{node}/survivor Host Down \"sleep 600\" ")),
         "{listed}"
     );
+    assert!(!listed.contains("years ago"), "{listed}");
     // New containers go to the healthy node.
     c.ok(&["run", "-d", "--name", "elsewhere", IMAGE, "sleep", "600"]);
     assert_ne!(c.node_of("elsewhere"), node);

@@ -226,7 +226,8 @@ fn unreachable_containers(manager: &Manager, silent: &[String]) -> Vec<Container
             labels: Some(c.labels.clone().into_iter().collect()),
             state: Some(ContainerSummaryStateEnum::EMPTY),
             status: Some("Host Down".into()),
-            created: Some(0),
+            command: Some(c.command.clone()),
+            created: Some(c.created),
             ..Default::default()
         })
         .collect()

@@ -301,6 +301,8 @@ mod tests {
             state: ContainerState::Running,
             labels: BTreeMap::new(),
             resources: None,
+            command: String::new(),
+            created: 0,
         }
     }
 

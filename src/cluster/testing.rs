@@ -93,6 +93,8 @@ pub(crate) fn container(
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         resources,
+        command: String::new(),
+        created: 0,
     }
 }
 
@@ -232,6 +234,8 @@ pub(crate) fn listed(id: &str, node: &str, name: &str) -> Container {
         state: ContainerState::Running,
         labels: BTreeMap::new(),
         resources: None,
+        command: String::new(),
+        created: 0,
     }
 }
 

@@ -227,6 +227,8 @@ impl Engine {
                     ),
                     labels: c.labels.unwrap_or_default().into_iter().collect(),
                     resources: None,
+                    command: c.command.unwrap_or_default(),
+                    created: c.created.unwrap_or(0),
                 })
             })
             .collect())
@@ -253,6 +255,16 @@ impl Engine {
             .and_then(|s| s.status)
             .map(|s| s.to_string())
             .unwrap_or_default();
+        // As the engine's list shows it: the path, then the arguments.
+        let command = std::iter::once(inspect.path.unwrap_or_default())
+            .chain(inspect.args.unwrap_or_default())
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let created = inspect
+            .created
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok())
+            .map_or(0, |at| at.timestamp());
         Ok(inspect.id.map(|id| Container {
             id,
             node: node.to_string(),
@@ -269,6 +281,8 @@ impl Engine {
                 .into_iter()
                 .collect::<BTreeMap<_, _>>(),
             resources: Some(resources),
+            command,
+            created,
         }))
     }
 

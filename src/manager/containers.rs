@@ -216,6 +216,18 @@ async fn pull_on(
     }
 }
 
+/// The command a create asks for, as `docker ps` shows one: the
+/// entrypoint, then the command, joined by spaces.
+fn requested_command(body: &ContainerCreateBody) -> String {
+    body.entrypoint
+        .iter()
+        .flatten()
+        .chain(body.cmd.iter().flatten())
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// What [`Located`](crate::scheduler::spec::Located) a retried create is
 /// limited by.
 const RETRY_NODES: &str = "nodes a failed create has not tried";
@@ -457,6 +469,12 @@ impl Manager {
                         .into_iter()
                         .collect(),
                     resources: Some(reservation.resources.clone()),
+                    // As the request gives it (the image's entrypoint or
+                    // command, when the request has none, come with the
+                    // next list of the node); the engine made it a moment
+                    // ago.
+                    command: requested_command(create.typed),
+                    created: chrono::Utc::now().timestamp(),
                 };
                 if let Err(e) = self.created(reservation, container).await {
                     tracing::warn!(container = %id, error = %e, "cannot record the created container");

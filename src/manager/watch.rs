@@ -407,6 +407,8 @@ mod tests {
             state: ContainerState::Created,
             labels: [("app".to_string(), "web".to_string())].into(),
             resources: None,
+            command: String::new(),
+            created: 0,
         };
         state
             .apply(Command::ContainerObserved(container.clone()))

@@ -234,8 +234,8 @@ impl ClusterState {
                 continue;
             }
             container.node = node.clone();
-            if container.resources.is_none() {
-                container.resources = known.remove(&container.id).and_then(|c| c.resources);
+            if let Some(older) = known.remove(&container.id) {
+                container.keep_observed(&older);
             }
             ids.insert(container.id.clone());
             let moved = container
@@ -494,7 +494,7 @@ impl ClusterState {
     /// Inserts or replaces one container, keeping indexes and usage current.
     /// A reservation made for it (same swarm id) ends here: the container
     /// holds its name and resources from now on, never both at once.
-    fn upsert_container(&mut self, container: Container) {
+    fn upsert_container(&mut self, mut container: Container) {
         let node = container.node.clone();
         if let Some(swarm_id) = container.labels.get(SWARM_ID_LABEL) {
             let swarm_id = swarm_id.clone();
@@ -513,6 +513,7 @@ impl ClusterState {
         }
         if let Some(old) = self.containers.remove(&container.id) {
             if old.node == node {
+                container.keep_observed(&old);
                 // Still indexed on the node, whose version moves below.
                 self.charge(&old.node, old.resources.as_ref(), false);
             } else {

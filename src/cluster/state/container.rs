@@ -61,6 +61,28 @@ pub struct Container {
     pub labels: BTreeMap<String, String>,
     /// What it reserves; `None` while only its list entry was seen.
     pub resources: Option<Resources>,
+    /// Its command as `docker ps` shows it; empty until observed.
+    pub command: String,
+    /// When its engine created it, in seconds since the epoch; 0 until
+    /// observed.
+    pub created: i64,
+}
+
+impl Container {
+    /// Takes from `older` (an earlier record of the same container) what
+    /// this record did not observe: the command and creation time, which
+    /// never change, and what it holds.
+    pub fn keep_observed(&mut self, older: &Container) {
+        if self.command.is_empty() {
+            self.command.clone_from(&older.command);
+        }
+        if self.created == 0 {
+            self.created = older.created;
+        }
+        if self.resources.is_none() {
+            self.resources.clone_from(&older.resources);
+        }
+    }
 }
 
 /// A create in flight: holds a name (and later resources) on a node until

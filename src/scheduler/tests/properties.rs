@@ -211,6 +211,8 @@ fn build(nodes: &[GenNode], overcommit: i64) -> ClusterState {
                     state: ContainerState::Running,
                     labels: BTreeMap::new(),
                     resources: Some(resources),
+                    command: String::new(),
+                    created: 0,
                 })
             };
             s.apply(command).unwrap();

@@ -174,6 +174,8 @@ fn build_state(nodes: usize, seed: u64) -> ClusterState {
                         memory: *rng.pick(&[0, 64 * MIB, 128 * MIB, 256 * MIB, 512 * MIB]),
                         ports,
                     }),
+                    command: "sleep 1d".into(),
+                    created: 1_700_000_000,
                 }
             })
             .collect();

@@ -75,3 +75,31 @@ fn containers_observed_replaces_one_node_only() {
     .unwrap();
     assert_eq!(s.containers.len(), 1);
 }
+
+#[test]
+fn command_and_age_stay_when_a_later_record_lacks_them() {
+    let mut s = two_nodes();
+    let seen = Container {
+        command: "sleep 600".into(),
+        created: 1_700_000_000,
+        ..listed("a1", "AAAA:1111", "web")
+    };
+    s.apply(Command::ContainerObserved(seen)).unwrap();
+    // A record made from the create request alone knows neither.
+    s.apply(Command::ContainerObserved(listed("a1", "AAAA:1111", "web")))
+        .unwrap();
+    let kept = |s: &ClusterState| {
+        let c = s.containers.get("a1").expect("a1");
+        (c.command.clone(), c.created)
+    };
+    assert_eq!(kept(&s), ("sleep 600".to_string(), 1_700_000_000));
+    // A full list of the node does not lose them either.
+    let version = s.nodes["AAAA:1111"].version;
+    s.apply(Command::ContainersObserved {
+        node: "AAAA:1111".into(),
+        containers: vec![listed("a1", "AAAA:1111", "web")],
+        version,
+    })
+    .unwrap();
+    assert_eq!(kept(&s), ("sleep 600".to_string(), 1_700_000_000));
+}
