@@ -23,7 +23,6 @@
 //! An error answer of the manager (`{"message": "..."}`, non-2xx) ends the
 //! command with a non-zero exit and that message.
 
-use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -35,7 +34,7 @@ use http_body_util::{BodyExt, Full};
 use serde::Deserialize;
 
 use swarm::ca::{self, CaError, CaOptions, CertKind, IssueRequest, SanName};
-use swarm::tls::{Identity, ServerAuth, TlsFiles};
+use swarm::tls::{ClientTlsArgs, Env};
 use swarm::upstream::Upstream;
 
 /// How long one request to the manager may take, answer body included.
@@ -50,69 +49,14 @@ struct Cli {
     /// Manager API address: tcp://IP:PORT or unix:///path.
     #[arg(long, default_value = "tcp://127.0.0.1:4000", env = "SWARM_MANAGER")]
     manager: String,
-    /// How to reach a manager that serves TLS (the docker CLI's flags).
+    /// How to reach a manager that serves TLS (the docker CLI's flags). A
+    /// membership change (add-manager, remove-manager) takes a manager's
+    /// certificate.
     #[command(flatten)]
-    tls: TlsFlags,
+    tls: ClientTlsArgs,
     /// What to do.
     #[command(subcommand)]
     command: Cmd,
-}
-
-/// The docker CLI's TLS flags, with its defaults: the files in
-/// `$DOCKER_CERT_PATH`, else `~/.docker`.
-#[derive(Debug, Clone, clap::Args)]
-struct TlsFlags {
-    /// Speak TLS to the manager, verifying it against the CA; show the
-    /// client certificate when there is one.
-    #[arg(long, global = true)]
-    tls: bool,
-    /// Speak TLS and show a client certificate (implies --tls). A
-    /// membership change (add-manager, remove-manager) takes a manager's
-    /// certificate.
-    #[arg(long, global = true, env = "DOCKER_TLS_VERIFY",
-          action = clap::ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]
-    tlsverify: bool,
-    /// The CA's certificate [default: ca.pem in the certificate directory].
-    #[arg(long, global = true, value_name = "PATH")]
-    tlscacert: Option<PathBuf>,
-    /// The client certificate [default: cert.pem there].
-    #[arg(long, global = true, value_name = "PATH")]
-    tlscert: Option<PathBuf>,
-    /// Its private key [default: key.pem there].
-    #[arg(long, global = true, value_name = "PATH")]
-    tlskey: Option<PathBuf>,
-}
-
-impl TlsFlags {
-    /// The client configuration the flags ask for; `None`: plain HTTP.
-    fn client_config(
-        &self,
-        env: Env<'_>,
-    ) -> anyhow::Result<Option<std::sync::Arc<rustls::ClientConfig>>> {
-        if !self.tls && !self.tlsverify {
-            return Ok(None);
-        }
-        let dir = env("DOCKER_CERT_PATH")
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".docker")))
-            .unwrap_or_default();
-        let files = TlsFiles::given_or_in(
-            &dir,
-            self.tlscacert.as_deref(),
-            self.tlscert.as_deref(),
-            self.tlskey.as_deref(),
-        );
-        let with_certificate = self.tlsverify || (files.cert.exists() && files.key.exists());
-        let config = if with_certificate {
-            Identity::load(files.clone())
-                .and_then(|identity| identity.client_config(ServerAuth::Verified, &[]))
-        } else {
-            swarm::tls::client_config_without_identity(&files.ca)
-        };
-        let config = config.with_context(|| format!("TLS files ({files})"))?;
-        Ok(Some(config))
-    }
 }
 
 /// `swarmctl` subcommands.
@@ -309,7 +253,7 @@ fn error_line(e: &anyhow::Error) -> String {
 /// Runs one command.
 async fn run(cli: Cli) -> anyhow::Result<()> {
     // The CA commands work on files: no manager to name.
-    let env = |key: &str| std::env::var_os(key);
+    let env = swarm::tls::process_env;
     let command = match cli.command {
         Cmd::Ca(command) => return ca_command(command, &env),
         Cmd::Cert(command) => return cert_command(command, &env),
@@ -375,9 +319,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Ca(_) | Cmd::Cert(_) => unreachable!("handled above"),
     }
 }
-
-/// Reads an environment variable (`std::env::var_os`, or a fake in tests).
-type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
 
 /// `swarmctl ca init`.
 fn ca_command(command: CaCmd, env: Env<'_>) -> anyhow::Result<()> {
@@ -703,14 +644,14 @@ async fn nodes(manager: &Upstream) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsString;
 
-    /// The docker CLI's flags and environment: files default to the
-    /// certificate directory, `DOCKER_TLS_VERIFY` turns verification on,
-    /// a missing file is a clear error naming it.
+    /// The docker CLI's flags (swarm::tls::ClientTlsArgs), after the
+    /// subcommand too, and `DOCKER_TLS_VERIFY` turning verification on.
     #[test]
     fn tls_flags_follow_the_docker_cli() {
         let cli = Cli::try_parse_from(["swarmctl", "members"]).expect("parses");
-        assert!(!cli.tls.tls && !cli.tls.tlsverify);
+        assert!(!cli.tls.enabled());
         let none = |_: &str| None;
         assert!(cli.tls.client_config(&none).expect("plain").is_none());
         let cli = Cli::try_parse_from(["swarmctl", "members", "--tlsverify"]).expect("global flag");
@@ -726,16 +667,10 @@ mod tests {
             |key: &str| (key == "DOCKER_CERT_PATH").then(|| dir.path().as_os_str().to_owned());
         let err = cli.tls.client_config(&env).expect_err("no files");
         assert!(
-            format!("{err:#}").contains(&dir.path().join("ca.pem").display().to_string()),
-            "{err:#}"
+            err.to_string()
+                .contains(&dir.path().join("ca.pem").display().to_string()),
+            "{err}"
         );
-        ca::init(&dir.path().join("ca"), &CaOptions::default()).expect("ca");
-        let alice = IssueRequest {
-            common_name: Some("alice".into()),
-            ..IssueRequest::new(CertKind::Client, Vec::new())
-        };
-        ca::issue(&dir.path().join("ca"), &alice, dir.path()).expect("client certificate");
-        assert!(cli.tls.client_config(&env).expect("loads").is_some());
     }
 
     /// Three managers as a manager would send them, one still unapplied.

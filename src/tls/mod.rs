@@ -11,7 +11,9 @@
 //!   the servers the CA signed and presents its own certificate
 //!   ([`Identity::client_config`]).
 //!
-//! [`ManagerTls`] builds all of a manager's configurations from its flags.
+//! [`ManagerTls`] builds all of a manager's configurations from its flags;
+//! [`ClientTlsArgs`], the docker CLI's flags, a client's (`swarmctl`,
+//! `swarm create`, `join` and `list` asking a manager).
 //! The certificate and key are read again by [`Identity::reload`] (on
 //! SIGHUP): every configuration made here hands out whatever is current,
 //! so connections opened afterwards present the new certificate while
@@ -30,8 +32,10 @@ use rustls::{SignatureScheme, SupportedProtocolVersion};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
+mod client;
 mod manager;
 
+pub use client::{cert_dir_in, process_env, ClientTlsArgs, Env};
 pub use manager::{reload_on_sighup, ApiClients, ManagerTls, TlsModes};
 
 /// TLS 1.2 and 1.3, as Docker accepts.
@@ -65,18 +69,20 @@ pub enum TlsError {
     /// A manager serving TLS was given a certificate of another kind.
     #[error("{0} is not a manager's certificate: managers authenticate each other with the kind manager (swarmctl cert issue --kind manager)")]
     NotManager(String),
+    /// A client's files (its flags' or their defaults) are unusable.
+    #[error("TLS files ({files}): {why}")]
+    ClientFiles {
+        /// The files, as the flags that name them.
+        files: String,
+        /// What is wrong with them.
+        why: Box<TlsError>,
+    },
 }
 
 /// Where Docker's clients keep their certificates: `DOCKER_CERT_PATH`, else
 /// `~/.docker`.
 pub fn default_cert_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("DOCKER_CERT_PATH").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default()
-        .join(".docker")
+    cert_dir_in(&process_env)
 }
 
 /// The files of one identity, in Docker's layout.
