@@ -111,6 +111,10 @@ pub enum Command {
         /// token:// URL that names none.
         #[arg(long, env = "SWARM_MANAGER")]
         manager: Option<String>,
+        /// How to reach a token:// URL's manager when it serves TLS (the
+        /// docker CLI's flags).
+        #[command(flatten)]
+        tls: crate::tls::ClientTlsArgs,
     },
     /// Make a discovery token for token://TOKEN (asked of the managers
     /// with --manager, else made here: a manager started with
@@ -120,6 +124,10 @@ pub enum Command {
         /// the cluster).
         #[arg(long, env = "SWARM_MANAGER")]
         manager: Option<String>,
+        /// How to reach the manager when it serves TLS (the docker CLI's
+        /// flags).
+        #[command(flatten)]
+        tls: crate::tls::ClientTlsArgs,
     },
     /// Register an engine with a discovery (token://...), and keep it
     /// registered: run it next to the engine's dockerd.
@@ -152,6 +160,10 @@ pub struct JoinArgs {
     /// kv.certfile, kv.keyfile (TLS to the key-value store).
     #[arg(long = "discovery-opt", value_name = "KEY=VALUE")]
     pub discovery_opts: Vec<String>,
+    /// How to reach a token:// URL's manager when it serves TLS (the
+    /// docker CLI's flags).
+    #[command(flatten)]
+    pub tls: crate::tls::ClientTlsArgs,
     /// Discovery URL: token://[MANAGER:PORT/]TOKEN,
     /// etcd://HOST:PORT,.../PATH or zk://HOST:PORT,.../PATH.
     pub discovery: String,

@@ -11,7 +11,7 @@ use swarm::cli::{Cli, Command, LogFormat, ManageArgs};
 use swarm::cluster::{Cluster, RaftSettings};
 use swarm::discovery::Discovery;
 use swarm::manager::{Manager, ManagerConfig};
-use swarm::tls::ManagerTls;
+use swarm::tls::{ClientTlsArgs, ManagerTls};
 
 /// jemalloc, not glibc's allocator: a busy manager spent about a tenth of
 /// its CPU in glibc's malloc and free; with jemalloc it places 10-20% more
@@ -39,8 +39,18 @@ fn main() -> anyhow::Result<()> {
                 manager,
                 timeout,
                 discovery_opts,
-            } => list(&discovery, manager.as_deref(), timeout, &discovery_opts).await,
-            Command::Create { manager } => create(manager.as_deref()).await,
+                tls,
+            } => {
+                list(
+                    &discovery,
+                    manager.as_deref(),
+                    timeout,
+                    &discovery_opts,
+                    &tls,
+                )
+                .await
+            }
+            Command::Create { manager, tls } => create(manager.as_deref(), &tls).await,
             Command::Join(args) => join_discovery(args).await,
         }
     })
@@ -66,15 +76,30 @@ fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// TLS to the manager `discovery` asks, as `tls` says: only a `token://`
+/// discovery with a manager reads the flags' files (`DOCKER_TLS_VERIFY`
+/// set for the docker CLI does not stop `swarm list etcd://...`).
+fn hub_tls(
+    discovery: &Discovery,
+    tls: &ClientTlsArgs,
+) -> anyhow::Result<Option<Arc<rustls::ClientConfig>>> {
+    match discovery.token_hub() {
+        Some(_) => Ok(tls.client_config(&swarm::tls::process_env)?),
+        None => Ok(None),
+    }
+}
+
 async fn list(
     url: &str,
     manager: Option<&str>,
     timeout: std::time::Duration,
     opts: &[String],
+    tls: &ClientTlsArgs,
 ) -> anyhow::Result<()> {
     let kv_tls = swarm::cli::kv_tls(opts).map_err(anyhow::Error::msg)?;
     let discovery = Discovery::parse_with(url, kv_tls)?.with_hub(manager);
-    let addrs = tokio::time::timeout(timeout, discovery.fetch())
+    let hub_tls = hub_tls(&discovery, tls)?;
+    let addrs = tokio::time::timeout(timeout, discovery.fetch_with(hub_tls.as_ref()))
         .await
         .map_err(|_| anyhow::anyhow!("{url} gave no answer within {timeout:?}"))??;
     for addr in addrs {
@@ -84,10 +109,11 @@ async fn list(
 }
 
 /// `swarm create`: a token from the managers, or made here.
-async fn create(manager: Option<&str>) -> anyhow::Result<()> {
+async fn create(manager: Option<&str>, tls: &ClientTlsArgs) -> anyhow::Result<()> {
     let token = match manager {
         Some(hub) => {
-            swarm::discovery::token::TokenHub::new(hub, None)?
+            let tls = tls.client_config(&swarm::tls::process_env)?;
+            swarm::discovery::token::TokenHub::new(hub, tls.as_ref())?
                 .create()
                 .await?
         }
@@ -103,12 +129,14 @@ async fn join_discovery(args: swarm::cli::JoinArgs) -> anyhow::Result<()> {
     let kv_tls = swarm::cli::kv_tls(&args.discovery_opts).map_err(anyhow::Error::msg)?;
     let discovery =
         Discovery::parse_with(&args.discovery, kv_tls)?.with_hub(args.manager.as_deref());
+    let hub_tls = hub_tls(&discovery, &args.tls)?;
     let join = swarm::discovery::join::Join {
         discovery,
         advertise: args.advertise.trim_start_matches("tcp://").to_string(),
         heartbeat: args.heartbeat,
         ttl: args.ttl,
         delay: args.delay,
+        hub_tls,
     };
     let cancel = CancellationToken::new();
     let stop = cancel.clone();

@@ -4,6 +4,7 @@
 //! registered for `ttl`, again every `heartbeat`, so that it disappears
 //! from the cluster `ttl` after its join stops.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -28,18 +29,26 @@ pub struct Join {
     pub ttl: Duration,
     /// Longest random wait before the first registration.
     pub delay: Duration,
+    /// TLS to a `token://` discovery's manager, when it serves TLS.
+    pub hub_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Discovery {
-    /// Registers engine `addr` for `ttl` (see [`Join`]); an error for a
-    /// discovery that lists its engines itself.
-    pub async fn register(&self, addr: &str, ttl: Duration) -> Result<(), DiscoveryError> {
+    /// Registers engine `addr` for `ttl` (see [`Join`]), with a `token://`
+    /// discovery's manager over TLS with `hub_tls` when given; an error for
+    /// a discovery that lists its engines itself.
+    pub async fn register(
+        &self,
+        addr: &str,
+        ttl: Duration,
+        hub_tls: Option<&Arc<rustls::ClientConfig>>,
+    ) -> Result<(), DiscoveryError> {
         match self {
             Discovery::Token {
                 hub: Some(hub),
                 token,
             } => {
-                super::token::TokenHub::new(hub, None)?
+                super::token::TokenHub::new(hub, hub_tls)?
                     .register(token, addr, ttl)
                     .await
             }
@@ -103,7 +112,11 @@ pub async fn run(join: Join, cancel: CancellationToken) -> Result<(), DiscoveryE
                 "the engine does not answer; not registered (is dockerd listening on tcp://{}?)",
                 join.advertise
             ),
-            Ok(()) => match join.discovery.register(&join.advertise, join.ttl).await {
+            Ok(()) => match join
+                .discovery
+                .register(&join.advertise, join.ttl, join.hub_tls.as_ref())
+                .await
+            {
                 Ok(()) => {
                     if !registered {
                         tracing::info!(engine = %join.advertise, ttl = ?join.ttl, heartbeat = ?join.heartbeat, "registered");

@@ -9,6 +9,7 @@
 //! token service (see [`token`]).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub mod etcd;
 pub mod join;
@@ -177,8 +178,25 @@ impl Discovery {
         }
     }
 
+    /// The manager a `token://` discovery asks, when it names one.
+    pub fn token_hub(&self) -> Option<&str> {
+        match self {
+            Discovery::Token { hub, .. } => hub.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The engine addresses this discovery names now.
     pub async fn fetch(&self) -> Result<Vec<String>, DiscoveryError> {
+        self.fetch_with(None).await
+    }
+
+    /// [`Discovery::fetch`], asking a `token://` discovery's manager over
+    /// TLS with `hub_tls` when given.
+    pub async fn fetch_with(
+        &self,
+        hub_tls: Option<&Arc<rustls::ClientConfig>>,
+    ) -> Result<Vec<String>, DiscoveryError> {
         match self {
             Discovery::Nodes(addrs) => Ok(addrs.clone()),
             Discovery::File(path) => {
@@ -196,7 +214,7 @@ impl Discovery {
             Discovery::Token {
                 hub: Some(hub),
                 token,
-            } => token::TokenHub::new(hub, None)?.fetch(token).await,
+            } => token::TokenHub::new(hub, hub_tls)?.fetch(token).await,
             Discovery::Token { hub: None, token } => Err(DiscoveryError::BadToken {
                 url: format!("token://{token}"),
                 why: "no manager serves it here: name one, token://MANAGER:PORT/TOKEN or --manager"

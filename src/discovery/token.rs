@@ -3,7 +3,10 @@
 //! service. The hub is a manager's API address, given in the URL
 //! (`token://10.0.0.1:4000/TOKEN`, as classic's `token://HOST/TOKEN`
 //! named another hub) or by `--manager`/`SWARM_MANAGER`; a manager that
-//! follows `token://TOKEN` reads its own replicated state.
+//! follows `token://TOKEN` reads its own replicated state. A manager
+//! serving TLS is asked over TLS (`swarm create`, `join` and `list` take
+//! the docker CLI's `--tlsverify`, `--tlscacert`, `--tlscert`, `--tlskey`);
+//! a plain request to one fails saying so.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +14,7 @@ use std::time::Duration;
 use hyper::Method;
 
 use super::DiscoveryError;
-use crate::upstream::Upstream;
+use crate::upstream::{Upstream, UpstreamError};
 
 /// The API path of the token service.
 pub const TOKENS_PATH: &str = "/_swarm/tokens";
@@ -24,10 +27,21 @@ pub fn valid_token(token: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// Go's answer to plain HTTP on a TLS port, which managers give too.
+const PLAIN_TO_TLS: &str = "HTTP request to an HTTPS server";
+
+/// How flags name a client certificate, in hints.
+const CERTIFICATE_FLAGS: &str = "--tlscacert, --tlscert, --tlskey; default ca.pem, cert.pem \
+     and key.pem in $DOCKER_CERT_PATH, else ~/.docker";
+
 /// A client of the token service of the managers at `hub`.
 pub struct TokenHub {
     hub: String,
     upstream: Upstream,
+    /// Whether the client speaks TLS.
+    tls: bool,
+    /// Whether it shows a certificate.
+    certificate: bool,
 }
 
 impl TokenHub {
@@ -44,13 +58,42 @@ impl TokenHub {
         Ok(TokenHub {
             hub: hub.to_string(),
             upstream,
+            tls: tls.is_some(),
+            certificate: tls.is_some_and(|c| c.client_auth_cert_resolver.has_certs()),
         })
     }
 
-    fn failed(&self, e: impl std::fmt::Display) -> DiscoveryError {
+    /// The error of a failed call; a plain request that a manager serving
+    /// TLS refused, or a TLS one without the certificate it asked for,
+    /// says which flags reach it.
+    fn failed(&self, e: UpstreamError) -> DiscoveryError {
+        let why = match &e {
+            UpstreamError::Status {
+                status: 400,
+                message,
+                ..
+            } if !self.tls && message.contains(PLAIN_TO_TLS) => format!(
+                "the manager serves TLS and this request was plain HTTP ({message}): \
+                 give --tlsverify and a client certificate of its CA ({CERTIFICATE_FLAGS})"
+            ),
+            // Under TLS 1.3 the refusal comes after the handshake: the
+            // client reads an alert, or a connection already closed.
+            UpstreamError::Connect { .. }
+            | UpstreamError::Http { .. }
+            | UpstreamError::Pool { .. }
+                if self.tls && !self.certificate =>
+            {
+                format!(
+                    "{e} (this client shows no certificate, and a manager started with \
+                     --tlsverify asks for one of its CA: give --tlsverify and one, \
+                     {CERTIFICATE_FLAGS})"
+                )
+            }
+            _ => e.to_string(),
+        };
         DiscoveryError::Hub {
             hub: self.hub.clone(),
-            why: e.to_string(),
+            why,
         }
     }
 
@@ -63,7 +106,10 @@ impl TokenHub {
             .map_err(|e| self.failed(e))?;
         let token = String::from_utf8_lossy(&body).trim().to_string();
         if !valid_token(&token) {
-            return Err(self.failed(format!("answered {token:?} for a token")));
+            return Err(DiscoveryError::Hub {
+                hub: self.hub.clone(),
+                why: format!("answered {token:?} for a token"),
+            });
         }
         Ok(token)
     }
@@ -119,5 +165,30 @@ mod tests {
         for bad in ["", "a/b", "a b", "ü", &"x".repeat(65)] {
             assert!(!valid_token(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn plain_http_refused_by_a_tls_manager_names_the_flags() {
+        let hub = TokenHub::new("127.0.0.1:4000", None).expect("a hub");
+        let refused = |status: u16, message: &str| {
+            hub.failed(UpstreamError::Status {
+                addr: "tcp://127.0.0.1:4000".into(),
+                status,
+                message: message.into(),
+            })
+            .to_string()
+        };
+        let e = refused(400, "Client sent an HTTP request to an HTTPS server.");
+        assert!(
+            e.starts_with("token discovery at 127.0.0.1:4000: the manager serves TLS")
+                && e.contains("--tlsverify")
+                && e.contains("DOCKER_CERT_PATH"),
+            "{e}"
+        );
+        let e = refused(404, "unknown discovery token t");
+        assert!(
+            !e.contains("TLS") && e.contains("unknown discovery token t"),
+            "{e}"
+        );
     }
 }
