@@ -65,7 +65,7 @@ pub use etcd::Etcd;
 pub use etcd_v3::EtcdV3;
 pub use http::{http_get, http_request};
 pub use image::IMAGE;
-pub use manager::{start_manager, Manager, ManagerConfig};
+pub use manager::{start_manager, start_manager_tls, Manager, ManagerConfig};
 pub use pki::{client_config, tls_flags, tls_request, Pki};
 pub use ports::free_port;
 pub use wait::{wait_for, wait_ok};

@@ -319,17 +319,39 @@ impl Drop for Manager {
 /// If it cannot start or does not answer within [`READY_TIMEOUT`] (the
 /// message holds its log tail).
 pub fn start_manager(extra_args: &[&str]) -> Manager {
-    watchdog();
-    let args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
-    let log_level = (!args.iter().any(|a| a == "--log-level")).then(|| TEST_LOG_LEVEL.to_string());
-    let mut manager = Manager::spawn(ManagerConfig {
-        log_level,
-        args,
-        ..ManagerConfig::default()
-    })
-    .unwrap_or_else(|e| panic!("starting swarm manage: {e:#}"));
+    let mut manager = spawn_for_test(extra_args);
     if let Err(e) = manager.wait_ping(READY_TIMEOUT) {
         panic!("{e:#}");
     }
     manager
+}
+
+/// [`start_manager`] for a manager serving its API over TLS (`extra_args`
+/// holding `--tlsverify` or `--tls` and its files): waits until `GET
+/// /_ping` answers OK over TLS to the client of the certificate directory
+/// `client_dir` ([`Manager::wait_ping_tls`]).
+///
+/// # Panics
+///
+/// As [`start_manager`].
+pub fn start_manager_tls(extra_args: &[&str], client_dir: &Path) -> Manager {
+    let mut manager = spawn_for_test(extra_args);
+    if let Err(e) = manager.wait_ping_tls(client_dir, READY_TIMEOUT) {
+        panic!("{e:#}");
+    }
+    manager
+}
+
+/// Starts the [`watchdog`] and `swarm manage` as [`start_manager`] says,
+/// without waiting for it.
+fn spawn_for_test(extra_args: &[&str]) -> Manager {
+    watchdog();
+    let args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+    let log_level = (!args.iter().any(|a| a == "--log-level")).then(|| TEST_LOG_LEVEL.to_string());
+    Manager::spawn(ManagerConfig {
+        log_level,
+        args,
+        ..ManagerConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("starting swarm manage: {e:#}"))
 }
