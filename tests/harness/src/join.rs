@@ -71,10 +71,20 @@ pub fn swarm_join(advertise: &str, discovery: &str, extra: &[&str], log: &Path) 
 
 /// The sorted lines of `swarm list URL`, which must succeed.
 pub fn swarm_list(url: &str) -> Vec<String> {
-    let out = swarm(&["list", url]);
+    swarm_list_with(&[], url)
+}
+
+/// The sorted lines of `swarm list EXTRA... URL` (e.g. `--discovery-opt
+/// kv.cacertfile=...`), which must succeed.
+pub fn swarm_list_with(extra: &[&str], url: &str) -> Vec<String> {
+    let mut args = vec!["list"];
+    args.extend_from_slice(extra);
+    args.push(url);
+    let out = swarm(&args);
     assert!(
         out.status.success(),
-        "swarm list {url}: {}",
+        "swarm {}: {}",
+        args.join(" "),
         output_text(&out)
     );
     let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
