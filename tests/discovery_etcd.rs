@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use swarm::ca::CertKind;
 use swarm::discovery::etcd::{EtcdDiscovery, KvTls, CONNECT_TIMEOUT};
 use swarm::discovery::DiscoveryError;
-use swarm_harness::{EtcdV3, Pki};
+use swarm_harness::{wait_for, EtcdV3, Pki};
 use tokio::time::{sleep, timeout};
 
 /// The short TTL of the expiry tests.
@@ -323,36 +323,79 @@ async fn tls_with_client_certificates() {
     }
 }
 
-/// Classic's setup with an etcd, as a user runs it: `swarm manage
-/// etcd://...`, `swarm join` next to each engine, `swarm list`; a stopped
-/// join's node leaves after its TTL and returns when joined again; an etcd
-/// that goes down leaves the manager with its last view (it says so), and
-/// once back the joins and the manager go on.
+/// Classic's setup with an etcd, run as a user runs it, up to where the
+/// caller goes on: `swarm manage etcd://...`, `swarm join` next to each of
+/// two engines, `swarm list`; a stopped join's node leaves after its TTL
+/// and returns when joined again. Every command gets the discovery
+/// options `kv` (`--discovery-opt kv.cacertfile=...`, for TLS).
+struct Classic {
+    manager: swarm_harness::Manager,
+    /// The running joins, one per engine.
+    joins: Vec<std::process::Child>,
+    /// The engines' addresses.
+    addrs: Vec<String>,
+    /// The discovery URL.
+    url: String,
+    /// The joins' logs.
+    dir: tempfile::TempDir,
+    _engines: swarm_harness::Engines,
+}
+
+impl Classic {
+    fn run(etcd: &EtcdV3, path: &str, kv: &[String]) -> Classic {
+        use swarm_harness::join::{swarm_join, swarm_list_with, wait_nodes};
+        let kv: Vec<&str> = kv.iter().map(String::as_str).collect();
+        let engines = swarm_harness::start_engines(&[&[], &[]]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("etcd://{}/{path}", etcd.addr);
+        let mut args = swarm_harness::FAST_REFRESH.to_vec();
+        args.extend_from_slice(&kv);
+        args.push(&url);
+        let manager = swarm_harness::start_manager(&args);
+        let addrs: Vec<String> = engines.iter().map(|e| e.tcp.clone()).collect();
+        let log = |name: &str| dir.path().join(name);
+        let first = swarm_join(&addrs[0], &url, &kv, &log("j1"));
+        let mut second = swarm_join(&addrs[1], &url, &kv, &log("j2"));
+        wait_nodes(&manager.host, 2);
+        let mut want = addrs.clone();
+        want.sort();
+        assert_eq!(swarm_list_with(&kv, &url), want);
+
+        second.kill().expect("kill join");
+        second.wait().expect("reap join");
+        wait_nodes(&manager.host, 1);
+        assert_eq!(swarm_list_with(&kv, &url), [addrs[0].clone()]);
+        let second = swarm_join(&addrs[1], &url, &kv, &log("j3"));
+        wait_nodes(&manager.host, 2);
+        Classic {
+            manager,
+            joins: vec![first, second],
+            addrs,
+            url,
+            dir,
+            _engines: engines,
+        }
+    }
+}
+
+impl Drop for Classic {
+    fn drop(&mut self) {
+        for join in &mut self.joins {
+            let _ = join.kill();
+            let _ = join.wait();
+        }
+    }
+}
+
+/// [`Classic`] with a plain etcd; then an etcd that goes down leaves the
+/// manager with its last view (it says so), and once back the joins and
+/// the manager go on.
 #[test]
 fn manage_join_and_list_with_an_etcd() {
-    use swarm_harness::join::{swarm_join, swarm_list, wait_nodes};
+    use swarm_harness::join::wait_nodes;
     let mut etcd = EtcdV3::start().expect("etcd");
-    let engines = swarm_harness::start_engines(&[&[], &[]]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("etcd://{}/classic", etcd.addr);
-    let mut args = swarm_harness::FAST_REFRESH.to_vec();
-    args.push(&url);
-    let manager = swarm_harness::start_manager(&args);
-    let addrs: Vec<String> = engines.iter().map(|e| e.tcp.clone()).collect();
-    let log = |name: &str| dir.path().join(name);
-    let mut first = swarm_join(&addrs[0], &url, &[], &log("j1"));
-    let mut second = swarm_join(&addrs[1], &url, &[], &log("j2"));
-    wait_nodes(&manager.host, 2);
-    let mut want = addrs.clone();
-    want.sort();
-    assert_eq!(swarm_list(&url), want);
-
-    second.kill().expect("kill join");
-    second.wait().expect("reap join");
-    wait_nodes(&manager.host, 1);
-    assert_eq!(swarm_list(&url), [addrs[0].clone()]);
-    let mut second = swarm_join(&addrs[1], &url, &[], &log("j3"));
-    wait_nodes(&manager.host, 2);
+    let mut classic = Classic::run(&etcd, "classic", &[]);
+    let manager = &classic.manager;
 
     // The store goes down: the manager keeps what it knew, and says why.
     etcd.kill();
@@ -367,9 +410,65 @@ fn manage_join_and_list_with_an_etcd() {
     );
     etcd.restart().expect("etcd back");
     // Back: a join that stops is noticed again.
+    let second = &mut classic.joins[1];
     second.kill().expect("kill join");
     second.wait().expect("reap join");
-    wait_nodes(&manager.host, 1);
-    let _ = first.kill();
-    let _ = first.wait();
+    wait_nodes(&classic.manager.host, 1);
+}
+
+/// [`Classic`] with an etcd serving TLS that asks for client certificates,
+/// every command given classic's `--discovery-opt kv.cacertfile=...
+/// kv.certfile=... kv.keyfile=...`; `swarm list` and `swarm join` without
+/// them fail saying that kv.cacertfile is missing.
+#[test]
+fn manage_join_and_list_with_an_etcd_over_tls() {
+    use swarm_harness::join::{output_text, swarm};
+    let pki = Pki::new().expect("PKI");
+    // A manager's certificate: see tls_with_client_certificates.
+    let server = pki
+        .issue(CertKind::Manager, "etcd", &["127.0.0.1"])
+        .expect("server certificate");
+    let client = pki
+        .issue(CertKind::Client, "swarm", &["swarm"])
+        .expect("client certificate");
+    let etcd = EtcdV3::start_tls(&server).expect("etcd with TLS");
+    let file = |name: &str| client.join(name).display().to_string();
+    let kv: Vec<String> = [
+        ("kv.cacertfile", "ca.pem"),
+        ("kv.certfile", "cert.pem"),
+        ("kv.keyfile", "key.pem"),
+    ]
+    .iter()
+    .flat_map(|(opt, name)| {
+        [
+            "--discovery-opt".to_string(),
+            format!("{opt}={}", file(name)),
+        ]
+    })
+    .collect();
+    let classic = Classic::run(&etcd, "secure", &kv);
+
+    let out = swarm(&["list", &classic.url]);
+    let said = output_text(&out);
+    assert!(!out.status.success(), "swarm list without TLS: {said}");
+    assert!(
+        said.contains(&classic.url) && said.contains("kv.cacertfile"),
+        "{said}"
+    );
+    let log = classic.dir.path().join("plain-join");
+    let mut plain = swarm_harness::join::swarm_join(&classic.addrs[0], &classic.url, &[], &log);
+    let complaint = wait_for(
+        "the join without TLS to say why it fails",
+        Duration::from_secs(15),
+        || {
+            std::fs::read_to_string(&log).ok().and_then(|l| {
+                l.lines()
+                    .find(|l| l.contains("registration failed") && l.contains("kv.cacertfile"))
+                    .map(str::to_string)
+            })
+        },
+    );
+    eprintln!("swarm list without TLS: {said}\nswarm join without TLS: {complaint}");
+    let _ = plain.kill();
+    let _ = plain.wait();
 }
