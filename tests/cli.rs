@@ -572,6 +572,27 @@ fn scenario_images(c: &Cluster) {
         images(node_two).contains("only-two:1").then_some(())
     });
     assert!(!images(node_one).contains("only-two:1"));
+    // A save needs one node with every image: classic's words when none has.
+    docker_ok(&c.engines[0].host(), &["tag", IMAGE, "only-one:1"]);
+    wait_for("only-one:1 listed", Duration::from_secs(30), || {
+        images(node_one).contains("only-one:1").then_some(())
+    });
+    let tar = dir.path().join("split.tar");
+    let tar = tar.to_str().expect("path");
+    let err = c.err(&["save", "-o", tar, "only-one:1", "only-two:1"]);
+    assert!(
+        err.contains(
+            "Unable to find a healthy engine containing all images: [only-one:1 only-two:1]"
+        ),
+        "{err}"
+    );
+    let err = c.err(&["save", "-o", tar, "only-one:1", "nothing:here"]);
+    assert!(
+        err.contains("Unable to find a healthy engine containing all images")
+            && err.contains("no healthy node holds nothing:here"),
+        "{err}"
+    );
+    docker_ok(&c.engines[0].host(), &["rmi", "only-one:1"]);
     docker_ok(&c.engines[1].host(), &["rmi", "only-two:1"]);
     // An image no node has, as a filter's reference: Docker's error.
     let err = c.err(&["images", "--filter", "before=nothing:here"]);

@@ -117,10 +117,27 @@ impl Manager {
             .filter(|n| names.iter().all(|name| n.has_image(name)))
             .map(|n| n.info.id.clone())
             .collect();
+        // Classic's words, then which image no healthy node holds at all.
         let no_node = || {
+            let state = self.cluster.read();
+            let nowhere: Vec<&str> = names
+                .iter()
+                .filter(|name| {
+                    !state
+                        .nodes
+                        .values()
+                        .any(|n| n.health == NodeHealth::Healthy && n.has_image(name))
+                })
+                .map(String::as_str)
+                .collect();
+            let why = if nowhere.is_empty() {
+                "each is on some node, but no node holds them all".to_string()
+            } else {
+                format!("no healthy node holds {}", nowhere.join(", "))
+            };
             ManagerError::NotFound(format!(
-                "no node has all of the images: {}",
-                names.join(", ")
+                "Unable to find a healthy engine containing all images: [{}] ({why})",
+                names.join(" ")
             ))
         };
         let node = match holders.as_slice() {
