@@ -484,6 +484,13 @@ fn scenario_listing(c: &Cluster) {
             .all(|l| l.starts_with(&format!("{run_node}/"))),
         "{on_node}"
     );
+    // is-task as the engines evaluate it: no container made through the
+    // manager is a swarm-mode task (a label does not make one).
+    let ps_all = |filter: &str| c.ok(&["ps", "-aq", "--filter", filter]);
+    assert_eq!(ps_all("is-task=true"), "");
+    assert_eq!(ps_all("is-task=false").lines().count(), all.lines().count());
+    let err = c.err(&["ps", "--filter", "is-task=maybe"]);
+    assert!(err.contains("Invalid filter"), "{err}");
     let quiet = c.ok(&["ps", "-aq"]);
     assert_eq!(quiet.lines().count(), all.lines().count());
     let err = c.err(&["ps", "--filter", "bogus=1"]);
