@@ -34,7 +34,7 @@ pub struct Cli {
     )]
     pub log_level: String,
     /// Debug logging (classic's flag: --log-level debug).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "DEBUG", value_parser = clap::builder::FalseyValueParser::new())]
     pub debug: bool,
     /// Classic's experimental features: accepted; everything here is on.
     #[arg(long, global = true)]
@@ -94,12 +94,16 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the Docker Engine API in front of a cluster of engines.
+    #[command(visible_alias = "m")]
     Manage(Box<ManageArgs>),
     /// Print the engine addresses a discovery resolves to.
+    #[command(visible_alias = "l")]
     List {
-        /// Discovery URL: nodes://HOST:PORT,..., file:///path or
-        /// token://[MANAGER:PORT/]TOKEN.
-        discovery: String,
+        /// Discovery URL: nodes://HOST:PORT,..., file:///path,
+        /// token://[MANAGER:PORT/]TOKEN, etcd://... or zk://... (else
+        /// $SWARM_DISCOVERY).
+        #[arg(env = "SWARM_DISCOVERY")]
+        discovery: Option<String>,
         /// How long the discovery may take to answer.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         timeout: Duration,
@@ -119,6 +123,7 @@ pub enum Command {
     /// Make a discovery token for token://TOKEN (asked of the managers
     /// with --manager, else made here: a manager started with
     /// token://TOKEN then serves it).
+    #[command(visible_alias = "c")]
     Create {
         /// A manager serving token discovery (API address, any manager of
         /// the cluster).
@@ -131,6 +136,7 @@ pub enum Command {
     },
     /// Register an engine with a discovery (token://...), and keep it
     /// registered: run it next to the engine's dockerd.
+    #[command(visible_alias = "j")]
     Join(JoinArgs),
 }
 
@@ -139,8 +145,8 @@ pub enum Command {
 pub struct JoinArgs {
     /// The engine's address as the managers reach it, IP:PORT (dockerd's
     /// -H tcp://0.0.0.0:PORT).
-    #[arg(long, visible_alias = "addr")]
-    pub advertise: String,
+    #[arg(long, visible_alias = "addr", env = "SWARM_ADVERTISE")]
+    pub advertise: Option<String>,
     /// Time between two registrations.
     #[arg(long, default_value = "60s", value_parser = parse_heartbeat)]
     pub heartbeat: Duration,
@@ -150,7 +156,7 @@ pub struct JoinArgs {
     pub ttl: Duration,
     /// Longest random wait before the first registration (many engines
     /// joining at once spread out).
-    #[arg(long, default_value = "0s", value_parser = humantime_duration)]
+    #[arg(long, default_value = "0s", value_parser = parse_delay, allow_hyphen_values = true)]
     pub delay: Duration,
     /// A manager serving token discovery (API address), for a token://
     /// URL that names none.
@@ -165,21 +171,49 @@ pub struct JoinArgs {
     #[command(flatten)]
     pub tls: crate::tls::ClientTlsArgs,
     /// Discovery URL: token://[MANAGER:PORT/]TOKEN,
-    /// etcd://HOST:PORT,.../PATH or zk://HOST:PORT,.../PATH.
-    pub discovery: String,
+    /// etcd://HOST:PORT,.../PATH or zk://HOST:PORT,.../PATH (else
+    /// $SWARM_DISCOVERY).
+    #[arg(env = "SWARM_DISCOVERY")]
+    pub discovery: Option<String>,
+}
+
+/// Classic's words for a missing discovery: `verb` is what needed it
+/// (`join`, `list`).
+pub fn discovery_required(discovery: Option<&str>, verb: &str) -> Result<String, String> {
+    discovery
+        .filter(|d| !d.trim().is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            format!("discovery required to {verb} a cluster. See 'swarm {verb} --help'.")
+        })
 }
 
 impl JoinArgs {
-    /// Classic's check: the TTL must outlast the heartbeat.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Classic's checks: a discovery and an address are given, the TTL
+    /// outlasts the heartbeat. Returns the discovery and the address.
+    pub fn validate(&self) -> Result<(String, String), String> {
+        let discovery = discovery_required(self.discovery.as_deref(), "join")?;
+        let advertise = self
+            .advertise
+            .clone()
+            .filter(|a| !a.trim().is_empty())
+            .ok_or("missing mandatory --advertise flag")?;
         if self.ttl <= self.heartbeat {
             return Err(format!(
                 "--ttl must be strictly superior to the heartbeat value ({:?} <= {:?})",
                 self.ttl, self.heartbeat
             ));
         }
-        Ok(())
+        Ok((discovery, advertise))
     }
+}
+
+/// `--delay`: a duration, never negative (classic's message).
+fn parse_delay(s: &str) -> Result<Duration, String> {
+    if s.trim_start().starts_with('-') {
+        return Err("--delay should not be a negative number".into());
+    }
+    humantime_duration(s)
 }
 
 /// A heartbeat: at least one second, as classic required.
@@ -200,10 +234,15 @@ fn humantime_duration(s: &str) -> Result<Duration, String> {
 #[derive(Debug, clap::Args)]
 pub struct ManageArgs {
     /// Address to serve the API on: tcp://IP:PORT or unix:///path.
-    #[arg(short = 'H', long = "host", default_value = "tcp://127.0.0.1:4000")]
+    #[arg(
+        short = 'H',
+        long = "host",
+        default_value = "tcp://127.0.0.1:4000",
+        env = "SWARM_HOST"
+    )]
     pub host: String,
     /// Address other managers and clients reach this one at (IP:PORT).
-    #[arg(long, visible_alias = "addr")]
+    #[arg(long, visible_alias = "addr", env = "SWARM_ADVERTISE")]
     pub advertise: Option<String>,
     /// Directory for the manager's state.
     #[arg(long, default_value = "/var/lib/swarm")]
@@ -303,7 +342,9 @@ pub struct ManageArgs {
     /// Consul server could be run to test it). Default: the
     /// local engine (DOCKER_HOST, else unix:///var/run/docker.sock). The
     /// first leader records it as the cluster's; later managers follow
-    /// the recorded one (swarmctl discovery set changes it).
+    /// the recorded one (swarmctl discovery set changes it). Else
+    /// $SWARM_DISCOVERY.
+    #[arg(env = "SWARM_DISCOVERY")]
     pub discovery: Option<String>,
 }
 
@@ -359,6 +400,9 @@ pub struct ClassicArgs {
     /// followed through their events here, always current.
     #[arg(long)]
     pub refresh_on_node_filter: bool,
+    /// Classic's deprecated name of --engine-failure-retry: taken for it.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub engine_refresh_retry: Option<u32>,
     /// Classic's CORS switch: any origin may call the API from a browser
     /// (as --api-cors-header '*').
     #[arg(long, visible_alias = "cors")]
@@ -418,6 +462,11 @@ impl ManageArgs {
             notes.push(
                 "--heartbeat (swarm.discovery.heartbeat) of swarm manage is not needed: the discovery is followed every second"
                     .to_string(),
+            );
+        }
+        if c.engine_refresh_retry.is_some() {
+            notes.push(
+                "--engine-refresh-retry is deprecated: taken as --engine-failure-retry".to_string(),
             );
         }
         if c.refresh_on_node_filter {
@@ -640,6 +689,14 @@ impl ManageArgs {
             overcommit: (self.overcommit() * 1_000_000.0).round() as i64,
             filters: self.enabled_filters(),
         }
+    }
+
+    /// Failed refreshes in a row after which a node is unhealthy:
+    /// `--engine-refresh-retry` (classic's old name) when given.
+    pub fn failure_retry(&self) -> u32 {
+        self.classic
+            .engine_refresh_retry
+            .unwrap_or(self.engine_failure_retry)
     }
 
     /// `swarm.overcommit`, the last given, else classic's 0.05.
@@ -970,6 +1027,68 @@ mod tests {
     }
 
     #[test]
+    fn join_and_list_say_what_is_missing_as_classic() {
+        let join = |argv: &[&str]| {
+            let mut all = vec!["swarm", "join"];
+            all.extend_from_slice(argv);
+            match Cli::try_parse_from(all).map(|c| c.command) {
+                Ok(Command::Join(args)) => args.validate(),
+                Ok(_) => Err("not join".into()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        // The environment may hold SWARM_DISCOVERY or SWARM_ADVERTISE.
+        if std::env::var_os("SWARM_DISCOVERY").is_none() {
+            assert_eq!(
+                join(&["--advertise=10.0.0.1:2375"]),
+                Err("discovery required to join a cluster. See 'swarm join --help'.".into())
+            );
+        }
+        if std::env::var_os("SWARM_ADVERTISE").is_none() {
+            assert_eq!(
+                join(&["token://t"]),
+                Err("missing mandatory --advertise flag".into())
+            );
+        }
+        assert_eq!(
+            join(&["--addr", "10.0.0.1:2375", "token://t"]),
+            Ok(("token://t".into(), "10.0.0.1:2375".into()))
+        );
+        let delay = join(&["--delay", "-1s", "--addr", "a:1", "token://t"]);
+        assert!(
+            delay
+                .as_ref()
+                .is_err_and(|e| e.contains("--delay should not be a negative number")),
+            "{delay:?}"
+        );
+        assert_eq!(
+            discovery_required(None, "list"),
+            Err("discovery required to list a cluster. See 'swarm list --help'.".into())
+        );
+        // Classic's one-letter commands.
+        for (short, long) in [
+            ("m", "manage"),
+            ("l", "list"),
+            ("c", "create"),
+            ("j", "join"),
+        ] {
+            let parsed = Cli::try_parse_from(["swarm", short, "--help"]);
+            let help = parsed.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(help.contains(&format!("swarm {long}")), "{short}: {help}");
+        }
+        // Classic's deprecated --engine-refresh-retry is taken, with a note.
+        let Ok(Command::Manage(args)) =
+            Cli::try_parse_from(["swarm", "manage", "--engine-refresh-retry", "5"])
+                .map(|c| c.command)
+        else {
+            panic!("manage with --engine-refresh-retry")
+        };
+        assert_eq!(args.failure_retry(), 5);
+        let notes = args.classic_notes().expect("notes");
+        assert!(notes.iter().any(|n| n.contains("deprecated")), "{notes:?}");
+    }
+
+    #[test]
     fn bad_flags_are_refused() {
         for argv in [
             vec!["swarm", "manage", "--strategy", "bogus"],
@@ -977,7 +1096,6 @@ mod tests {
             vec!["swarm", "manage", "--engine-refresh-min-interval", "soon"],
             vec!["swarm", "manage", "--engine-refresh-min-interval", "0s"],
             vec!["swarm", "manage", "--engine-failure-retry", "0"],
-            vec!["swarm", "list"],
             vec!["swarm", "manage", "--cluster-opt", "swarm.overcommit"],
             vec!["swarm", "manage", "--cluster-opt", "swarm.overcommit=lots"],
             vec!["swarm", "manage", "--cluster-opt", "swarm.overcommit=-1"],

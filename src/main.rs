@@ -41,6 +41,8 @@ fn main() -> anyhow::Result<()> {
                 discovery_opts,
                 tls,
             } => {
+                let discovery = swarm::cli::discovery_required(discovery.as_deref(), "list")
+                    .map_err(anyhow::Error::msg)?;
                 list(
                     &discovery,
                     manager.as_deref(),
@@ -125,14 +127,13 @@ async fn create(manager: Option<&str>, tls: &ClientTlsArgs) -> anyhow::Result<()
 
 /// `swarm join`: registers the engine until interrupted.
 async fn join_discovery(args: swarm::cli::JoinArgs) -> anyhow::Result<()> {
-    args.validate().map_err(anyhow::Error::msg)?;
+    let (url, advertise) = args.validate().map_err(anyhow::Error::msg)?;
     let kv_tls = swarm::cli::kv_tls(&args.discovery_opts).map_err(anyhow::Error::msg)?;
-    let discovery =
-        Discovery::parse_with(&args.discovery, kv_tls)?.with_hub(args.manager.as_deref());
+    let discovery = Discovery::parse_with(&url, kv_tls)?.with_hub(args.manager.as_deref());
     let hub_tls = hub_tls(&discovery, &args.tls)?;
     let join = swarm::discovery::join::Join {
         discovery,
-        advertise: args.advertise.trim_start_matches("tcp://").to_string(),
+        advertise: advertise.trim_start_matches("tcp://").to_string(),
         heartbeat: args.heartbeat,
         ttl: args.ttl,
         delay: args.delay,
@@ -207,7 +208,7 @@ async fn manage(args: ManageArgs) -> anyhow::Result<()> {
         refresh_max: args
             .engine_refresh_max_interval
             .max(args.engine_refresh_min_interval),
-        failure_retry: args.engine_failure_retry,
+        failure_retry: args.failure_retry(),
         list_cache: args.list_cache,
         engine_tls: tls.as_ref().and_then(|t| t.engines.clone()),
         peer_tls: tls.as_ref().and_then(|t| t.peers.clone()),
