@@ -327,10 +327,11 @@ impl Manager {
         );
         let mut retry = CreateRetry::new(self.config.create_retry);
         loop {
-            let reservation = match self.reserve(&spec).await {
-                Ok(reservation) => reservation,
+            let reservation = match (self.reserve(&spec).await, retry.last.take()) {
+                (Ok(reservation), _) => reservation,
                 // No other node can take it: the failure that sent it on stands.
-                Err(e) => return Err(retry.last.unwrap_or(e)),
+                (Err(ManagerError::Unschedulable(_)), Some(last)) => return Err(last),
+                (Err(e), _) => return Err(e),
             };
             let result = async {
                 if let (true, Some(swarm_id)) = (spec.reschedule, &spec.swarm_id) {
