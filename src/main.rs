@@ -333,6 +333,7 @@ async fn join(
         "id": id,
         "raft_addr": member.raft_addr,
         "api_addr": member.api_addr,
+        "format": <swarm::cluster::ClusterState as swarm_raft::StateMachine>::FORMAT,
     })
     .to_string();
     let url = if target.contains("://") {

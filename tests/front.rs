@@ -210,6 +210,22 @@ fn every_error_answer_is_docker_json() {
     assert_eq!(a.status, 400, "{a:?}");
     assert!(a.docker_error().contains("malformed"), "{a:?}");
 
+    // A manager of another state format may not join: its log would hold
+    // entries it cannot read.
+    let join =
+        r#"{"id": 77, "raft_addr": "127.0.0.1:1", "api_addr": "127.0.0.1:2", "format": 999}"#;
+    let a = exchange(
+        &m.addr,
+        &request(
+            "POST",
+            "/_swarm/join",
+            &[host, "Content-Type: application/json"],
+            join,
+        ),
+    );
+    assert_eq!(a.status, 409, "{a:?}");
+    assert!(a.docker_error().contains("reads format 999"), "{a:?}");
+
     // HEAD answers stay bodiless.
     let a = exchange(&m.addr, &request("HEAD", "/_ping", &[host], ""));
     assert_eq!(a.status, 200, "{a:?}");

@@ -56,6 +56,11 @@ pub trait StateMachine:
     type Command: Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'static;
     /// What applying a command answers to its proposer.
     type Output: Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'static;
+    /// The version of the encoding of the state and its commands, recorded
+    /// with the data: a node refuses at start data of another version (or
+    /// of none, written before versions were recorded), which it could not
+    /// decode.
+    const FORMAT: u32;
 
     /// Applies one committed command.
     fn apply(&mut self, command: Self::Command) -> Self::Output;
@@ -247,6 +252,10 @@ pub enum Error {
     /// Encoding or decoding failed.
     #[error("encoding: {0}")]
     Encoding(#[from] bincode::Error),
+    /// The data directory holds data of another format than this build
+    /// reads.
+    #[error("{0}")]
+    Format(String),
     /// The Raft address could not be bound.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
@@ -272,6 +281,7 @@ impl Error {
             Error::Transport(m) => Error::Transport(m.clone()),
             Error::Storage(e) => Error::Fatal(format!("storage: {e}")),
             Error::Encoding(e) => Error::Fatal(format!("encoding: {e}")),
+            Error::Format(m) => Error::Format(m.clone()),
             Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
         }
     }
@@ -351,6 +361,7 @@ impl<S: StateMachine> ReplicatedNode<S> {
     ) -> Result<Self, Error> {
         let raft_config = Arc::new(config.to_openraft()?);
         let db = store::open_db(data_dir.as_ref())?;
+        store::check_format(&db, S::FORMAT, data_dir.as_ref())?;
         let log_store = LogStore::<TypeConfig<S>>::new(&db)?;
         let state_machine = StateMachineStore::<S>::new(&db)?;
         drop(db);
@@ -617,6 +628,7 @@ mod tests {
     struct Counter(u64);
 
     impl StateMachine for Counter {
+        const FORMAT: u32 = 1;
         type Command = u64;
         type Output = u64;
         fn apply(&mut self, command: u64) -> u64 {

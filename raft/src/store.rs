@@ -45,6 +45,53 @@ pub fn open_db(dir: &std::path::Path) -> Result<sled::Db, sled::Error> {
         .open()
 }
 
+/// Where the data's format version is kept.
+const FORMAT_TREE: &str = "format";
+const FORMAT_KEY: &[u8] = b"format";
+
+/// Records `format` in a database that holds nothing yet; refuses one
+/// whose data has another format, or none recorded (written before
+/// formats were), with what to do.
+pub fn check_format(db: &sled::Db, format: u32, dir: &std::path::Path) -> Result<(), crate::Error> {
+    let tree = db.open_tree(FORMAT_TREE)?;
+    let found = match tree.get(FORMAT_KEY)? {
+        Some(bytes) => Some(
+            <[u8; 4]>::try_from(bytes.as_ref())
+                .map(u32::from_be_bytes)
+                .map_err(|_| {
+                    crate::Error::Format(format!("{}: unreadable format record", dir.display()))
+                })?,
+        ),
+        None => None,
+    };
+    if found == Some(format) {
+        return Ok(());
+    }
+    let holds_data = ["logs", "meta", "snapshots"]
+        .into_iter()
+        .map(|name| db.open_tree(name).map(|t| !t.is_empty()))
+        .collect::<Result<Vec<bool>, _>>()?
+        .into_iter()
+        .any(|data| data);
+    if found.is_none() && !holds_data {
+        tree.insert(FORMAT_KEY, &format.to_be_bytes())?;
+        tree.flush()?;
+        return Ok(());
+    }
+    let written = match found {
+        Some(f) => format!("format {f}"),
+        None => "a format from before formats were recorded".to_string(),
+    };
+    Err(crate::Error::Format(format!(
+        "the data in {dir} was written by another version of swarm ({written}; this one reads format {format}) \
+         and cannot be read: no migration between them exists yet. Run the version that wrote it, or \
+         move {dir} aside and start again: the cluster state is read anew from the engines (nodes, \
+         containers, images), but the create bodies kept for rescheduling, the discovery tokens and the \
+         recorded discovery URL are not; a manager of an HA cluster rejoins with --join",
+        dir = dir.display()
+    )))
+}
+
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, AnyError> {
     bincode::serialize(value).map_err(|e| AnyError::new(&e))
 }
@@ -508,5 +555,44 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig<S>> for StateMachineStore<S> {
             meta: s.meta,
             snapshot: Box::new(Cursor::new(s.data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_of_another_format_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path();
+        {
+            // New: the format is recorded; the same format opens again.
+            let db = open_db(path).expect("open");
+            check_format(&db, 2, path).expect("new data dir");
+            check_format(&db, 2, path).expect("same format");
+            // Another format is refused, saying which and what to do.
+            let e = check_format(&db, 3, path).expect_err("other format");
+            let text = e.to_string();
+            assert!(
+                text.contains("format 2") && text.contains("reads format 3"),
+                "{text}"
+            );
+            assert!(
+                text.contains("move") && text.contains(&path.display().to_string()),
+                "{text}"
+            );
+        }
+        // Data written before formats were recorded: refused too.
+        let old = tempfile::tempdir().expect("tempdir");
+        let db = open_db(old.path()).expect("open");
+        db.open_tree("logs")
+            .and_then(|t| t.insert(b"1", b"entry"))
+            .expect("a log entry");
+        let e = check_format(&db, 2, old.path()).expect_err("unrecorded format");
+        assert!(
+            e.to_string().contains("before formats were recorded"),
+            "{e}"
+        );
     }
 }

@@ -136,6 +136,10 @@ pub(super) struct JoinRequest {
     id: u64,
     raft_addr: String,
     api_addr: String,
+    /// The state format the joining manager reads (absent from `swarmctl
+    /// join-manager`, which adds a manager by hand).
+    #[serde(default)]
+    format: Option<u32>,
 }
 
 /// `POST /_swarm/join`: adds a manager as a learner; it is made a voter
@@ -149,6 +153,16 @@ pub(super) async fn join(
     if join.id == 0 || join.raft_addr.is_empty() || join.api_addr.is_empty() {
         return Err(ApiError::bad_request(
             "join needs a non-zero id, a raft_addr and an api_addr",
+        ));
+    }
+    let ours = <crate::cluster::ClusterState as swarm_raft::StateMachine>::FORMAT;
+    if let Some(theirs) = join.format.filter(|f| *f != ours) {
+        // Its log would hold entries it cannot read.
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "this cluster's managers write state format {ours} and the joining manager reads format {theirs}: run the same version of swarm on every manager"
+            ),
         ));
     }
     tracing::info!(id = join.id, raft = %join.raft_addr, api = %join.api_addr, "adding a manager");

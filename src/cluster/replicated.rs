@@ -474,6 +474,11 @@ fn node_id(dir: &Path) -> Result<u64, ClusterError> {
 }
 
 impl swarm_raft::StateMachine for ClusterState {
+    /// 1: what managers wrote before formats were recorded; 2: the tokens,
+    /// discovery URL and ID of the cluster, containers' command and
+    /// creation time, signed overcommit. Bump it with any change to how
+    /// `ClusterState` or `Command` encode.
+    const FORMAT: u32 = 2;
     type Command = Command;
     type Output = Result<(), ApplyError>;
 

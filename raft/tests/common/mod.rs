@@ -17,6 +17,7 @@ pub struct Journal {
 }
 
 impl StateMachine for Journal {
+    const FORMAT: u32 = 1;
     type Command = String;
     type Output = usize;
 
