@@ -32,6 +32,7 @@
 
 pub mod bench;
 pub mod binary;
+pub mod chaos;
 pub mod cluster;
 pub mod docker;
 pub mod engines;

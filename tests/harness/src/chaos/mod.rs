@@ -1,0 +1,5 @@
+//! The chaos kit (issue 22): managers in network namespaces of their own
+//! under a seeded schedule of faults (kills, pauses, partitions, lossy
+//! links) while clients drive a workload through them, a history of every
+//! operation, and a checker of the cluster's promises over that history
+//! and what the engines and managers hold once the faults healed.
