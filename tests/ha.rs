@@ -442,6 +442,37 @@ fn scenario_through_a_follower(ha: &mut Ha) {
         );
     }
     docker_ok(&host, &["rm", "-f", "ha-attach"]);
+    // Each manager's own copy of the state (never forwarded): once they
+    // applied the same log, the same digest, holding ha-x.
+    wait_ok(
+        "every manager's state alike",
+        Duration::from_secs(10),
+        || {
+            let views: Vec<serde_json::Value> = ha
+                .up()
+                .into_iter()
+                .map(|i| {
+                    let (status, body) =
+                        http_get(&ha.managers[i].addr, "/_swarm/state?containers=1")
+                            .map_err(|e| format!("GET /_swarm/state on manager {i}: {e}"))?;
+                    if status != 200 {
+                        return Err(format!("manager {i}: {status} {body}"));
+                    }
+                    serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))
+                })
+                .collect::<Result<_, _>>()?;
+            let same = |key: &str| views.windows(2).all(|w| w[0][key] == w[1][key]);
+            let leaders = views.iter().filter(|v| v["role"] == "leader").count();
+            let holds_x = views.iter().all(|v| {
+                v["list"]
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|c| c["name"] == "ha-x"))
+            });
+            (same("applied_index") && same("digest") && same("term") && leaders == 1 && holds_x)
+                .then_some(())
+                .ok_or(format!("{views:?}"))
+        },
+    );
 }
 
 /// docker-compose pointed at a follower: every call is forwarded to the

@@ -14,7 +14,7 @@ use super::{json_response, ApiError, App, ClientVersion};
 use crate::upstream::Upstream;
 
 /// Paths every manager answers itself from its replicated state.
-const LOCAL: [&str; 3] = ["/_ping", "/version", "/info"];
+const LOCAL: [&str; 4] = ["/_ping", "/version", "/info", "/_swarm/state"];
 
 /// Idle connections a follower keeps to its leader: every client's request
 /// goes over them, many at once, and with the engines' one idle connection
@@ -123,6 +123,19 @@ pub(super) async fn forward_to_leader(app: &App, request: Request) -> Served {
             .into_response(),
         },
     )
+}
+
+/// `GET /_swarm/state[?containers=1]`: this manager's own copy of the
+/// replicated state, never forwarded: role, term, applied index and a
+/// digest to compare across managers, with the containers when asked.
+pub(super) async fn state(State(app): State<Arc<App>>, request: Request) -> Response {
+    let query = super::query_of(&request);
+    let with_list =
+        super::query_param(&query, "containers").is_some_and(|v| v == "1" || v == "true");
+    match app.manager.state_view(with_list) {
+        Ok(view) => json_response(StatusCode::OK, &view),
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }
 
 /// `GET /_swarm/members`: every manager with its Raft state.

@@ -257,6 +257,7 @@ pub fn router(manager: Arc<Manager>, checks: guard::Front) -> Router {
         .route("/volumes/prune", post(disk::prune_volumes))
         .route("/volumes/{*rest}", any(volumes::dispatch))
         .route("/_swarm/members", get(managers::members))
+        .route("/_swarm/state", get(managers::state))
         .route("/_swarm/join", post(managers::join))
         .route("/_swarm/remove", post(managers::remove))
         .route("/_swarm/tokens", post(tokens::create))

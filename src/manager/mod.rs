@@ -8,6 +8,7 @@
 
 mod build;
 mod containers;
+pub mod digest;
 mod disk;
 pub mod events;
 mod fanout;
