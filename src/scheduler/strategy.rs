@@ -186,7 +186,7 @@ pub fn summary_key<'n>(
             summary.containers + pending.containers,
         ));
     }
-    node().map(|node| key(node, resources, pending))
+    node().map(|node| ranked(summary.failing, node, resources, pending))
 }
 
 /// How a strategy ranks a node: whether its refreshes fail (a node whose
@@ -197,7 +197,12 @@ pub type Rank = (bool, u64, usize);
 /// A node's rank key (see [`Rank`]), counting what is on its way to it
 /// (`pending`).
 pub fn key(node: &Node, resources: &Resources, pending: Load) -> Rank {
-    let failing = node.failing();
+    ranked(node.failing(), node, resources, pending)
+}
+
+/// [`key`] for a node whose [`Node::failing`] is known already (from its
+/// summary: the node's own fields stay unread).
+fn ranked(failing: bool, node: &Node, resources: &Resources, pending: Load) -> Rank {
     if pending == Load::default() {
         return (failing, weight(node, resources), node.usage.containers);
     }
