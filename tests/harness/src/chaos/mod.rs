@@ -3,3 +3,8 @@
 //! links) while clients drive a workload through them, a history of every
 //! operation, and a checker of the cluster's promises over that history
 //! and what the engines and managers hold once the faults healed.
+//!
+//! - [`history`]: operations, fault windows and leadership observations,
+//!   recorded from many threads and saved as JSON;
+
+pub mod history;
