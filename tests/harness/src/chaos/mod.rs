@@ -6,5 +6,8 @@
 //!
 //! - [`history`]: operations, fault windows and leadership observations,
 //!   recorded from many threads and saved as JSON;
+//! - [`checker`]: the promises checked over a history and the state read
+//!   after healing, with their evidence and the run's figures.
 
+pub mod checker;
 pub mod history;
