@@ -1404,3 +1404,6 @@ fn no_orphans(index: &Index<'_>, out: &mut Vec<Violation>) -> usize {
     }
     count
 }
+
+#[cfg(test)]
+mod tests;
