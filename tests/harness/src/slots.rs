@@ -9,7 +9,7 @@
 //! removed) by the next test that starts engines.
 
 use std::fs::{self, File, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -18,10 +18,11 @@ use crate::sys::{
 };
 
 /// Directory holding the slot lock files shared by all test processes.
-const NET_LOCK_DIR: &str = "/tmp/swarm-test-net";
+pub(crate) const NET_LOCK_DIR: &str = "/tmp/swarm-test-net";
 
-/// Takes the process-wide file lock guarding the slot files.
-fn slot_lock() -> Result<File, String> {
+/// Takes the host-wide file lock guarding the slot files (also those of
+/// [`crate::chaos::net`]).
+pub(crate) fn slot_lock() -> Result<File, String> {
     fs::create_dir_all(NET_LOCK_DIR).map_err(|e| format!("creating {NET_LOCK_DIR}: {e}"))?;
     let f = OpenOptions::new()
         .create(true)
@@ -33,26 +34,24 @@ fn slot_lock() -> Result<File, String> {
     Ok(f)
 }
 
-/// Contents of a slot file: owner pid, owner start time, engine dir.
-fn slot_record(dir: &Path) -> String {
+/// Contents of a slot file: owner pid, owner start time, a detail line
+/// (an engine's dir).
+pub(crate) fn slot_record(detail: &str) -> String {
     let pid = std::process::id();
-    format!(
-        "{pid} {}\n{}\n",
-        proc_starttime(pid).unwrap_or(0),
-        dir.display()
-    )
+    format!("{pid} {}\n{detail}\n", proc_starttime(pid).unwrap_or(0))
 }
 
-/// Whether the slot file's owner process is gone; returns the engine dir to clean.
-fn slot_is_stale(content: &str) -> Option<PathBuf> {
+/// Whether the slot file's owner process is gone; returns the detail line
+/// (for an engine, its dir to clean).
+pub(crate) fn slot_is_stale(content: &str) -> Option<String> {
     let mut lines = content.lines();
     let mut first = lines.next()?.split_whitespace();
     let pid: u32 = first.next()?.parse().ok()?;
     let start: u64 = first.next()?.parse().ok()?;
-    let dir = PathBuf::from(lines.next()?);
+    let detail = lines.next()?.to_string();
     match proc_starttime(pid) {
         Some(s) if s == start && !proc_is_zombie(pid) => None,
-        _ => Some(dir),
+        _ => Some(detail),
     }
 }
 
@@ -144,7 +143,7 @@ pub(crate) fn reclaim_stale_slots() {
                 continue;
             };
             if let Some(dir) = slot_is_stale(&content) {
-                reclaim(slot, &dir);
+                reclaim(slot, Path::new(&dir));
                 let _ = fs::remove_file(entry.path());
             }
         }
@@ -166,7 +165,7 @@ pub(crate) fn acquire_slot(dir: &Path) -> Result<u8, String> {
         let path = Path::new(NET_LOCK_DIR).join(slot.to_string());
         if let Ok(content) = fs::read_to_string(&path) {
             match slot_is_stale(&content) {
-                Some(old) => reclaim(slot, &old),
+                Some(old) => reclaim(slot, Path::new(&old)),
                 None => continue,
             }
         }
@@ -181,7 +180,8 @@ pub(crate) fn acquire_slot(dir: &Path) -> Result<u8, String> {
         {
             continue; // someone else's network
         }
-        fs::write(&path, slot_record(dir)).map_err(|e| format!("writing slot file: {e}"))?;
+        fs::write(&path, slot_record(&dir.display().to_string()))
+            .map_err(|e| format!("writing slot file: {e}"))?;
         return Ok(slot);
     }
     Err("no free 172.29.N.0/24 slot".into())
