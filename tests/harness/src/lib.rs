@@ -21,6 +21,9 @@
 //!   down mid-pull);
 //! - [`pki`]: a CA and the certificates of TLS tests (good, expired,
 //!   another CA's), and TLS probes;
+//! - [`chaos`]: the chaos kit; [`chaos::net`]: hosts in network
+//!   namespaces of their own and faults between them (partitions, one-way
+//!   drops, loss, flaps, delay, cut clients);
 //! - small tools: [`ports`], [`wait`], [`http`] probes, commands and the
 //!   process tree, [`mod@watchdog`] and its trace;
 //! - [`mod@binary`]: where the workspace's binaries were built.

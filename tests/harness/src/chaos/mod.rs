@@ -4,6 +4,8 @@
 //! operation, and a checker of the cluster's promises over that history
 //! and what the engines and managers hold once the faults healed.
 //!
+//! - [`net`]: hosts in network namespaces and the faults between them
+//!   (partitions, one-way links, loss, delay, flapping links);
 //! - [`history`]: operations, fault windows and leadership observations,
 //!   recorded from many threads and saved as JSON;
 //! - [`checker`]: the promises checked over a history and the state read
@@ -11,3 +13,4 @@
 
 pub mod checker;
 pub mod history;
+pub mod net;
