@@ -228,6 +228,18 @@ fn requested_command(body: &ContainerCreateBody) -> String {
         .join(" ")
 }
 
+/// Whether a failed create may still have made its container: the
+/// connection broke after the request went out (neither refused before
+/// it, nor answered).
+fn is_ambiguous(error: &ManagerError) -> bool {
+    matches!(
+        error,
+        ManagerError::Engine(
+            crate::engine::EngineError::Http { .. } | crate::engine::EngineError::Pool { .. }
+        )
+    )
+}
+
 /// What [`Located`](crate::scheduler::spec::Located) a retried create is
 /// limited by.
 const RETRY_NODES: &str = "nodes a failed create has not tried";
@@ -370,6 +382,15 @@ impl Manager {
                 }
                 // `ContainerCreated` ended the reservation; a failed create
                 // holds one.
+                // The answer broke off after the request went out: the
+                // engine may have made it. Settled before anything else,
+                // or its name could be given to another create meanwhile.
+                Err(e) if is_ambiguous(&e) => {
+                    return match self.settle_ambiguous(&reservation, &spec).await {
+                        Some(answer) => Ok(answer),
+                        None => Err(e),
+                    };
+                }
                 Err(e) => {
                     self.release(&reservation).await;
                     let holders = self.image_holders(typed.image.as_deref().unwrap_or(""));
@@ -390,6 +411,67 @@ impl Manager {
                     });
                     retry.last = Some(e);
                 }
+            }
+        }
+    }
+
+    /// After a create whose answer broke off: asks the node's engine for
+    /// a container with the create's swarm id. Found: it is recorded in
+    /// place of the reservation and answered as the engine would have
+    /// (201 with its ID). Not there: the reservation is released. The
+    /// engine does not answer: the reservation is released after a
+    /// refresh interval, as a new leader does with those it inherits (a
+    /// container made meanwhile is recorded by the refresh, which ends the
+    /// reservation first). Never an orphan, never its name given twice.
+    async fn settle_ambiguous(
+        &self,
+        reservation: &Reservation,
+        spec: &ContainerSpec,
+    ) -> Option<EngineAnswer> {
+        let Some(swarm_id) = spec.swarm_id.as_deref() else {
+            self.release(reservation).await;
+            return None;
+        };
+        let filters = serde_json::json!({ "label": [format!("{SWARM_ID_LABEL}={swarm_id}")] });
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("all", "1")
+            .append_pair("filters", &filters.to_string())
+            .finish();
+        let found = match self.engine(&reservation.node) {
+            Ok(engine) => {
+                engine
+                    .get_json::<Vec<bollard::models::ContainerSummary>>(&format!(
+                        "/containers/json?{query}"
+                    ))
+                    .await
+            }
+            Err(e) => Err(crate::engine::EngineError::Pool {
+                addr: reservation.node.clone(),
+                message: e.to_string(),
+            }),
+        };
+        match found {
+            Ok(list) => match list.into_iter().find_map(|c| c.id) {
+                Some(id) => {
+                    tracing::warn!(container = %id, "a create whose answer broke off made its container: recorded");
+                    self.record_created(reservation, &id).await;
+                    Some(EngineAnswer {
+                        status: StatusCode::CREATED,
+                        content_type: Some(HeaderValue::from_static("application/json")),
+                        body: Bytes::from(
+                            serde_json::json!({ "Id": id, "Warnings": [] }).to_string(),
+                        ),
+                    })
+                }
+                None => {
+                    self.release(reservation).await;
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot tell whether a broken create made its container; released after a refresh");
+                self.release_after_refresh(reservation.id.clone());
+                None
             }
         }
     }

@@ -821,7 +821,7 @@ impl Manager {
     /// engine and records it in place of the reservation. Failures are only
     /// logged: the container exists whatever happens here, and the next
     /// refresh accounts for it by its swarm id.
-    async fn record_created(&self, reservation: &Reservation, id: &str) {
+    pub(super) async fn record_created(&self, reservation: &Reservation, id: &str) {
         let engine = match self.engine(&reservation.node) {
             Ok(engine) => engine,
             Err(e) => {
@@ -854,6 +854,23 @@ impl Manager {
         {
             self.release_later(reservation.id.clone());
         }
+    }
+
+    /// Releases reservation `id` once the engines had a refresh interval
+    /// to show a container made for it (which ends the reservation
+    /// first), while this manager leads.
+    fn release_after_refresh(&self, id: String) {
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        let grace = self.config.refresh_max + Duration::from_secs(5);
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if me.cluster.is_leader() {
+                // Refused when the reservation ended already.
+                let _ = me.cluster.propose(Command::Release { id }).await;
+            }
+        });
     }
 
     /// Keeps proposing `Release` of a reservation in the background while

@@ -99,6 +99,18 @@ impl Proxy {
         }
     }
 
+    /// Closes every open connection (both sides) and keeps listening: as
+    /// a network that dropped the connections of the moment, not a host
+    /// that went down.
+    pub fn reset(&self) {
+        let mut links = self.shared.links();
+        for link in links.open.drain(..) {
+            for socket in &link.sockets {
+                let _ = socket.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
     /// Listens on the proxy's port again (nothing to do if it listens);
     /// retries for a few seconds while the port is still taken.
     pub fn restore(&self) -> io::Result<()> {
