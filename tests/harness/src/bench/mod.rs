@@ -23,7 +23,7 @@ pub mod net;
 pub mod place;
 pub mod query;
 pub mod reschedule;
-mod rig;
+pub(crate) mod rig;
 pub mod scratch;
 pub mod standard;
 pub mod stats;

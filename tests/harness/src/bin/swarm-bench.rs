@@ -7,6 +7,8 @@
 //! target/release/swarm-bench place --manager tcp://127.0.0.1:4000 --containers 1000 --clients 32 --start
 //! target/release/swarm-bench query --manager tcp://127.0.0.1:4000 --requests 50
 //! target/release/swarm-bench reschedule                     # kill 1 of 1,000 nodes holding 30 policy containers
+//! target/release/swarm-bench chaos --duration 60s --seed 7 --history h.json --final f.json
+//! target/release/swarm-bench chaos --replay h.json --final f.json   # only re-run the checker
 //! ```
 //!
 //! `standard` and `reschedule` start a hollow fleet (`hollow-engine`) and `swarm manage`
@@ -32,6 +34,9 @@ use swarm_harness::bench::reschedule::{self, RescheduleConfig};
 use swarm_harness::bench::standard::{self, StandardConfig};
 use swarm_harness::bench::stats::mib;
 use swarm_harness::bench::RigConfig;
+use swarm_harness::chaos::checker::{check_recording, Final, Report};
+use swarm_harness::chaos::history::Recording;
+use swarm_harness::chaos::run::{self as chaos, ChaosConfig};
 use swarm_harness::process::{cpu_time, Memory};
 
 /// Benchmarks against swarm managers.
@@ -54,6 +59,9 @@ enum Scenario {
     /// Hollow engines + a manager; kill the node holding containers with
     /// `reschedule:on-node-failure` and time until they run elsewhere.
     Reschedule(RescheduleArgs),
+    /// Hollow engines + a Raft cluster of managers under a seeded workload
+    /// and seeded faults (kills, pauses); checks the cluster's promises.
+    Chaos(ChaosArgs),
 }
 
 /// Options shared by the scenarios against running managers.
@@ -283,6 +291,68 @@ struct RescheduleArgs {
     json: Option<PathBuf>,
 }
 
+/// `swarm-bench chaos`.
+#[derive(Debug, Args)]
+struct ChaosArgs {
+    /// Managers (one Raft cluster).
+    #[arg(long, default_value_t = 3)]
+    managers: usize,
+    /// Hollow nodes.
+    #[arg(long, default_value_t = 20)]
+    nodes: usize,
+    /// Concurrent clients of the workload.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// How long the workload and the faults last.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Seed of the workload and the faults (default: from the clock; printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// One fault begins this often and heals before the next.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    fault_every: Duration,
+    /// Image of the containers.
+    #[arg(long, default_value = "busybox:local")]
+    image: String,
+    /// Memory of every hollow node, in MiB.
+    #[arg(long, default_value_t = 2048)]
+    node_memory_mib: u64,
+    /// CPUs of every hollow node.
+    #[arg(long, default_value_t = 2)]
+    node_cpus: u64,
+    /// The managers' `swarm.overcommit`.
+    #[arg(long, default_value_t = 0.05)]
+    overcommit: f64,
+    /// How long one workload request may take (then its outcome is unknown).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    request_timeout: Duration,
+    /// Bound of the wait for the managers to converge after healing.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    converge_timeout: Duration,
+    #[command(flatten)]
+    rig: RigArgs,
+    /// Keep the scratch directory (logs, data dirs) and print where it is.
+    #[arg(long)]
+    keep: bool,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    quiet: bool,
+    /// Write the checker's report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the history as JSON to this file.
+    #[arg(long)]
+    history: Option<PathBuf>,
+    /// Write the state read after healing as JSON to this file (with
+    /// --replay: read it from there).
+    #[arg(long = "final")]
+    final_state: Option<PathBuf>,
+    /// Start nothing: re-run the checker over this history and --final.
+    #[arg(long, requires = "final_state")]
+    replay: Option<PathBuf>,
+}
+
 /// Memory and CPU time of a process given by `--pid`.
 #[derive(Debug, Serialize)]
 struct Pid {
@@ -486,6 +556,74 @@ async fn reschedule_cmd(args: RescheduleArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints the checker's report, writes it with `--json`; an error when
+/// a promise is broken.
+fn chaos_verdict(report: &Report, json: Option<&Path>) -> anyhow::Result<()> {
+    println!("{report}");
+    if let Some(path) = json {
+        let text = report.to_json().context("serializing the report")?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("report written to {}", path.display());
+    }
+    if !report.ok() {
+        bail!(
+            "chaos: promises broken ({} violations)",
+            report.violations.len()
+        );
+    }
+    Ok(())
+}
+
+async fn chaos_cmd(args: ChaosArgs) -> anyhow::Result<()> {
+    if let (Some(history), Some(fin)) = (&args.replay, &args.final_state) {
+        let recording = Recording::load(history)?;
+        let text =
+            std::fs::read_to_string(fin).with_context(|| format!("reading {}", fin.display()))?;
+        let fin: Final =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", fin.display()))?;
+        return chaos_verdict(&check_recording(&recording, &fin), args.json.as_deref());
+    }
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
+    let config = ChaosConfig {
+        managers: args.managers,
+        nodes: args.nodes,
+        clients: args.clients,
+        duration: args.duration,
+        seed,
+        fault_every: args.fault_every,
+        image: args.image,
+        node_memory: args.node_memory_mib << 20,
+        node_cpus: args.node_cpus,
+        overcommit: args.overcommit,
+        request_timeout: args.request_timeout,
+        converge_timeout: args.converge_timeout,
+        rig: args.rig.config(args.keep, args.quiet)?,
+    };
+    let outcome = chaos::run(&config).await?;
+    if let Some(path) = &args.history {
+        outcome.recording.save(path)?;
+        eprintln!("history written to {}", path.display());
+    }
+    if let Some(path) = &args.final_state {
+        write_json(path, &outcome.fin)?;
+    }
+    println!(
+        "chaos: seed {seed}, {} managers, {} nodes, {} clients, {:?}, {} faults; managers {} in {:.1} s",
+        config.managers,
+        config.nodes,
+        config.clients,
+        config.duration,
+        outcome.faults,
+        if outcome.converged { "converged" } else { "did NOT converge" },
+        outcome.converge_ms / 1000.0
+    );
+    chaos_verdict(&outcome.report, args.json.as_deref())
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 async fn interrupted() -> &'static str {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -516,6 +654,7 @@ fn main() -> anyhow::Result<()> {
                 Scenario::Query(args) => query_cmd(args).await,
                 Scenario::Standard(args) => standard_cmd(args).await,
                 Scenario::Reschedule(args) => reschedule_cmd(args).await,
+                Scenario::Chaos(args) => chaos_cmd(args).await,
             }
         };
         // Dropping `work` kills every process it started.

@@ -9,8 +9,11 @@
 //! - [`history`]: operations, fault windows and leadership observations,
 //!   recorded from many threads and saved as JSON;
 //! - [`checker`]: the promises checked over a history and the state read
-//!   after healing, with their evidence and the run's figures.
+//!   after healing, with their evidence and the run's figures;
+//! - [`run`]: the runner of `swarm-bench chaos`: a hollow fleet, managers,
+//!   the workload, the nemesis and the leadership poller, then the check.
 
 pub mod checker;
 pub mod history;
 pub mod net;
+pub mod run;

@@ -1,0 +1,941 @@
+//! The chaos runner (`swarm-bench chaos`): a hollow fleet and a Raft
+//! cluster of managers, clients driving a seeded workload of creates,
+//! starts, stops, renames and removes through random managers, a nemesis
+//! killing and pausing managers on a seeded schedule, and a poller of
+//! every manager's `/_swarm/state`. Everything is recorded in a
+//! [`History`]; once the faults healed and the managers converged (or a
+//! bounded wait ran out), the engines' containers and the managers' states
+//! are read into a [`Final`] and [`check_recording`] judges the run.
+//!
+//! How an answer counts (see `super::history`): 2xx and 304 are `Ok`; a
+//! 4xx, or a 500 carrying the scheduler's refusal
+//! ([`swarm::scheduler::NO_RESOURCES`], [`swarm::scheduler::NO_NODE`]), is
+//! `Failed`; anything else (other
+//! 5xx, a timeout, a connection error) is `Unknown`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use hyper::Method;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::checker::{
+    check_recording, Capacity, EngineContainer, Final, FinalManager, FinalNode, HostPort, Proto,
+    Report, StateContainer,
+};
+use super::history::{FaultKind, History, OpKind, Outcome, Recording};
+use crate::bench::client::{message, Answer, Client};
+use crate::bench::rig::{check_binaries, FleetSpec, HollowFleet, Rig, RigConfig};
+use crate::manager::ManagerConfig;
+use crate::ports::try_free_port;
+
+/// Timeout of one control request (readiness, polling, final reads).
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the poller asks every manager for its state.
+const POLL_EVERY: Duration = Duration::from_millis(200);
+/// How long a restarted or resumed manager gets to answer `/_ping`.
+const BACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// The host ports creates publish from: few, so that they conflict.
+const PORT_POOL: [u16; 4] = [20_001, 20_002, 20_003, 20_004];
+/// The pause of a client after a request that got no answer.
+const BACKOFF: Duration = Duration::from_millis(50);
+/// "No manager ID" in the leader slot the poller keeps.
+const NO_LEADER: usize = usize::MAX;
+
+/// The runner's parameters.
+#[derive(Debug, Clone)]
+pub struct ChaosConfig {
+    /// Managers (one Raft cluster).
+    pub managers: usize,
+    /// Hollow nodes.
+    pub nodes: usize,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// How long the workload and the faults last.
+    pub duration: Duration,
+    /// Seed of the workload and the fault schedule.
+    pub seed: u64,
+    /// One fault begins this often (and heals before the next).
+    pub fault_every: Duration,
+    /// Image of the containers (the hollow nodes hold `busybox:local`).
+    pub image: String,
+    /// Memory every hollow node reports, in bytes.
+    pub node_memory: u64,
+    /// CPUs every hollow node reports.
+    pub node_cpus: u64,
+    /// The managers' overcommit (swarm's default: 0.05).
+    pub overcommit: f64,
+    /// How long one workload request may take.
+    pub request_timeout: Duration,
+    /// Bound of the wait for the managers to converge after healing.
+    pub converge_timeout: Duration,
+    /// The binaries and how they start.
+    pub rig: RigConfig,
+}
+
+/// A fault the nemesis can inject. Partitions, one-way links and lossy
+/// links come from a network layer of their own later: they are new
+/// variants here, applied and healed in [`Nemesis::apply`] and
+/// [`Nemesis::heal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// SIGKILL one manager; restart it (same data dir, same arguments).
+    Kill,
+    /// SIGSTOP one manager (the leader more often than not); SIGCONT.
+    Pause,
+    /// SIGKILL two managers at once; restart both.
+    KillTwo,
+}
+
+impl Fault {
+    /// How the history names it.
+    pub fn kind(self) -> FaultKind {
+        match self {
+            Fault::Kill => FaultKind::Kill,
+            Fault::Pause => FaultKind::Pause,
+            Fault::KillTwo => FaultKind::KillTwo,
+        }
+    }
+}
+
+/// What a run came to.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChaosOutcome {
+    /// The seed.
+    pub seed: u64,
+    /// The checker's report.
+    pub report: Report,
+    /// What was read after healing.
+    #[serde(skip)]
+    pub fin: Final,
+    /// The history.
+    #[serde(skip)]
+    pub recording: Recording,
+    /// Whether every manager reported the same applied index and digest
+    /// within the bounded wait.
+    pub converged: bool,
+    /// Healing → converged (or the wait ran out), in ms.
+    pub converge_ms: f64,
+    /// Faults injected.
+    pub faults: usize,
+    /// Where the logs and data are, when kept.
+    pub kept: Option<String>,
+}
+
+/// A small seeded generator (SplitMix64): the same seed, the same run
+/// plan.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// True with probability `percent`/100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next_u64() % 100 < percent
+    }
+}
+
+/// Runs the scenario; every process it started is stopped when it returns
+/// (or when the future is dropped).
+pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosOutcome> {
+    check_binaries(&[
+        ("hollow-engine", &config.rig.hollow_bin),
+        ("swarm", &config.rig.swarm_bin),
+    ])?;
+    if config.nodes == 0 || config.managers == 0 || config.clients == 0 {
+        bail!("--nodes, --managers and --clients must be at least 1");
+    }
+    let mut rig = Rig::new("swarm-chaos", config.rig.keep)?;
+    let outcome = scenario(config, &mut rig).await;
+    rig.finish("chaos", outcome.is_err(), 20);
+    outcome
+}
+
+/// Prints a progress line if asked to.
+fn progress(config: &ChaosConfig, line: String) {
+    if config.rig.progress {
+        eprintln!("chaos: {line}");
+    }
+}
+
+/// The steps, on a rig the caller stops.
+async fn scenario(config: &ChaosConfig, rig: &mut Rig) -> anyhow::Result<ChaosOutcome> {
+    let fleet = start_fleet(config, rig).await?;
+    let apis = start_managers(config, rig, &fleet).await?;
+    let healthy = rig
+        .wait_healthy(
+            &apis[0],
+            fleet.nodes,
+            config.rig.ready_timeout,
+            CONTROL_TIMEOUT,
+            config.rig.progress.then_some("chaos"),
+        )
+        .await?;
+    progress(
+        config,
+        format!("{healthy} nodes healthy; seed {}", config.seed),
+    );
+
+    let history = Arc::new(History::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let leader = Arc::new(AtomicUsize::new(NO_LEADER));
+    let names: Vec<String> = (1..=apis.len()).map(|i| format!("m{i}")).collect();
+    let poller = tokio::spawn(poll(
+        names.clone(),
+        apis.clone(),
+        Arc::clone(&history),
+        Arc::clone(&stop),
+        Arc::clone(&leader),
+    ));
+    let workers: Vec<_> = (0..config.clients)
+        .map(|c| {
+            let worker = Worker {
+                client: c as u32,
+                names: names.clone(),
+                apis: apis.clone(),
+                history: Arc::clone(&history),
+                stop: Arc::clone(&stop),
+                rng: Rng::new(config.seed.wrapping_add(1 + c as u64)),
+                image: config.image.clone(),
+                timeout: config.request_timeout,
+            };
+            tokio::spawn(worker.run())
+        })
+        .collect();
+
+    let deadline = Instant::now() + config.duration;
+    let mut nemesis = Nemesis {
+        rng: Rng::new(config.seed ^ 0x6E65_6D65_7369_73),
+        names: names.clone(),
+        apis: apis.clone(),
+        history: Arc::clone(&history),
+        leader: Arc::clone(&leader),
+        faults: 0,
+    };
+    let chaos = nemesis.run(config, rig, deadline).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        let _ = w.await;
+    }
+    let _ = poller.await;
+    chaos?;
+    rig.check()?;
+    progress(
+        config,
+        format!(
+            "workload over: {} operations, {} faults; waiting for the managers to converge",
+            history.len(),
+            nemesis.faults
+        ),
+    );
+
+    let healed = Instant::now();
+    let (converged, managers) = converge(&names, &apis, config.converge_timeout).await;
+    let converge_ms = healed.elapsed().as_secs_f64() * 1000.0;
+    progress(
+        config,
+        format!(
+            "managers {} after {:.1} s",
+            if converged {
+                "converged"
+            } else {
+                "did NOT converge"
+            },
+            converge_ms / 1000.0
+        ),
+    );
+    let nodes = read_engines(&fleet, config.overcommit).await?;
+    let fin = Final { nodes, managers };
+    let recording = history.recording();
+    let report = check_recording(&recording, &fin);
+    let kept = rig
+        .scratch
+        .is_kept()
+        .then(|| rig.dir().display().to_string());
+    Ok(ChaosOutcome {
+        seed: config.seed,
+        report,
+        fin,
+        recording,
+        converged,
+        converge_ms,
+        faults: nemesis.faults,
+        kept,
+    })
+}
+
+/// Step: the hollow fleet with the nodes' capacity, until it answers.
+async fn start_fleet(config: &ChaosConfig, rig: &mut Rig) -> anyhow::Result<HollowFleet> {
+    let mut args = vec![
+        "--memory".to_string(),
+        config.node_memory.to_string(),
+        "--cpus".to_string(),
+        config.node_cpus.to_string(),
+    ];
+    args.extend(config.rig.hollow_args.iter().cloned());
+    let spec = FleetSpec {
+        bin: &config.rig.hollow_bin,
+        nodes: config.nodes,
+        base_port: config.rig.base_port,
+        admin: false,
+        args: &args,
+        ready_timeout: config.rig.ready_timeout,
+        request_timeout: CONTROL_TIMEOUT,
+    };
+    rig.start_fleet(&spec, |line| progress(config, line)).await
+}
+
+/// Step: the managers, the first bootstrapping, the others joining it and
+/// waited for as voters; their API addresses.
+async fn start_managers(
+    config: &ChaosConfig,
+    rig: &mut Rig,
+    fleet: &HollowFleet,
+) -> anyhow::Result<Vec<String>> {
+    let dir = rig.dir();
+    let mut apis: Vec<String> = Vec::new();
+    for i in 0..config.managers {
+        let name = format!("m{}", i + 1);
+        let mut args = config.rig.manager_args.clone();
+        args.push("--cluster-opt".into());
+        args.push(format!("swarm.overcommit={}", config.overcommit));
+        args.push(fleet.discovery());
+        let manager = rig.start_manager(ManagerConfig {
+            name: name.clone(),
+            bin: Some(config.rig.swarm_bin.clone()),
+            addr: Some(format!("127.0.0.1:{}", try_free_port()?)),
+            raft_addr: Some(format!("127.0.0.1:{}", try_free_port()?)),
+            log_level: Some(config.rig.log_level.clone()),
+            join: apis.first().cloned(),
+            args,
+            dir: Some(dir.clone()),
+            ..ManagerConfig::default()
+        })?;
+        let api = manager.addr.clone();
+        progress(
+            config,
+            format!(
+                "manager {name} (pid {}) on {api}",
+                manager.pid().unwrap_or(0)
+            ),
+        );
+        let first = apis.first().cloned();
+        rig.wait_manager_ready(
+            &api,
+            first.as_deref(),
+            config.rig.ready_timeout,
+            CONTROL_TIMEOUT,
+        )
+        .await?;
+        apis.push(api);
+    }
+    Ok(apis)
+}
+
+/// The leadership poller: every [`POLL_EVERY`], every manager's state
+/// (all at once, so a paused one delays nobody), recorded as observations;
+/// the last manager seen leading is kept in `leader`.
+async fn poll(
+    names: Vec<String>,
+    apis: Vec<String>,
+    history: Arc<History>,
+    stop: Arc<AtomicBool>,
+    leader: Arc<AtomicUsize>,
+) {
+    let mut clients: Vec<Option<Client>> = apis
+        .iter()
+        .map(|a| Client::manager(a, CONTROL_TIMEOUT).ok())
+        .collect();
+    while !stop.load(Ordering::SeqCst) {
+        let asks = clients.iter_mut().map(|c| async move {
+            let c = c.as_mut()?;
+            let answer = c.get("/_swarm/state").await.ok()?;
+            let v = (answer.status == 200).then(|| answer.json())??;
+            let term = v.get("term")?.as_u64()?;
+            let role = v.get("role")?.as_str()? == "leader";
+            Some((term, role))
+        });
+        let seen = futures::future::join_all(asks).await;
+        for (i, s) in seen.into_iter().enumerate() {
+            if let Some((term, is_leader)) = s {
+                history.observe_leader(names[i].clone(), term, is_leader);
+                if is_leader {
+                    leader.store(i, Ordering::SeqCst);
+                }
+            }
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// One client of the workload: the names it created (or may have), and
+/// its own generator.
+struct Worker {
+    client: u32,
+    names: Vec<String>,
+    apis: Vec<String>,
+    history: Arc<History>,
+    stop: Arc<AtomicBool>,
+    rng: Rng,
+    image: String,
+    timeout: Duration,
+}
+
+/// How an answer counts (see the module docs).
+pub fn outcome_of(result: &Result<Answer, String>) -> Outcome {
+    match result {
+        Err(e) => Outcome::unknown(e.clone()),
+        Ok(a) if (200..300).contains(&a.status) || a.status == 304 => Outcome::ok(),
+        Ok(a) if (400..500).contains(&a.status) => {
+            Outcome::failed(Some(a.status), message(&a.body))
+        }
+        Ok(a) => {
+            let why = message(&a.body);
+            let refused = [swarm::scheduler::NO_RESOURCES, swarm::scheduler::NO_NODE]
+                .iter()
+                .any(|r| why.starts_with(r));
+            if a.status == 500 && refused {
+                Outcome::failed(Some(a.status), why)
+            } else {
+                Outcome::unknown(format!("{}: {why}", a.status))
+            }
+        }
+    }
+}
+
+/// Whether `outcome` says the container does not exist (404).
+fn is_missing(outcome: &Outcome) -> bool {
+    matches!(
+        outcome,
+        Outcome::Failed {
+            status: Some(404),
+            ..
+        }
+    )
+}
+
+impl Worker {
+    /// Sends operations until told to stop.
+    async fn run(mut self) {
+        let mut clients: Vec<Option<Client>> = self
+            .apis
+            .iter()
+            .map(|a| Client::manager(a, self.timeout).ok())
+            .collect();
+        // Names this client created, or may have (unknown outcomes).
+        let mut owned: Vec<String> = Vec::new();
+        let mut next = 0u64;
+        while !self.stop.load(Ordering::SeqCst) {
+            let m = self.rng.below(self.apis.len());
+            let Some(client) = clients[m].as_mut() else {
+                break;
+            };
+            let roll = self.rng.below(100);
+            let pick = (!owned.is_empty()).then(|| self.rng.below(owned.len()));
+            let fresh = format!("c{}-{next}", self.client);
+            match pick {
+                Some(i) if roll < 35 => {
+                    let name = owned[i].clone();
+                    let (kind, path) = if roll < 20 {
+                        let path = format!("/containers/{name}/start");
+                        (OpKind::Start { name }, path)
+                    } else {
+                        let path = format!("/containers/{name}/stop?t=0");
+                        (OpKind::Stop { name }, path)
+                    };
+                    let outcome = self.send(client, m, kind, Method::POST, &path, None).await;
+                    if is_missing(&outcome) {
+                        owned.swap_remove(i);
+                    }
+                }
+                Some(i) if roll < 45 => {
+                    next += 1;
+                    let from = owned[i].clone();
+                    let path = format!("/containers/{from}/rename?name={fresh}");
+                    let kind = OpKind::Rename {
+                        from,
+                        to: fresh.clone(),
+                    };
+                    let outcome = self.send(client, m, kind, Method::POST, &path, None).await;
+                    match outcome {
+                        Outcome::Ok { .. } => owned[i] = fresh,
+                        Outcome::Unknown { .. } => owned.push(fresh),
+                        Outcome::Failed { .. } if is_missing(&outcome) => {
+                            owned.swap_remove(i);
+                        }
+                        Outcome::Failed { .. } => {}
+                    }
+                }
+                Some(i) if roll < 65 => {
+                    let name = owned[i].clone();
+                    let path = format!("/containers/{name}?force=1");
+                    let kind = OpKind::Remove { name };
+                    let outcome = self
+                        .send(client, m, kind, Method::DELETE, &path, None)
+                        .await;
+                    if !matches!(outcome, Outcome::Unknown { .. }) {
+                        owned.swap_remove(i);
+                    }
+                }
+                _ => {
+                    next += 1;
+                    let (kind, body) = self.create_spec(&fresh);
+                    let path = format!("/containers/create?name={fresh}");
+                    let outcome = self
+                        .send(client, m, kind, Method::POST, &path, Some(&body))
+                        .await;
+                    if !matches!(outcome, Outcome::Failed { .. }) {
+                        owned.push(fresh);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A create of `name`: memory, CPU, sometimes a host port from the
+    /// pool, sometimes the reschedule policy.
+    fn create_spec(&mut self, name: &str) -> (OpKind, Value) {
+        let memory: u64 = [128u64, 256, 512][self.rng.below(3)] << 20;
+        let mut host = json!({ "Memory": memory });
+        let cpus_milli = if self.rng.chance(70) {
+            let milli = [250u64, 500, 1000][self.rng.below(3)];
+            host["NanoCpus"] = json!(milli * 1_000_000);
+            milli
+        } else {
+            host["CpuShares"] = json!(1);
+            1000
+        };
+        let mut host_ports = Vec::new();
+        let mut body = json!({
+            "Image": self.image,
+            "Cmd": ["sleep", "1000"],
+        });
+        if self.rng.chance(25) {
+            let port = PORT_POOL[self.rng.below(PORT_POOL.len())];
+            host_ports.push(port);
+            host["PortBindings"] = json!({ "80/tcp": [{ "HostPort": port.to_string() }] });
+            body["ExposedPorts"] = json!({ "80/tcp": {} });
+        }
+        if self.rng.chance(20) {
+            body["Env"] = json!(["reschedule:on-node-failure"]);
+        }
+        body["HostConfig"] = host;
+        let kind = OpKind::Create {
+            name: name.to_string(),
+            memory,
+            cpus_milli,
+            host_ports,
+        };
+        (kind, body)
+    }
+
+    /// Sends one operation to manager `m` and records it.
+    async fn send(
+        &self,
+        client: &mut Client,
+        m: usize,
+        kind: OpKind,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Outcome {
+        let is_create = matches!(kind, OpKind::Create { .. });
+        let handle = self
+            .history
+            .invoke(self.client, self.names[m].clone(), kind);
+        let result = client.request(method, path, body).await;
+        let mut outcome = outcome_of(&result);
+        if let (true, Outcome::Ok { .. }, Ok(answer)) = (is_create, &outcome, &result) {
+            let id = answer
+                .json()
+                .and_then(|v| v.get("Id")?.as_str().map(str::to_string));
+            if let Some(id) = id {
+                outcome = Outcome::created(id);
+            }
+        }
+        self.history.complete(handle, outcome.clone());
+        if result.is_err() {
+            // A manager down: do not spin on refused connections.
+            tokio::time::sleep(BACKOFF).await;
+        }
+        outcome
+    }
+}
+
+/// The fault injector: one fault at a time on a seeded schedule.
+struct Nemesis {
+    rng: Rng,
+    names: Vec<String>,
+    apis: Vec<String>,
+    history: Arc<History>,
+    leader: Arc<AtomicUsize>,
+    faults: usize,
+}
+
+impl Nemesis {
+    /// Every `fault_every` until `deadline`: a fault, held for 30-70% of
+    /// the interval, healed, and the managers it hit back.
+    async fn run(
+        &mut self,
+        config: &ChaosConfig,
+        rig: &mut Rig,
+        deadline: Instant,
+    ) -> anyhow::Result<()> {
+        let mut tick = Instant::now();
+        loop {
+            // On the schedule, unless the last fault took longer to heal.
+            tick = (tick + config.fault_every).max(Instant::now() + Duration::from_millis(200));
+            if tick >= deadline {
+                tokio::time::sleep_until(deadline.into()).await;
+                return Ok(());
+            }
+            tokio::time::sleep_until(tick.into()).await;
+            let n = self.apis.len();
+            let fault = match self.rng.below(100) {
+                r if r < 40 => Fault::Kill,
+                r if r < 80 || n < 3 => Fault::Pause,
+                _ => Fault::KillTwo,
+            };
+            let targets = self.targets(fault, n);
+            let hold = config
+                .fault_every
+                .mul_f64(0.3 + 0.4 * self.rng.below(101) as f64 / 100.0);
+            let target = targets
+                .iter()
+                .map(|&i| self.names[i].as_str())
+                .collect::<Vec<_>>()
+                .join(",");
+            progress(config, format!("fault {fault:?} on {target} for {hold:?}"));
+            let handle = self.history.fault_began(fault.kind(), target);
+            self.faults += 1;
+            Self::apply(fault, rig, &targets);
+            tokio::time::sleep(hold).await;
+            let healed = Self::heal(fault, rig, &targets);
+            self.history.fault_healed(handle);
+            healed?;
+            for &i in &targets {
+                wait_back(&self.apis[i]).await?;
+            }
+        }
+    }
+
+    /// Whom `fault` hits: a pause hits the last leader seen two times in
+    /// three; two kills hit two distinct managers.
+    fn targets(&mut self, fault: Fault, n: usize) -> Vec<usize> {
+        let leader = self.leader.load(Ordering::SeqCst);
+        let first = if fault == Fault::Pause && leader < n && self.rng.chance(67) {
+            leader
+        } else {
+            self.rng.below(n)
+        };
+        let mut targets = vec![first];
+        if fault == Fault::KillTwo && n > 1 {
+            targets.push((first + 1 + self.rng.below(n - 1)) % n);
+        }
+        targets
+    }
+
+    /// Injects `fault` into the managers `targets`.
+    fn apply(fault: Fault, rig: &mut Rig, targets: &[usize]) {
+        for &i in targets {
+            let manager = &mut rig.managers[i];
+            match fault {
+                Fault::Kill | Fault::KillTwo => manager.kill(),
+                Fault::Pause => {
+                    if let Some(pid) = manager.pid() {
+                        crate::sys::signal(&[pid], "STOP");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Heals `fault`: restarts the killed managers, resumes the paused.
+    fn heal(fault: Fault, rig: &mut Rig, targets: &[usize]) -> anyhow::Result<()> {
+        for &i in targets {
+            let manager = &mut rig.managers[i];
+            match fault {
+                Fault::Kill | Fault::KillTwo => manager.start()?,
+                Fault::Pause => {
+                    if let Some(pid) = manager.pid() {
+                        crate::sys::signal(&[pid], "CONT");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Waits until the manager at `api` answers `/_ping` ([`BACK_TIMEOUT`]).
+async fn wait_back(api: &str) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        if let Ok(mut c) = Client::manager(api, CONTROL_TIMEOUT) {
+            if matches!(c.get("/_ping").await, Ok(a) if a.status == 200) {
+                return Ok(());
+            }
+        }
+        if start.elapsed() > BACK_TIMEOUT {
+            bail!("manager {api} did not answer /_ping {BACK_TIMEOUT:?} after healing");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One manager's state, with its containers.
+async fn read_state(api: &str) -> Option<(u64, String, Vec<StateContainer>)> {
+    let mut c = Client::manager(api, CONTROL_TIMEOUT).ok()?;
+    let answer = c.get("/_swarm/state?containers=1").await.ok()?;
+    let v = (answer.status == 200).then(|| answer.json())??;
+    let applied = v.get("applied_index").and_then(Value::as_u64).unwrap_or(0);
+    let digest = v.get("digest")?.as_str()?.to_string();
+    let list = v
+        .get("list")
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .filter_map(|c| {
+                    Some(StateContainer {
+                        id: c.get("id")?.as_str()?.to_string(),
+                        name: c.get("name")?.as_str()?.to_string(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some((applied, digest, list))
+}
+
+/// Until every manager reports the same applied index and digest, or
+/// `timeout`: whether they did, and every manager's last state.
+async fn converge(
+    names: &[String],
+    apis: &[String],
+    timeout: Duration,
+) -> (bool, Vec<FinalManager>) {
+    let start = Instant::now();
+    loop {
+        let states = futures::future::join_all(apis.iter().map(|a| read_state(a))).await;
+        let mut seen = BTreeMap::new();
+        for s in states.iter().flatten() {
+            seen.insert((s.0, s.1.clone()), ());
+        }
+        let all = states.iter().all(Option::is_some);
+        let converged = all && seen.len() == 1;
+        if converged || start.elapsed() > timeout {
+            let managers = names
+                .iter()
+                .zip(states)
+                .map(|(name, s)| match s {
+                    Some((_, digest, containers)) => FinalManager {
+                        name: name.clone(),
+                        digest: Some(digest),
+                        containers,
+                    },
+                    None => FinalManager {
+                        name: name.clone(),
+                        digest: None,
+                        containers: Vec::new(),
+                    },
+                })
+                .collect();
+            return (converged, managers);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Every hollow node's name, capacity and containers, from its own API.
+async fn read_engines(fleet: &HollowFleet, overcommit: f64) -> anyhow::Result<Vec<FinalNode>> {
+    let mut nodes = Vec::new();
+    for i in 0..fleet.nodes {
+        let addr = fleet.addr(i);
+        let mut c = Client::new(&addr, CONTROL_TIMEOUT).map_err(anyhow::Error::msg)?;
+        let info = get_json(&mut c, "/info").await?;
+        let name = info
+            .get("Name")
+            .and_then(Value::as_str)
+            .unwrap_or(&addr)
+            .to_string();
+        let capacity = Capacity {
+            memory: info.get("MemTotal").and_then(Value::as_u64).unwrap_or(0),
+            cpus_milli: info.get("NCPU").and_then(Value::as_u64).unwrap_or(0) * 1000,
+        };
+        let list = get_json(&mut c, "/containers/json?all=1").await?;
+        let mut containers = Vec::new();
+        for id in list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("Id")?.as_str())
+        {
+            let v = get_json(&mut c, &format!("/containers/{id}/json")).await?;
+            containers.push(engine_container(&v));
+        }
+        nodes.push(FinalNode {
+            name,
+            capacity,
+            overcommit,
+            containers,
+        });
+    }
+    Ok(nodes)
+}
+
+/// `GET path` as JSON; an error unless it answers 200 with JSON.
+async fn get_json(c: &mut Client, path: &str) -> anyhow::Result<Value> {
+    let answer = c.get(path).await.map_err(anyhow::Error::msg)?;
+    if answer.status != 200 {
+        bail!("{} {path}: {}", c.addr(), answer.describe());
+    }
+    answer
+        .json()
+        .ok_or_else(|| anyhow::anyhow!("{} {path}: invalid JSON", c.addr()))
+}
+
+/// A container from an engine's inspect answer; its reservations counted
+/// as swarm counts them (`-c N` reserves N CPUs, `--cpus` wins).
+pub fn engine_container(v: &Value) -> EngineContainer {
+    let text = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
+    let num = |p: &str| v.pointer(p).and_then(Value::as_i64).unwrap_or(0).max(0) as u64;
+    let nano = num("/HostConfig/NanoCpus");
+    let shares = num("/HostConfig/CpuShares");
+    let cpus_milli = if nano > 0 {
+        nano.div_ceil(1_000_000)
+    } else {
+        shares.saturating_mul(1000)
+    };
+    let mut host_ports = Vec::new();
+    if let Some(bindings) = v
+        .pointer("/HostConfig/PortBindings")
+        .and_then(Value::as_object)
+    {
+        for (key, list) in bindings {
+            let proto = match key.split_once('/').map(|(_, p)| p) {
+                Some("udp") => Proto::Udp,
+                Some("sctp") => Proto::Sctp,
+                _ => Proto::Tcp,
+            };
+            for b in list.as_array().into_iter().flatten() {
+                let port = b
+                    .get("HostPort")
+                    .and_then(Value::as_str)
+                    .and_then(|p| p.parse::<u16>().ok());
+                if let Some(port) = port.filter(|p| *p > 0) {
+                    host_ports.push(HostPort {
+                        ip: b
+                            .get("HostIp")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
+                        port,
+                        proto,
+                    });
+                }
+            }
+        }
+    }
+    EngineContainer {
+        id: text("/Id").unwrap_or_default(),
+        name: text("/Name").unwrap_or_default(),
+        swarm_id: text("/Config/Labels/com.docker.swarm.id"),
+        memory: num("/HostConfig/Memory"),
+        cpus_milli,
+        host_ports,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn answer(status: u16, body: &str) -> Result<Answer, String> {
+        Ok(Answer {
+            status,
+            body: Bytes::from(body.to_string()),
+        })
+    }
+
+    #[test]
+    fn only_definite_refusals_fail() {
+        assert!(matches!(outcome_of(&answer(201, "{}")), Outcome::Ok { .. }));
+        assert!(matches!(outcome_of(&answer(304, "")), Outcome::Ok { .. }));
+        let conflict = outcome_of(&answer(409, r#"{"message":"name in use"}"#));
+        assert_eq!(conflict, Outcome::failed(Some(409), "name in use"));
+        let refused = format!(r#"{{"message":"{}"}}"#, swarm::scheduler::NO_RESOURCES);
+        assert!(matches!(
+            outcome_of(&answer(500, &refused)),
+            Outcome::Failed { .. }
+        ));
+        let other = outcome_of(&answer(500, r#"{"message":"raft: no leader"}"#));
+        assert!(matches!(other, Outcome::Unknown { .. }), "{other:?}");
+        assert!(matches!(
+            outcome_of(&answer(503, "")),
+            Outcome::Unknown { .. }
+        ));
+        assert!(matches!(
+            outcome_of(&Err("timeout".into())),
+            Outcome::Unknown { .. }
+        ));
+    }
+
+    #[test]
+    fn the_generator_is_seeded() {
+        let a: Vec<u64> = {
+            let mut r = Rng::new(7);
+            (0..5).map(|_| r.next_u64()).collect()
+        };
+        let mut r = Rng::new(7);
+        assert_eq!(a, (0..5).map(|_| r.next_u64()).collect::<Vec<_>>());
+        let mut other = Rng::new(8);
+        assert_ne!(a[0], other.next_u64());
+        assert!((0..1000).all(|_| r.below(3) < 3));
+    }
+
+    #[test]
+    fn reservations_are_read_as_swarm_counts_them() {
+        let v = json!({
+            "Id": "abc", "Name": "/web",
+            "Config": { "Labels": { "com.docker.swarm.id": "s1" } },
+            "HostConfig": {
+                "Memory": 268435456, "NanoCpus": 0, "CpuShares": 2,
+                "PortBindings": { "80/tcp": [{ "HostIp": "", "HostPort": "20001" }],
+                                  "53/udp": [{ "HostPort": "" }] }
+            }
+        });
+        let c = engine_container(&v);
+        assert_eq!(c.name, "/web");
+        assert_eq!(c.swarm_id.as_deref(), Some("s1"));
+        assert_eq!((c.memory, c.cpus_milli), (256 << 20, 2000));
+        assert_eq!(c.host_ports, vec![HostPort::tcp(20_001)]);
+        let nano = json!({ "HostConfig": { "NanoCpus": 1_500_000_000i64, "CpuShares": 4 } });
+        assert_eq!(engine_container(&nano).cpus_milli, 1500);
+    }
+}
