@@ -41,7 +41,7 @@ const POLL_EVERY: Duration = Duration::from_millis(200);
 const BACK_TIMEOUT: Duration = Duration::from_secs(30);
 /// The host ports creates publish from: few, so that they conflict.
 const PORT_POOL: [u16; 4] = [20_001, 20_002, 20_003, 20_004];
-/// The pause of a client after a request that got no answer.
+/// The pause of a client after an ambiguous answer (none, or a 5xx).
 const BACKOFF: Duration = Duration::from_millis(50);
 /// "No manager ID" in the leader slot the poller keeps.
 const NO_LEADER: usize = usize::MAX;
@@ -230,7 +230,7 @@ async fn scenario(config: &ChaosConfig, rig: &mut Rig) -> anyhow::Result<ChaosOu
 
     let deadline = Instant::now() + config.duration;
     let mut nemesis = Nemesis {
-        rng: Rng::new(config.seed ^ 0x6E65_6D65_7369_73),
+        rng: Rng::new(config.seed ^ 0x006E_656D_6573_6973),
         names: names.clone(),
         apis: apis.clone(),
         history: Arc::clone(&history),
@@ -579,8 +579,8 @@ impl Worker {
             }
         }
         self.history.complete(handle, outcome.clone());
-        if result.is_err() {
-            // A manager down: do not spin on refused connections.
+        if matches!(outcome, Outcome::Unknown { .. }) {
+            // A manager down or no leader: do not spin on fast errors.
             tokio::time::sleep(BACKOFF).await;
         }
         outcome
