@@ -330,6 +330,9 @@ struct ChaosArgs {
     /// Bound of the wait for the managers to converge after healing.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     converge_timeout: Duration,
+    /// The nemesis also stops hollow nodes for a while (`engine-kill`).
+    #[arg(long)]
+    engine_faults: bool,
     #[command(flatten)]
     rig: RigArgs,
     /// Keep the scratch directory (logs, data dirs) and print where it is.
@@ -601,6 +604,7 @@ async fn chaos_cmd(args: ChaosArgs) -> anyhow::Result<()> {
         overcommit: args.overcommit,
         request_timeout: args.request_timeout,
         converge_timeout: args.converge_timeout,
+        engine_faults: args.engine_faults,
         rig: args.rig.config(args.keep, args.quiet)?,
     };
     let outcome = chaos::run(&config).await?;

@@ -73,6 +73,8 @@ pub struct ChaosConfig {
     pub request_timeout: Duration,
     /// Bound of the wait for the managers to converge after healing.
     pub converge_timeout: Duration,
+    /// Whether the nemesis also stops hollow nodes for a while.
+    pub engine_faults: bool,
     /// The binaries and how they start.
     pub rig: RigConfig,
 }
@@ -89,6 +91,9 @@ pub enum Fault {
     Pause,
     /// SIGKILL two managers at once; restart both.
     KillTwo,
+    /// A hollow node stops answering (`POST /hollow/kill?for=`) and comes
+    /// back by itself.
+    EngineKill,
 }
 
 impl Fault {
@@ -98,6 +103,7 @@ impl Fault {
             Fault::Kill => FaultKind::Kill,
             Fault::Pause => FaultKind::Pause,
             Fault::KillTwo => FaultKind::KillTwo,
+            Fault::EngineKill => FaultKind::EngineKill,
         }
     }
 }
@@ -233,6 +239,7 @@ async fn scenario(config: &ChaosConfig, rig: &mut Rig) -> anyhow::Result<ChaosOu
         rng: Rng::new(config.seed ^ 0x006E_656D_6573_6973),
         names: names.clone(),
         apis: apis.clone(),
+        nodes: (0..fleet.nodes).map(|i| fleet.addr(i)).collect(),
         history: Arc::clone(&history),
         leader: Arc::clone(&leader),
         faults: 0,
@@ -592,6 +599,8 @@ struct Nemesis {
     rng: Rng,
     names: Vec<String>,
     apis: Vec<String>,
+    /// The hollow nodes' addresses.
+    nodes: Vec<String>,
     history: Arc<History>,
     leader: Arc<AtomicUsize>,
     faults: usize,
@@ -617,14 +626,19 @@ impl Nemesis {
             tokio::time::sleep_until(tick.into()).await;
             let n = self.apis.len();
             let fault = match self.rng.below(100) {
+                r if r < 15 && config.engine_faults => Fault::EngineKill,
                 r if r < 40 => Fault::Kill,
                 r if r < 80 || n < 3 => Fault::Pause,
                 _ => Fault::KillTwo,
             };
-            let targets = self.targets(fault, n);
             let hold = config
                 .fault_every
                 .mul_f64(0.3 + 0.4 * self.rng.below(101) as f64 / 100.0);
+            if fault == Fault::EngineKill {
+                self.engine_kill(config, hold).await?;
+                continue;
+            }
+            let targets = self.targets(fault, n);
             let target = targets
                 .iter()
                 .map(|&i| self.names[i].as_str())
@@ -639,9 +653,33 @@ impl Nemesis {
             self.history.fault_healed(handle);
             healed?;
             for &i in &targets {
-                wait_back(&self.apis[i]).await?;
+                wait_back(&self.apis[i], true).await?;
             }
         }
+    }
+
+    /// A random hollow node stops answering for `hold`; waits until it
+    /// answers again.
+    async fn engine_kill(&mut self, config: &ChaosConfig, hold: Duration) -> anyhow::Result<()> {
+        let node = self.nodes[self.rng.below(self.nodes.len())].clone();
+        progress(
+            config,
+            format!("fault EngineKill on node {node} for {hold:?}"),
+        );
+        let handle = self
+            .history
+            .fault_began(Fault::EngineKill.kind(), node.clone());
+        self.faults += 1;
+        let path = format!("/hollow/kill?for={}ms", hold.as_millis());
+        let mut c = Client::new(&node, CONTROL_TIMEOUT).map_err(anyhow::Error::msg)?;
+        let killed = c.post(&path, None).await.map_err(anyhow::Error::msg)?;
+        if killed.status != 200 {
+            bail!("{node}{path}: {}", killed.describe());
+        }
+        tokio::time::sleep(hold).await;
+        let back = wait_back(&node, false).await;
+        self.history.fault_healed(handle);
+        back
     }
 
     /// Whom `fault` hits: a pause hits the last leader seen two times in
@@ -666,6 +704,7 @@ impl Nemesis {
             let manager = &mut rig.managers[i];
             match fault {
                 Fault::Kill | Fault::KillTwo => manager.kill(),
+                Fault::EngineKill => {}
                 Fault::Pause => {
                     if let Some(pid) = manager.pid() {
                         crate::sys::signal(&[pid], "STOP");
@@ -681,6 +720,7 @@ impl Nemesis {
             let manager = &mut rig.managers[i];
             match fault {
                 Fault::Kill | Fault::KillTwo => manager.start()?,
+                Fault::EngineKill => {}
                 Fault::Pause => {
                     if let Some(pid) = manager.pid() {
                         crate::sys::signal(&[pid], "CONT");
@@ -692,17 +732,23 @@ impl Nemesis {
     }
 }
 
-/// Waits until the manager at `api` answers `/_ping` ([`BACK_TIMEOUT`]).
-async fn wait_back(api: &str) -> anyhow::Result<()> {
+/// Waits until the manager (or with `manager` false, the engine) at `api`
+/// answers `/_ping` ([`BACK_TIMEOUT`]).
+async fn wait_back(api: &str, manager: bool) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
-        if let Ok(mut c) = Client::manager(api, CONTROL_TIMEOUT) {
+        let client = if manager {
+            Client::manager(api, CONTROL_TIMEOUT)
+        } else {
+            Client::new(api, CONTROL_TIMEOUT)
+        };
+        if let Ok(mut c) = client {
             if matches!(c.get("/_ping").await, Ok(a) if a.status == 200) {
                 return Ok(());
             }
         }
         if start.elapsed() > BACK_TIMEOUT {
-            bail!("manager {api} did not answer /_ping {BACK_TIMEOUT:?} after healing");
+            bail!("{api} did not answer /_ping {BACK_TIMEOUT:?} after healing");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
