@@ -965,6 +965,35 @@ mod tests {
         assert!((0..1000).all(|_| r.below(3) < 3));
     }
 
+    fn nemesis(leader: usize) -> Nemesis {
+        Nemesis {
+            rng: Rng::new(3),
+            names: vec!["m1".into(), "m2".into(), "m3".into()],
+            apis: Vec::new(),
+            nodes: Vec::new(),
+            history: Arc::new(History::new()),
+            leader: Arc::new(AtomicUsize::new(leader)),
+            faults: 0,
+        }
+    }
+
+    #[test]
+    fn two_kills_hit_two_managers_and_pauses_favour_the_leader() {
+        let mut n = nemesis(1);
+        for _ in 0..200 {
+            let t = n.targets(Fault::KillTwo, 3);
+            assert_eq!(t.len(), 2);
+            assert_ne!(t[0], t[1]);
+            assert!(t.iter().all(|&i| i < 3));
+        }
+        let on_leader = (0..300)
+            .filter(|_| n.targets(Fault::Pause, 3) == vec![1])
+            .count();
+        assert!(on_leader > 150, "{on_leader} of 300 pauses on the leader");
+        let mut none = nemesis(NO_LEADER);
+        assert!((0..100).all(|_| none.targets(Fault::Pause, 3)[0] < 3));
+    }
+
     #[test]
     fn reservations_are_read_as_swarm_counts_them() {
         let v = json!({
