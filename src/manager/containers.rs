@@ -381,10 +381,10 @@ impl Manager {
                     return Ok(answer);
                 }
                 // `ContainerCreated` ended the reservation; a failed create
-                // holds one.
-                // The answer broke off after the request went out: the
-                // engine may have made it. Settled before anything else,
-                // or its name could be given to another create meanwhile.
+                // still holds one. When the answer broke off after the
+                // request went out, the engine may have made the container:
+                // settled before anything else, or its name could go to
+                // another create meanwhile.
                 Err(e) if is_ambiguous(&e) => {
                     return match self.settle_ambiguous(&reservation, &spec).await {
                         Some(answer) => Ok(answer),

@@ -10,6 +10,9 @@ use serde::Serialize;
 
 use super::{Manager, ManagerError};
 
+/// Reads of the state [`Manager::state_view`] takes at most.
+const STATE_READS: u32 = 5;
+
 /// One manager's view of its replicated state.
 #[derive(Debug, Clone, Serialize)]
 pub struct StateView {
@@ -45,9 +48,11 @@ pub struct StateContainer {
 impl Manager {
     /// This manager's [`StateView`], with the list of containers when
     /// `with_list`. The applied index is read before and after the state:
-    /// when an entry was applied in between, the read is taken again.
+    /// when an entry was applied in between, the read is taken again (a
+    /// few times; under a steady stream of writes the last read is given,
+    /// its index the one read after it).
     pub fn state_view(&self, with_list: bool) -> Result<StateView, ManagerError> {
-        loop {
+        for attempt in 1..=STATE_READS {
             let before = self.cluster.metrics().borrow().last_applied;
             let (digest, containers, list) = {
                 let state = self.cluster.read();
@@ -73,7 +78,7 @@ impl Manager {
                 )
             };
             let metrics = self.cluster.metrics().borrow().clone();
-            if metrics.last_applied != before {
+            if metrics.last_applied != before && attempt < STATE_READS {
                 continue;
             }
             return Ok(StateView {
@@ -86,5 +91,6 @@ impl Manager {
                 list,
             });
         }
+        Err(ManagerError::Internal("no read of the state".into()))
     }
 }
