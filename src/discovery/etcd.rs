@@ -196,7 +196,7 @@ mod tests {
             .to_string();
         assert_eq!(
             err,
-            "invalid discovery \"etcd://h1:2379,h2:0/a\": endpoint \"h2:0\": the port is not a number from 1 to 65535"
+            "invalid discovery \"etcd://h1:2379,h2:0/a\": endpoint \"h2:0\": \"0\" is not a port (1 to 65535)"
         );
         let tls = KvTls {
             ca: "/nonexistent/ca.pem".into(),

@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod endpoint;
 pub mod etcd;
 pub mod join;
 pub mod token;

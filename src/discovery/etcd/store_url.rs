@@ -28,7 +28,7 @@ pub fn parse(rest: &str) -> Result<StoreUrl, String> {
     }
     let endpoints = hosts
         .split(',')
-        .map(endpoint)
+        .map(|e| crate::discovery::endpoint::host_port(e, DEFAULT_PORT, "endpoint"))
         .collect::<Result<Vec<_>, _>>()?;
     let mut prefix = String::new();
     for part in path.split('/').filter(|p| !p.is_empty()) {
@@ -41,54 +41,6 @@ pub fn parse(rest: &str) -> Result<StoreUrl, String> {
     prefix.push_str(NODES_PATH);
     prefix.push('/');
     Ok(StoreUrl { endpoints, prefix })
-}
-
-/// One endpoint, `HOST`, `HOST:PORT`, `[IPV6]` or `[IPV6]:PORT`, as
-/// `HOST:PORT`.
-fn endpoint(text: &str) -> Result<String, String> {
-    let text = text.trim();
-    let bad = |why: &str| format!("endpoint {text:?}: {why}");
-    if text.is_empty() {
-        return Err("an empty endpoint (two commas in a row, or one at an end)".into());
-    }
-    let (host, port) = if let Some(inner) = text.strip_prefix('[') {
-        let (ip, after) = inner
-            .split_once(']')
-            .ok_or_else(|| bad("'[' without ']'"))?;
-        ip.parse::<std::net::Ipv6Addr>()
-            .map_err(|_| bad("not an IPv6 address in brackets"))?;
-        let port = match after {
-            "" => None,
-            _ => Some(
-                after
-                    .strip_prefix(':')
-                    .ok_or_else(|| bad("expected ]:PORT"))?,
-            ),
-        };
-        (format!("[{ip}]"), port)
-    } else {
-        let (host, port) = match text.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (text, None),
-        };
-        if port.is_some_and(|p| p.contains(':')) {
-            return Err(bad("write an IPv6 address in brackets, [ADDR]:PORT"));
-        }
-        let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
-        if host.is_empty() || !host.chars().all(valid) {
-            return Err(bad("not a host name or IP address"));
-        }
-        (host.to_string(), port)
-    };
-    let port = match port {
-        None => DEFAULT_PORT,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|&p| p != 0)
-            .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?,
-    };
-    Ok(format!("{host}:{port}"))
 }
 
 #[cfg(test)]
@@ -134,16 +86,16 @@ mod tests {
             ("h1:2379,,h2:2379", "an empty endpoint"),
             ("h1:2379,", "an empty endpoint"),
             ("http://h:2379", "without a scheme"),
-            ("h:0", "\"h:0\": the port is not a number"),
-            ("h:99999", "the port is not a number"),
-            ("h:abc/p", "the port is not a number"),
-            ("h:", "the port is not a number"),
+            ("h:0", "\"h:0\": \"0\" is not a port"),
+            ("h:99999", "\"99999\" is not a port"),
+            ("h:abc/p", "\"abc\" is not a port"),
+            ("h:", "\"\" is not a port"),
             (":2379", "not a host name"),
             ("my host:2379", "not a host name"),
-            ("::1:2379", "IPv6 address in brackets"),
+            ("::1:2379", "IPv6 address goes in brackets"),
             ("[::1:2379", "without ']'"),
             ("[nope]:2379", "not an IPv6 address"),
-            ("[::1]2379", "expected ]:PORT"),
+            ("[::1]2379", "expected [IPV6]:PORT"),
             ("h:2379/a b", "white space"),
         ] {
             let err = parse(rest).expect_err(rest);

@@ -27,7 +27,7 @@ impl ZkUrl {
         }
         let mut servers = Vec::new();
         for entry in hosts.split(',').map(str::trim) {
-            let server = parse_server(entry)?;
+            let server = crate::discovery::endpoint::host_port(entry, DEFAULT_PORT, "server")?;
             if !servers.contains(&server) {
                 servers.push(server);
             }
@@ -47,58 +47,6 @@ impl ZkUrl {
         }
         url
     }
-}
-
-/// `HOST[:PORT]` or `[V6][:PORT]` to `HOST:PORT` (`[V6]:PORT`).
-fn parse_server(entry: &str) -> Result<String, String> {
-    if entry.is_empty() {
-        return Err("an empty server in the list".into());
-    }
-    let (host, port) = if let Some(bracketed) = entry.strip_prefix('[') {
-        let (v6, after) = bracketed
-            .split_once(']')
-            .ok_or_else(|| format!("server {entry:?}: '[' without ']'"))?;
-        v6.parse::<std::net::Ipv6Addr>()
-            .map_err(|_| format!("server {entry:?}: {v6:?} is not an IPv6 address"))?;
-        let port = match after {
-            "" => None,
-            _ => Some(
-                after
-                    .strip_prefix(':')
-                    .ok_or_else(|| format!("server {entry:?}: expected [IPV6]:PORT"))?,
-            ),
-        };
-        (format!("[{v6}]"), port)
-    } else {
-        let (host, port) = match entry.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (entry, None),
-        };
-        if port.is_some_and(|p| p.contains(':')) {
-            return Err(format!(
-                "server {entry:?}: an IPv6 address goes in brackets, [::1]:2181"
-            ));
-        }
-        let valid = !host.is_empty()
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
-        if !valid {
-            return Err(format!(
-                "server {entry:?}: {host:?} is not a host name or IP"
-            ));
-        }
-        (host.to_string(), port)
-    };
-    let port = match port {
-        None => DEFAULT_PORT,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| format!("server {entry:?}: {p:?} is not a port (1 to 65535)"))?,
-    };
-    Ok(format!("{host}:{port}"))
 }
 
 /// The path's segments: slashes at either end are dropped; ZooKeeper
