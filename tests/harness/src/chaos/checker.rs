@@ -118,7 +118,9 @@ pub enum Proto {
     Sctp,
 }
 
-/// A host port a container binds.
+/// A host port a container binds. Deliberately not swarm's own
+/// `cluster::HostPort`: the checker judges the port rule with its own
+/// copy of it, so a fault in swarm's cannot hide itself.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct HostPort {
     /// Host IP; empty, `0.0.0.0` or `::` mean every address.
