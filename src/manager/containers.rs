@@ -470,7 +470,7 @@ impl Manager {
             },
             Err(e) => {
                 tracing::warn!(error = %e, "cannot tell whether a broken create made its container; released after a refresh");
-                self.release_after_refresh(reservation.id.clone());
+                self.release_after_refresh(vec![reservation.id.clone()], None);
                 None
             }
         }

@@ -365,21 +365,7 @@ impl Manager {
                 .collect()
         };
         if !inherited.is_empty() {
-            let me = self.clone();
-            let cancel = cancel.clone();
-            let grace = self.config.refresh_max + Duration::from_secs(5);
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(grace) => {}
-                }
-                for id in inherited {
-                    if cancel.is_cancelled() {
-                        return;
-                    }
-                    let _ = me.cluster.propose(Command::Release { id }).await;
-                }
-            });
+            self.release_after_refresh(inherited, Some(cancel.clone()));
         }
         tokio::spawn(reschedule::drive(self.clone(), cancel.clone()));
         tokio::spawn(self.clone().promote_while_leading(cancel.clone()));
@@ -856,17 +842,24 @@ impl Manager {
         }
     }
 
-    /// Releases reservation `id` once the engines had a refresh interval
-    /// to show a container made for it (which ends the reservation
-    /// first), while this manager leads.
-    fn release_after_refresh(&self, id: String) {
+    /// Releases reservations `ids` once the engines had a refresh
+    /// interval to show a container made for one (which ends it first),
+    /// while this manager leads and until `cancel` (its lead ended).
+    fn release_after_refresh(&self, ids: Vec<String>, cancel: Option<CancellationToken>) {
         let Some(me) = self.me.upgrade() else {
             return;
         };
+        let cancel = cancel.unwrap_or_default();
         let grace = self.config.refresh_max + Duration::from_secs(5);
         tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
-            if me.cluster.is_leader() {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(grace) => {}
+            }
+            for id in ids {
+                if cancel.is_cancelled() || !me.cluster.is_leader() {
+                    return;
+                }
                 // Refused when the reservation ended already.
                 let _ = me.cluster.propose(Command::Release { id }).await;
             }
