@@ -14,7 +14,7 @@ use super::client::Client;
 use super::query::node_counts;
 use super::scratch::ScratchDir;
 use crate::manager::{Manager, ManagerConfig};
-use crate::ports::free_port_range;
+use crate::ports::{free_port_range, try_free_port};
 use crate::process::{tail, Process};
 
 /// How often readiness is polled.
@@ -302,6 +302,35 @@ impl Rig {
         self.managers.push(manager);
         let last = self.managers.len() - 1;
         Ok(&self.managers[last])
+    }
+
+    /// Step: start manager `name` of a cluster over `discovery` as the
+    /// rig starts them: `config`'s binary, log level and arguments, then
+    /// `extra`; free API and Raft ports; `--join` through `join` when
+    /// given (the first bootstraps).
+    pub(crate) fn start_member(
+        &mut self,
+        config: &RigConfig,
+        name: &str,
+        extra: &[String],
+        discovery: String,
+        join: Option<String>,
+    ) -> anyhow::Result<&Manager> {
+        let mut args = config.manager_args.clone();
+        args.extend_from_slice(extra);
+        args.push(discovery);
+        let dir = self.dir();
+        self.start_manager(ManagerConfig {
+            name: name.to_string(),
+            bin: Some(config.swarm_bin.clone()),
+            addr: Some(format!("127.0.0.1:{}", try_free_port()?)),
+            raft_addr: Some(format!("127.0.0.1:{}", try_free_port()?)),
+            log_level: Some(config.log_level.clone()),
+            join,
+            args,
+            dir: Some(dir),
+            ..ManagerConfig::default()
+        })
     }
 
     /// Step: wait until the manager at `api` answers `/info` and, if

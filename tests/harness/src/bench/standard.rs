@@ -23,8 +23,6 @@ use super::place::{self, PlaceConfig, PlaceReport};
 use super::query::{self, QueryConfig, QueryReport};
 use super::rig::{check_binaries, FleetSpec, HollowFleet, Rig, RigConfig};
 use super::stats::{cell_ms, markdown, mib, ms, Summary};
-use crate::manager::ManagerConfig;
-use crate::ports::try_free_port;
 use crate::process::{Memory, Process};
 
 /// Timeout of one readiness request.
@@ -329,24 +327,17 @@ impl Standard<'_> {
     /// `--join` it and are waited for as voters.
     async fn start_managers(&mut self, fleet: &HollowFleet) -> anyhow::Result<Managers> {
         let config = self.config;
-        let dir = self.rig.dir();
         let started = Instant::now();
         let mut apis: Vec<String> = Vec::new();
         for i in 0..config.managers {
             let name = format!("m{}", i + 1);
-            let mut args = config.rig.manager_args.clone();
-            args.push(fleet.discovery());
-            let manager = self.rig.start_manager(ManagerConfig {
-                name: name.clone(),
-                bin: Some(config.rig.swarm_bin.clone()),
-                addr: Some(format!("127.0.0.1:{}", try_free_port()?)),
-                raft_addr: Some(format!("127.0.0.1:{}", try_free_port()?)),
-                log_level: Some(config.rig.log_level.clone()),
-                join: apis.first().cloned(),
-                args,
-                dir: Some(dir.clone()),
-                ..ManagerConfig::default()
-            })?;
+            let manager = self.rig.start_member(
+                &config.rig,
+                &name,
+                &[],
+                fleet.discovery(),
+                apis.first().cloned(),
+            )?;
             let api = manager.addr.clone();
             let line = format!(
                 "manager {name} (pid {}) on {api}: swarm {}",

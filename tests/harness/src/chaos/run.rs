@@ -30,8 +30,6 @@ use super::checker::{
 use super::history::{FaultKind, History, OpKind, Outcome, Recording};
 use crate::bench::client::{message, Answer, Client};
 use crate::bench::rig::{check_binaries, FleetSpec, HollowFleet, Rig, RigConfig};
-use crate::manager::ManagerConfig;
-use crate::ports::try_free_port;
 
 /// Timeout of one control request (readiness, polling, final reads).
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -324,25 +322,20 @@ async fn start_managers(
     rig: &mut Rig,
     fleet: &HollowFleet,
 ) -> anyhow::Result<Vec<String>> {
-    let dir = rig.dir();
     let mut apis: Vec<String> = Vec::new();
     for i in 0..config.managers {
         let name = format!("m{}", i + 1);
-        let mut args = config.rig.manager_args.clone();
-        args.push("--cluster-opt".into());
-        args.push(format!("swarm.overcommit={}", config.overcommit));
-        args.push(fleet.discovery());
-        let manager = rig.start_manager(ManagerConfig {
-            name: name.clone(),
-            bin: Some(config.rig.swarm_bin.clone()),
-            addr: Some(format!("127.0.0.1:{}", try_free_port()?)),
-            raft_addr: Some(format!("127.0.0.1:{}", try_free_port()?)),
-            log_level: Some(config.rig.log_level.clone()),
-            join: apis.first().cloned(),
-            args,
-            dir: Some(dir.clone()),
-            ..ManagerConfig::default()
-        })?;
+        let overcommit = [
+            "--cluster-opt".to_string(),
+            format!("swarm.overcommit={}", config.overcommit),
+        ];
+        let manager = rig.start_member(
+            &config.rig,
+            &name,
+            &overcommit,
+            fleet.discovery(),
+            apis.first().cloned(),
+        )?;
         let api = manager.addr.clone();
         progress(
             config,
