@@ -666,14 +666,39 @@ fn scenario_discovery_is_the_clusters(ha: &mut Ha) {
     ha.managers[odd]
         .restart_with_arg(&all, &one)
         .expect("restarting with another discovery");
+    // Election timeouts are drawn once per process: a manager with the
+    // longest one can lose every race. With the third manager paused, only
+    // `odd` can win when the killed leader returns: it needs that one's
+    // vote, and is already campaigning when it comes back.
+    let signal = |pid: Option<u32>, sig: &str| {
+        let pid = pid.expect("a running manager");
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {sig} {pid}");
+    };
     for _ in 0..8 {
         let now = ha.leader(Duration::from_secs(15));
         if now == odd {
             break;
         }
+        let third = (0..MANAGERS)
+            .find(|&i| i != odd && i != now)
+            .expect("a third manager");
+        signal(ha.managers[third].pid(), "-STOP");
         ha.managers[now].kill();
-        ha.leader(Duration::from_secs(15));
+        std::thread::sleep(Duration::from_millis(600));
         ha.managers[now].restart().expect("restarting a manager");
+        let odd_host = ha.host(odd).to_string();
+        // Until it leads, or the round is lost (the loop tries again).
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while std::time::Instant::now() < deadline
+            && !info(&odd_host).is_ok_and(|i| role_and_primary(&i).0.as_deref() == Some("primary"))
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        signal(ha.managers[third].pid(), "-CONT");
     }
     assert_eq!(ha.leader(Duration::from_secs(15)), odd, "never led");
     let host = ha.host(odd).to_string();
