@@ -216,6 +216,17 @@ fn parse_delay(s: &str) -> Result<Duration, String> {
     humantime_duration(s)
 }
 
+/// A Raft heartbeat: a duration from 10ms to 10s.
+pub fn parse_raft_heartbeat(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(10) || d > Duration::from_secs(10) {
+        return Err(format!(
+            "{s}: the Raft heartbeat must be between 10ms and 10s"
+        ));
+    }
+    Ok(d)
+}
+
 /// A heartbeat: at least one second, as classic required.
 pub fn parse_heartbeat(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
@@ -287,6 +298,13 @@ pub struct ManageArgs {
     /// entries (an entry carries the commands proposed together: one or more).
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     pub raft_snapshot_logs: u64,
+    /// How often the Raft leader sends heartbeats, which is also the
+    /// deadline of one replication round trip: keep it above the round-trip
+    /// time between managers (the default allows about 100 ms). A follower
+    /// calls an election after 3 to 6 heartbeats without one. Give every
+    /// manager the same.
+    #[arg(long, default_value = "100ms", value_parser = parse_raft_heartbeat)]
+    pub raft_heartbeat: Duration,
     /// Time an API connection has to send a whole request head, counted
     /// from its opening or from the head's first byte (slowloris); 0s
     /// never times heads out.
@@ -795,6 +813,7 @@ mod tests {
         assert_eq!(args.raft_addr.to_string(), "127.0.0.1:0");
         assert_eq!(args.join, None);
         assert_eq!(args.raft_snapshot_logs, 5000);
+        assert_eq!(args.raft_heartbeat, Duration::from_millis(100));
         let api = args.api_options();
         assert_eq!(api.header_timeout, Duration::from_secs(20));
         assert_eq!(api.idle_timeout, Duration::from_secs(60));
@@ -933,6 +952,8 @@ mod tests {
             "127.0.0.1:4001",
             "--raft-snapshot-logs",
             "20",
+            "--raft-heartbeat",
+            "400ms",
         ])
         .unwrap();
         let Command::Manage(args) = cli.command else {
@@ -941,7 +962,14 @@ mod tests {
         assert_eq!(args.raft_addr.to_string(), "127.0.0.1:4101");
         assert_eq!(args.join.as_deref(), Some("127.0.0.1:4001"));
         assert_eq!(args.raft_snapshot_logs, 20);
-        for bad in [["--raft-addr", "nowhere"], ["--raft-snapshot-logs", "0"]] {
+        assert_eq!(args.raft_heartbeat, Duration::from_millis(400));
+        for bad in [
+            ["--raft-addr", "nowhere"],
+            ["--raft-snapshot-logs", "0"],
+            ["--raft-heartbeat", "5ms"],
+            ["--raft-heartbeat", "1m"],
+            ["--raft-heartbeat", "-1s"],
+        ] {
             let mut argv = vec!["swarm", "manage"];
             argv.extend(bad);
             assert!(Cli::try_parse_from(argv).is_err(), "{bad:?}");

@@ -195,6 +195,7 @@ async fn manage(args: ManageArgs) -> anyhow::Result<()> {
         api_addr,
         data_dir: args.data_dir.clone(),
         snapshot_logs: args.raft_snapshot_logs,
+        heartbeat: args.raft_heartbeat,
         tls: tls.as_ref().and_then(|t| t.raft.clone()),
     };
     let cluster = Cluster::start(&settings)

@@ -148,6 +148,10 @@ impl<S: StateMachine> openraft::RaftTypeConfig for TypeConfig<S> {
 /// index, applied index, snapshot, purged log and membership.
 pub type Metrics = RaftMetrics<u64, Member>;
 
+/// The default leader heartbeat, in milliseconds (see
+/// [`Config::with_heartbeat`]).
+pub const DEFAULT_HEARTBEAT_MS: u64 = 100;
+
 /// Timing and log compaction settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -180,9 +184,12 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             cluster_name: "swarm".to_string(),
-            heartbeat_interval: Duration::from_millis(50),
-            election_timeout_min: Duration::from_millis(100),
-            election_timeout_max: Duration::from_millis(200),
+            // Room for a 100 ms round trip between managers (a 50 ms
+            // heartbeat committed nothing over a 60 ms one), a new leader
+            // within about half a second of the old one's death.
+            heartbeat_interval: Duration::from_millis(DEFAULT_HEARTBEAT_MS),
+            election_timeout_min: Duration::from_millis(DEFAULT_HEARTBEAT_MS * 3 / 2),
+            election_timeout_max: Duration::from_millis(DEFAULT_HEARTBEAT_MS * 3),
             snapshot_logs_since_last: 5000,
             max_in_snapshot_log_to_keep: 100,
             install_snapshot_timeout: Duration::from_secs(2),
@@ -194,6 +201,21 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The default settings with leader heartbeats every `heartbeat`, which
+    /// is also openraft's deadline of one append-entries round trip: it
+    /// must stay above the round-trip time between managers, or nothing
+    /// commits. A follower calls an election after 3 to 6 heartbeats
+    /// without one (openraft waits the leader's lease, the maximum, plus a
+    /// random time between the two).
+    pub fn with_heartbeat(heartbeat: Duration) -> Config {
+        Config {
+            heartbeat_interval: heartbeat,
+            election_timeout_min: heartbeat * 3 / 2,
+            election_timeout_max: heartbeat * 3,
+            ..Config::default()
+        }
+    }
+
     fn to_openraft(&self) -> Result<openraft::Config, Error> {
         let ms = |d: Duration| d.as_millis() as u64;
         openraft::Config {

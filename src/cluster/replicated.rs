@@ -59,6 +59,8 @@ pub struct RaftSettings {
     pub data_dir: std::path::PathBuf,
     /// Build a snapshot every this many applied entries.
     pub snapshot_logs: u64,
+    /// The leader's heartbeat (see [`swarm_raft::Config::with_heartbeat`]).
+    pub heartbeat: Duration,
     /// Mutual TLS on the Raft port and toward peers; `None`: plaintext.
     pub tls: Option<swarm_raft::RaftTls>,
 }
@@ -107,7 +109,7 @@ impl Cluster {
             snapshot_logs_since_last: settings.snapshot_logs.max(1),
             max_in_snapshot_log_to_keep: settings.snapshot_logs.clamp(1, 100),
             tls: settings.tls.clone(),
-            ..Default::default()
+            ..swarm_raft::Config::with_heartbeat(settings.heartbeat)
         };
         let raft = ReplicatedNode::start(
             id,
