@@ -48,6 +48,9 @@ pub struct ManagerConfig {
     /// Where its log and data dir go; `None`: a temporary directory that
     /// lives as long as the manager.
     pub dir: Option<PathBuf>,
+    /// The network namespace (`ip netns` name) it runs in; `None`: the
+    /// test's own. `addr` must then be given, an address of that namespace.
+    pub netns: Option<String>,
 }
 
 impl Default for ManagerConfig {
@@ -62,6 +65,7 @@ impl Default for ManagerConfig {
             join: None,
             args: Vec::new(),
             dir: None,
+            netns: None,
         }
     }
 }
@@ -131,7 +135,10 @@ impl Manager {
         flag("--join", config.join);
         args.extend(config.args);
         let log = dir.join(format!("{}.log", config.name));
-        let process = Process::spawn(&config.name, &bin, &args, &log)?;
+        let process = match &config.netns {
+            Some(ns) => Process::spawn_in_netns(&config.name, ns, &bin, &args, &log)?,
+            None => Process::spawn(&config.name, &bin, &args, &log)?,
+        };
         watch_log(format!("swarm manage {addr}"), log);
         Ok(Manager {
             addr,

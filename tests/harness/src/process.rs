@@ -21,6 +21,9 @@ pub struct Process {
     program: PathBuf,
     args: Vec<String>,
     log: PathBuf,
+    /// The network namespace (`ip netns` name) it runs in; `None`: this
+    /// process's.
+    netns: Option<String>,
     child: Option<Child>,
 }
 
@@ -43,6 +46,29 @@ impl Process {
             program: program.to_path_buf(),
             args: args.to_vec(),
             log: log.to_path_buf(),
+            netns: None,
+            child: None,
+        };
+        process.start()?;
+        Ok(process)
+    }
+
+    /// Like [`Process::spawn`], in the network namespace `netns` (a name
+    /// `ip netns` knows) through `ip netns exec`, which enters it and execs
+    /// `program`: the pid is the program's, and signals reach it.
+    pub fn spawn_in_netns(
+        name: &str,
+        netns: &str,
+        program: &Path,
+        args: &[String],
+        log: &Path,
+    ) -> anyhow::Result<Self> {
+        let mut process = Process {
+            name: name.to_string(),
+            program: program.to_path_buf(),
+            args: args.to_vec(),
+            log: log.to_path_buf(),
+            netns: Some(netns.to_string()),
             child: None,
         };
         process.start()?;
@@ -63,7 +89,15 @@ impl Process {
             .open(&self.log)
             .with_context(|| format!("opening {}", self.log.display()))?;
         let err = out.try_clone().context("cloning the log fd")?;
-        let child = Command::new(&self.program)
+        let mut command = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns.as_str()]).arg(&self.program);
+                c
+            }
+            None => Command::new(&self.program),
+        };
+        let child = command
             .args(&self.args)
             // An error returned from main prints without anyhow's backtrace,
             // which would push the error itself out of the log's tail

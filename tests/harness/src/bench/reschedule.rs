@@ -398,6 +398,7 @@ async fn start_fleet(config: &RescheduleConfig, rig: &mut Rig) -> anyhow::Result
     let spec = FleetSpec {
         bin: &config.rig.hollow_bin,
         nodes: config.nodes,
+        host: "127.0.0.1",
         base_port: config.rig.base_port,
         admin: true,
         args: &config.rig.hollow_args,

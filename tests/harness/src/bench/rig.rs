@@ -4,6 +4,7 @@
 //! every node is healthy. Every process is stopped when the run ends, also
 //! on an error or when the future is dropped (Ctrl-C).
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -80,6 +81,9 @@ pub(crate) struct FleetSpec<'a> {
     pub(crate) bin: &'a Path,
     /// Hollow nodes.
     pub(crate) nodes: usize,
+    /// The address every node listens on (`127.0.0.1` unless the managers
+    /// live in network namespaces of their own).
+    pub(crate) host: &'a str,
     /// First node port; `None`: a free range.
     pub(crate) base_port: Option<u16>,
     /// Whether to pass `--admin-port BASE-1` (hollow-engine's default
@@ -93,11 +97,13 @@ pub(crate) struct FleetSpec<'a> {
     pub(crate) request_timeout: Duration,
 }
 
-/// A started hollow fleet: node `i` on `127.0.0.1:base+i`, the admin
-/// endpoint on `base-1`.
+/// A started hollow fleet: node `i` on `host:base+i`, the admin endpoint
+/// on `base-1`.
 pub(crate) struct HollowFleet {
     /// Nodes.
     pub(crate) nodes: usize,
+    /// The address the nodes listen on.
+    pub(crate) host: String,
     /// First node port.
     pub(crate) base: u16,
     /// Last node port.
@@ -111,20 +117,20 @@ pub(crate) struct HollowFleet {
 impl HollowFleet {
     /// Node `i`'s address.
     pub(crate) fn addr(&self, i: usize) -> String {
-        format!("127.0.0.1:{}", self.base as usize + i)
+        format!("{}:{}", self.host, self.base as usize + i)
     }
 
     /// The admin endpoint's address.
     pub(crate) fn admin(&self) -> String {
-        format!("127.0.0.1:{}", self.base - 1)
+        format!("{}:{}", self.host, self.base - 1)
     }
 
     /// The managers' discovery URL naming every node.
     pub(crate) fn discovery(&self) -> String {
         if self.nodes == 1 {
-            format!("nodes://127.0.0.1:{}", self.base)
+            format!("nodes://{}:{}", self.host, self.base)
         } else {
-            format!("nodes://127.0.0.1:[{}:{}]", self.base, self.last)
+            format!("nodes://{}:[{}:{}]", self.host, self.base, self.last)
         }
     }
 }
@@ -196,7 +202,7 @@ impl Rig {
         }
     }
 
-    /// Step: start `hollow-engine --nodes N --base-port P --host 127.0.0.1
+    /// Step: start `hollow-engine --nodes N --base-port P --host HOST
     /// [--admin-port P-1] ARGS` (`P-1..P+N-1` a free range below the
     /// ephemeral ports unless `base_port` is given) and wait until its first
     /// and last node answer `/_ping`. `progress` prints a line first.
@@ -239,7 +245,7 @@ impl Rig {
         // The admin port is the one below the first node's.
         let base = match spec.base_port {
             Some(p) => p,
-            None => free_port_range("127.0.0.1", n + 1)? + 1,
+            None => free_port_range(spec.host, n + 1)? + 1,
         };
         if base < 2 || base as usize + n > 65_536 {
             bail!("ports {base}+{n} do not fit below 65536 (with the admin port below)");
@@ -251,7 +257,7 @@ impl Rig {
             "--base-port".into(),
             base.to_string(),
             "--host".into(),
-            "127.0.0.1".into(),
+            spec.host.to_string(),
         ];
         if spec.admin {
             args.extend(["--admin-port".into(), (base - 1).to_string()]);
@@ -262,17 +268,18 @@ impl Rig {
         let pid = hollow.pid().unwrap_or(0);
         self.hollow = Some(hollow);
         let admin = if spec.admin {
-            format!(", admin 127.0.0.1:{}", base - 1)
+            format!(", admin {}:{}", spec.host, base - 1)
         } else {
             String::new()
         };
         progress(format!(
-            "hollow-engine (pid {pid}): {n} nodes on 127.0.0.1:{base}-{last}{admin}"
+            "hollow-engine (pid {pid}): {n} nodes on {}:{base}-{last}{admin}",
+            spec.host
         ));
         let started = Instant::now();
         let timeout = spec.request_timeout;
         for port in [base as usize, last] {
-            let addr = format!("127.0.0.1:{port}");
+            let addr = format!("{}:{port}", spec.host);
             wait_until(self, spec.ready_timeout, &format!("node {addr}"), || {
                 let addr = addr.clone();
                 async move {
@@ -288,6 +295,7 @@ impl Rig {
         }
         Ok(HollowFleet {
             nodes: n,
+            host: spec.host.to_string(),
             base,
             last,
             pid,
@@ -306,8 +314,9 @@ impl Rig {
 
     /// Step: start manager `name` of a cluster over `discovery` as the
     /// rig starts them: `config`'s binary, log level and arguments, then
-    /// `extra`; free API and Raft ports; `--join` through `join` when
-    /// given (the first bootstraps).
+    /// `extra`; `--join` through `join` when given (the first bootstraps).
+    /// On the loopback with free API and Raft ports, or `at` a host of its
+    /// own (a network namespace and its address) on ports 2375 and 2380.
     pub(crate) fn start_member(
         &mut self,
         config: &RigConfig,
@@ -315,20 +324,30 @@ impl Rig {
         extra: &[String],
         discovery: String,
         join: Option<String>,
+        at: Option<(String, Ipv4Addr)>,
     ) -> anyhow::Result<&Manager> {
         let mut args = config.manager_args.clone();
         args.extend_from_slice(extra);
         args.push(discovery);
         let dir = self.dir();
+        let (netns, addr, raft_addr) = match at {
+            Some((netns, ip)) => (Some(netns), format!("{ip}:2375"), format!("{ip}:2380")),
+            None => (
+                None,
+                format!("127.0.0.1:{}", try_free_port()?),
+                format!("127.0.0.1:{}", try_free_port()?),
+            ),
+        };
         self.start_manager(ManagerConfig {
             name: name.to_string(),
             bin: Some(config.swarm_bin.clone()),
-            addr: Some(format!("127.0.0.1:{}", try_free_port()?)),
-            raft_addr: Some(format!("127.0.0.1:{}", try_free_port()?)),
+            addr: Some(addr),
+            raft_addr: Some(raft_addr),
             log_level: Some(config.log_level.clone()),
             join,
             args,
             dir: Some(dir),
+            netns,
             ..ManagerConfig::default()
         })
     }

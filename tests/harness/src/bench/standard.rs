@@ -311,6 +311,7 @@ impl Standard<'_> {
         let spec = FleetSpec {
             bin: &config.rig.hollow_bin,
             nodes: config.nodes,
+            host: "127.0.0.1",
             base_port: config.rig.base_port,
             admin: false,
             args: &config.rig.hollow_args,
@@ -337,6 +338,7 @@ impl Standard<'_> {
                 &[],
                 fleet.discovery(),
                 apis.first().cloned(),
+                None,
             )?;
             let api = manager.addr.clone();
             let line = format!(

@@ -333,6 +333,10 @@ struct ChaosArgs {
     /// The nemesis also stops hollow nodes for a while (`engine-kill`).
     #[arg(long)]
     engine_faults: bool,
+    /// Managers on this machine's loopback instead of hosts of their own
+    /// (network namespaces, which need root): no network faults then.
+    #[arg(long)]
+    shared_net: bool,
     #[command(flatten)]
     rig: RigArgs,
     /// Keep the scratch directory (logs, data dirs) and print where it is.
@@ -605,6 +609,7 @@ async fn chaos_cmd(args: ChaosArgs) -> anyhow::Result<()> {
         request_timeout: args.request_timeout,
         converge_timeout: args.converge_timeout,
         engine_faults: args.engine_faults,
+        net: !args.shared_net,
         rig: args.rig.config(args.keep, args.quiet)?,
     };
     let outcome = chaos::run(&config).await?;

@@ -28,6 +28,7 @@ use super::checker::{
     Report, StateContainer,
 };
 use super::history::{FaultKind, History, OpKind, Outcome, Recording};
+use super::net::ChaosNet;
 use crate::bench::client::{message, Answer, Client};
 use crate::bench::rig::{check_binaries, FleetSpec, HollowFleet, Rig, RigConfig};
 
@@ -73,14 +74,17 @@ pub struct ChaosConfig {
     pub converge_timeout: Duration,
     /// Whether the nemesis also stops hollow nodes for a while.
     pub engine_faults: bool,
+    /// Whether every manager runs on a host of its own (a network namespace
+    /// of a [`ChaosNet`], which needs root), so that the nemesis can also
+    /// cut, drop, lose and delay their traffic.
+    pub net: bool,
     /// The binaries and how they start.
     pub rig: RigConfig,
 }
 
-/// A fault the nemesis can inject. Partitions, one-way links and lossy
-/// links come from a network layer of their own later: they are new
-/// variants here, applied and healed in [`Nemesis::apply`] and
-/// [`Nemesis::heal`].
+/// A fault the nemesis can inject, applied in [`Nemesis::apply`] and
+/// undone in [`Nemesis::heal`]. The network faults need
+/// [`ChaosConfig::net`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// SIGKILL one manager; restart it (same data dir, same arguments).
@@ -92,6 +96,24 @@ pub enum Fault {
     /// A hollow node stops answering (`POST /hollow/kill?for=`) and comes
     /// back by itself.
     EngineKill,
+    /// The leader cut from every other manager (both ways).
+    PartitionLeader,
+    /// The managers split: each alone with three, two against three with
+    /// five (two against the rest from five on).
+    Split,
+    /// Packets from one manager to another lost, the other way delivered:
+    /// the leader deaf to a follower, or a follower deaf to the leader.
+    OneWay,
+    /// The link between the leader and a follower cut and restored every
+    /// few hundred milliseconds.
+    Flap,
+    /// A share of the packets between every two managers lost.
+    Loss,
+    /// Every packet between managers held for tens of milliseconds.
+    Delay,
+    /// The leader cut from its clients and the engines, still reaching the
+    /// other managers.
+    CutLeader,
 }
 
 impl Fault {
@@ -102,6 +124,61 @@ impl Fault {
             Fault::Pause => FaultKind::Pause,
             Fault::KillTwo => FaultKind::KillTwo,
             Fault::EngineKill => FaultKind::EngineKill,
+            Fault::PartitionLeader | Fault::Split => FaultKind::Partition,
+            Fault::OneWay => FaultKind::OneWay,
+            Fault::Flap => FaultKind::Other("flap".into()),
+            Fault::Loss => FaultKind::Loss,
+            Fault::Delay => FaultKind::Other("delay".into()),
+            Fault::CutLeader => FaultKind::Other("cut-leader".into()),
+        }
+    }
+
+    /// Whether it is made in the network (between managers, or between a
+    /// manager and everything else).
+    pub fn is_network(self) -> bool {
+        !matches!(
+            self,
+            Fault::Kill | Fault::Pause | Fault::KillTwo | Fault::EngineKill
+        )
+    }
+
+    /// The fault of a roll in `0..100`: the process faults alone without a
+    /// network of managers, a mix of both with one; engine faults only if
+    /// asked for.
+    pub fn of_roll(roll: usize, net: bool, engine_faults: bool, managers: usize) -> Fault {
+        let pick = |table: &[(usize, Fault)]| {
+            table
+                .iter()
+                .find(|(below, _)| roll < *below)
+                .map(|(_, f)| *f)
+                .unwrap_or(Fault::Pause)
+        };
+        let fault = match (net, engine_faults) {
+            (false, _) => pick(&[
+                (15, Fault::EngineKill),
+                (40, Fault::Kill),
+                (80, Fault::Pause),
+                (100, Fault::KillTwo),
+            ]),
+            (true, _) => pick(&[
+                (10, Fault::EngineKill),
+                (22, Fault::Kill),
+                (34, Fault::Pause),
+                (40, Fault::KillTwo),
+                (54, Fault::PartitionLeader),
+                (64, Fault::Split),
+                (74, Fault::OneWay),
+                (82, Fault::Flap),
+                (88, Fault::Loss),
+                (94, Fault::Delay),
+                (100, Fault::CutLeader),
+            ]),
+        };
+        match fault {
+            Fault::EngineKill if !engine_faults => Fault::Kill,
+            Fault::KillTwo if managers < 3 => Fault::Pause,
+            f if f.is_network() && managers < 2 => Fault::Pause,
+            f => f,
         }
     }
 }
@@ -174,9 +251,17 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosOutcome> {
     if config.nodes == 0 || config.managers == 0 || config.clients == 0 {
         bail!("--nodes, --managers and --clients must be at least 1");
     }
+    // Made before the rig and dropped after it: the managers stop as the
+    // rig stops them, then their hosts go.
+    let net = match config.net {
+        true => Some(Arc::new(ChaosNet::new(config.managers)?)),
+        false => None,
+    };
     let mut rig = Rig::new("swarm-chaos", config.rig.keep)?;
-    let outcome = scenario(config, &mut rig).await;
+    let outcome = scenario(config, &mut rig, net.clone()).await;
     rig.finish("chaos", outcome.is_err(), 20);
+    drop(rig);
+    drop(net);
     outcome
 }
 
@@ -188,9 +273,13 @@ fn progress(config: &ChaosConfig, line: String) {
 }
 
 /// The steps, on a rig the caller stops.
-async fn scenario(config: &ChaosConfig, rig: &mut Rig) -> anyhow::Result<ChaosOutcome> {
-    let fleet = start_fleet(config, rig).await?;
-    let apis = start_managers(config, rig, &fleet).await?;
+async fn scenario(
+    config: &ChaosConfig,
+    rig: &mut Rig,
+    net: Option<Arc<ChaosNet>>,
+) -> anyhow::Result<ChaosOutcome> {
+    let fleet = start_fleet(config, rig, net.as_deref()).await?;
+    let apis = start_managers(config, rig, &fleet, net.as_deref()).await?;
     let healthy = rig
         .wait_healthy(
             &apis[0],
@@ -241,6 +330,7 @@ async fn scenario(config: &ChaosConfig, rig: &mut Rig) -> anyhow::Result<ChaosOu
         history: Arc::clone(&history),
         leader: Arc::clone(&leader),
         faults: 0,
+        net,
     };
     let chaos = nemesis.run(config, rig, deadline).await;
     stop.store(true, Ordering::SeqCst);
@@ -294,8 +384,14 @@ async fn scenario(config: &ChaosConfig, rig: &mut Rig) -> anyhow::Result<ChaosOu
     })
 }
 
-/// Step: the hollow fleet with the nodes' capacity, until it answers.
-async fn start_fleet(config: &ChaosConfig, rig: &mut Rig) -> anyhow::Result<HollowFleet> {
+/// Step: the hollow fleet with the nodes' capacity, until it answers; on
+/// the bridge of the managers' hosts when they have their own.
+async fn start_fleet(
+    config: &ChaosConfig,
+    rig: &mut Rig,
+    net: Option<&ChaosNet>,
+) -> anyhow::Result<HollowFleet> {
+    let host = net.map_or("127.0.0.1".to_string(), |n| n.bridge_ip().to_string());
     let mut args = vec![
         "--memory".to_string(),
         config.node_memory.to_string(),
@@ -306,6 +402,7 @@ async fn start_fleet(config: &ChaosConfig, rig: &mut Rig) -> anyhow::Result<Holl
     let spec = FleetSpec {
         bin: &config.rig.hollow_bin,
         nodes: config.nodes,
+        host: &host,
         base_port: config.rig.base_port,
         admin: false,
         args: &args,
@@ -316,11 +413,13 @@ async fn start_fleet(config: &ChaosConfig, rig: &mut Rig) -> anyhow::Result<Holl
 }
 
 /// Step: the managers, the first bootstrapping, the others joining it and
-/// waited for as voters; their API addresses.
+/// waited for as voters, each on host i of `net` if given; their API
+/// addresses.
 async fn start_managers(
     config: &ChaosConfig,
     rig: &mut Rig,
     fleet: &HollowFleet,
+    net: Option<&ChaosNet>,
 ) -> anyhow::Result<Vec<String>> {
     let mut apis: Vec<String> = Vec::new();
     for i in 0..config.managers {
@@ -335,6 +434,7 @@ async fn start_managers(
             &overcommit,
             fleet.discovery(),
             apis.first().cloned(),
+            net.map(|n| (n.netns(i), n.ip(i))),
         )?;
         let api = manager.addr.clone();
         progress(
@@ -597,6 +697,8 @@ struct Nemesis {
     history: Arc<History>,
     leader: Arc<AtomicUsize>,
     faults: usize,
+    /// The managers' hosts, when they have their own.
+    net: Option<Arc<ChaosNet>>,
 }
 
 impl Nemesis {
@@ -618,12 +720,8 @@ impl Nemesis {
             }
             tokio::time::sleep_until(tick.into()).await;
             let n = self.apis.len();
-            let fault = match self.rng.below(100) {
-                r if r < 15 && config.engine_faults => Fault::EngineKill,
-                r if r < 40 => Fault::Kill,
-                r if r < 80 || n < 3 => Fault::Pause,
-                _ => Fault::KillTwo,
-            };
+            let roll = self.rng.below(100);
+            let fault = Fault::of_roll(roll, self.net.is_some(), config.engine_faults, n);
             let hold = config
                 .fault_every
                 .mul_f64(0.3 + 0.4 * self.rng.below(101) as f64 / 100.0);
@@ -632,18 +730,23 @@ impl Nemesis {
                 continue;
             }
             let targets = self.targets(fault, n);
-            let target = targets
-                .iter()
-                .map(|&i| self.names[i].as_str())
-                .collect::<Vec<_>>()
-                .join(",");
+            // Loss in percent, delay in ms.
+            let amount = match fault {
+                Fault::Loss => 10 + 10 * self.rng.below(4) as u64,
+                Fault::Delay => 20 + 20 * self.rng.below(4) as u64,
+                _ => 0,
+            };
+            let target = self.describe(fault, &targets, amount);
             progress(config, format!("fault {fault:?} on {target} for {hold:?}"));
             let handle = self.history.fault_began(fault.kind(), target);
             self.faults += 1;
-            Self::apply(fault, rig, &targets);
-            tokio::time::sleep(hold).await;
-            let healed = Self::heal(fault, rig, &targets);
+            let applied = self.apply(fault, rig, &targets, amount, hold);
+            if applied.is_ok() {
+                tokio::time::sleep(hold).await;
+            }
+            let healed = self.heal(fault, rig, &targets);
             self.history.fault_healed(handle);
+            applied?;
             healed?;
             for &i in &targets {
                 wait_back(&self.apis[i], true).await?;
@@ -675,53 +778,169 @@ impl Nemesis {
         back
     }
 
-    /// Whom `fault` hits: a pause hits the last leader seen two times in
-    /// three; two kills hit two distinct managers.
+    /// Whom `fault` hits. A pause hits the last leader seen two times in
+    /// three; two kills hit two distinct managers. Network faults: the
+    /// leader (partition, cut) or the leader and another manager (one way:
+    /// the first's packets to the second lost; flap), every manager (loss,
+    /// delay), or every manager in a random order (split, grouped by
+    /// [`split_groups`]). Without a known leader, a random manager stands
+    /// for it.
     fn targets(&mut self, fault: Fault, n: usize) -> Vec<usize> {
-        let leader = self.leader.load(Ordering::SeqCst);
-        let first = if fault == Fault::Pause && leader < n && self.rng.chance(67) {
-            leader
-        } else {
-            self.rng.below(n)
+        let seen = self.leader.load(Ordering::SeqCst);
+        let leader = if seen < n { seen } else { self.rng.below(n) };
+        let other = |rng: &mut Rng, of: usize| (of + 1 + rng.below(n.max(2) - 1)) % n;
+        match fault {
+            Fault::Pause if self.rng.chance(67) => vec![leader],
+            Fault::Kill | Fault::Pause | Fault::EngineKill => vec![self.rng.below(n)],
+            Fault::KillTwo => {
+                let first = self.rng.below(n);
+                vec![first, other(&mut self.rng, first)]
+            }
+            Fault::PartitionLeader | Fault::CutLeader => vec![leader],
+            Fault::OneWay | Fault::Flap => {
+                let follower = other(&mut self.rng, leader);
+                if fault == Fault::OneWay && self.rng.chance(50) {
+                    vec![follower, leader]
+                } else {
+                    vec![leader, follower]
+                }
+            }
+            Fault::Loss | Fault::Delay => (0..n).collect(),
+            Fault::Split => {
+                let mut all: Vec<usize> = (0..n).collect();
+                for i in (1..n).rev() {
+                    all.swap(i, self.rng.below(i + 1));
+                }
+                all
+            }
+        }
+    }
+
+    /// The fault's target in words, for the history: `m1`, `m1,m2`,
+    /// `m1|m2,m3` (groups that cannot reach each other), `m1->m2` (one
+    /// way), `m1~m2` (flapping), `all 20%`, `all 40ms`.
+    fn describe(&self, fault: Fault, targets: &[usize], amount: u64) -> String {
+        let names = |list: &[usize]| {
+            list.iter()
+                .map(|&i| self.names[i].as_str())
+                .collect::<Vec<_>>()
+                .join(",")
         };
-        let mut targets = vec![first];
-        if fault == Fault::KillTwo && n > 1 {
-            targets.push((first + 1 + self.rng.below(n - 1)) % n);
-        }
-        targets
-    }
-
-    /// Injects `fault` into the managers `targets`.
-    fn apply(fault: Fault, rig: &mut Rig, targets: &[usize]) {
-        for &i in targets {
-            let manager = &mut rig.managers[i];
-            match fault {
-                Fault::Kill | Fault::KillTwo => manager.kill(),
-                Fault::EngineKill => {}
-                Fault::Pause => {
-                    if let Some(pid) = manager.pid() {
-                        crate::sys::signal(&[pid], "STOP");
-                    }
-                }
+        match fault {
+            Fault::PartitionLeader => {
+                let rest: Vec<usize> = (0..self.names.len())
+                    .filter(|i| !targets.contains(i))
+                    .collect();
+                format!("{}|{}", names(targets), names(&rest))
             }
+            Fault::Split => split_groups(targets)
+                .iter()
+                .map(|g| names(g))
+                .collect::<Vec<_>>()
+                .join("|"),
+            Fault::OneWay => format!("{}->{}", names(&targets[..1]), names(&targets[1..])),
+            Fault::Flap => format!("{}~{}", names(&targets[..1]), names(&targets[1..])),
+            Fault::Loss => format!("all {amount}%"),
+            Fault::Delay => format!("all {amount}ms"),
+            _ => names(targets),
         }
     }
 
-    /// Heals `fault`: restarts the killed managers, resumes the paused.
-    fn heal(fault: Fault, rig: &mut Rig, targets: &[usize]) -> anyhow::Result<()> {
-        for &i in targets {
-            let manager = &mut rig.managers[i];
-            match fault {
-                Fault::Kill | Fault::KillTwo => manager.start()?,
-                Fault::EngineKill => {}
-                Fault::Pause => {
-                    if let Some(pid) = manager.pid() {
-                        crate::sys::signal(&[pid], "CONT");
+    /// The managers' network; an error for a network fault without one.
+    fn net(&self) -> anyhow::Result<&ChaosNet> {
+        self.net.as_deref().ok_or_else(|| {
+            anyhow::anyhow!("network faults need the managers on hosts of their own")
+        })
+    }
+
+    /// Injects `fault` into the managers `targets` (see
+    /// [`Nemesis::targets`]); `amount` is the loss in percent or the delay
+    /// in ms; a flap lasts `hold`.
+    fn apply(
+        &self,
+        fault: Fault,
+        rig: &mut Rig,
+        targets: &[usize],
+        amount: u64,
+        hold: Duration,
+    ) -> anyhow::Result<()> {
+        match fault {
+            Fault::Kill | Fault::KillTwo => targets.iter().for_each(|&i| rig.managers[i].kill()),
+            Fault::Pause => {
+                let pids: Vec<u32> = targets
+                    .iter()
+                    .filter_map(|&i| rig.managers[i].pid())
+                    .collect();
+                crate::sys::signal(&pids, "STOP");
+            }
+            Fault::EngineKill => {}
+            Fault::PartitionLeader => {
+                let rest: Vec<usize> = (0..rig.managers.len())
+                    .filter(|i| !targets.contains(i))
+                    .collect();
+                self.net()?.partition(&[targets, &rest])?;
+            }
+            Fault::Split => {
+                let groups = split_groups(targets);
+                let groups: Vec<&[usize]> = groups.iter().map(Vec::as_slice).collect();
+                self.net()?.partition(&groups)?;
+            }
+            Fault::OneWay => self.net()?.drop_one_way(targets[0], targets[1])?,
+            Fault::Flap => {
+                let period = Duration::from_millis(200 + 100 * (amount % 4));
+                self.net()?
+                    .flap(targets[0], targets[1], period, Instant::now() + hold)?;
+            }
+            Fault::Loss => {
+                let net = self.net()?;
+                for (k, &a) in targets.iter().enumerate() {
+                    for &b in &targets[k + 1..] {
+                        net.loss(a, b, amount as f64 / 100.0)?;
                     }
                 }
             }
+            Fault::Delay => {
+                let net = self.net()?;
+                for &i in targets {
+                    net.delay(i, amount)?;
+                }
+            }
+            Fault::CutLeader => self.net()?.cut_clients(targets[0])?,
         }
         Ok(())
+    }
+
+    /// Heals `fault`: restarts the killed managers, resumes the paused,
+    /// removes the network's faults.
+    fn heal(&self, fault: Fault, rig: &mut Rig, targets: &[usize]) -> anyhow::Result<()> {
+        match fault {
+            Fault::Kill | Fault::KillTwo => {
+                for &i in targets {
+                    rig.managers[i].start()?;
+                }
+            }
+            Fault::Pause => {
+                let pids: Vec<u32> = targets
+                    .iter()
+                    .filter_map(|&i| rig.managers[i].pid())
+                    .collect();
+                crate::sys::signal(&pids, "CONT");
+            }
+            Fault::EngineKill => {}
+            Fault::CutLeader => self.net()?.restore_clients(targets[0])?,
+            _ => self.net()?.heal()?,
+        }
+        Ok(())
+    }
+}
+
+/// The groups of a split of `order` (every manager, shuffled): each alone
+/// when there are three or fewer, else the first two against the rest.
+pub fn split_groups(order: &[usize]) -> Vec<Vec<usize>> {
+    if order.len() <= 3 {
+        order.iter().map(|&i| vec![i]).collect()
+    } else {
+        vec![order[..2].to_vec(), order[2..].to_vec()]
     }
 }
 
@@ -967,6 +1186,7 @@ mod tests {
             history: Arc::new(History::new()),
             leader: Arc::new(AtomicUsize::new(leader)),
             faults: 0,
+            net: None,
         }
     }
 
@@ -985,6 +1205,47 @@ mod tests {
         assert!(on_leader > 150, "{on_leader} of 300 pauses on the leader");
         let mut none = nemesis(NO_LEADER);
         assert!((0..100).all(|_| none.targets(Fault::Pause, 3)[0] < 3));
+    }
+
+    #[test]
+    fn network_faults_only_with_a_network_and_two_managers() {
+        for roll in 0..100 {
+            let f = Fault::of_roll(roll, false, true, 3);
+            assert!(!f.is_network(), "{f:?} without a network");
+            let f = Fault::of_roll(roll, true, false, 3);
+            assert_ne!(f, Fault::EngineKill, "roll {roll}: no engine faults asked");
+            assert!(!Fault::of_roll(roll, true, true, 1).is_network());
+            assert_ne!(Fault::of_roll(roll, true, true, 2), Fault::KillTwo);
+        }
+        let kinds: std::collections::BTreeSet<String> = (0..100)
+            .map(|r| format!("{:?}", Fault::of_roll(r, true, true, 3)))
+            .collect();
+        assert_eq!(kinds.len(), 11, "every fault can be drawn: {kinds:?}");
+    }
+
+    #[test]
+    fn splits_isolate_each_of_three_and_two_of_five() {
+        assert_eq!(split_groups(&[2, 0, 1]), vec![vec![2], vec![0], vec![1]]);
+        assert_eq!(
+            split_groups(&[4, 1, 0, 3, 2]),
+            vec![vec![4, 1], vec![0, 3, 2]]
+        );
+        let mut n = nemesis(1);
+        for _ in 0..50 {
+            let mut t = n.targets(Fault::Split, 5);
+            t.sort_unstable();
+            assert_eq!(t, vec![0, 1, 2, 3, 4], "a split names every manager once");
+            assert_eq!(n.targets(Fault::PartitionLeader, 3), vec![1]);
+            let one_way = n.targets(Fault::OneWay, 3);
+            assert!(
+                one_way.contains(&1) && one_way[0] != one_way[1],
+                "{one_way:?}"
+            );
+        }
+        assert_eq!(n.describe(Fault::PartitionLeader, &[1], 0), "m2|m1,m3");
+        assert_eq!(n.describe(Fault::Split, &[2, 0, 1], 0), "m3|m1|m2");
+        assert_eq!(n.describe(Fault::OneWay, &[0, 1], 0), "m1->m2");
+        assert_eq!(n.describe(Fault::Delay, &[0, 1, 2], 40), "all 40ms");
     }
 
     #[test]
