@@ -14,6 +14,7 @@
 //!   the workload, the nemesis and the leadership poller, then the check.
 
 pub mod checker;
+pub mod fleet;
 pub mod history;
 pub mod net;
 pub mod run;

@@ -23,14 +23,12 @@ use hyper::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::checker::{
-    check_recording, Capacity, EngineContainer, Final, FinalManager, FinalNode, HostPort, Proto,
-    Report, StateContainer,
-};
+use super::checker::{check_recording, Final, FinalManager, Report, StateContainer};
+use super::fleet::ChaosFleet;
 use super::history::{FaultKind, History, OpKind, Outcome, Recording};
 use super::net::ChaosNet;
 use crate::bench::client::{message, Answer, Client};
-use crate::bench::rig::{check_binaries, FleetSpec, HollowFleet, Rig, RigConfig};
+use crate::bench::rig::{check_binaries, Rig, RigConfig};
 
 /// Timeout of one control request (readiness, polling, final reads).
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -278,12 +276,13 @@ async fn scenario(
     rig: &mut Rig,
     net: Option<Arc<ChaosNet>>,
 ) -> anyhow::Result<ChaosOutcome> {
-    let fleet = start_fleet(config, rig, net.as_deref()).await?;
+    let fleet = ChaosFleet::start(config, rig, net.as_deref(), |l| progress(config, l)).await?;
+    let fleet = Arc::new(fleet);
     let apis = start_managers(config, rig, &fleet, net.as_deref()).await?;
     let healthy = rig
         .wait_healthy(
             &apis[0],
-            fleet.nodes,
+            fleet.len(),
             config.rig.ready_timeout,
             CONTROL_TIMEOUT,
             config.rig.progress.then_some("chaos"),
@@ -326,7 +325,7 @@ async fn scenario(
         rng: Rng::new(config.seed ^ 0x006E_656D_6573_6973),
         names: names.clone(),
         apis: apis.clone(),
-        nodes: (0..fleet.nodes).map(|i| fleet.addr(i)).collect(),
+        fleet: Some(Arc::clone(&fleet)),
         history: Arc::clone(&history),
         leader: Arc::clone(&leader),
         faults: 0,
@@ -364,7 +363,7 @@ async fn scenario(
             converge_ms / 1000.0
         ),
     );
-    let nodes = read_engines(&fleet, config.overcommit).await?;
+    let nodes = fleet.read(config.overcommit).await?;
     let fin = Final { nodes, managers };
     let recording = history.recording();
     let report = check_recording(&recording, &fin);
@@ -384,41 +383,13 @@ async fn scenario(
     })
 }
 
-/// Step: the hollow fleet with the nodes' capacity, until it answers; on
-/// the bridge of the managers' hosts when they have their own.
-async fn start_fleet(
-    config: &ChaosConfig,
-    rig: &mut Rig,
-    net: Option<&ChaosNet>,
-) -> anyhow::Result<HollowFleet> {
-    let host = net.map_or("127.0.0.1".to_string(), |n| n.bridge_ip().to_string());
-    let mut args = vec![
-        "--memory".to_string(),
-        config.node_memory.to_string(),
-        "--cpus".to_string(),
-        config.node_cpus.to_string(),
-    ];
-    args.extend(config.rig.hollow_args.iter().cloned());
-    let spec = FleetSpec {
-        bin: &config.rig.hollow_bin,
-        nodes: config.nodes,
-        host: &host,
-        base_port: config.rig.base_port,
-        admin: false,
-        args: &args,
-        ready_timeout: config.rig.ready_timeout,
-        request_timeout: CONTROL_TIMEOUT,
-    };
-    rig.start_fleet(&spec, |line| progress(config, line)).await
-}
-
 /// Step: the managers, the first bootstrapping, the others joining it and
 /// waited for as voters, each on host i of `net` if given; their API
 /// addresses.
 async fn start_managers(
     config: &ChaosConfig,
     rig: &mut Rig,
-    fleet: &HollowFleet,
+    fleet: &ChaosFleet,
     net: Option<&ChaosNet>,
 ) -> anyhow::Result<Vec<String>> {
     let mut apis: Vec<String> = Vec::new();
@@ -692,8 +663,8 @@ struct Nemesis {
     rng: Rng,
     names: Vec<String>,
     apis: Vec<String>,
-    /// The hollow nodes' addresses.
-    nodes: Vec<String>,
+    /// The engines (none in unit tests).
+    fleet: Option<Arc<ChaosFleet>>,
     history: Arc<History>,
     leader: Arc<AtomicUsize>,
     faults: usize,
@@ -749,31 +720,29 @@ impl Nemesis {
             applied?;
             healed?;
             for &i in &targets {
-                wait_back(&self.apis[i], true).await?;
+                wait_back(&self.apis[i]).await?;
             }
         }
     }
 
-    /// A random hollow node stops answering for `hold`; waits until it
-    /// answers again.
+    /// A random node stops answering for `hold`; waits until it answers
+    /// again.
     async fn engine_kill(&mut self, config: &ChaosConfig, hold: Duration) -> anyhow::Result<()> {
-        let node = self.nodes[self.rng.below(self.nodes.len())].clone();
+        let fleet = self
+            .fleet
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("engine faults need a fleet"))?;
+        let i = self.rng.below(fleet.len());
+        let node = fleet.addr(i);
         progress(
             config,
             format!("fault EngineKill on node {node} for {hold:?}"),
         );
-        let handle = self
-            .history
-            .fault_began(Fault::EngineKill.kind(), node.clone());
+        let handle = self.history.fault_began(Fault::EngineKill.kind(), node);
         self.faults += 1;
-        let path = format!("/hollow/kill?for={}ms", hold.as_millis());
-        let mut c = Client::new(&node, CONTROL_TIMEOUT).map_err(anyhow::Error::msg)?;
-        let killed = c.post(&path, None).await.map_err(anyhow::Error::msg)?;
-        if killed.status != 200 {
-            bail!("{node}{path}: {}", killed.describe());
-        }
+        fleet.stop_for(i, hold).await?;
         tokio::time::sleep(hold).await;
-        let back = wait_back(&node, false).await;
+        let back = fleet.wait_back(i).await;
         self.history.fault_healed(handle);
         back
     }
@@ -944,17 +913,11 @@ pub fn split_groups(order: &[usize]) -> Vec<Vec<usize>> {
     }
 }
 
-/// Waits until the manager (or with `manager` false, the engine) at `api`
-/// answers `/_ping` ([`BACK_TIMEOUT`]).
-async fn wait_back(api: &str, manager: bool) -> anyhow::Result<()> {
+/// Waits until the manager at `api` answers `/_ping` ([`BACK_TIMEOUT`]).
+async fn wait_back(api: &str) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
-        let client = if manager {
-            Client::manager(api, CONTROL_TIMEOUT)
-        } else {
-            Client::new(api, CONTROL_TIMEOUT)
-        };
-        if let Ok(mut c) = client {
+        if let Ok(mut c) = Client::manager(api, CONTROL_TIMEOUT) {
             if matches!(c.get("/_ping").await, Ok(a) if a.status == 200) {
                 return Ok(());
             }
@@ -1029,106 +992,6 @@ async fn converge(
     }
 }
 
-/// Every hollow node's name, capacity and containers, from its own API.
-async fn read_engines(fleet: &HollowFleet, overcommit: f64) -> anyhow::Result<Vec<FinalNode>> {
-    let mut nodes = Vec::new();
-    for i in 0..fleet.nodes {
-        let addr = fleet.addr(i);
-        let mut c = Client::new(&addr, CONTROL_TIMEOUT).map_err(anyhow::Error::msg)?;
-        let info = get_json(&mut c, "/info").await?;
-        let name = info
-            .get("Name")
-            .and_then(Value::as_str)
-            .unwrap_or(&addr)
-            .to_string();
-        let capacity = Capacity {
-            memory: info.get("MemTotal").and_then(Value::as_u64).unwrap_or(0),
-            cpus_milli: info.get("NCPU").and_then(Value::as_u64).unwrap_or(0) * 1000,
-        };
-        let list = get_json(&mut c, "/containers/json?all=1").await?;
-        let mut containers = Vec::new();
-        for id in list
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c.get("Id")?.as_str())
-        {
-            let v = get_json(&mut c, &format!("/containers/{id}/json")).await?;
-            containers.push(engine_container(&v));
-        }
-        nodes.push(FinalNode {
-            name,
-            capacity,
-            overcommit,
-            containers,
-        });
-    }
-    Ok(nodes)
-}
-
-/// `GET path` as JSON; an error unless it answers 200 with JSON.
-async fn get_json(c: &mut Client, path: &str) -> anyhow::Result<Value> {
-    let answer = c.get(path).await.map_err(anyhow::Error::msg)?;
-    if answer.status != 200 {
-        bail!("{} {path}: {}", c.addr(), answer.describe());
-    }
-    answer
-        .json()
-        .ok_or_else(|| anyhow::anyhow!("{} {path}: invalid JSON", c.addr()))
-}
-
-/// A container from an engine's inspect answer; its reservations counted
-/// as swarm counts them (`-c N` reserves N CPUs, `--cpus` wins).
-pub fn engine_container(v: &Value) -> EngineContainer {
-    let text = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
-    let num = |p: &str| v.pointer(p).and_then(Value::as_i64).unwrap_or(0).max(0) as u64;
-    let nano = num("/HostConfig/NanoCpus");
-    let shares = num("/HostConfig/CpuShares");
-    let cpus_milli = if nano > 0 {
-        nano.div_ceil(1_000_000)
-    } else {
-        shares.saturating_mul(1000)
-    };
-    let mut host_ports = Vec::new();
-    if let Some(bindings) = v
-        .pointer("/HostConfig/PortBindings")
-        .and_then(Value::as_object)
-    {
-        for (key, list) in bindings {
-            let proto = match key.split_once('/').map(|(_, p)| p) {
-                Some("udp") => Proto::Udp,
-                Some("sctp") => Proto::Sctp,
-                _ => Proto::Tcp,
-            };
-            for b in list.as_array().into_iter().flatten() {
-                let port = b
-                    .get("HostPort")
-                    .and_then(Value::as_str)
-                    .and_then(|p| p.parse::<u16>().ok());
-                if let Some(port) = port.filter(|p| *p > 0) {
-                    host_ports.push(HostPort {
-                        ip: b
-                            .get("HostIp")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string(),
-                        port,
-                        proto,
-                    });
-                }
-            }
-        }
-    }
-    EngineContainer {
-        id: text("/Id").unwrap_or_default(),
-        name: text("/Name").unwrap_or_default(),
-        swarm_id: text("/Config/Labels/com.docker.swarm.id"),
-        memory: num("/HostConfig/Memory"),
-        cpus_milli,
-        host_ports,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1182,7 +1045,7 @@ mod tests {
             rng: Rng::new(3),
             names: vec!["m1".into(), "m2".into(), "m3".into()],
             apis: Vec::new(),
-            nodes: Vec::new(),
+            fleet: None,
             history: Arc::new(History::new()),
             leader: Arc::new(AtomicUsize::new(leader)),
             faults: 0,
@@ -1246,25 +1109,5 @@ mod tests {
         assert_eq!(n.describe(Fault::Split, &[2, 0, 1], 0), "m3|m1|m2");
         assert_eq!(n.describe(Fault::OneWay, &[0, 1], 0), "m1->m2");
         assert_eq!(n.describe(Fault::Delay, &[0, 1, 2], 40), "all 40ms");
-    }
-
-    #[test]
-    fn reservations_are_read_as_swarm_counts_them() {
-        let v = json!({
-            "Id": "abc", "Name": "/web",
-            "Config": { "Labels": { "com.docker.swarm.id": "s1" } },
-            "HostConfig": {
-                "Memory": 268435456, "NanoCpus": 0, "CpuShares": 2,
-                "PortBindings": { "80/tcp": [{ "HostIp": "", "HostPort": "20001" }],
-                                  "53/udp": [{ "HostPort": "" }] }
-            }
-        });
-        let c = engine_container(&v);
-        assert_eq!(c.name, "/web");
-        assert_eq!(c.swarm_id.as_deref(), Some("s1"));
-        assert_eq!((c.memory, c.cpus_milli), (256 << 20, 2000));
-        assert_eq!(c.host_ports, vec![HostPort::tcp(20_001)]);
-        let nano = json!({ "HostConfig": { "NanoCpus": 1_500_000_000i64, "CpuShares": 4 } });
-        assert_eq!(engine_container(&nano).cpus_milli, 1500);
     }
 }
