@@ -11,10 +11,13 @@
 //! - [`checker`]: the promises checked over a history and the state read
 //!   after healing, with their evidence and the run's figures;
 //! - [`run`]: the runner of `swarm-bench chaos`: a hollow fleet, managers,
-//!   the workload, the nemesis and the leadership poller, then the check.
+//!   the workload, the nemesis and the leadership poller, then the check;
+//! - [`timeline`]: a history drawn as a PNG (latencies, outcomes per
+//!   second, roles, fault windows) for a person to read.
 
 pub mod checker;
 pub mod fleet;
 pub mod history;
 pub mod net;
 pub mod run;
+pub mod timeline;
