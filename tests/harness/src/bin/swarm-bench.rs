@@ -9,6 +9,7 @@
 //! target/release/swarm-bench reschedule                     # kill 1 of 1,000 nodes holding 30 policy containers
 //! target/release/swarm-bench chaos --duration 60s --seed 7 --history h.json --final f.json
 //! target/release/swarm-bench chaos --replay h.json --final f.json   # only re-run the checker
+//! target/release/swarm-bench chaos --replay h.json --final f.json --png t.png   # and draw it
 //! ```
 //!
 //! `standard` and `reschedule` start a hollow fleet (`hollow-engine`) and `swarm manage`
@@ -37,6 +38,7 @@ use swarm_harness::bench::RigConfig;
 use swarm_harness::chaos::checker::{check_recording, Final, Report};
 use swarm_harness::chaos::history::Recording;
 use swarm_harness::chaos::run::{self as chaos, ChaosConfig};
+use swarm_harness::chaos::timeline;
 use swarm_harness::process::{cpu_time, Memory};
 
 /// Benchmarks against swarm managers.
@@ -306,7 +308,8 @@ struct ChaosArgs {
     /// How long the workload and the faults last.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     duration: Duration,
-    /// Seed of the workload and the faults (default: from the clock; printed).
+    /// Seed of the workload and the faults (default: from the clock;
+    /// printed). With --replay, only the --png title shows it.
     #[arg(long)]
     seed: Option<u64>,
     /// One fault begins this often and heals before the next.
@@ -358,6 +361,10 @@ struct ChaosArgs {
     /// Start nothing: re-run the checker over this history and --final.
     #[arg(long, requires = "final_state")]
     replay: Option<PathBuf>,
+    /// Draw the history as a PNG timeline to this file (also with
+    /// --replay): latencies, outcomes per second, roles, faults.
+    #[arg(long)]
+    png: Option<PathBuf>,
 }
 
 /// Memory and CPU time of a process given by `--pid`.
@@ -581,6 +588,20 @@ fn chaos_verdict(report: &Report, json: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Draws `recording` as a PNG timeline when `--png` asks for one. The
+/// caller prints the checker's verdict before it returns this result: a
+/// missing font must not hide a broken promise.
+fn chaos_png(recording: &Recording, png: Option<&Path>, seed: Option<u64>) -> anyhow::Result<()> {
+    let Some(path) = png else { return Ok(()) };
+    let options = timeline::Options {
+        seed,
+        ..timeline::Options::default()
+    };
+    timeline::render(recording, path, &options)?;
+    eprintln!("timeline written to {}", path.display());
+    Ok(())
+}
+
 async fn chaos_cmd(args: ChaosArgs) -> anyhow::Result<()> {
     if let (Some(history), Some(fin)) = (&args.replay, &args.final_state) {
         let recording = Recording::load(history)?;
@@ -588,7 +609,9 @@ async fn chaos_cmd(args: ChaosArgs) -> anyhow::Result<()> {
             std::fs::read_to_string(fin).with_context(|| format!("reading {}", fin.display()))?;
         let fin: Final =
             serde_json::from_str(&text).with_context(|| format!("parsing {}", fin.display()))?;
-        return chaos_verdict(&check_recording(&recording, &fin), args.json.as_deref());
+        let drawn = chaos_png(&recording, args.png.as_deref(), args.seed);
+        chaos_verdict(&check_recording(&recording, &fin), args.json.as_deref())?;
+        return drawn;
     }
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -630,7 +653,9 @@ async fn chaos_cmd(args: ChaosArgs) -> anyhow::Result<()> {
         if outcome.converged { "converged" } else { "did NOT converge" },
         outcome.converge_ms / 1000.0
     );
-    chaos_verdict(&outcome.report, args.json.as_deref())
+    let drawn = chaos_png(&outcome.recording, args.png.as_deref(), Some(seed));
+    chaos_verdict(&outcome.report, args.json.as_deref())?;
+    drawn
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
