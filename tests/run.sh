@@ -5,8 +5,9 @@
 # tests, etcd-server as the engines' cluster store in the overlay network
 # tests and as the store of the etcd discovery tests, docker-registry and
 # apache2-utils (htpasswd) for the registry tests, zookeeper (its jars, run
-# as a standalone server) for the zk:// discovery tests, fonts-dejavu-core
-# for the text of the chaos timeline's PNG), then formatting,
+# as a standalone server) for the zk:// discovery tests, haproxy in front of
+# the chaos run's managers and fonts-dejavu-core for the text of its
+# timeline's PNG), then formatting,
 # lints, unit and integration tests (the integration tests start their own
 # Docker engines, etcd, registry and ZooKeeper).
 set -euo pipefail
@@ -26,6 +27,7 @@ command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
+[ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then

@@ -340,6 +340,10 @@ struct ChaosArgs {
     /// (network namespaces, which need root): no network faults then.
     #[arg(long)]
     shared_net: bool,
+    /// No HAProxy in front of the managers: every request goes to a
+    /// manager directly.
+    #[arg(long)]
+    no_vip: bool,
     #[command(flatten)]
     rig: RigArgs,
     /// Keep the scratch directory (logs, data dirs) and print where it is.
@@ -633,6 +637,7 @@ async fn chaos_cmd(args: ChaosArgs) -> anyhow::Result<()> {
         converge_timeout: args.converge_timeout,
         engine_faults: args.engine_faults,
         net: !args.shared_net,
+        vip: !args.no_vip,
         rig: args.rig.config(args.keep, args.quiet)?,
     };
     let outcome = chaos::run(&config).await?;

@@ -21,3 +21,4 @@ pub mod history;
 pub mod net;
 pub mod run;
 pub mod timeline;
+pub mod vip;

@@ -27,6 +27,7 @@ use super::checker::{check_recording, Final, FinalManager, Report, StateContaine
 use super::fleet::ChaosFleet;
 use super::history::{FaultKind, History, OpKind, Outcome, Recording};
 use super::net::ChaosNet;
+use super::vip::Vip;
 use crate::bench::client::{message, Answer, Client};
 use crate::bench::rig::{check_binaries, Rig, RigConfig};
 
@@ -76,6 +77,9 @@ pub struct ChaosConfig {
     /// of a [`ChaosNet`], which needs root), so that the nemesis can also
     /// cut, drop, lose and delay their traffic.
     pub net: bool,
+    /// Whether part of the workload goes through HAProxy in front of the
+    /// managers ([`super::vip::Vip`]), recorded as manager `vip`.
+    pub vip: bool,
     /// The binaries and how they start.
     pub rig: RigConfig,
 }
@@ -304,12 +308,26 @@ async fn scenario(
         Arc::clone(&stop),
         Arc::clone(&leader),
     ));
+    // The clients' doors: every manager, and the VIP if asked for.
+    let vip = match config.vip {
+        true => Some(Vip::start(&rig.dir(), &apis).await?),
+        false => None,
+    };
+    let (mut doors, mut door_names) = (apis.clone(), names.clone());
+    if let Some(vip) = &vip {
+        progress(
+            config,
+            format!("HAProxy in front of the managers on {}", vip.addr),
+        );
+        doors.push(vip.addr.clone());
+        door_names.push("vip".to_string());
+    }
     let workers: Vec<_> = (0..config.clients)
         .map(|c| {
             let worker = Worker {
                 client: c as u32,
-                names: names.clone(),
-                apis: apis.clone(),
+                names: door_names.clone(),
+                apis: doors.clone(),
                 history: Arc::clone(&history),
                 stop: Arc::clone(&stop),
                 rng: Rng::new(config.seed.wrapping_add(1 + c as u64)),
@@ -337,6 +355,7 @@ async fn scenario(
         let _ = w.await;
     }
     let _ = poller.await;
+    drop(vip);
     chaos?;
     rig.check()?;
     progress(
@@ -428,9 +447,10 @@ async fn start_managers(
     Ok(apis)
 }
 
-/// The leadership poller: every [`POLL_EVERY`], every manager's state
-/// (all at once, so a paused one delays nobody), recorded as observations;
-/// the last manager seen leading is kept in `leader`.
+/// The leadership poller: every [`POLL_EVERY`], each manager's state,
+/// asked by a loop of its own (so a paused manager delays nobody and shows
+/// as not answering), recorded as observations; the last manager seen
+/// leading is kept in `leader`.
 async fn poll(
     names: Vec<String>,
     apis: Vec<String>,
@@ -438,36 +458,45 @@ async fn poll(
     stop: Arc<AtomicBool>,
     leader: Arc<AtomicUsize>,
 ) {
-    let mut clients: Vec<Option<Client>> = apis
-        .iter()
-        .map(|a| Client::manager(a, CONTROL_TIMEOUT).ok())
-        .collect();
-    while !stop.load(Ordering::SeqCst) {
-        let asks = clients.iter_mut().map(|c| async move {
-            let c = c.as_mut()?;
-            let answer = c.get("/_swarm/state").await.ok()?;
-            let v = (answer.status == 200).then(|| answer.json())??;
-            let term = v.get("term")?.as_u64()?;
-            let role = v.get("role")?.as_str()? == "leader";
-            Some((term, role))
-        });
-        let seen = futures::future::join_all(asks).await;
-        for (i, s) in seen.into_iter().enumerate() {
-            if let Some((term, is_leader)) = s {
-                history.observe_leader(names[i].clone(), term, is_leader);
-                if is_leader {
-                    leader.store(i, Ordering::SeqCst);
+    let loops = apis.into_iter().enumerate().map(|(i, api)| {
+        let (name, history, stop, leader) = (
+            names[i].clone(),
+            Arc::clone(&history),
+            Arc::clone(&stop),
+            Arc::clone(&leader),
+        );
+        async move {
+            let Ok(mut client) = Client::manager(&api, CONTROL_TIMEOUT) else {
+                return;
+            };
+            while !stop.load(Ordering::SeqCst) {
+                if let Some((term, is_leader)) = role_of(&mut client).await {
+                    history.observe_leader(name.clone(), term, is_leader);
+                    if is_leader {
+                        leader.store(i, Ordering::SeqCst);
+                    }
                 }
+                tokio::time::sleep(POLL_EVERY).await;
             }
         }
-        tokio::time::sleep(POLL_EVERY).await;
-    }
+    });
+    futures::future::join_all(loops).await;
+}
+
+/// A manager's term and whether it leads, from `/_swarm/state`.
+async fn role_of(client: &mut Client) -> Option<(u64, bool)> {
+    let answer = client.get("/_swarm/state").await.ok()?;
+    let v = (answer.status == 200).then(|| answer.json())??;
+    let term = v.get("term")?.as_u64()?;
+    let role = v.get("role")?.as_str()? == "leader";
+    Some((term, role))
 }
 
 /// One client of the workload: the names it created (or may have), and
 /// its own generator.
 struct Worker {
     client: u32,
+    /// Where its requests may go (managers, the VIP), by name and address.
     names: Vec<String>,
     apis: Vec<String>,
     history: Arc<History>,

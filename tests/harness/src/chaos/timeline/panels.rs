@@ -22,7 +22,7 @@ pub const UNKNOWN: RGBColor = RGBColor(214, 39, 40);
 pub const LEADER: RGBColor = RGBColor(31, 119, 180);
 /// A manager that answered and did not lead.
 pub const FOLLOWER: RGBColor = RGBColor(158, 202, 225);
-/// A manager that did not answer a polling round.
+/// A manager that did not answer the poller.
 pub const SILENT: RGBColor = RGBColor(90, 90, 90);
 /// The shade of a fault window (drawn with [`FAULT_ALPHA`]).
 const FAULT: RGBColor = RGBColor(150, 80, 190);
@@ -362,10 +362,7 @@ fn roles_panel(
 ) -> anyhow::Result<(Plot, Vec<i32>)> {
     let n = figures.managers.len();
     let mut chart = ChartBuilder::on(area)
-        .caption(
-            "managers' roles, polled every 200 ms (blank: unobserved, as while the poller waits for a paused manager)",
-            font(17),
-        )
+        .caption("managers' roles, each polled every 200 ms", font(17))
         .margin_right(RIGHT)
         .margin_bottom(6)
         .x_label_area_size(X_LABELS + 22)

@@ -1,28 +1,23 @@
 //! Each manager's role over time, from the leadership poller's
 //! observations ([`LeaderObservation`]).
 //!
-//! The poller asks every manager at once and records the answers together
-//! once the slowest answered (or timed out after 2 s), so one polling
-//! round is a cluster of observations a few microseconds apart, and a
-//! manager missing from a round did not answer it. A manager's role holds
-//! from one round to the next, and the last round's for a typical round's
-//! length. A round that ends more than [`MAX_GAP`] after the one before
-//! waited for a slow manager (a paused one answers when it is resumed),
-//! and every answer of it is dated at its end: then the roles of the
-//! earlier round hold for a typical round's length, and the rest of the
-//! gap is left unobserved for every manager.
+//! The poller asks each manager in a loop of its own, every 200 ms, and
+//! records an answer when it arrives; a manager that does not answer (down,
+//! paused, cut off) leaves a gap. A manager's role holds from one of its
+//! answers to the next when they are at most [`MAX_GAP`] apart; after a
+//! longer gap, it holds for one polling interval and the rest of the gap
+//! shows the manager as not answering. The last answer holds for one
+//! polling interval.
 
 use std::time::Duration;
 
 use crate::chaos::history::{LeaderObservation, Recording};
 
-/// Observations closer than this to the previous one belong to its round.
-const ROUND_GAP: Duration = Duration::from_millis(50);
-/// Rounds farther apart than this (the poller pauses 200 ms between two)
-/// waited for a slow manager.
-pub const MAX_GAP: Duration = Duration::from_secs(1);
-/// A round's length when there is only one.
-const DEFAULT_ROUND: Duration = Duration::from_millis(200);
+/// Answers of one manager farther apart than this (the poller asks every
+/// 200 ms) leave it not answering in between.
+pub const MAX_GAP: Duration = Duration::from_millis(500);
+/// The poller's interval: how long an answer holds at most.
+const POLL: Duration = Duration::from_millis(200);
 
 /// What a manager was during a stretch of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +26,7 @@ pub enum Role {
     Leader,
     /// It answered and did not lead.
     Follower,
-    /// Others answered the round; it did not.
+    /// It did not answer.
     Silent,
 }
 
@@ -49,15 +44,18 @@ pub struct Stretch {
     pub to: Duration,
 }
 
-/// The managers of a recording, from its observations and operations, in
-/// natural order (`m2` before `m10`).
+/// The managers of a recording, in natural order (`m2` before `m10`): the
+/// poller's, or, without observations, those the operations went to.
 pub fn managers(recording: &Recording) -> Vec<String> {
-    let mut names: Vec<String> = recording
-        .leaders
-        .iter()
-        .map(|o| o.manager.clone())
-        .chain(recording.ops.iter().map(|o| o.manager.clone()))
-        .collect();
+    let mut names: Vec<String> = if recording.leaders.is_empty() {
+        recording.ops.iter().map(|o| o.manager.clone()).collect()
+    } else {
+        recording
+            .leaders
+            .iter()
+            .map(|o| o.manager.clone())
+            .collect()
+    };
     names.sort_by(|a, b| natural_key(a).cmp(&natural_key(b)));
     names.dedup();
     names
@@ -70,72 +68,39 @@ fn natural_key(name: &str) -> (&str, u64, &str) {
     (prefix, number, name)
 }
 
-/// One polling round: when it was recorded and who answered it.
-#[derive(Debug)]
-struct Round<'a> {
-    at: Duration,
-    answers: Vec<&'a LeaderObservation>,
-}
-
-/// The observations grouped by round, in time order.
-fn rounds(leaders: &[LeaderObservation]) -> Vec<Round<'_>> {
-    let mut sorted: Vec<&LeaderObservation> = leaders.iter().collect();
-    sorted.sort_by_key(|o| o.at);
-    let mut rounds: Vec<Round<'_>> = Vec::new();
-    let mut last = None;
-    for o in sorted {
-        match rounds.last_mut() {
-            Some(r) if last.is_some_and(|l: Duration| o.at.saturating_sub(l) < ROUND_GAP) => {
-                r.answers.push(o)
-            }
-            _ => rounds.push(Round {
-                at: o.at,
-                answers: vec![o],
-            }),
-        }
-        last = Some(o.at);
-    }
-    rounds
-}
-
-/// The (lower) median time between two rounds ([`DEFAULT_ROUND`] with
-/// fewer than two rounds).
-fn typical_round(rounds: &[Round<'_>]) -> Duration {
-    let mut gaps: Vec<Duration> = rounds.windows(2).map(|w| w[1].at - w[0].at).collect();
-    gaps.sort();
-    gaps.get(gaps.len().saturating_sub(1) / 2)
-        .copied()
-        .unwrap_or(DEFAULT_ROUND)
-}
-
 /// The stretches of every manager of `managers` (same order), merged
 /// where role and term do not change.
 pub fn stretches(leaders: &[LeaderObservation], managers: &[String]) -> Vec<Vec<Stretch>> {
-    let rounds = rounds(leaders);
-    let typical = typical_round(&rounds).min(MAX_GAP);
     managers
         .iter()
         .map(|manager| {
+            let mut mine: Vec<&LeaderObservation> =
+                leaders.iter().filter(|o| &o.manager == manager).collect();
+            mine.sort_by_key(|o| o.at);
             let mut out: Vec<Stretch> = Vec::new();
-            for (i, round) in rounds.iter().enumerate() {
-                let next = rounds.get(i + 1).map(|r| r.at);
-                let to = match next {
-                    Some(next) if next - round.at <= MAX_GAP => next,
-                    _ => round.at + typical,
-                };
-                let (role, term) = match round.answers.iter().find(|o| &o.manager == manager) {
-                    Some(o) if o.is_leader => (Role::Leader, o.term),
-                    Some(o) => (Role::Follower, o.term),
-                    None => (Role::Silent, 0),
-                };
-                match out.last_mut() {
-                    Some(s) if s.role == role && s.term == term && s.to == round.at => s.to = to,
+            let mut push =
+                |role: Role, term: u64, from: Duration, to: Duration| match out.last_mut() {
+                    Some(s) if s.role == role && s.term == term && s.to == from => s.to = to,
                     _ => out.push(Stretch {
                         role,
                         term,
-                        from: round.at,
+                        from,
                         to,
                     }),
+                };
+            for (i, o) in mine.iter().enumerate() {
+                let role = if o.is_leader {
+                    Role::Leader
+                } else {
+                    Role::Follower
+                };
+                match mine.get(i + 1).map(|n| n.at) {
+                    Some(next) if next - o.at <= MAX_GAP => push(role, o.term, o.at, next),
+                    Some(next) => {
+                        push(role, o.term, o.at, o.at + POLL);
+                        push(Role::Silent, 0, o.at + POLL, next);
+                    }
+                    None => push(role, o.term, o.at, o.at + POLL),
                 }
             }
             out
@@ -163,7 +128,11 @@ mod tests {
     #[test]
     fn managers_come_in_natural_order_once() {
         let recording = Recording {
-            leaders: vec![obs("m10", 0, 1, false), obs("m2", 0, 1, true)],
+            leaders: vec![
+                obs("m10", 0, 1, false),
+                obs("m2", 0, 1, true),
+                obs("m2", 200, 1, true),
+            ],
             ..Recording::default()
         };
         assert_eq!(managers(&recording), ["m2", "m10"]);
@@ -198,27 +167,31 @@ mod tests {
         assert_eq!(
             m2,
             [
-                (Role::Follower, 1, ms(0), ms(600)),
-                (Role::Silent, 0, ms(600), ms(1200)),
-                (Role::Follower, 2, ms(1200), ms(2000)),
+                (Role::Follower, 1, ms(1), ms(601)),
+                (Role::Silent, 0, ms(601), ms(1201)),
+                (Role::Follower, 2, ms(1201), ms(2001)),
             ]
         );
     }
 
     #[test]
-    fn a_round_held_up_by_a_slow_manager_leaves_the_wait_unobserved() {
-        // Rounds every 200 ms, then one that waited 1.9 s (a paused
-        // manager answering once resumed).
+    fn a_manager_that_stops_answering_is_silent_until_it_answers() {
+        // Answers every 200 ms, then none for 1.9 s (paused, then resumed).
         let leaders: Vec<LeaderObservation> = [0, 200, 400, 2300, 2500]
             .into_iter()
             .map(|at| obs("m1", at, 1, true))
             .collect();
         let all = stretches(&leaders, &["m1".to_string()]);
-        let spans: Vec<(Duration, Duration)> = all[0].iter().map(|s| (s.from, s.to)).collect();
+        let spans: Vec<(Role, Duration, Duration)> =
+            all[0].iter().map(|s| (s.role, s.from, s.to)).collect();
         assert_eq!(
             spans,
-            [(ms(0), ms(600)), (ms(2300), ms(2700))],
-            "no role from 0.6 s to 2.3 s"
+            [
+                (Role::Leader, ms(0), ms(600)),
+                (Role::Silent, ms(600), ms(2300)),
+                (Role::Leader, ms(2300), ms(2700))
+            ],
+            "not answering from 0.6 s to 2.3 s"
         );
     }
 
