@@ -340,6 +340,11 @@ struct ChaosArgs {
     /// (network namespaces, which need root): no network faults then.
     #[arg(long)]
     shared_net: bool,
+    /// Draw only these faults, evenly (comma-separated: kill, pause,
+    /// kill-two, engine-kill, engine-outage, partition-leader, split,
+    /// one-way, flap, loss, delay, cut-leader).
+    #[arg(long, value_delimiter = ',', value_parser = chaos::Fault::parse)]
+    only: Vec<chaos::Fault>,
     /// No HAProxy in front of the managers: every request goes to a
     /// manager directly.
     #[arg(long)]
@@ -638,6 +643,7 @@ async fn chaos_cmd(args: ChaosArgs) -> anyhow::Result<()> {
         engine_faults: args.engine_faults,
         net: !args.shared_net,
         vip: !args.no_vip,
+        only: args.only,
         rig: args.rig.config(args.keep, args.quiet)?,
     };
     let outcome = chaos::run(&config).await?;

@@ -37,6 +37,24 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
 const POLL_EVERY: Duration = Duration::from_millis(200);
 /// How long a restarted or resumed manager gets to answer `/_ping`.
 const BACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an engine outage lasts: the managers of a chaos run notice a
+/// dead node within about 3 s ([`MANAGER_ARGS`]).
+const OUTAGE: Duration = Duration::from_secs(8);
+/// When, into an outage, a second node is killed.
+const OUTAGE_SECOND_AT: Duration = Duration::from_secs(4);
+/// How long the second node is down.
+const OUTAGE_SECOND: Duration = Duration::from_secs(2);
+/// The managers' engine refresh settings in a chaos run: a node is
+/// refreshed every 2-4 s and failed after 2 failures in a row (the
+/// defaults, 30-60 s and 3, would make an outage minutes long).
+const MANAGER_ARGS: [&str; 6] = [
+    "--engine-refresh-min-interval",
+    "2s",
+    "--engine-refresh-max-interval",
+    "4s",
+    "--engine-failure-retry",
+    "2",
+];
 /// The host ports creates publish from: few, so that they conflict.
 const PORT_POOL: [u16; 4] = [20_001, 20_002, 20_003, 20_004];
 /// The pause of a client after an ambiguous answer (none, or a 5xx).
@@ -77,6 +95,9 @@ pub struct ChaosConfig {
     /// of a [`ChaosNet`], which needs root), so that the nemesis can also
     /// cut, drop, lose and delay their traffic.
     pub net: bool,
+    /// The faults to draw from, evenly; empty: the usual mix
+    /// ([`Fault::of_roll`]).
+    pub only: Vec<Fault>,
     /// Whether part of the workload goes through HAProxy in front of the
     /// managers ([`super::vip::Vip`]), recorded as manager `vip`.
     pub vip: bool,
@@ -95,9 +116,13 @@ pub enum Fault {
     Pause,
     /// SIGKILL two managers at once; restart both.
     KillTwo,
-    /// A hollow node stops answering (`POST /hollow/kill?for=`) and comes
-    /// back by itself.
+    /// A node stops answering for a moment (`POST /hollow/kill?for=`, or
+    /// a real engine killed and restarted) and comes back.
     EngineKill,
+    /// A node down long enough to be declared failed and its
+    /// `reschedule:on-node-failure` containers moved, and another one
+    /// killed for a moment while they move.
+    EngineOutage,
     /// The leader cut from every other manager (both ways).
     PartitionLeader,
     /// The managers split: each alone with three, two against three with
@@ -119,6 +144,51 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// Every fault, in the order of [`Fault::name`]s listed by `--only`.
+    pub const ALL: [Fault; 12] = [
+        Fault::Kill,
+        Fault::Pause,
+        Fault::KillTwo,
+        Fault::EngineKill,
+        Fault::EngineOutage,
+        Fault::PartitionLeader,
+        Fault::Split,
+        Fault::OneWay,
+        Fault::Flap,
+        Fault::Loss,
+        Fault::Delay,
+        Fault::CutLeader,
+    ];
+
+    /// Its name on the command line (`--only kill,split`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Kill => "kill",
+            Fault::Pause => "pause",
+            Fault::KillTwo => "kill-two",
+            Fault::EngineKill => "engine-kill",
+            Fault::EngineOutage => "engine-outage",
+            Fault::PartitionLeader => "partition-leader",
+            Fault::Split => "split",
+            Fault::OneWay => "one-way",
+            Fault::Flap => "flap",
+            Fault::Loss => "loss",
+            Fault::Delay => "delay",
+            Fault::CutLeader => "cut-leader",
+        }
+    }
+
+    /// The fault named `name` (see [`Fault::name`]).
+    pub fn parse(name: &str) -> Result<Fault, String> {
+        Fault::ALL
+            .into_iter()
+            .find(|f| f.name() == name.trim())
+            .ok_or_else(|| {
+                let names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+                format!("unknown fault {name:?}: one of {}", names.join(", "))
+            })
+    }
+
     /// How the history names it.
     pub fn kind(self) -> FaultKind {
         match self {
@@ -126,6 +196,7 @@ impl Fault {
             Fault::Pause => FaultKind::Pause,
             Fault::KillTwo => FaultKind::KillTwo,
             Fault::EngineKill => FaultKind::EngineKill,
+            Fault::EngineOutage => FaultKind::Other("engine-outage".into()),
             Fault::PartitionLeader | Fault::Split => FaultKind::Partition,
             Fault::OneWay => FaultKind::OneWay,
             Fault::Flap => FaultKind::Other("flap".into()),
@@ -140,7 +211,7 @@ impl Fault {
     pub fn is_network(self) -> bool {
         !matches!(
             self,
-            Fault::Kill | Fault::Pause | Fault::KillTwo | Fault::EngineKill
+            Fault::Kill | Fault::Pause | Fault::KillTwo | Fault::EngineKill | Fault::EngineOutage
         )
     }
 
@@ -157,13 +228,15 @@ impl Fault {
         };
         let fault = match (net, engine_faults) {
             (false, _) => pick(&[
-                (15, Fault::EngineKill),
+                (9, Fault::EngineKill),
+                (15, Fault::EngineOutage),
                 (40, Fault::Kill),
                 (80, Fault::Pause),
                 (100, Fault::KillTwo),
             ]),
             (true, _) => pick(&[
-                (10, Fault::EngineKill),
+                (6, Fault::EngineKill),
+                (10, Fault::EngineOutage),
                 (22, Fault::Kill),
                 (34, Fault::Pause),
                 (40, Fault::KillTwo),
@@ -177,7 +250,7 @@ impl Fault {
             ]),
         };
         match fault {
-            Fault::EngineKill if !engine_faults => Fault::Kill,
+            Fault::EngineKill | Fault::EngineOutage if !engine_faults => Fault::Kill,
             Fault::KillTwo if managers < 3 => Fault::Pause,
             f if f.is_network() && managers < 2 => Fault::Pause,
             f => f,
@@ -252,6 +325,14 @@ pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosOutcome> {
     ])?;
     if config.nodes == 0 || config.managers == 0 || config.clients == 0 {
         bail!("--nodes, --managers and --clients must be at least 1");
+    }
+    if let Some(f) = config.only.iter().find(|f| f.is_network()) {
+        if !config.net || config.managers < 2 {
+            bail!(
+                "fault {} needs two managers or more on hosts of their own (no --shared-net)",
+                f.name()
+            );
+        }
     }
     // Made before the rig and dropped after it: the managers stop as the
     // rig stops them, then their hosts go.
@@ -414,14 +495,15 @@ async fn start_managers(
     let mut apis: Vec<String> = Vec::new();
     for i in 0..config.managers {
         let name = format!("m{}", i + 1);
-        let overcommit = [
+        let mut extra = vec![
             "--cluster-opt".to_string(),
             format!("swarm.overcommit={}", config.overcommit),
         ];
+        extra.extend(MANAGER_ARGS.iter().map(|a| a.to_string()));
         let manager = rig.start_member(
             &config.rig,
             &name,
-            &overcommit,
+            &extra,
             fleet.discovery(),
             apis.first().cloned(),
             net.map(|n| (n.netns(i), n.ip(i))),
@@ -721,12 +803,19 @@ impl Nemesis {
             tokio::time::sleep_until(tick.into()).await;
             let n = self.apis.len();
             let roll = self.rng.below(100);
-            let fault = Fault::of_roll(roll, self.net.is_some(), config.engine_faults, n);
+            let fault = match config.only.as_slice() {
+                [] => Fault::of_roll(roll, self.net.is_some(), config.engine_faults, n),
+                only => only[roll % only.len()],
+            };
             let hold = config
                 .fault_every
                 .mul_f64(0.3 + 0.4 * self.rng.below(101) as f64 / 100.0);
             if fault == Fault::EngineKill {
                 self.engine_kill(config, hold).await?;
+                continue;
+            }
+            if fault == Fault::EngineOutage {
+                self.engine_outage(config).await?;
                 continue;
             }
             let targets = self.targets(fault, n);
@@ -776,6 +865,39 @@ impl Nemesis {
         back
     }
 
+    /// A random node down for [`OUTAGE`], long enough for the managers to
+    /// declare it failed and move its `reschedule:on-node-failure`
+    /// containers; [`OUTAGE_SECOND_AT`] into it, another node killed for
+    /// [`OUTAGE_SECOND`] while they move. Waits until both answer again.
+    async fn engine_outage(&mut self, config: &ChaosConfig) -> anyhow::Result<()> {
+        let fleet = self
+            .fleet
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("engine faults need a fleet"))?;
+        let n = fleet.len();
+        let first = self.rng.below(n);
+        let second = (first + 1 + self.rng.below(n.max(2) - 1)) % n;
+        let target = format!("{} then {}", fleet.addr(first), fleet.addr(second));
+        progress(
+            config,
+            format!("fault EngineOutage on {target} for {OUTAGE:?}"),
+        );
+        let handle = self.history.fault_began(Fault::EngineOutage.kind(), target);
+        self.faults += 1;
+        fleet.stop_for(first, OUTAGE).await?;
+        tokio::time::sleep(OUTAGE_SECOND_AT).await;
+        if second != first {
+            fleet.stop_for(second, OUTAGE_SECOND).await?;
+        }
+        tokio::time::sleep(OUTAGE.saturating_sub(OUTAGE_SECOND_AT)).await;
+        let back = match fleet.wait_back(first).await {
+            Ok(()) => fleet.wait_back(second).await,
+            Err(e) => Err(e),
+        };
+        self.history.fault_healed(handle);
+        back
+    }
+
     /// Whom `fault` hits. A pause hits the last leader seen two times in
     /// three; two kills hit two distinct managers. Network faults: the
     /// leader (partition, cut) or the leader and another manager (one way:
@@ -789,7 +911,9 @@ impl Nemesis {
         let other = |rng: &mut Rng, of: usize| (of + 1 + rng.below(n.max(2) - 1)) % n;
         match fault {
             Fault::Pause if self.rng.chance(67) => vec![leader],
-            Fault::Kill | Fault::Pause | Fault::EngineKill => vec![self.rng.below(n)],
+            Fault::Kill | Fault::Pause | Fault::EngineKill | Fault::EngineOutage => {
+                vec![self.rng.below(n)]
+            }
             Fault::KillTwo => {
                 let first = self.rng.below(n);
                 vec![first, other(&mut self.rng, first)]
@@ -871,7 +995,7 @@ impl Nemesis {
                     .collect();
                 crate::sys::signal(&pids, "STOP");
             }
-            Fault::EngineKill => {}
+            Fault::EngineKill | Fault::EngineOutage => {}
             Fault::PartitionLeader => {
                 let rest: Vec<usize> = (0..rig.managers.len())
                     .filter(|i| !targets.contains(i))
@@ -924,7 +1048,7 @@ impl Nemesis {
                     .collect();
                 crate::sys::signal(&pids, "CONT");
             }
-            Fault::EngineKill => {}
+            Fault::EngineKill | Fault::EngineOutage => {}
             Fault::CutLeader => self.net()?.restore_clients(targets[0])?,
             _ => self.net()?.heal()?,
         }
@@ -1112,7 +1236,19 @@ mod tests {
         let kinds: std::collections::BTreeSet<String> = (0..100)
             .map(|r| format!("{:?}", Fault::of_roll(r, true, true, 3)))
             .collect();
-        assert_eq!(kinds.len(), 11, "every fault can be drawn: {kinds:?}");
+        assert_eq!(kinds.len(), 12, "every fault can be drawn: {kinds:?}");
+    }
+
+    #[test]
+    fn faults_are_named_on_the_command_line() {
+        for f in Fault::ALL {
+            assert_eq!(Fault::parse(f.name()), Ok(f));
+        }
+        let err = Fault::parse("meteor").unwrap_err();
+        assert!(
+            err.contains("meteor") && err.contains("partition-leader"),
+            "{err}"
+        );
     }
 
     #[test]
