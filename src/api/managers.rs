@@ -113,16 +113,26 @@ pub(super) async fn forward_to_leader(app: &App, request: Request) -> Served {
         Err(e) => return Served::Answered(e.into_response()),
     };
     tracing::debug!(%leader, %target, "forwarding to the primary");
-    Served::Answered(
-        match super::proxy::forward(&leader_client, request, &target).await {
-            Ok(response) => response,
-            Err(e) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("primary {leader} did not answer: {}", e.message),
-            )
-            .into_response(),
-        },
-    )
+    // Until the leader's answer begins: if this manager stops taking it for
+    // the leader (it stopped hearing it and calls an election, or another
+    // leads), the answer may never come; the client hears so at once.
+    let forwarded = super::proxy::forward(&leader_client, request, &target);
+    let answer = tokio::select! {
+        answer = forwarded => answer,
+        () = manager.leader_left(&leader) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "lost touch with it before it answered; the request may or may not have \
+             taken effect",
+        )),
+    };
+    Served::Answered(match answer {
+        Ok(response) => response,
+        Err(e) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("primary {leader} did not answer: {}", e.message),
+        )
+        .into_response(),
+    })
 }
 
 /// `GET /_swarm/state[?containers=1]`: this manager's own copy of the

@@ -320,6 +320,23 @@ impl Cluster {
             .map(|n| n.api_addr.clone())
     }
 
+    /// Resolves once this manager no longer takes the manager at API
+    /// address `leader` for the leader: another one leads, or none does (an
+    /// election began here, as when this manager stopped hearing it).
+    pub async fn leader_left(&self, leader: &str) {
+        let mut metrics = self.raft.metrics();
+        loop {
+            metrics.borrow_and_update();
+            if self.leader_api().as_deref() != Some(leader) {
+                return;
+            }
+            if metrics.changed().await.is_err() {
+                // Raft stopped: no leader any more.
+                return;
+            }
+        }
+    }
+
     /// `cluster has K of N managers`: how many members answer now.
     pub async fn quorum_text(&self) -> String {
         let members = self.members_addrs();

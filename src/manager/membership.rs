@@ -46,6 +46,12 @@ impl Manager {
         self.cluster.leader_api()
     }
 
+    /// Resolves once this manager no longer takes the manager at API
+    /// address `leader` for the leader.
+    pub async fn leader_left(&self, leader: &str) {
+        self.cluster.leader_left(leader).await
+    }
+
     /// `cluster has K of N managers`: how many members answer now.
     pub async fn quorum_text(&self) -> String {
         self.cluster.quorum_text().await
