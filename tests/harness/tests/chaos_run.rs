@@ -1,16 +1,19 @@
-//! A short `swarm-bench chaos` run with a fixed seed: 3 managers over 10
-//! hollow nodes, 4 clients for 20 s, a kill or a pause every 3 s. The
-//! run must keep every promise the checker checks; its history and final
-//! state are saved and replayed into the checker (`--replay`).
+//! A short `swarm-bench chaos` run with a fixed seed: 3 managers, each on
+//! a host (network namespace) of its own, over 10 hollow nodes, 4 clients
+//! (part of them through HAProxy) for 45 s, a fault every 2.5 s from the
+//! whole mix (kills, pauses, partitions, one-way links, flaps, loss,
+//! delay, engine kills and outages). The run must keep every promise the
+//! checker checks; its history and final state are saved and replayed
+//! into the checker (`--replay`), and its timeline is drawn.
 
 use std::time::Instant;
 
 use serde_json::Value;
 
 /// Bound of the whole run, in seconds.
-const RUN_SECS: u64 = 180;
+const RUN_SECS: u64 = 240;
 /// The seed of the run (workload and faults).
-const SEED: &str = "22";
+const SEED: &str = "26";
 
 #[test]
 fn chaos_run_keeps_every_promise() {
@@ -24,10 +27,11 @@ fn chaos_run_keeps_every_promise() {
             .expect("utf-8 temp path")
             .to_string()
     };
-    let (report, history, fin) = (
+    let (report, history, fin, png) = (
         path("report.json"),
         path("history.json"),
         path("final.json"),
+        path("timeline.png"),
     );
     let args = [
         "chaos",
@@ -38,9 +42,10 @@ fn chaos_run_keeps_every_promise() {
         "--clients",
         "4",
         "--duration",
-        "20s",
+        "45s",
         "--fault-every",
-        "3s",
+        "2500ms",
+        "--engine-faults",
         "--seed",
         SEED,
         "--ready-timeout",
@@ -55,6 +60,8 @@ fn chaos_run_keeps_every_promise() {
         &history,
         "--final",
         &fin,
+        "--png",
+        &png,
     ];
     swarm_harness::trace(format!("swarm-bench {}", args.join(" ")));
     let t0 = Instant::now();
@@ -91,7 +98,30 @@ fn chaos_run_keeps_every_promise() {
         .pointer("/figures/windows")
         .and_then(Value::as_array)
         .map_or(0, Vec::len);
-    assert!(windows >= 3, "faults were injected: {text}");
+    assert!(windows >= 10, "faults were injected: {text}");
+    let kinds: Vec<String> = value
+        .pointer("/figures/windows")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|w| w.pointer("/fault/kind"))
+        .map(Value::to_string)
+        .collect();
+    assert!(
+        kinds.iter().any(|k| k.contains("partition")),
+        "the managers were partitioned: {kinds:?}"
+    );
+    let history_text = std::fs::read_to_string(&history).expect("the history");
+    assert!(
+        history_text.contains(r#""manager":"vip""#),
+        "part of the workload went through HAProxy"
+    );
+    let picture = std::fs::read(&png).expect("the timeline PNG");
+    assert!(
+        picture.starts_with(b"\x89PNG") && picture.len() > 10_000,
+        "a drawn PNG timeline ({} bytes)",
+        picture.len()
+    );
 
     // The saved run replays into the same verdict.
     let replay = swarm_harness::timed(30, env!("CARGO_BIN_EXE_swarm-bench"))
