@@ -1,7 +1,9 @@
-//! The chaos runner (`swarm-bench chaos`): a hollow fleet and a Raft
-//! cluster of managers, clients driving a seeded workload of creates,
-//! starts, stops, renames and removes through random managers, a nemesis
-//! killing and pausing managers on a seeded schedule, and a poller of
+//! The chaos runner (`swarm-bench chaos`): a fleet of engines
+//! (`ChaosFleet`) and a Raft cluster of managers, each on a host of its
+//! own ([`ChaosNet`]) unless told otherwise, clients driving a seeded
+//! workload of creates, starts, stops, renames and removes through random
+//! managers and HAProxy ([`Vip`]), a nemesis injecting process, network
+//! and engine faults ([`Fault`]) on a seeded schedule, and a poller of
 //! every manager's `/_swarm/state`. Everything is recorded in a
 //! [`History`]; once the faults healed and the managers converged (or a
 //! bounded wait ran out), the engines' containers and the managers' states
@@ -105,8 +107,7 @@ pub struct ChaosConfig {
     pub rig: RigConfig,
 }
 
-/// A fault the nemesis can inject, applied in [`Nemesis::apply`] and
-/// undone in [`Nemesis::heal`]. The network faults need
+/// A fault the nemesis can inject and heal. The network faults need
 /// [`ChaosConfig::net`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
