@@ -301,8 +301,8 @@ pub struct ManageArgs {
     /// How often the Raft leader sends heartbeats, which is also the
     /// deadline of one replication round trip: keep it above the round-trip
     /// time between managers (the default allows about 100 ms). A follower
-    /// calls an election after 3 to 6 heartbeats without one. Give every
-    /// manager the same.
+    /// calls an election after 3.3 to 4.4 heartbeats without one. Give
+    /// every manager the same.
     #[arg(long, default_value = "100ms", value_parser = parse_raft_heartbeat)]
     pub raft_heartbeat: Duration,
     /// Time an API connection has to send a whole request head, counted

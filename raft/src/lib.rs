@@ -182,21 +182,10 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            cluster_name: "swarm".to_string(),
-            // Room for a 100 ms round trip between managers (a 50 ms
-            // heartbeat committed nothing over a 60 ms one), a new leader
-            // within about half a second of the old one's death.
-            heartbeat_interval: Duration::from_millis(DEFAULT_HEARTBEAT_MS),
-            election_timeout_min: Duration::from_millis(DEFAULT_HEARTBEAT_MS * 3 / 2),
-            election_timeout_max: Duration::from_millis(DEFAULT_HEARTBEAT_MS * 3),
-            snapshot_logs_since_last: 5000,
-            max_in_snapshot_log_to_keep: 100,
-            install_snapshot_timeout: Duration::from_secs(2),
-            connect_timeout: Duration::from_millis(500),
-            forward_timeout: Duration::from_secs(5),
-            tls: None,
-        }
+        // Room for a 100 ms round trip between managers (a 50 ms heartbeat
+        // committed nothing over a 60 ms one), a new leader about half a
+        // second after the old one's death.
+        Config::with_heartbeat(Duration::from_millis(DEFAULT_HEARTBEAT_MS))
     }
 }
 
@@ -204,15 +193,22 @@ impl Config {
     /// The default settings with leader heartbeats every `heartbeat`, which
     /// is also openraft's deadline of one append-entries round trip: it
     /// must stay above the round-trip time between managers, or nothing
-    /// commits. A follower calls an election after 3 to 6 heartbeats
-    /// without one (openraft waits the leader's lease, the maximum, plus a
-    /// random time between the two).
+    /// commits. A follower calls an election after 3.3 to 4.4 heartbeats
+    /// without one: openraft waits out the leader's lease (the maximum
+    /// election timeout, 2.2 heartbeats) plus a random timeout between the
+    /// minimum (1.1) and the maximum, drawn once per process.
     pub fn with_heartbeat(heartbeat: Duration) -> Config {
         Config {
+            cluster_name: "swarm".to_string(),
             heartbeat_interval: heartbeat,
-            election_timeout_min: heartbeat * 3 / 2,
-            election_timeout_max: heartbeat * 3,
-            ..Config::default()
+            election_timeout_min: heartbeat * 11 / 10,
+            election_timeout_max: heartbeat * 22 / 10,
+            snapshot_logs_since_last: 5000,
+            max_in_snapshot_log_to_keep: 100,
+            install_snapshot_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_millis(500),
+            forward_timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 
