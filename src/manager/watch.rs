@@ -2,7 +2,10 @@
 //! backoff, and an event loop that keeps containers and images current
 //! between refreshes. Failures are counted; after `--engine-failure-retry`
 //! failed refreshes in a row the node is marked unhealthy, and the next
-//! successful refresh marks it healthy again.
+//! successful refresh marks it healthy again. A node's return is noticed
+//! within about a second, by its event loop, or, for a node that has not
+//! answered since its watcher started (down when this manager took the
+//! lead), by pinging it while the refresh waits out its backoff.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,14 +80,32 @@ pub(super) async fn watch_engine(manager: Arc<Manager>, slot: Arc<EngineSlot>) {
             }
         }
         let pause = next_pause(&manager.config, failures);
+        // No event loop yet to notice the engine's return: watch for it here.
+        let unfollowed = failures > 0 && events.is_none();
         tokio::select! {
             _ = slot.cancel.cancelled() => break,
             _ = tokio::time::sleep(pause) => {}
             _ = slot.wake.notified() => {}
+            _ = answers_again(&slot), if unfollowed => {}
         }
     }
     if let Some(handle) = events {
         handle.abort();
+    }
+}
+
+/// Resolves once the engine answers `_ping`, asked every [`EVENTS_RETRY`].
+async fn answers_again(slot: &EngineSlot) {
+    loop {
+        tokio::time::sleep(EVENTS_RETRY).await;
+        if slot
+            .engine
+            .call(hyper::Method::GET, "/_ping", None)
+            .await
+            .is_ok()
+        {
+            return;
+        }
     }
 }
 

@@ -908,6 +908,44 @@ fn a_dead_node_is_retried_on_the_backoff_and_its_return_noticed_at_once() {
     });
 }
 
+/// A node already down when the manager starts watching it (a new leader
+/// takes over while an engine is down; here, a manager starting) has no
+/// event stream yet to notice its return: its return must still be
+/// noticed within about a second, not at the next refresh of the backoff.
+#[test]
+fn a_node_down_from_the_start_is_noticed_at_once_when_it_comes() {
+    let rt = runtime();
+    let fleet = fleet_of(&rt, 2);
+    rt.block_on(fleet.kill(1)).expect("kill");
+    let discovery = fleet.discovery();
+    let manager = start_manager(&[
+        "--engine-refresh-min-interval",
+        "1s",
+        "--engine-refresh-max-interval",
+        "8s",
+        "--engine-failure-retry",
+        "3",
+        &discovery,
+    ]);
+    let host = manager.host.clone();
+    let dead = format!("tcp://{}", fleet.addr(1));
+    // Failed at 0, 0.5, 1.5, 2.5, 4.5 and 8.5 s: the next try is 8 s away.
+    wait_for("6 failed refreshes", Duration::from_secs(20), || {
+        let log = manager.log();
+        let failed = log
+            .lines()
+            .filter(|l| l.contains("engine refresh failed") && l.contains(&dead))
+            .count();
+        (failed >= 6).then_some(())
+    });
+    rt.block_on(fleet.revive(1)).expect("revive");
+    let name = fleet.name(1);
+    wait_for("the node healthy", Duration::from_secs(4), || {
+        let info = docker_ok(&host, &["info"]);
+        (node_status(&info, &name).as_deref() == Some("Healthy")).then_some(())
+    });
+}
+
 /// Kill and revive in process: refused connections, broken event streams,
 /// same identity and containers afterwards; timed kills; latency; timers
 /// (`sleep`, restart policies) and `wait`.
