@@ -65,6 +65,15 @@ impl Proxy {
     /// the target's answers limited to `bytes_per_sec` (0: no limit).
     pub fn start(target: &str, bytes_per_sec: u64) -> io::Result<Proxy> {
         let addr = format!("127.0.0.1:{}", try_free_port()?);
+        Proxy::start_at(&addr, target, bytes_per_sec)
+    }
+
+    /// Like [`Proxy::start`], listening on `addr` (`ip:port`, port 0 for
+    /// one the kernel picks; [`Proxy::addr`] then has the port), e.g. on
+    /// a bridge that hosts in other network namespaces reach.
+    pub fn start_at(addr: &str, target: &str, bytes_per_sec: u64) -> io::Result<Proxy> {
+        let listener = TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
         let shared = Arc::new(Shared {
             target: target.to_string(),
             rate: AtomicU64::new(bytes_per_sec),
@@ -72,13 +81,13 @@ impl Proxy {
             links: Mutex::new(Links::default()),
             stop: AtomicBool::new(false),
         });
-        let proxy = Proxy {
+        let addr = listener.local_addr()?.to_string();
+        shared.links().listener = Some(listener);
+        Ok(Proxy {
             addr,
             shared: shared.clone(),
             acceptor: Some(thread::spawn(move || accept_loop(shared))),
-        };
-        proxy.restore()?;
-        Ok(proxy)
+        })
     }
 
     /// Sets the limit of the target's answers, all connections together
@@ -345,5 +354,30 @@ mod tests {
             .read_to_end(&mut got)
             .expect("read after restore");
         assert_eq!(got.len(), 10_000_000);
+    }
+
+    #[test]
+    fn listens_where_asked_and_carries_both_ways() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind echo");
+        let echo = listener.local_addr().expect("echo address").to_string();
+        thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                thread::spawn(move || {
+                    let mut buf = [0u8; 64];
+                    while let Ok(n @ 1..) = conn.read(&mut buf) {
+                        let _ = conn.write_all(&buf[..n].to_ascii_uppercase());
+                    }
+                });
+            }
+        });
+        let proxy = Proxy::start_at("127.0.0.1:0", &echo, 0).expect("proxy");
+        assert!(!proxy.addr.ends_with(":0"), "{}", proxy.addr);
+        let mut conn = TcpStream::connect(&proxy.addr).expect("connect");
+        for word in ["ping", "streamed"] {
+            conn.write_all(word.as_bytes()).expect("write");
+            let mut got = vec![0u8; word.len()];
+            conn.read_exact(&mut got).expect("read");
+            assert_eq!(got, word.to_ascii_uppercase().as_bytes());
+        }
     }
 }
