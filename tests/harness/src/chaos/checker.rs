@@ -34,7 +34,10 @@
 //!   `to` from `max(t, rename start)` through a rename (not refused) `from
 //!   → to` that did not end before `t`, the instant it may carry `from`
 //!   (earliest instants over every chain of renames, as shortest paths).
-//!   An `Ok` create without an ID is present when an engine holds its name.
+//!   An `Ok` create without an ID is present when an engine holds its name;
+//!   so is one with the reschedule policy when an engine holds a name it
+//!   may carry: a copy rescheduled off a failed node has another ID (and
+//!   the same swarm ID, which the history does not know).
 //! - [`Promise::NoUndoneRemove`]: when an `Ok` create of `N` ended before
 //!   an `Ok` remove of `N` began, the container it created is neither on an
 //!   engine nor in a manager's state under the name `N`, unless a rename
@@ -792,6 +795,28 @@ impl<'a> Index<'a> {
             })
     }
 
+    /// Every name the container of `create` (of `name`) may have carried,
+    /// with the earliest instant it may have: a time-respecting walk over
+    /// the renames, earliest instants first (module docs).
+    fn names_it_may_carry(&self, create: &Op, name: &'a str) -> HashMap<&'a str, Nanos> {
+        let t0 = begin(create);
+        let mut earliest: HashMap<&'a str, Nanos> = HashMap::from([(name, t0)]);
+        let mut heap = BinaryHeap::from([Reverse((t0, name))]);
+        while let Some(Reverse((t, x))) = heap.pop() {
+            if earliest.get(x).is_some_and(|&e| e < t) {
+                continue;
+            }
+            for edge in self.renames.get(x).into_iter().flatten() {
+                let Some(at) = edge.arrival(t) else { continue };
+                if earliest.get(edge.to).is_none_or(|&e| at < e) {
+                    earliest.insert(edge.to, at);
+                    heap.push(Reverse((at, edge.to)));
+                }
+            }
+        }
+        earliest
+    }
+
     /// Whether a remove (not refused) of `name` may take effect at `t` or
     /// later.
     fn remove_may_follow(&self, name: &str, t: Nanos) -> bool {
@@ -802,28 +827,20 @@ impl<'a> Index<'a> {
     /// may have been removed (module docs): a time-respecting walk over
     /// the renames it may have gone through, earliest instants first.
     fn possibly_removed(&self, create: &Op, name: &'a str, id: Option<&str>) -> bool {
-        let t0 = begin(create);
-        if id.is_some_and(|id| self.remove_may_follow(id, t0)) {
+        if id.is_some_and(|id| self.remove_may_follow(id, begin(create))) {
             return true;
         }
-        let mut earliest: HashMap<&str, Nanos> = HashMap::from([(name, t0)]);
-        let mut heap = BinaryHeap::from([Reverse((t0, name))]);
-        while let Some(Reverse((t, x))) = heap.pop() {
-            if earliest.get(x).is_some_and(|&e| e < t) {
-                continue;
-            }
-            if self.remove_may_follow(x, t) {
-                return true;
-            }
-            for edge in self.renames.get(x).into_iter().flatten() {
-                let Some(at) = edge.arrival(t) else { continue };
-                if earliest.get(edge.to).is_none_or(|&e| at < e) {
-                    earliest.insert(edge.to, at);
-                    heap.push(Reverse((at, edge.to)));
-                }
-            }
-        }
-        false
+        self.names_it_may_carry(create, name)
+            .into_iter()
+            .any(|(x, t)| self.remove_may_follow(x, t))
+    }
+
+    /// Whether an engine holds a name the container of `create` may have
+    /// carried (a rescheduled copy of it, say).
+    fn name_may_be_held(&self, create: &Op, name: &'a str) -> bool {
+        self.names_it_may_carry(create, name)
+            .keys()
+            .any(|x| self.engine_names.contains(x))
     }
 
     /// The `Ok` creates that answered `id`, by op id.
@@ -834,8 +851,17 @@ impl<'a> Index<'a> {
 
 fn lost_creates(index: &Index<'_>, out: &mut Vec<Violation>) {
     for (op, name, id) in index.acked_creates() {
+        let rescheduled = matches!(
+            op.kind,
+            OpKind::Create {
+                reschedule: true,
+                ..
+            }
+        );
         let present = match id {
-            Some(id) => index.engine.contains_key(id),
+            Some(id) if index.engine.contains_key(id) => true,
+            Some(_) if rescheduled => index.name_may_be_held(op, name),
+            Some(_) => false,
             None => index.engine_names.contains(name),
         };
         if present || index.possibly_removed(op, name, id) {

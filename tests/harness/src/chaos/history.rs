@@ -41,6 +41,11 @@ pub enum OpKind {
         cpus_milli: u64,
         /// Host ports published (TCP, every address).
         host_ports: Vec<u16>,
+        /// Whether it asked to be rescheduled on node failure (`-e
+        /// reschedule:on-node-failure`): its container may be replaced by
+        /// a copy with another ID and the same name.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reschedule: bool,
     },
     /// `docker start NAME`.
     Start {
@@ -88,8 +93,12 @@ impl std::fmt::Display for OpKind {
                 memory,
                 cpus_milli,
                 host_ports,
+                reschedule,
             } => {
                 write!(f, "create {name}")?;
+                if *reschedule {
+                    write!(f, " -e reschedule:on-node-failure")?;
+                }
                 if *memory > 0 {
                     write!(f, " -m {memory}")?;
                 }
@@ -545,6 +554,7 @@ mod tests {
             memory: 64 << 20,
             cpus_milli: 500,
             host_ports: vec![8080],
+            reschedule: false,
         }
     }
 

@@ -724,7 +724,8 @@ impl Worker {
             host["PortBindings"] = json!({ "80/tcp": [{ "HostPort": port.to_string() }] });
             body["ExposedPorts"] = json!({ "80/tcp": {} });
         }
-        if self.rng.chance(20) {
+        let reschedule = self.rng.chance(20);
+        if reschedule {
             body["Env"] = json!(["reschedule:on-node-failure"]);
         }
         body["HostConfig"] = host;
@@ -733,6 +734,7 @@ impl Worker {
             memory,
             cpus_milli,
             host_ports,
+            reschedule,
         };
         (kind, body)
     }

@@ -57,6 +57,7 @@ fn create_kind(name: &str) -> OpKind {
         memory: 0,
         cpus_milli: 0,
         host_ports: vec![],
+        reschedule: false,
     }
 }
 
@@ -249,6 +250,31 @@ fn a_missing_container_that_a_remove_may_have_removed_is_not_lost() {
         Outcome::failed(Some(404), "no such container"),
     );
     only(&run(&ops, &fin), Promise::NoLostCreate, 1);
+}
+
+#[test]
+fn a_rescheduled_container_is_found_by_the_names_it_may_carry() {
+    // c1 was moved off a failed node: its copy c9 has another ID, and
+    // was renamed since.
+    let history = |reschedule: bool| {
+        let mut ops = Ops::default();
+        let kind = OpKind::Create {
+            name: "web".into(),
+            memory: 0,
+            cpus_milli: 0,
+            host_ports: vec![],
+            reschedule,
+        };
+        ops.push(kind, 0, Some(10), Outcome::created("c1"));
+        ops.rename("web", "api", 20, 30, Outcome::ok());
+        ops
+    };
+    let copy = agreeing(vec![node("node-2", vec![container("c9", "api")])]);
+    assert!(run(&history(true), &copy).ok());
+    only(&run(&history(false), &copy), Promise::NoLostCreate, 1);
+    // No engine holds a name it may carry: lost all the same.
+    let other = agreeing(vec![node("node-2", vec![container("c9", "db")])]);
+    only(&run(&history(true), &other), Promise::NoLostCreate, 1);
 }
 
 #[test]
