@@ -5,9 +5,10 @@
 //! managers and HAProxy ([`Vip`]), a nemesis injecting process, network
 //! and engine faults ([`Fault`]) on a seeded schedule, and a poller of
 //! every manager's `/_swarm/state`. Everything is recorded in a
-//! [`History`]; once the faults healed and the managers converged (or a
-//! bounded wait ran out), the engines' containers and the managers' states
-//! are read into a [`Final`] and [`check_recording`] judges the run.
+//! [`History`]; once the faults healed, every node answered healthy and
+//! the managers converged (or a bounded wait ran out), the engines'
+//! containers and the managers' states are read into a [`Final`] and
+//! [`check_recording`] judges the run.
 //!
 //! How an answer counts (see `super::history`): 2xx and 304 are `Ok`; a
 //! 4xx, or a 500 carrying the scheduler's refusal
@@ -59,7 +60,8 @@ const MANAGER_ARGS: [&str; 6] = [
 ];
 /// The host ports creates publish from: few, so that they conflict.
 const PORT_POOL: [u16; 4] = [20_001, 20_002, 20_003, 20_004];
-/// The pause of a client after an ambiguous answer (none, or a 5xx).
+/// The pause of a client after an ambiguous answer (none, or a 5xx) or a
+/// scheduler's refusal.
 const BACKOFF: Duration = Duration::from_millis(50);
 /// "No manager ID" in the leader slot the poller keeps.
 const NO_LEADER: usize = usize::MAX;
@@ -450,6 +452,20 @@ async fn scenario(
     );
 
     let healed = Instant::now();
+    // A node back from an outage just before the end is noticed within
+    // about a second; its stale copies are removed once it is healthy.
+    let healthy = rig
+        .wait_healthy(
+            &apis[0],
+            fleet.len(),
+            config.converge_timeout,
+            CONTROL_TIMEOUT,
+            None,
+        )
+        .await;
+    if let Err(e) = healthy {
+        progress(config, format!("not every node healthy: {e:#}"));
+    }
     let (converged, managers) = converge(&names, &apis, config.converge_timeout).await;
     let converge_ms = healed.elapsed().as_secs_f64() * 1000.0;
     progress(
@@ -764,8 +780,10 @@ impl Worker {
             }
         }
         self.history.complete(handle, outcome.clone());
-        if matches!(outcome, Outcome::Unknown { .. }) {
-            // A manager down or no leader: do not spin on fast errors.
+        let refused = matches!(outcome, Outcome::Failed { status: Some(s), .. } if s >= 500);
+        if refused || matches!(outcome, Outcome::Unknown { .. }) {
+            // A manager down, no leader, or no node to place on: do not
+            // spin on fast errors.
             tokio::time::sleep(BACKOFF).await;
         }
         outcome
