@@ -61,7 +61,7 @@ enum Scenario {
     /// Hollow engines + a manager; kill the node holding containers with
     /// `reschedule:on-node-failure` and time until they run elsewhere.
     Reschedule(RescheduleArgs),
-    /// Hollow engines + a Raft cluster of managers under a seeded workload
+    /// Hollow (or real) engines + a Raft cluster of managers under a seeded workload
     /// and seeded faults (kills, pauses); checks the cluster's promises.
     Chaos(ChaosArgs),
 }
@@ -302,6 +302,10 @@ struct ChaosArgs {
     /// Hollow nodes.
     #[arg(long, default_value_t = 20)]
     nodes: usize,
+    /// Real Docker engines instead of hollow nodes (2-3 typical; needs
+    /// root and dockerd).
+    #[arg(long, conflicts_with = "nodes", value_parser = clap::value_parser!(u16).range(1..))]
+    engines: Option<u16>,
     /// Concurrent clients of the workload.
     #[arg(long, default_value_t = 8)]
     clients: usize,
@@ -630,6 +634,7 @@ async fn chaos_cmd(args: ChaosArgs) -> anyhow::Result<()> {
     let config = ChaosConfig {
         managers: args.managers,
         nodes: args.nodes,
+        engines: args.engines.map_or(0, usize::from),
         clients: args.clients,
         duration: args.duration,
         seed,
@@ -654,10 +659,13 @@ async fn chaos_cmd(args: ChaosArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.final_state {
         write_json(path, &outcome.fin)?;
     }
+    let nodes = match config.engines {
+        0 => format!("{} nodes", config.nodes),
+        n => format!("{n} real engines"),
+    };
     println!(
-        "chaos: seed {seed}, {} managers, {} nodes, {} clients, {:?}, {} faults; managers {} in {:.1} s",
+        "chaos: seed {seed}, {} managers, {nodes}, {} clients, {:?}, {} faults; managers {} in {:.1} s",
         config.managers,
-        config.nodes,
         config.clients,
         config.duration,
         outcome.faults,

@@ -1,7 +1,8 @@
 //! The engines of a chaos run behind one interface: the hollow fleet (the
 //! default), started on the bridge of the managers' hosts when they have
-//! their own; stopping one node for a while; reading every node's
-//! containers after healing, as the engines themselves report them.
+//! their own, or real engines ([`RealFleet`], `--engines N`); stopping one
+//! node for a while; reading every node's containers after healing, as the
+//! engines themselves report them.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use serde_json::Value;
 
 use super::checker::{Capacity, EngineContainer, FinalNode, HostPort, Proto};
 use super::net::ChaosNet;
+use super::real::RealFleet;
 use super::run::ChaosConfig;
 use crate::bench::client::Client;
 use crate::bench::rig::{FleetSpec, HollowFleet, Rig};
@@ -23,17 +25,25 @@ const BACK_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) enum ChaosFleet {
     /// `hollow-engine` nodes.
     Hollow(HollowFleet),
+    /// Real dockerd engines.
+    Real(RealFleet),
 }
 
 impl ChaosFleet {
-    /// Starts the engines `config` asks for, on `net`'s bridge if given,
-    /// and waits until they answer; `progress` prints a line.
+    /// Starts the engines `config` asks for (real ones if
+    /// [`ChaosConfig::engines`] says so), on `net`'s bridge if given, and
+    /// waits until they answer; `progress` prints a line.
     pub(crate) async fn start(
         config: &ChaosConfig,
         rig: &mut Rig,
         net: Option<&ChaosNet>,
         progress: impl Fn(String),
     ) -> anyhow::Result<ChaosFleet> {
+        if config.engines > 0 {
+            progress(format!("starting {} real engines", config.engines));
+            let fleet = RealFleet::start(config.engines, net, config.duration).await?;
+            return Ok(ChaosFleet::Real(fleet));
+        }
         let host = net.map_or("127.0.0.1".to_string(), |n| n.bridge_ip().to_string());
         let mut args = vec![
             "--memory".to_string(),
@@ -59,6 +69,7 @@ impl ChaosFleet {
     pub(crate) fn len(&self) -> usize {
         match self {
             ChaosFleet::Hollow(f) => f.nodes,
+            ChaosFleet::Real(f) => f.len(),
         }
     }
 
@@ -66,6 +77,7 @@ impl ChaosFleet {
     pub(crate) fn addr(&self, i: usize) -> String {
         match self {
             ChaosFleet::Hollow(f) => f.addr(i),
+            ChaosFleet::Real(f) => f.addr(i),
         }
     }
 
@@ -73,11 +85,13 @@ impl ChaosFleet {
     pub(crate) fn discovery(&self) -> String {
         match self {
             ChaosFleet::Hollow(f) => f.discovery(),
+            ChaosFleet::Real(f) => f.discovery(),
         }
     }
 
     /// Node i stops answering (its listener and connections closed) and
-    /// comes back by itself after `outage`; returns at once.
+    /// comes back by itself after `outage`; returns at once (a real engine:
+    /// once it is killed).
     pub(crate) async fn stop_for(&self, i: usize, outage: Duration) -> anyhow::Result<()> {
         match self {
             ChaosFleet::Hollow(f) => {
@@ -90,11 +104,15 @@ impl ChaosFleet {
                 }
                 Ok(())
             }
+            ChaosFleet::Real(f) => f.stop_for(i, outage).await,
         }
     }
 
     /// Waits until node i answers `/_ping` again.
     pub(crate) async fn wait_back(&self, i: usize) -> anyhow::Result<()> {
+        if let ChaosFleet::Real(f) = self {
+            return f.wait_back(i).await;
+        }
         let node = self.addr(i);
         let start = std::time::Instant::now();
         loop {

@@ -10,8 +10,11 @@
 //!   recorded from many threads and saved as JSON;
 //! - [`checker`]: the promises checked over a history and the state read
 //!   after healing, with their evidence and the run's figures;
-//! - [`run`]: the runner of `swarm-bench chaos`: a hollow fleet, managers,
+//! - [`run`]: the runner of `swarm-bench chaos`: the engines, managers,
 //!   the workload, the nemesis and the leadership poller, then the check;
+//! - [`fleet`]: the engines of a run: the hollow fleet or [`real`] engines,
+//!   reached from the managers' hosts through proxies;
+//! - [`vip`]: HAProxy in front of the managers;
 //! - [`timeline`]: a history drawn as a PNG (latencies, outcomes per
 //!   second, roles, fault windows) for a person to read.
 
@@ -19,6 +22,7 @@ pub mod checker;
 pub mod fleet;
 pub mod history;
 pub mod net;
+pub mod real;
 pub mod run;
 pub mod timeline;
 pub mod vip;

@@ -1,5 +1,5 @@
 //! The chaos runner (`swarm-bench chaos`): a fleet of engines
-//! (`ChaosFleet`) and a Raft cluster of managers, each on a host of its
+//! (`ChaosFleet`: hollow nodes, or real engines, see [`super::real`]) and a Raft cluster of managers, each on a host of its
 //! own ([`ChaosNet`]) unless told otherwise, clients driving a seeded
 //! workload of creates, starts, stops, renames and removes through random
 //! managers and HAProxy ([`Vip`]), a nemesis injecting process, network
@@ -58,6 +58,13 @@ const MANAGER_ARGS: [&str; 6] = [
     "--engine-failure-retry",
     "2",
 ];
+/// The CPU reservations of creates that reserve CPUs by `NanoCpus`, in
+/// milli-CPUs, on hollow nodes (the others reserve one CPU by `CpuShares`).
+const HOLLOW_CPUS: [u64; 3] = [250, 500, 1000];
+/// The same on real engines, which have the machine's few CPUs for all
+/// their containers (the others reserve no CPU), so that a reasonable
+/// share of creates fits.
+const REAL_CPUS: [u64; 3] = [50, 100, 200];
 /// The host ports creates publish from: few, so that they conflict.
 const PORT_POOL: [u16; 4] = [20_001, 20_002, 20_003, 20_004];
 /// The pause of a client after an ambiguous answer (none, or a 5xx) or a
@@ -71,8 +78,11 @@ const NO_LEADER: usize = usize::MAX;
 pub struct ChaosConfig {
     /// Managers (one Raft cluster).
     pub managers: usize,
-    /// Hollow nodes.
+    /// Hollow nodes (unused with real engines).
     pub nodes: usize,
+    /// Real engines instead of hollow nodes (see [`super::real`]); 0 for
+    /// hollow nodes.
+    pub engines: usize,
     /// Concurrent clients.
     pub clients: usize,
     /// How long the workload and the faults last.
@@ -93,7 +103,7 @@ pub struct ChaosConfig {
     pub request_timeout: Duration,
     /// Bound of the wait for the managers to converge after healing.
     pub converge_timeout: Duration,
-    /// Whether the nemesis also stops hollow nodes for a while.
+    /// Whether the nemesis also stops nodes (hollow or real) for a while.
     pub engine_faults: bool,
     /// Whether every manager runs on a host of its own (a network namespace
     /// of a [`ChaosNet`], which needs root), so that the nemesis can also
@@ -119,8 +129,8 @@ pub enum Fault {
     Pause,
     /// SIGKILL two managers at once; restart both.
     KillTwo,
-    /// A node stops answering for a moment (`POST /hollow/kill?for=`, or
-    /// a real engine killed and restarted) and comes back.
+    /// A node stops answering and comes back: a hollow node by itself
+    /// (`POST /hollow/kill?for=`), a real engine SIGKILLed and restarted.
     EngineKill,
     /// A node down long enough to be declared failed and its
     /// `reschedule:on-node-failure` containers moved, and another one
@@ -322,12 +332,15 @@ impl Rng {
 /// Runs the scenario; every process it started is stopped when it returns
 /// (or when the future is dropped).
 pub async fn run(config: &ChaosConfig) -> anyhow::Result<ChaosOutcome> {
-    check_binaries(&[
-        ("hollow-engine", &config.rig.hollow_bin),
-        ("swarm", &config.rig.swarm_bin),
-    ])?;
-    if config.nodes == 0 || config.managers == 0 || config.clients == 0 {
-        bail!("--nodes, --managers and --clients must be at least 1");
+    if config.engines == 0 {
+        check_binaries(&[("hollow-engine", &config.rig.hollow_bin)])?;
+    }
+    check_binaries(&[("swarm", &config.rig.swarm_bin)])?;
+    if config.engines == 0 && config.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    if config.managers == 0 || config.clients == 0 {
+        bail!("--managers and --clients must be at least 1");
     }
     if let Some(f) = config.only.iter().find(|f| f.is_network()) {
         if !config.net || config.managers < 2 {
@@ -416,6 +429,7 @@ async fn scenario(
                 stop: Arc::clone(&stop),
                 rng: Rng::new(config.seed.wrapping_add(1 + c as u64)),
                 image: config.image.clone(),
+                real: config.engines > 0,
                 timeout: config.request_timeout,
             };
             tokio::spawn(worker.run())
@@ -602,6 +616,8 @@ struct Worker {
     stop: Arc<AtomicBool>,
     rng: Rng,
     image: String,
+    /// Whether the engines are real: lighter CPU reservations.
+    real: bool,
     timeout: Duration,
 }
 
@@ -722,9 +738,12 @@ impl Worker {
         let memory: u64 = [128u64, 256, 512][self.rng.below(3)] << 20;
         let mut host = json!({ "Memory": memory });
         let cpus_milli = if self.rng.chance(70) {
-            let milli = [250u64, 500, 1000][self.rng.below(3)];
+            let table = if self.real { REAL_CPUS } else { HOLLOW_CPUS };
+            let milli = table[self.rng.below(3)];
             host["NanoCpus"] = json!(milli * 1_000_000);
             milli
+        } else if self.real {
+            0
         } else {
             host["CpuShares"] = json!(1);
             1000
@@ -1212,6 +1231,55 @@ mod tests {
         let mut other = Rng::new(8);
         assert_ne!(a[0], other.next_u64());
         assert!((0..1000).all(|_| r.below(3) < 3));
+    }
+
+    fn worker(real: bool) -> Worker {
+        Worker {
+            client: 0,
+            names: vec!["m1".into()],
+            apis: Vec::new(),
+            history: Arc::new(History::new()),
+            stop: Arc::new(AtomicBool::new(false)),
+            rng: Rng::new(5),
+            image: "busybox:local".into(),
+            real,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    /// (cpus_milli, the body's NanoCpus, CpuShares) of 200 creates.
+    fn cpus_of_creates(real: bool) -> Vec<(u64, Option<u64>, Option<u64>)> {
+        let mut w = worker(real);
+        (0..200)
+            .map(|i| {
+                let (kind, body) = w.create_spec(&format!("c{i}"));
+                let OpKind::Create { cpus_milli, .. } = kind else {
+                    panic!("not a create: {kind:?}");
+                };
+                let host = |k: &str| body.pointer(&format!("/HostConfig/{k}"))?.as_u64();
+                (cpus_milli, host("NanoCpus"), host("CpuShares"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn creates_on_real_engines_reserve_a_fraction_of_a_cpu() {
+        let real = cpus_of_creates(true);
+        assert!(real
+            .iter()
+            .all(|(m, _, shares)| *m <= 200 && shares.is_none()));
+        assert!(real
+            .iter()
+            .all(|(m, nano, _)| nano.unwrap_or(0) == m * 1_000_000));
+        let without = real.iter().filter(|(m, _, _)| *m == 0).count();
+        assert!(
+            (30..=100).contains(&without),
+            "{without} of 200 without CPU"
+        );
+        // Hollow nodes: as before, up to a CPU, and one by CpuShares.
+        let hollow = cpus_of_creates(false);
+        assert!(hollow.iter().all(|(m, _, _)| [250, 500, 1000].contains(m)));
+        assert!(hollow.iter().any(|(_, _, shares)| *shares == Some(1)));
     }
 
     fn nemesis(leader: usize) -> Nemesis {
