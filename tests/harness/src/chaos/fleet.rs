@@ -152,8 +152,11 @@ impl ChaosFleet {
                 .flatten()
                 .filter_map(|c| c.get("Id")?.as_str())
             {
-                let v = get_json(&mut c, &format!("/containers/{id}/json")).await?;
-                containers.push(engine_container(&v));
+                // Gone since the list (the managers still at work): not there.
+                let path = format!("/containers/{id}/json");
+                if let Some(v) = get_json_unless_gone(&mut c, &path).await? {
+                    containers.push(engine_container(&v));
+                }
             }
             nodes.push(FinalNode {
                 name,
@@ -168,12 +171,24 @@ impl ChaosFleet {
 
 /// `GET path` as JSON; an error unless it answers 200 with JSON.
 async fn get_json(c: &mut Client, path: &str) -> anyhow::Result<Value> {
+    get_json_unless_gone(c, path)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("{} {path}: 404", c.addr()))
+}
+
+/// `GET path` as JSON, `None` when it answers 404; an error unless it
+/// answers 200 with JSON.
+async fn get_json_unless_gone(c: &mut Client, path: &str) -> anyhow::Result<Option<Value>> {
     let answer = c.get(path).await.map_err(anyhow::Error::msg)?;
+    if answer.status == 404 {
+        return Ok(None);
+    }
     if answer.status != 200 {
         bail!("{} {path}: {}", c.addr(), answer.describe());
     }
     answer
         .json()
+        .map(Some)
         .ok_or_else(|| anyhow::anyhow!("{} {path}: invalid JSON", c.addr()))
 }
 

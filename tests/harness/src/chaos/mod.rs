@@ -14,6 +14,7 @@
 //!   the workload, the nemesis and the leadership poller, then the check;
 //! - [`fleet`]: the engines of a run: the hollow fleet or [`real`] engines,
 //!   reached from the managers' hosts through proxies;
+//! - [`settle`]: the end of a run: managers agreeing, engines still;
 //! - [`vip`]: HAProxy in front of the managers;
 //! - [`timeline`]: a history drawn as a PNG (latencies, outcomes per
 //!   second, roles, fault windows) for a person to read.
@@ -24,5 +25,6 @@ pub mod history;
 pub mod net;
 pub mod real;
 pub mod run;
+pub mod settle;
 pub mod timeline;
 pub mod vip;

@@ -16,7 +16,6 @@
 //! `Failed`; anything else (other
 //! 5xx, a timeout, a connection error) is `Unknown`.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,10 +25,11 @@ use hyper::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::checker::{check_recording, Final, FinalManager, Report, StateContainer};
+use super::checker::{check_recording, Final, Report};
 use super::fleet::ChaosFleet;
 use super::history::{FaultKind, History, OpKind, Outcome, Recording};
 use super::net::ChaosNet;
+use super::settle::settle;
 use super::vip::Vip;
 use crate::bench::client::{message, Answer, Client};
 use crate::bench::rig::{check_binaries, Rig, RigConfig};
@@ -287,7 +287,8 @@ pub struct ChaosOutcome {
     /// Whether every manager reported the same applied index and digest
     /// within the bounded wait.
     pub converged: bool,
-    /// Healing → converged (or the wait ran out), in ms.
+    /// Healing → nodes healthy, managers converged and engines still (or
+    /// the wait ran out), in ms.
     pub converge_ms: f64,
     /// Faults injected.
     pub faults: usize,
@@ -480,7 +481,14 @@ async fn scenario(
     if let Err(e) = healthy {
         progress(config, format!("not every node healthy: {e:#}"));
     }
-    let (converged, managers) = converge(&names, &apis, config.converge_timeout).await;
+    let (converged, managers, nodes) = settle(
+        &names,
+        &apis,
+        &fleet,
+        config.overcommit,
+        config.converge_timeout,
+    )
+    .await?;
     let converge_ms = healed.elapsed().as_secs_f64() * 1000.0;
     progress(
         config,
@@ -494,7 +502,6 @@ async fn scenario(
             converge_ms / 1000.0
         ),
     );
-    let nodes = fleet.read(config.overcommit).await?;
     let fin = Final { nodes, managers };
     let recording = history.recording();
     let report = check_recording(&recording, &fin);
@@ -1119,69 +1126,6 @@ async fn wait_back(api: &str) -> anyhow::Result<()> {
             bail!("{api} did not answer /_ping {BACK_TIMEOUT:?} after healing");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// One manager's state, with its containers.
-async fn read_state(api: &str) -> Option<(u64, String, Vec<StateContainer>)> {
-    let mut c = Client::manager(api, CONTROL_TIMEOUT).ok()?;
-    let answer = c.get("/_swarm/state?containers=1").await.ok()?;
-    let v = (answer.status == 200).then(|| answer.json())??;
-    let applied = v.get("applied_index").and_then(Value::as_u64).unwrap_or(0);
-    let digest = v.get("digest")?.as_str()?.to_string();
-    let list = v
-        .get("list")
-        .and_then(Value::as_array)
-        .map(|l| {
-            l.iter()
-                .filter_map(|c| {
-                    Some(StateContainer {
-                        id: c.get("id")?.as_str()?.to_string(),
-                        name: c.get("name")?.as_str()?.to_string(),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Some((applied, digest, list))
-}
-
-/// Until every manager reports the same applied index and digest, or
-/// `timeout`: whether they did, and every manager's last state.
-async fn converge(
-    names: &[String],
-    apis: &[String],
-    timeout: Duration,
-) -> (bool, Vec<FinalManager>) {
-    let start = Instant::now();
-    loop {
-        let states = futures::future::join_all(apis.iter().map(|a| read_state(a))).await;
-        let mut seen = BTreeMap::new();
-        for s in states.iter().flatten() {
-            seen.insert((s.0, s.1.clone()), ());
-        }
-        let all = states.iter().all(Option::is_some);
-        let converged = all && seen.len() == 1;
-        if converged || start.elapsed() > timeout {
-            let managers = names
-                .iter()
-                .zip(states)
-                .map(|(name, s)| match s {
-                    Some((_, digest, containers)) => FinalManager {
-                        name: name.clone(),
-                        digest: Some(digest),
-                        containers,
-                    },
-                    None => FinalManager {
-                        name: name.clone(),
-                        digest: None,
-                        containers: Vec::new(),
-                    },
-                })
-                .collect();
-            return (converged, managers);
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
