@@ -669,7 +669,10 @@ fn scenario_discovery_is_the_clusters(ha: &mut Ha) {
     // Election timeouts are drawn once per process: a manager with the
     // longest one can lose every race. With the third manager paused, only
     // `odd` can win when the killed leader returns: it needs that one's
-    // vote, and is already campaigning when it comes back.
+    // vote, and is already campaigning when it comes back. The third is
+    // paused a second before the kill, so that every entry the leader
+    // committed meanwhile went through `odd`: a leader whose log is longer
+    // than `odd`'s would refuse it its vote (and win again).
     let signal = |pid: Option<u32>, sig: &str| {
         let pid = pid.expect("a running manager");
         let status = std::process::Command::new("kill")
@@ -687,6 +690,7 @@ fn scenario_discovery_is_the_clusters(ha: &mut Ha) {
             .find(|&i| i != odd && i != now)
             .expect("a third manager");
         signal(ha.managers[third].pid(), "-STOP");
+        std::thread::sleep(Duration::from_secs(1));
         ha.managers[now].kill();
         std::thread::sleep(Duration::from_millis(600));
         ha.managers[now].restart().expect("restarting a manager");
