@@ -113,19 +113,16 @@ impl ChaosFleet {
         if let ChaosFleet::Real(f) = self {
             return f.wait_back(i).await;
         }
-        let node = self.addr(i);
-        let start = std::time::Instant::now();
-        loop {
-            if let Ok(mut c) = Client::new(&node, CONTROL_TIMEOUT) {
-                if matches!(c.get("/_ping").await, Ok(a) if a.status == 200) {
-                    return Ok(());
-                }
-            }
-            if start.elapsed() > BACK_TIMEOUT {
-                bail!("node {node} did not answer /_ping {BACK_TIMEOUT:?} after its outage");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let what = format!("node {}", self.addr(i));
+        wait_ping(
+            &self.addr(i),
+            false,
+            BACK_TIMEOUT,
+            &what,
+            "after its outage",
+            || None,
+        )
+        .await
     }
 
     /// Every node's name, capacity and containers, from its own API.
@@ -166,6 +163,40 @@ impl ChaosFleet {
             });
         }
         Ok(nodes)
+    }
+}
+
+/// Polls `GET /_ping` on `addr` every 100 ms until it answers 200, over
+/// the managers' client (TLS when the run uses it) if `manager`, else
+/// plain HTTP as to an engine. An error naming `what` after `timeout`, or
+/// at once when `gave_up` says why.
+pub(crate) async fn wait_ping(
+    addr: &str,
+    manager: bool,
+    timeout: Duration,
+    what: &str,
+    after: &str,
+    gave_up: impl Fn() -> Option<String>,
+) -> anyhow::Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(why) = gave_up() {
+            bail!("{what} did not come back: {why}");
+        }
+        let client = if manager {
+            Client::manager(addr, CONTROL_TIMEOUT)
+        } else {
+            Client::new(addr, CONTROL_TIMEOUT)
+        };
+        if let Ok(mut c) = client {
+            if matches!(c.get("/_ping").await, Ok(a) if a.status == 200) {
+                return Ok(());
+            }
+        }
+        if start.elapsed() > timeout {
+            bail!("{what} did not answer /_ping {timeout:?} {after}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

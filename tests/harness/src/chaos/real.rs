@@ -17,17 +17,15 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
+use super::fleet::wait_ping;
 use super::net::ChaosNet;
-use crate::bench::client::Client;
 use crate::engines::{start_engines, Engines};
 use crate::proxy::Proxy;
 
-/// Timeout of one `/_ping`.
-const PING_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long an engine gets to answer `/_ping` after its outage (a
 /// restarted dockerd starts its containerd and reads its containers).
 const BACK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -161,21 +159,17 @@ impl RealFleet {
     /// an error at once if its restart failed.
     pub async fn wait_back(&self, i: usize) -> anyhow::Result<()> {
         let node = self.addr(i);
-        let start = Instant::now();
-        loop {
-            if let Some(why) = lock(&self.failed).get(i).cloned().flatten() {
-                bail!("engine {node} did not come back: {why}");
-            }
-            if let Ok(mut c) = Client::new(&node, PING_TIMEOUT) {
-                if matches!(c.get("/_ping").await, Ok(a) if a.status == 200) {
-                    return Ok(());
-                }
-            }
-            if start.elapsed() > BACK_TIMEOUT {
-                bail!("engine {node} did not answer /_ping {BACK_TIMEOUT:?} after its outage");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let what = format!("engine {node}");
+        let failed = || lock(&self.failed).get(i).cloned().flatten();
+        wait_ping(
+            &node,
+            false,
+            BACK_TIMEOUT,
+            &what,
+            "after its outage",
+            failed,
+        )
+        .await
     }
 }
 

@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::checker::{check_recording, Final, Report};
-use super::fleet::ChaosFleet;
+use super::fleet::{wait_ping, ChaosFleet};
 use super::history::{FaultKind, History, OpKind, Outcome, Recording};
 use super::net::ChaosNet;
 use super::settle::settle;
@@ -893,10 +893,7 @@ impl Nemesis {
     /// A random node stops answering for `hold`; waits until it answers
     /// again.
     async fn engine_kill(&mut self, config: &ChaosConfig, hold: Duration) -> anyhow::Result<()> {
-        let fleet = self
-            .fleet
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("engine faults need a fleet"))?;
+        let fleet = self.fleet()?;
         let i = self.rng.below(fleet.len());
         let node = fleet.addr(i);
         progress(
@@ -917,10 +914,7 @@ impl Nemesis {
     /// containers; [`OUTAGE_SECOND_AT`] into it, another node killed for
     /// [`OUTAGE_SECOND`] while they move. Waits until both answer again.
     async fn engine_outage(&mut self, config: &ChaosConfig) -> anyhow::Result<()> {
-        let fleet = self
-            .fleet
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("engine faults need a fleet"))?;
+        let fleet = self.fleet()?;
         let n = fleet.len();
         let first = self.rng.below(n);
         let second = (first + 1 + self.rng.below(n.max(2) - 1)) % n;
@@ -1013,6 +1007,13 @@ impl Nemesis {
             Fault::Delay => format!("all {amount}ms"),
             _ => names(targets),
         }
+    }
+
+    /// The engines; an error for an engine fault without them.
+    fn fleet(&self) -> anyhow::Result<Arc<ChaosFleet>> {
+        self.fleet
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("engine faults need a fleet"))
     }
 
     /// The managers' network; an error for a network fault without one.
@@ -1115,18 +1116,7 @@ pub fn split_groups(order: &[usize]) -> Vec<Vec<usize>> {
 
 /// Waits until the manager at `api` answers `/_ping` ([`BACK_TIMEOUT`]).
 async fn wait_back(api: &str) -> anyhow::Result<()> {
-    let start = Instant::now();
-    loop {
-        if let Ok(mut c) = Client::manager(api, CONTROL_TIMEOUT) {
-            if matches!(c.get("/_ping").await, Ok(a) if a.status == 200) {
-                return Ok(());
-            }
-        }
-        if start.elapsed() > BACK_TIMEOUT {
-            bail!("{api} did not answer /_ping {BACK_TIMEOUT:?} after healing");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ping(api, true, BACK_TIMEOUT, api, "after healing", || None).await
 }
 
 #[cfg(test)]
