@@ -3,7 +3,7 @@
 //! CLI does not start) panic: they are for tests.
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::Instant;
 
 use crate::watchdog::trace;
@@ -17,6 +17,26 @@ pub fn timed(secs: u64, program: &str) -> Command {
     cmd.args(["-k", "5", &secs.to_string(), program])
         .stdin(Stdio::null());
     cmd
+}
+
+/// `PROGRAM ARGS` (a `swarm-bench` binary) bounded by [`timed`]`(secs)`,
+/// recorded in the trace; its output and how long it ran are printed for
+/// the test's log. Returns its exit status, stdout and stderr.
+pub fn run_bench(secs: u64, program: &str, args: &[&str]) -> (ExitStatus, String, String) {
+    trace(format!("swarm-bench {}", args.join(" ")));
+    let t0 = std::time::Instant::now();
+    let out = timed(secs, program)
+        .args(args)
+        .output()
+        .expect("running swarm-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!(
+        "swarm-bench {} ran {:?}\n{stdout}\n{stderr}",
+        args.first().unwrap_or(&""),
+        t0.elapsed()
+    );
+    (out.status, stdout, stderr)
 }
 
 /// `docker -H host ARGS` bounded by [`timed`]`(secs)`; recorded in the trace.

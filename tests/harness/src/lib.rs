@@ -62,7 +62,7 @@ pub use binary::{binary, try_binary};
 pub use cluster::{start_cluster, start_cluster_with, Cluster, Scenario, FAST_REFRESH};
 pub use docker::{
     compose_cmd, compose_down, docker, docker_cmd, docker_err, docker_in_tty, docker_ok,
-    docker_with_stdin, info_value, output_ok, output_with_stdin, timed,
+    docker_with_stdin, info_value, output_ok, output_with_stdin, run_bench, timed,
 };
 pub use engines::{start_engines, start_engines_with, Engine, EngineOptions, EngineTls, Engines};
 pub use etcd::Etcd;

@@ -5,8 +5,6 @@
 //! figures themselves are printed, never compared with the targets (a test
 //! build on a shared CI machine says nothing about them).
 
-use std::time::Instant;
-
 use serde_json::Value;
 
 /// Bound of the whole bench run, in seconds.
@@ -37,19 +35,12 @@ fn standard_scenario_on_50_hollow_nodes() {
         "--json",
         json.to_str().expect("utf-8 temp path"),
     ];
-    swarm_harness::trace(format!("swarm-bench {}", args.join(" ")));
-    let t0 = Instant::now();
-    let out = swarm_harness::timed(BENCH_SECS, env!("CARGO_BIN_EXE_swarm-bench"))
-        .args(args)
-        .output()
-        .expect("running swarm-bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("swarm-bench ran {:?}\n{stdout}\n{stderr}", t0.elapsed());
+    let (status, stdout, stderr) =
+        swarm_harness::run_bench(BENCH_SECS, env!("CARGO_BIN_EXE_swarm-bench"), &args);
     assert!(
-        out.status.success(),
+        status.success(),
         "swarm-bench failed ({}):\n{stdout}\n{stderr}",
-        out.status
+        status
     );
 
     let text = std::fs::read_to_string(&json).expect("the JSON report");
@@ -129,18 +120,12 @@ fn reschedule_scenario_on_20_hollow_nodes() {
         "--json",
         json.to_str().expect("utf-8 temp path"),
     ];
-    swarm_harness::trace(format!("swarm-bench {}", args.join(" ")));
-    let out = swarm_harness::timed(BENCH_SECS, env!("CARGO_BIN_EXE_swarm-bench"))
-        .args(args)
-        .output()
-        .expect("running swarm-bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}\n{stderr}");
+    let (status, stdout, stderr) =
+        swarm_harness::run_bench(BENCH_SECS, env!("CARGO_BIN_EXE_swarm-bench"), &args);
     assert!(
-        out.status.success(),
+        status.success(),
         "swarm-bench failed ({}):\n{stdout}\n{stderr}",
-        out.status
+        status
     );
 
     let text = std::fs::read_to_string(&json).expect("the JSON report");

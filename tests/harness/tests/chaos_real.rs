@@ -8,8 +8,6 @@
 //! removed on return). The run must keep every promise, with creates that
 //! succeeded on the real engines.
 
-use std::time::Instant;
-
 use serde_json::Value;
 
 /// Bound of the whole run, in seconds.
@@ -58,22 +56,12 @@ fn chaos_over_real_engines_keeps_every_promise() {
         "--final",
         &fin,
     ];
-    swarm_harness::trace(format!("swarm-bench {}", args.join(" ")));
-    let t0 = Instant::now();
-    let out = swarm_harness::timed(RUN_SECS, env!("CARGO_BIN_EXE_swarm-bench"))
-        .args(args)
-        .output()
-        .expect("running swarm-bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!(
-        "swarm-bench chaos --engines 2 ran {:?}\n{stdout}\n{stderr}",
-        t0.elapsed()
-    );
+    let (status, stdout, stderr) =
+        swarm_harness::run_bench(RUN_SECS, env!("CARGO_BIN_EXE_swarm-bench"), &args);
     assert!(
-        out.status.success(),
+        status.success(),
         "chaos run over real engines (seed {SEED}) broke a promise or failed ({}):\n{stdout}\n{stderr}",
-        out.status
+        status
     );
     assert!(stdout.contains("2 real engines"), "{stdout}");
 

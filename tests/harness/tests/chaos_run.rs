@@ -6,8 +6,6 @@
 //! checker checks; its history and final state are saved and replayed
 //! into the checker (`--replay`), and its timeline is drawn.
 
-use std::time::Instant;
-
 use serde_json::Value;
 
 /// Bound of the whole run, in seconds.
@@ -63,22 +61,12 @@ fn chaos_run_keeps_every_promise() {
         "--png",
         &png,
     ];
-    swarm_harness::trace(format!("swarm-bench {}", args.join(" ")));
-    let t0 = Instant::now();
-    let out = swarm_harness::timed(RUN_SECS, env!("CARGO_BIN_EXE_swarm-bench"))
-        .args(args)
-        .output()
-        .expect("running swarm-bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!(
-        "swarm-bench chaos ran {:?}\n{stdout}\n{stderr}",
-        t0.elapsed()
-    );
+    let (status, stdout, stderr) =
+        swarm_harness::run_bench(RUN_SECS, env!("CARGO_BIN_EXE_swarm-bench"), &args);
     assert!(
-        out.status.success(),
+        status.success(),
         "chaos run (seed {SEED}) broke a promise or failed ({}):\n{stdout}\n{stderr}",
-        out.status
+        status
     );
 
     let text = std::fs::read_to_string(&report).expect("the JSON report");
@@ -124,14 +112,10 @@ fn chaos_run_keeps_every_promise() {
     );
 
     // The saved run replays into the same verdict.
-    let replay = swarm_harness::timed(30, env!("CARGO_BIN_EXE_swarm-bench"))
-        .args(["chaos", "--replay", &history, "--final", &fin])
-        .output()
-        .expect("running swarm-bench chaos --replay");
-    assert!(
-        replay.status.success(),
-        "replay:\n{}\n{}",
-        String::from_utf8_lossy(&replay.stdout),
-        String::from_utf8_lossy(&replay.stderr)
+    let (status, stdout, stderr) = swarm_harness::run_bench(
+        30,
+        env!("CARGO_BIN_EXE_swarm-bench"),
+        &["chaos", "--replay", &history, "--final", &fin],
     );
+    assert!(status.success(), "replay:\n{stdout}\n{stderr}");
 }

@@ -733,6 +733,28 @@ fn node_status(info: &str, name: &str) -> Option<String> {
     })
 }
 
+/// Waits until `docker info` on `host` shows node `name` with `status`.
+fn wait_node_status(host: &str, name: &str, status: &str, within: Duration) {
+    wait_for(&format!("node {name} {status}"), within, || {
+        let info = docker_ok(host, &["info"]);
+        (node_status(&info, name).as_deref() == Some(status)).then_some(())
+    });
+}
+
+/// A manager over `discovery` refreshing every 1-8 s, a node unhealthy
+/// after 3 failed refreshes: the backoff the dead-node tests count on.
+fn backoff_manager(discovery: &str) -> swarm_harness::Manager {
+    start_manager(&[
+        "--engine-refresh-min-interval",
+        "1s",
+        "--engine-refresh-max-interval",
+        "8s",
+        "--engine-failure-retry",
+        "3",
+        discovery,
+    ])
+}
+
 /// `swarm manage` over 20 hollow engines: all healthy, a container runs on
 /// one of them (and exits as `sleep 1` does), `ps`/`stop`/`rm` work, and a
 /// killed node turns Unhealthy then Healthy again once revived. (Docker
@@ -866,16 +888,7 @@ fn swarm_manages_a_fleet_of_twenty_hollow_engines() {
 fn a_dead_node_is_retried_on_the_backoff_and_its_return_noticed_at_once() {
     let rt = runtime();
     let fleet = fleet_of(&rt, 2);
-    let discovery = fleet.discovery();
-    let manager = start_manager(&[
-        "--engine-refresh-min-interval",
-        "1s",
-        "--engine-refresh-max-interval",
-        "8s",
-        "--engine-failure-retry",
-        "3",
-        &discovery,
-    ]);
+    let manager = backoff_manager(&fleet.discovery());
     let host = manager.host.clone();
     wait_for("2 healthy nodes", Duration::from_secs(30), || {
         let info = docker_ok(&host, &["info"]);
@@ -885,10 +898,7 @@ fn a_dead_node_is_retried_on_the_backoff_and_its_return_noticed_at_once() {
     let before = failures(&manager.log());
     rt.block_on(fleet.kill(1)).expect("kill");
     let dead = fleet.name(1);
-    wait_for("the dead node unhealthy", Duration::from_secs(10), || {
-        let info = docker_ok(&host, &["info"]);
-        (node_status(&info, &dead).as_deref() == Some("Unhealthy")).then_some(())
-    });
+    wait_node_status(&host, &dead, "Unhealthy", Duration::from_secs(10));
     // Down for 12 s: retried after 0.5 s and 1 s (Unhealthy at the third
     // failure), then after 1, 2, 4, 8 s: 6 refreshes. Woken by every failed
     // reconnect of the event stream it would be about 12.
@@ -902,10 +912,7 @@ fn a_dead_node_is_retried_on_the_backoff_and_its_return_noticed_at_once() {
     // Back: the event loop sees it answer and wakes the refresh, well
     // before the 8 s the backoff has reached.
     rt.block_on(fleet.revive(1)).expect("revive");
-    wait_for("the node healthy again", Duration::from_secs(4), || {
-        let info = docker_ok(&host, &["info"]);
-        (node_status(&info, &dead).as_deref() == Some("Healthy")).then_some(())
-    });
+    wait_node_status(&host, &dead, "Healthy", Duration::from_secs(4));
 }
 
 /// A node already down when the manager starts watching it (a new leader
@@ -917,16 +924,7 @@ fn a_node_down_from_the_start_is_noticed_at_once_when_it_comes() {
     let rt = runtime();
     let fleet = fleet_of(&rt, 2);
     rt.block_on(fleet.kill(1)).expect("kill");
-    let discovery = fleet.discovery();
-    let manager = start_manager(&[
-        "--engine-refresh-min-interval",
-        "1s",
-        "--engine-refresh-max-interval",
-        "8s",
-        "--engine-failure-retry",
-        "3",
-        &discovery,
-    ]);
+    let manager = backoff_manager(&fleet.discovery());
     let host = manager.host.clone();
     let dead = format!("tcp://{}", fleet.addr(1));
     // Failed at 0, 0.5, 1.5, 2.5, 4.5 and 8.5 s: the next try is 8 s away.
@@ -940,10 +938,7 @@ fn a_node_down_from_the_start_is_noticed_at_once_when_it_comes() {
     });
     rt.block_on(fleet.revive(1)).expect("revive");
     let name = fleet.name(1);
-    wait_for("the node healthy", Duration::from_secs(4), || {
-        let info = docker_ok(&host, &["info"]);
-        (node_status(&info, &name).as_deref() == Some("Healthy")).then_some(())
-    });
+    wait_node_status(&host, &name, "Healthy", Duration::from_secs(4));
 }
 
 /// Kill and revive in process: refused connections, broken event streams,
