@@ -1,0 +1,462 @@
+//! Memory of the replicated state, and the cost of its Raft snapshot, at
+//! scale (issue 23's compact state).
+//!
+//! ```sh
+//! cargo bench -p swarm-harness --bench state_mem -- --nodes 5000 --containers 100000
+//! cargo bench -p swarm-harness --bench state_mem -- --nodes 5000 --containers 1000000
+//! ```
+//!
+//! Builds a `ClusterState` through the commands a manager commits: each
+//! node joins (`NodeJoined`: its info, labels and images), then every
+//! container is made as `docker run -d` makes it (`Reserve`,
+//! `ContainerCreated` with the record the manager builds from the request,
+//! `ContainerStateChanged` to running), round robin over the nodes. The
+//! records look like real ones: 64-hex IDs and swarm ids, compose-style
+//! names, labels and images, a command, a creation time, resources.
+//!
+//! Prints live bytes (counted by a global allocator around jemalloc, the
+//! manager's allocator: requested sizes and jemalloc's usable sizes) and
+//! RSS (`/proc/self/status`) per node and per container, what a clone of
+//! each part of the state holds (container table with its indexes, the
+//! records alone, nodes), and the snapshot as Raft makes it: the bincode
+//! of the whole state (`swarm_raft`'s store encodes it with bincode 1's
+//! defaults), its size, the time to encode it (build) and to decode it
+//! (install: the indexes are rebuilt), and to drop a state. Figures are
+//! printed, never asserted. Built as a test (no `--bench` argument) it
+//! runs on 20 nodes and 2,000 containers and checks the decoded state
+//! equals the built one.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+use swarm::cluster::{
+    Checks, ClusterState, Command, Container, ContainerState, ImageRef, NodeInfo, Reservation,
+    Resources, SWARM_ID_LABEL,
+};
+use tikv_jemallocator::Jemalloc;
+
+/// Bytes asked for by live allocations.
+static REQUESTED: AtomicIsize = AtomicIsize::new(0);
+/// Bytes jemalloc holds for live allocations (its size classes).
+static USABLE: AtomicIsize = AtomicIsize::new(0);
+
+/// jemalloc, counting what is live.
+struct Counting;
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = Jemalloc.alloc(layout);
+        if !p.is_null() {
+            REQUESTED.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            USABLE.fetch_add(
+                tikv_jemallocator::usable_size(p) as isize,
+                Ordering::Relaxed,
+            );
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = Jemalloc.alloc_zeroed(layout);
+        if !p.is_null() {
+            REQUESTED.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            USABLE.fetch_add(
+                tikv_jemallocator::usable_size(p) as isize,
+                Ordering::Relaxed,
+            );
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        REQUESTED.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        USABLE.fetch_sub(
+            tikv_jemallocator::usable_size(ptr) as isize,
+            Ordering::Relaxed,
+        );
+        Jemalloc.dealloc(ptr, layout);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let old = tikv_jemallocator::usable_size(ptr) as isize;
+        let p = Jemalloc.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            REQUESTED.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
+            USABLE.fetch_add(
+                tikv_jemallocator::usable_size(p) as isize - old,
+                Ordering::Relaxed,
+            );
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Live bytes now: (requested, usable).
+fn live() -> (isize, isize) {
+    (
+        REQUESTED.load(Ordering::Relaxed),
+        USABLE.load(Ordering::Relaxed),
+    )
+}
+
+/// Resident set size in bytes (`VmRSS`).
+fn rss() -> isize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<isize>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// SplitMix64: deterministic synthetic data, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+
+    /// 64 hex digits, as container IDs and swarm ids are.
+    fn hex64(&mut self) -> String {
+        (0..4).map(|_| format!("{:016x}", self.next())).collect()
+    }
+}
+
+const GIB: i64 = 1 << 30;
+const MIB: i64 = 1 << 20;
+const REGIONS: [&str; 4] = ["eu", "us-east", "us-west", "ap-south"];
+const SERVICES: [&str; 6] = ["web", "api", "db", "cache", "worker", "batch"];
+const IMAGES: [&str; 8] = [
+    "nginx:1.27",
+    "redis:7",
+    "postgres:16",
+    "alpine:latest",
+    "registry.example.com/team/api:2.3.1",
+    "registry.example.com/team/worker:2.3.1",
+    "python:3.12-slim",
+    "memcached:1.6",
+];
+const COMMANDS: [&str; 4] = [
+    "nginx -g daemon off;",
+    "redis-server --appendonly yes",
+    "python -m app.worker --queue default",
+    "sleep 1d",
+];
+
+/// An engine ID as engines report it: 12 groups of 4 letters or digits.
+fn engine_id(rng: &mut Rng) -> String {
+    let raw = format!("{:016X}{:016X}{:016X}", rng.next(), rng.next(), rng.next());
+    raw.as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).expect("ascii"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Node `i` as a watcher observes it.
+fn node_info(rng: &mut Rng, i: usize) -> NodeInfo {
+    let region = *rng.pick(&REGIONS);
+    NodeInfo {
+        id: engine_id(rng),
+        hostname: format!("node-{i:05}.dc1.example.com"),
+        addr: format!(
+            "tcp://10.{}.{}.{}:2376",
+            i / 65536,
+            (i / 256) % 256,
+            i % 256
+        ),
+        cpus: *rng.pick(&[32, 64, 96, 128]),
+        memory: *rng.pick(&[64, 128, 256, 512]) * GIB,
+        labels: BTreeMap::from([
+            ("region".to_string(), region.to_string()),
+            ("zone".to_string(), format!("{region}-{}", rng.below(3))),
+            ("disk".to_string(), "ssd".to_string()),
+            ("rack".to_string(), format!("r{}", rng.below(64))),
+        ]),
+        operating_system: "Debian GNU/Linux 13 (trixie)".into(),
+        os_type: "linux".into(),
+        architecture: "x86_64".into(),
+        kernel_version: "6.12.0-1-amd64".into(),
+        storage_driver: "overlay2".into(),
+        server_version: "28.5.1".into(),
+        api_version: "1.51".into(),
+        observed_at: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
+/// Container `i` as the manager records it after a create with a name
+/// (`src/manager/containers.rs`): what the request said, plus the ID.
+fn container(rng: &mut Rng, i: usize, node: &str, swarm_id: &str) -> Container {
+    let service = *rng.pick(&SERVICES);
+    let project = format!("shop{}", rng.below(50));
+    Container {
+        id: rng.hex64(),
+        node: node.to_string(),
+        name: format!("{project}-{service}-{i}"),
+        image: rng.pick(&IMAGES).to_string(),
+        state: ContainerState::Created,
+        labels: BTreeMap::from([
+            (SWARM_ID_LABEL.to_string(), swarm_id.to_string()),
+            ("com.docker.compose.project".to_string(), project),
+            (
+                "com.docker.compose.service".to_string(),
+                service.to_string(),
+            ),
+            ("com.example.team".to_string(), format!("team-{}", i % 7)),
+        ]),
+        resources: Some(resources(rng)),
+        command: rng.pick(&COMMANDS).to_string(),
+        created: 1_767_225_600 + i as i64,
+    }
+}
+
+fn resources(rng: &mut Rng) -> Resources {
+    Resources {
+        cpus_milli: *rng.pick(&[0, 0, 50, 100]),
+        memory: *rng.pick(&[0, 64 * MIB, 128 * MIB, 256 * MIB]),
+        ports: Vec::new(),
+    }
+}
+
+fn apply(state: &mut ClusterState, command: Command) {
+    if let Err(e) = state.apply(command) {
+        panic!("apply: {e}");
+    }
+}
+
+/// Bytes, as `12.3 MB` (decimal).
+fn mb(bytes: isize) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+fn per(bytes: isize, n: usize) -> f64 {
+    bytes as f64 / n.max(1) as f64
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1e3)
+}
+
+/// Live bytes (usable) a value built by `make` holds.
+fn held<T>(make: impl FnOnce() -> T) -> (T, isize) {
+    let before = live().1;
+    let value = make();
+    (value, live().1 - before)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let bench = args.iter().any(|a| a == "--bench");
+    let option = |name: &str| -> Option<usize> {
+        let at = args
+            .iter()
+            .position(|a| a == name || a.starts_with(&format!("{name}=")))?;
+        let value = match args[at].split_once('=') {
+            Some((_, v)) => v.to_string(),
+            None => args.get(at + 1)?.clone(),
+        };
+        Some(value.replace('_', "").parse().expect("a number"))
+    };
+    let (nodes, containers) = if bench {
+        (
+            option("--nodes").unwrap_or(5_000),
+            option("--containers").unwrap_or(100_000),
+        )
+    } else {
+        (20, 2_000)
+    };
+    let mut rng = Rng(42);
+    let start = live();
+    let rss_start = rss();
+
+    // Nodes join, with their images.
+    let mut state = ClusterState::default();
+    let mut ids = Vec::with_capacity(nodes);
+    for i in 0..nodes {
+        let info = node_info(&mut rng, i);
+        ids.push(info.id.clone());
+        let images = (0..10)
+            .map(|j| ImageRef {
+                id: format!("sha256:{}", rng.hex64()),
+                tags: vec![IMAGES.get(j).unwrap_or(&"ubuntu:24.04").to_string()],
+            })
+            .collect();
+        apply(
+            &mut state,
+            Command::NodeJoined {
+                info,
+                containers: Vec::new(),
+                version: 0,
+                images,
+            },
+        );
+    }
+    // The bench's own list of node IDs is no part of the state.
+    let (copy, ids_bytes) = held(|| ids.clone());
+    drop(copy);
+    let after_nodes = live();
+    let rss_nodes = rss();
+
+    // `docker run -d`, round robin over the nodes.
+    let built = Instant::now();
+    for i in 0..containers {
+        let node = &ids[i % nodes];
+        let swarm_id = rng.hex64();
+        let reservation = Reservation {
+            id: format!("reservation-4242-{i}"),
+            node: node.clone(),
+            name: None,
+            resources: resources(&mut rng),
+            swarm_id: Some(swarm_id.clone()),
+        };
+        let mut record = container(&mut rng, i, node, &swarm_id);
+        let reservation = Reservation {
+            name: Some(record.name.clone()),
+            resources: record.resources.clone().unwrap_or_default(),
+            ..reservation
+        };
+        let id = record.id.clone();
+        apply(
+            &mut state,
+            Command::Reserve {
+                reservation: reservation.clone(),
+                overcommit: 0,
+                checks: Checks::default(),
+            },
+        );
+        record.resources = Some(reservation.resources.clone());
+        apply(
+            &mut state,
+            Command::ContainerCreated {
+                reservation: reservation.id,
+                container: record,
+            },
+        );
+        apply(
+            &mut state,
+            Command::ContainerStateChanged {
+                id,
+                node: node.clone(),
+                state: ContainerState::Running,
+            },
+        );
+    }
+    let built = built.elapsed();
+    let after = live();
+    let rss_after = rss();
+    assert_eq!(state.containers.len(), containers);
+    assert!(state.reservations.is_empty());
+
+    let node_bytes = after_nodes.1 - start.1 - ids_bytes;
+    let container_bytes = after.1 - after_nodes.1;
+    println!(
+        "state_mem: {nodes} nodes, {containers} containers (3 commands each, applied in {:.1?})",
+        built
+    );
+    println!("| what | total | per node | per container |");
+    println!("|:--|--:|--:|--:|");
+    println!(
+        "| live, usable (nodes / containers added) | {} / {} | {:.0} | {:.0} |",
+        mb(node_bytes),
+        mb(container_bytes),
+        per(node_bytes, nodes),
+        per(container_bytes, containers)
+    );
+    println!(
+        "| live, requested | {} / {} | {:.0} | {:.0} |",
+        mb(after_nodes.0 - start.0 - ids_bytes),
+        mb(after.0 - after_nodes.0),
+        per(after_nodes.0 - start.0 - ids_bytes, nodes),
+        per(after.0 - after_nodes.0, containers)
+    );
+    println!(
+        "| RSS | {} / {} | {:.0} | {:.0} |",
+        mb(rss_nodes - rss_start),
+        mb(rss_after - rss_nodes),
+        per(rss_nodes - rss_start, nodes),
+        per(rss_after - rss_nodes, containers)
+    );
+
+    // What each part holds, as a clone of it.
+    let (table, table_bytes) = held(|| state.containers.clone());
+    drop(table);
+    let (records, record_bytes) = held(|| state.containers.values().cloned().collect::<Vec<_>>());
+    drop(records);
+    let (node_map, nodes_clone_bytes) = held(|| state.nodes.clone());
+    drop(node_map);
+    println!(
+        "| container table (records + indexes) | {} | | {:.0} |",
+        mb(table_bytes),
+        per(table_bytes, containers)
+    );
+    println!(
+        "| records alone (a Vec<Container>) | {} | | {:.0} |",
+        mb(record_bytes),
+        per(record_bytes, containers)
+    );
+    println!(
+        "| nodes (with their container ID sets) | {} | {:.0} | {:.0} |",
+        mb(nodes_clone_bytes),
+        per(nodes_clone_bytes, nodes),
+        per(nodes_clone_bytes, containers)
+    );
+
+    // The Raft snapshot: build (encode), install (decode), drop.
+    let started = Instant::now();
+    let snapshot = bincode::serialize(&state).expect("encode");
+    let encode = started.elapsed();
+    let started = Instant::now();
+    let (installed, installed_bytes) =
+        held(|| bincode::deserialize::<ClusterState>(&snapshot).expect("decode"));
+    let decode = started.elapsed();
+    if !bench {
+        assert!(installed == state, "the decoded state differs");
+    }
+    let started = Instant::now();
+    drop(black_box(installed));
+    let dropped = started.elapsed();
+    println!(
+        "| snapshot | {} | | {:.0} |",
+        mb(snapshot.len() as isize),
+        per(snapshot.len() as isize, containers)
+    );
+    println!(
+        "| installed state (decoded) | {} | | {:.0} |",
+        mb(installed_bytes),
+        per(installed_bytes, containers)
+    );
+    println!(
+        "snapshot: build (encode) {}, install (decode) {}, drop {}",
+        ms(encode),
+        ms(decode),
+        ms(dropped)
+    );
+    if !bench {
+        println!("state_mem: smoke run ok (`cargo bench --bench state_mem` measures)");
+    }
+}
