@@ -5,26 +5,90 @@
 //! labels by every container-label affinity. The indexes are private to
 //! this type, kept by its only two mutators, and rebuilt when a state is
 //! deserialized (snapshots carry the containers only).
+//!
+//! Memory is per container (issue 23 aims at 2 KB at 1,000,000 of them),
+//! so nothing is kept twice that need not be: a container is its own key
+//! in the ID order (no copy of its ID), the label index names nodes by a
+//! 4-byte handle (not a copy of the engine ID per container and label),
+//! and the index keys are boxed strings (16 bytes, not 24).
 
-use std::borrow::Borrow;
-use std::collections::{btree_map, BTreeMap};
+use std::borrow::{Borrow, Cow};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{Container, ContainerState, NodeId};
 
 /// Containers by ID, plus the IDs holding each name (one name may be used
 /// on several nodes) and, per label, the nodes running containers with it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct ContainerTable {
-    by_id: BTreeMap<String, Container>,
-    by_name: BTreeMap<String, SmallMap<String, ()>>,
+    /// The containers in ID order, each its own key.
+    by_id: BTreeSet<ById>,
+    by_name: BTreeMap<Box<str>, SmallMap<Box<str>, ()>>,
     /// lower-cased label key → value → node → how many containers there carry it.
-    by_label: BTreeMap<String, BTreeMap<String, SmallMap<NodeId, usize>>>,
-    /// Containers per node by run state (what `docker info` shows per node).
-    by_node: BTreeMap<NodeId, StateCounts>,
-    /// The same over the whole cluster.
+    by_label: BTreeMap<Box<str>, BTreeMap<Box<str>, NodeCounts>>,
+    /// Containers per node by run state (what `docker info` shows per
+    /// node), with the node's handle in the label index.
+    by_node: BTreeMap<NodeId, PerNode>,
+    /// Node handle → node ID (empty when free).
+    node_ids: Vec<NodeId>,
+    /// Handles of nodes that have no container any more, to be reused.
+    free_handles: Vec<u32>,
+    /// The same counts over the whole cluster.
     total: StateCounts,
+}
+
+/// Two tables are equal when they hold the same containers: the indexes
+/// follow from them (handles depend on the order of changes, not on what
+/// is held).
+impl PartialEq for ContainerTable {
+    fn eq(&self, other: &Self) -> bool {
+        self.by_id.len() == other.by_id.len()
+            && self.by_id.iter().zip(&other.by_id).all(|(a, b)| a.0 == b.0)
+    }
+}
+
+impl Eq for ContainerTable {}
+
+/// A container ordered and looked up by its ID alone.
+#[derive(Debug, Clone)]
+struct ById(Container);
+
+impl PartialEq for ById {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for ById {}
+
+impl PartialOrd for ById {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ById {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.id.cmp(&other.0.id)
+    }
+}
+
+impl Borrow<str> for ById {
+    fn borrow(&self) -> &str {
+        &self.0.id
+    }
+}
+
+/// A node's container counts and its handle in the label index.
+#[derive(Debug, Clone, Copy, Default)]
+struct PerNode {
+    counts: StateCounts,
+    handle: u32,
 }
 
 /// How many containers there are, and how many of them run or are paused
@@ -93,14 +157,6 @@ impl<K: Ord, V> SmallMap<K, V> {
         &mut self.0[i].1
     }
 
-    fn get_mut<Q: Ord + ?Sized>(&mut self, key: &Q) -> Option<&mut V>
-    where
-        K: Borrow<Q>,
-    {
-        let i = self.find(key).ok()?;
-        Some(&mut self.0[i].1)
-    }
-
     fn remove<Q: Ord + ?Sized>(&mut self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -118,25 +174,71 @@ impl<K: Ord, V> SmallMap<K, V> {
     }
 }
 
+/// The leaf of the label index: node handle → how many containers there
+/// carry the label, in node ID order (as `label_nodes` answers).
+#[derive(Debug, Clone, Default)]
+struct NodeCounts(Vec<(u32, u32)>);
+
+impl NodeCounts {
+    fn find(&self, node: &str, ids: &[NodeId]) -> Result<usize, usize> {
+        self.0
+            .binary_search_by(|(h, _)| ids[*h as usize].as_str().cmp(node))
+    }
+
+    /// One more container on `node` (handle `handle`).
+    fn add(&mut self, node: &str, handle: u32, ids: &[NodeId]) {
+        match self.find(node, ids) {
+            Ok(i) => self.0[i].1 += 1,
+            Err(i) => {
+                self.0.reserve_exact(1);
+                self.0.insert(i, (handle, 1));
+            }
+        }
+    }
+
+    /// One container fewer on `node`.
+    fn take(&mut self, node: &str, ids: &[NodeId]) {
+        if let Ok(i) = self.find(node, ids) {
+            self.0[i].1 -= 1;
+            if self.0[i].1 == 0 {
+                self.0.remove(i);
+            }
+        }
+    }
+}
+
+/// `key` lower-cased, borrowed when it is already.
+fn lower(key: &str) -> Cow<'_, str> {
+    if key.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(key.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(key)
+    }
+}
+
 impl ContainerTable {
     /// The container with full ID `id`.
     pub fn get(&self, id: &str) -> Option<&Container> {
-        self.by_id.get(id)
+        self.by_id.get(id).map(|e| &e.0)
     }
 
     /// Whether a container has full ID `id`.
     pub fn contains_key(&self, id: &str) -> bool {
-        self.by_id.contains_key(id)
+        self.by_id.contains(id)
     }
 
     /// Every container, in ID order.
-    pub fn values(&self) -> btree_map::Values<'_, String, Container> {
-        self.by_id.values()
+    pub fn values(
+        &self,
+    ) -> impl DoubleEndedIterator<Item = &Container> + ExactSizeIterator + Clone + '_ {
+        self.by_id.iter().map(|e| &e.0)
     }
 
     /// Every container ID, in order.
-    pub fn keys(&self) -> btree_map::Keys<'_, String, Container> {
-        self.by_id.keys()
+    pub fn keys(
+        &self,
+    ) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator + Clone + '_ {
+        self.by_id.iter().map(|e| &e.0.id)
     }
 
     /// How many containers there are.
@@ -155,7 +257,7 @@ impl ContainerTable {
             .get(name)
             .into_iter()
             .flat_map(|ids| ids.keys())
-            .filter_map(|id| self.by_id.get(id))
+            .filter_map(|id| self.get(id))
     }
 
     /// The nodes running a container labelled `key=value` (`key` compared
@@ -166,15 +268,16 @@ impl ContainerTable {
         value: &str,
     ) -> impl Iterator<Item = &'a NodeId> + 'a {
         self.by_label
-            .get(&key.to_ascii_lowercase())
+            .get(lower(key).as_ref())
             .and_then(|values| values.get(value))
             .into_iter()
-            .flat_map(|nodes| nodes.keys())
+            .flat_map(|nodes| nodes.0.iter())
+            .map(|(h, _)| &self.node_ids[*h as usize])
     }
 
     /// Containers of `node` by run state.
     pub fn node_counts(&self, node: &str) -> StateCounts {
-        self.by_node.get(node).copied().unwrap_or_default()
+        self.by_node.get(node).map(|n| n.counts).unwrap_or_default()
     }
 
     /// Containers of the whole cluster by run state.
@@ -182,108 +285,183 @@ impl ContainerTable {
         self.total
     }
 
-    fn count(&mut self, container: &Container, sign: isize) {
-        self.total.add(container.state, sign);
-        let node = self.by_node.entry(container.node.clone()).or_default();
-        node.add(container.state, sign);
-        if node.total == 0 {
-            self.by_node.remove(&container.node);
+    /// Counts `container` in, with its name and labels; it is not in
+    /// `by_id` (the caller puts it there).
+    fn index(&mut self, container: &Container) {
+        self.total.add(container.state, 1);
+        let handle = match self.by_node.get_mut(container.node.as_str()) {
+            Some(n) => {
+                n.counts.add(container.state, 1);
+                n.handle
+            }
+            None => {
+                let handle = match self.free_handles.pop() {
+                    Some(h) => {
+                        self.node_ids[h as usize].clone_from(&container.node);
+                        h
+                    }
+                    None => {
+                        self.node_ids.push(container.node.clone());
+                        u32::try_from(self.node_ids.len() - 1).expect("fewer than 2^32 nodes")
+                    }
+                };
+                let mut counts = StateCounts::default();
+                counts.add(container.state, 1);
+                self.by_node
+                    .insert(container.node.clone(), PerNode { counts, handle });
+                handle
+            }
+        };
+        match self.by_name.get_mut(container.name.as_str()) {
+            Some(ids) => {
+                ids.entry_or_default(container.id.as_str().into());
+            }
+            None => {
+                let mut ids = SmallMap::default();
+                ids.entry_or_default(container.id.as_str().into());
+                self.by_name.insert(container.name.as_str().into(), ids);
+            }
+        }
+        for (key, value) in &container.labels {
+            let key = lower(key);
+            let values = match self.by_label.get_mut(key.as_ref()) {
+                Some(values) => values,
+                None => self.by_label.entry(key.as_ref().into()).or_default(),
+            };
+            let nodes = match values.get_mut(value.as_str()) {
+                Some(nodes) => nodes,
+                None => values.entry(value.as_str().into()).or_default(),
+            };
+            nodes.add(&container.node, handle, &self.node_ids);
+        }
+    }
+
+    /// Takes `old`, just removed from `by_id`, out of the counts and
+    /// indexes.
+    fn unindex(&mut self, old: &Container) {
+        if let Some(ids) = self.by_name.get_mut(old.name.as_str()) {
+            ids.remove(old.id.as_str());
+            if ids.is_empty() {
+                self.by_name.remove(old.name.as_str());
+            }
+        }
+        for (key, value) in &old.labels {
+            let key = lower(key);
+            let Some(values) = self.by_label.get_mut(key.as_ref()) else {
+                continue;
+            };
+            if let Some(nodes) = values.get_mut(value.as_str()) {
+                nodes.take(&old.node, &self.node_ids);
+                if nodes.0.is_empty() {
+                    values.remove(value.as_str());
+                }
+            }
+            if values.is_empty() {
+                self.by_label.remove(key.as_ref());
+            }
+        }
+        self.total.add(old.state, -1);
+        if let Some(n) = self.by_node.get_mut(old.node.as_str()) {
+            n.counts.add(old.state, -1);
+            if n.counts.total == 0 {
+                // No label entry names the node any more: its handle is free.
+                let handle = n.handle;
+                self.by_node.remove(old.node.as_str());
+                self.node_ids[handle as usize] = String::new();
+                self.free_handles.push(handle);
+            }
         }
     }
 
     /// Inserts or replaces a container; returns the one it replaced.
     pub(super) fn insert(&mut self, container: Container) -> Option<Container> {
         let old = self.remove(&container.id);
-        self.count(&container, 1);
-        self.by_name
-            .entry(container.name.clone())
-            .or_default()
-            .entry_or_default(container.id.clone());
-        for (key, value) in &container.labels {
-            *self
-                .by_label
-                .entry(key.to_ascii_lowercase())
-                .or_default()
-                .entry(value.clone())
-                .or_default()
-                .entry_or_default(container.node.clone()) += 1;
-        }
-        self.by_id.insert(container.id.clone(), container);
+        self.index(&container);
+        self.by_id.insert(ById(container));
         old
     }
 
     /// Changes the run state of container `id` (the indexes do not depend
     /// on it, only the counts do); whether it is there.
     pub(super) fn set_state(&mut self, id: &str, state: ContainerState) -> bool {
-        let Some(container) = self.by_id.get_mut(id) else {
+        let Some(ById(mut container)) = self.by_id.take(id) else {
             return false;
         };
         let old = std::mem::replace(&mut container.state, state);
-        let node = container.node.clone();
-        for (state, sign) in [(old, -1), (state, 1)] {
-            self.total.add(state, sign);
-            self.by_node
-                .entry(node.clone())
-                .or_default()
-                .add(state, sign);
+        self.total.add(old, -1);
+        self.total.add(state, 1);
+        if let Some(n) = self.by_node.get_mut(container.node.as_str()) {
+            n.counts.add(old, -1);
+            n.counts.add(state, 1);
         }
+        self.by_id.insert(ById(container));
         true
     }
 
     /// Removes a container by full ID.
     pub(super) fn remove(&mut self, id: &str) -> Option<Container> {
-        let old = self.by_id.remove(id)?;
-        self.count(&old, -1);
-        if let btree_map::Entry::Occupied(mut ids) = self.by_name.entry(old.name.clone()) {
-            ids.get_mut().remove(id);
-            if ids.get().is_empty() {
-                ids.remove();
-            }
-        }
-        for (key, value) in &old.labels {
-            let key = key.to_ascii_lowercase();
-            let Some(values) = self.by_label.get_mut(&key) else {
-                continue;
-            };
-            if let Some(nodes) = values.get_mut(value) {
-                if let Some(count) = nodes.get_mut(&old.node) {
-                    *count -= 1;
-                    if *count == 0 {
-                        nodes.remove(&old.node);
-                    }
-                }
-                if nodes.is_empty() {
-                    values.remove(value);
-                }
-            }
-            if values.is_empty() {
-                self.by_label.remove(&key);
-            }
-        }
+        let ById(old) = self.by_id.take(id)?;
+        self.unindex(&old);
         Some(old)
     }
 }
 
 impl FromIterator<Container> for ContainerTable {
+    /// The table of `iter`'s containers; of two with one ID, the later
+    /// stays (as inserting them one by one would leave it). The ID order is
+    /// built at once, from the sorted containers.
     fn from_iter<I: IntoIterator<Item = Container>>(iter: I) -> Self {
-        let mut table = ContainerTable::default();
-        for c in iter {
-            table.insert(c);
+        let mut containers: Vec<Container> = iter.into_iter().collect();
+        // Stable: equal IDs keep their order, and the last one is kept.
+        containers.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut unique: Vec<Container> = Vec::with_capacity(containers.len());
+        for c in containers {
+            match unique.last_mut() {
+                Some(last) if last.id == c.id => *last = c,
+                _ => unique.push(c),
+            }
         }
+        let mut table = ContainerTable::default();
+        for c in &unique {
+            table.index(c);
+        }
+        table.by_id = unique.into_iter().map(ById).collect();
         table
     }
 }
 
+/// Encoded as a map from ID to container, as a `BTreeMap<String,
+/// Container>` is (the snapshot's format).
 impl Serialize for ContainerTable {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.by_id.serialize(serializer)
+        serializer.collect_map(self.by_id.iter().map(|e| (&e.0.id, &e.0)))
     }
 }
 
 impl<'de> Deserialize<'de> for ContainerTable {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let by_id = BTreeMap::<String, Container>::deserialize(deserializer)?;
-        Ok(by_id.into_values().collect())
+        /// Reads the map's containers, dropping the keys (each container
+        /// carries its ID; bincode cannot skip a value unread).
+        struct Containers;
+
+        impl<'de> Visitor<'de> for Containers {
+            type Value = Vec<Container>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of container IDs to containers")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut containers = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1 << 20));
+                while let Some((_, container)) = map.next_entry::<String, Container>()? {
+                    containers.push(container);
+                }
+                Ok(containers)
+            }
+        }
+
+        let containers = deserializer.deserialize_map(Containers)?;
+        Ok(containers.into_iter().collect())
     }
 }
 
@@ -394,6 +572,54 @@ mod tests {
         assert_eq!(nodes(&t, "tier", "x"), ["n2"]);
     }
 
+    #[test]
+    fn label_nodes_answer_in_id_order_while_node_handles_are_reused() {
+        // Nodes first seen in reverse ID order: their handles are too.
+        let mut t: ContainerTable = ContainerTable::default();
+        t.insert(labelled("a", "n3", &[("tier", "x")]));
+        t.insert(labelled("b", "n2", &[("tier", "x")]));
+        t.insert(labelled("c", "n1", &[("tier", "x")]));
+        assert_eq!(nodes(&t, "tier", "x"), ["n1", "n2", "n3"]);
+        // n2 loses its only container: its handle is free, and taken by n0.
+        t.remove("b");
+        assert_eq!(nodes(&t, "tier", "x"), ["n1", "n3"]);
+        assert_eq!(t.node_counts("n2"), StateCounts::default());
+        t.insert(labelled("d", "n0", &[("tier", "x"), ("Tier", "y")]));
+        assert_eq!(nodes(&t, "tier", "x"), ["n0", "n1", "n3"]);
+        assert_eq!(nodes(&t, "TIER", "y"), ["n0"]);
+        // A container moving to another node (same ID) moves in the index.
+        t.insert(labelled("a", "n2", &[("tier", "x")]));
+        assert_eq!(nodes(&t, "tier", "x"), ["n0", "n1", "n2"]);
+        assert_eq!(t.node_counts("n3").total, 0);
+        assert_eq!(t.node_counts("n2").total, 1);
+        // A table decoded from it answers alike, whatever its handles.
+        let back: ContainerTable =
+            serde_json::from_str(&serde_json::to_string(&t).expect("ser")).expect("de");
+        assert_eq!(back, t);
+        for (key, value) in [("tier", "x"), ("tier", "y"), ("tier", "z")] {
+            assert_eq!(nodes(&back, key, value), nodes(&t, key, value));
+        }
+    }
+
+    #[test]
+    fn a_table_collected_keeps_the_last_of_one_id_and_lists_in_id_order() {
+        let t: ContainerTable = [c("b", "web"), c("a", "db"), c("b", "api")]
+            .into_iter()
+            .collect();
+        assert_eq!(t.keys().map(String::as_str).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(t.get("b").map(|c| c.name.as_str()), Some("api"));
+        assert!(ids(&t, "web").is_empty());
+        assert_eq!(ids(&t, "api"), ["b"]);
+        assert_eq!(t.node_counts("n").total, 2);
+        // Encoded as the map of ID to container a snapshot always held.
+        let as_map: BTreeMap<String, Container> =
+            t.values().map(|c| (c.id.clone(), c.clone())).collect();
+        assert_eq!(
+            bincode::serialize(&t).expect("table"),
+            bincode::serialize(&as_map).expect("map")
+        );
+    }
+
     fn ids<'a>(t: &'a ContainerTable, name: &str) -> Vec<&'a str> {
         t.named(name).map(|c| c.id.as_str()).collect()
     }
@@ -426,10 +652,10 @@ mod tests {
             m.keys().map(String::as_str).collect::<Vec<_>>(),
             ["n1", "n2", "n3"]
         );
-        assert_eq!(m.get_mut("n1").copied(), Some(2));
+        assert_eq!(m.find("n1").map(|i| m.0[i].1), Ok(2));
         assert_eq!(m.remove("n2"), Some(1));
         assert_eq!(m.remove("n2"), None);
-        assert!(m.get_mut("n9").is_none());
+        assert!(m.find("n9").is_err());
         assert_eq!(m.remove("n1"), Some(2));
         assert_eq!(m.remove("n3"), Some(1));
         assert!(m.is_empty());
