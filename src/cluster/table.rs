@@ -175,19 +175,14 @@ impl<K: Ord, V> SmallMap<K, V> {
 }
 
 /// The leaf of the label index: node handle → how many containers there
-/// carry the label, in node ID order (as `label_nodes` answers).
+/// carry the label, in handle order (a search compares numbers, not IDs).
 #[derive(Debug, Clone, Default)]
 struct NodeCounts(Vec<(u32, u32)>);
 
 impl NodeCounts {
-    fn find(&self, node: &str, ids: &[NodeId]) -> Result<usize, usize> {
-        self.0
-            .binary_search_by(|(h, _)| ids[*h as usize].as_str().cmp(node))
-    }
-
-    /// One more container on `node` (handle `handle`).
-    fn add(&mut self, node: &str, handle: u32, ids: &[NodeId]) {
-        match self.find(node, ids) {
+    /// One more container on the node with `handle`.
+    fn add(&mut self, handle: u32) {
+        match self.0.binary_search_by_key(&handle, |(h, _)| *h) {
             Ok(i) => self.0[i].1 += 1,
             Err(i) => {
                 self.0.reserve_exact(1);
@@ -196,9 +191,9 @@ impl NodeCounts {
         }
     }
 
-    /// One container fewer on `node`.
-    fn take(&mut self, node: &str, ids: &[NodeId]) {
-        if let Ok(i) = self.find(node, ids) {
+    /// One container fewer on the node with `handle`.
+    fn take(&mut self, handle: u32) {
+        if let Ok(i) = self.0.binary_search_by_key(&handle, |(h, _)| *h) {
             self.0[i].1 -= 1;
             if self.0[i].1 == 0 {
                 self.0.remove(i);
@@ -261,18 +256,23 @@ impl ContainerTable {
     }
 
     /// The nodes running a container labelled `key=value` (`key` compared
-    /// without case, as affinities do), in ID order.
+    /// without case, as affinities do), in ID order (sorted per call: the
+    /// index keeps them by handle).
     pub fn label_nodes<'a>(
         &'a self,
         key: &str,
         value: &str,
     ) -> impl Iterator<Item = &'a NodeId> + 'a {
-        self.by_label
+        let mut nodes: Vec<&NodeId> = self
+            .by_label
             .get(lower(key).as_ref())
             .and_then(|values| values.get(value))
             .into_iter()
             .flat_map(|nodes| nodes.0.iter())
             .map(|(h, _)| &self.node_ids[*h as usize])
+            .collect();
+        nodes.sort_unstable();
+        nodes.into_iter()
     }
 
     /// Containers of `node` by run state.
@@ -332,7 +332,7 @@ impl ContainerTable {
                 Some(nodes) => nodes,
                 None => values.entry(value.as_str().into()).or_default(),
             };
-            nodes.add(&container.node, handle, &self.node_ids);
+            nodes.add(handle);
         }
     }
 
@@ -345,13 +345,14 @@ impl ContainerTable {
                 self.by_name.remove(old.name.as_str());
             }
         }
+        let handle = self.by_node.get(old.node.as_str()).map(|n| n.handle);
         for (key, value) in &old.labels {
             let key = lower(key);
             let Some(values) = self.by_label.get_mut(key.as_ref()) else {
                 continue;
             };
-            if let Some(nodes) = values.get_mut(value.as_str()) {
-                nodes.take(&old.node, &self.node_ids);
+            if let (Some(nodes), Some(handle)) = (values.get_mut(value.as_str()), handle) {
+                nodes.take(handle);
                 if nodes.0.is_empty() {
                     values.remove(value.as_str());
                 }
