@@ -9,11 +9,12 @@
 //!
 //! The state and its commands are in `state/`, the collections it keeps
 //! its nodes and containers in (with their indexes) in `nodes.rs` and
-//! `table.rs`, what a container reserves in [`resources`], and the Raft
+//! `table.rs`, the nodes by rank for placement in `rank.rs`, what a container reserves in [`resources`], and the Raft
 //! wrapper in `replicated.rs`. Tests build states with the shared builders
 //! of `testing.rs`.
 
 mod nodes;
+mod rank;
 mod replicated;
 pub mod resources;
 mod state;
@@ -21,13 +22,15 @@ mod table;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub use nodes::{id_head, NodeMut, NodeSummary, Nodes};
+pub use nodes::{id_head, NodeMut, Nodes};
+pub use rank::{Bucket, Class, ClassBounds, RankIndex, Slot};
 pub use replicated::{Cluster, ClusterError, MemberStatus, ProposeError, RaftSettings};
 pub use resources::{HostPort, Proto, Resources};
 pub use state::{
-    basis_points, human_bytes, human_cpus, image_matches, normalize_image_name, ApplyError, Checks,
-    ClusterState, Command, Container, ContainerState, ImageQuery, ImageRef, LookupError, Node,
-    NodeHealth, NodeId, NodeInfo, OvercommitPpm, RescheduleSpec, Rescheduling, Reservation, Unfit,
-    Usage, SWARM_ID_LABEL,
+    basis_points, cpu_with_overcommit, human_bytes, human_cpus, image_matches,
+    memory_with_overcommit, normalize_image_name, ApplyError, Checks, ClusterState, Command,
+    Container, ContainerState, ImageQuery, ImageRef, LookupError, Node, NodeHealth, NodeId,
+    NodeInfo, OvercommitPpm, RescheduleSpec, Rescheduling, Reservation, Unfit, Usage,
+    SWARM_ID_LABEL,
 };
-pub use table::{ContainerTable, StateCounts};
+pub use table::{ContainerTable, LabelHolders, StateCounts};

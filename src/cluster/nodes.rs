@@ -1,23 +1,20 @@
-//! The state's nodes, with a compact summary of each kept beside them for
-//! placement.
+//! The state's nodes, with what placement reads of them kept beside them.
 //!
-//! Placement walks every node for every container. Read from the [`Node`]s
-//! themselves, that walk touched three scattered places per node (the node,
-//! its ID's bytes, its image names) and was the largest part of a busy
-//! manager's CPU. [`Nodes`] keeps, in ID order, a [`NodeSummary`] per node
-//! (what ranking and the health check read, 32 bytes), how many nodes hold
-//! each image name hash, and how many have a container slot limit. Every
-//! change of a node goes through [`Nodes::get_mut`], [`Nodes::insert`] or
-//! [`Nodes::remove`], which bring the summary up to date, so it can never
-//! disagree with the nodes ([`Nodes::summary_drift`] checks it in debug
-//! builds after every command).
+//! [`Nodes`] keeps, besides the nodes by ID, each node's stable [`Slot`],
+//! its [`Bucket`] in the [`RankIndex`] placement walks instead of every
+//! node, which nodes hold each image name hash, how many have a container
+//! slot limit, and the nodes by name. Every change of a node goes through
+//! [`Nodes::get_mut`], [`Nodes::insert`] or [`Nodes::remove`], which bring
+//! all of it up to date, so it can never disagree with the nodes
+//! ([`Nodes::drift`] checks it in debug builds after every command).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::{Deref, DerefMut};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::state::{Node, NodeHealth, NodeId};
+use super::rank::{Bucket, RankIndex, Slot};
+use super::state::{Node, NodeId};
 
 /// The first 8 bytes of `id` as one big-endian number (zero-padded): IDs
 /// compare as their heads do whenever those differ, which they do between
@@ -34,45 +31,62 @@ pub fn id_head(id: &str) -> u64 {
     u64::from_be_bytes(head)
 }
 
-/// What placement reads of a node on its walk over all of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NodeSummary {
-    /// [`id_head`] of the node's ID.
-    pub id_head: u64,
-    /// `usage.fullness_bp`.
-    pub fullness_bp: u64,
-    /// `usage.containers`.
-    pub containers: usize,
-    /// Whether the node is `Healthy`.
-    pub healthy: bool,
-    /// [`Node::failing`].
-    pub failing: bool,
+/// What is derived from the nodes, by slot.
+#[derive(Debug, Clone, Default)]
+struct Derived {
+    /// Node ID → its slot.
+    slot_of: HashMap<NodeId, Slot>,
+    /// Slot → the node ID in it (`None`: free).
+    ids: Vec<Option<NodeId>>,
+    /// Free slots, reused first.
+    free: Vec<Slot>,
+    /// Slot → its node's bucket.
+    buckets: Vec<Bucket>,
+    /// Slot → its node's distinct image name hashes, sorted.
+    image_hashes: Vec<Vec<u64>>,
+    /// Slot → its node's name and host name.
+    names: Vec<(String, String)>,
+    /// Image name hash → the slots of the nodes with a name of it.
+    holders: HashMap<u64, BTreeSet<Slot>>,
+    /// Node name → the nodes called so, by ID (one, unless two share it).
+    by_name: ByName,
+    /// Host name → the nodes on hosts called so, by ID.
+    by_hostname: ByName,
+    /// Nodes with a `containerslots` limit.
+    with_slots: usize,
+    /// The buckets in rank order.
+    index: RankIndex,
 }
 
-impl NodeSummary {
-    fn of(id: &str, node: &Node) -> Self {
-        NodeSummary {
-            id_head: id_head(id),
-            fullness_bp: node.usage.fullness_bp,
-            containers: node.usage.containers,
-            healthy: node.health == NodeHealth::Healthy,
-            failing: node.failing(),
+/// Nodes by a name of theirs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ByName(HashMap<String, BTreeSet<NodeId>>);
+
+impl ByName {
+    fn add(&mut self, name: &str, id: &str) {
+        self.0
+            .entry(name.to_string())
+            .or_default()
+            .insert(id.to_string());
+    }
+
+    fn remove(&mut self, name: &str, id: &str) {
+        if let Some(ids) = self.0.get_mut(name) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.0.remove(name);
+            }
         }
+    }
+
+    fn get(&self, name: &str) -> Option<&BTreeSet<NodeId>> {
+        self.0.get(name)
     }
 }
 
-/// What is derived from the nodes, position by position in ID order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Derived {
-    /// The nodes' IDs, sorted.
-    ids: Vec<NodeId>,
-    summaries: Vec<NodeSummary>,
-    /// Each node's distinct image name hashes, sorted.
-    image_hashes: Vec<Vec<u64>>,
-    /// Image name hash → how many nodes have a name with it.
-    image_nodes: HashMap<u64, usize>,
-    /// Nodes with a `containerslots` limit.
-    with_slots: usize,
+/// A node's name and host name.
+fn names_of(node: &Node) -> (String, String) {
+    (node.name.clone(), node.info.hostname.clone())
 }
 
 fn image_hashes(node: &Node) -> Vec<u64> {
@@ -82,95 +96,181 @@ fn image_hashes(node: &Node) -> Vec<u64> {
     hashes
 }
 
-impl Derived {
-    fn build(map: &BTreeMap<NodeId, Node>) -> Self {
-        let mut derived = Derived::default();
-        for (id, node) in map {
-            derived.insert_at(derived.ids.len(), id, node);
-        }
-        derived
-    }
-
-    /// Adds node `id` at position `pos` (where [`Derived::position`] says
-    /// it goes).
-    fn insert_at(&mut self, pos: usize, id: &str, node: &Node) {
-        self.ids.insert(pos, id.to_string());
-        self.summaries.insert(pos, NodeSummary::of(id, node));
-        self.image_hashes.insert(pos, Vec::new());
-        self.with_slots += usize::from(node.slots.is_some());
-        self.set_images(pos, image_hashes(node));
-    }
-
-    /// Where `id` is, or would go, in ID order: searched by head (no
-    /// string read), the IDs compared only among equal heads.
-    fn position(&self, id: &str) -> Result<usize, usize> {
-        let head = id_head(id);
-        let first = self.summaries.partition_point(|s| s.id_head < head);
-        for (pos, summary) in self.summaries.iter().enumerate().skip(first) {
-            if summary.id_head != head {
-                return Err(pos);
-            }
-            match self.ids[pos].as_str().cmp(id) {
-                std::cmp::Ordering::Less => continue,
-                std::cmp::Ordering::Equal => return Ok(pos),
-                std::cmp::Ordering::Greater => return Err(pos),
-            }
-        }
-        Err(self.summaries.len())
-    }
-
-    /// Replaces the image hashes at `pos`, keeping the counts.
-    fn set_images(&mut self, pos: usize, hashes: Vec<u64>) {
-        if self.image_hashes[pos] == hashes {
-            return;
-        }
-        for h in &self.image_hashes[pos] {
-            if let Some(n) = self.image_nodes.get_mut(h) {
-                *n -= 1;
-                if *n == 0 {
-                    self.image_nodes.remove(h);
+/// Whether `node`'s image name hashes are `kept` (sorted, distinct), read
+/// without collecting them.
+fn same_hashes(node: &Node, kept: &[u64]) -> bool {
+    let mut names = node.image_names.iter().map(|(h, _)| *h);
+    let mut kept = kept.iter().copied();
+    let mut last = None;
+    loop {
+        match names.next() {
+            Some(h) if last == Some(h) => continue,
+            Some(h) => {
+                last = Some(h);
+                if kept.next() != Some(h) {
+                    return false;
                 }
             }
-        }
-        for h in &hashes {
-            *self.image_nodes.entry(*h).or_default() += 1;
-        }
-        self.image_hashes[pos] = hashes;
-    }
-
-    /// Brings position `pos` up to date with `node`, which it held before
-    /// as `had_slots`.
-    fn sync(&mut self, pos: usize, node: &Node, had_slots: bool) {
-        self.summaries[pos] = NodeSummary::of(&self.ids[pos], node);
-        self.with_slots =
-            self.with_slots - usize::from(had_slots) + usize::from(node.slots.is_some());
-        // `image_names` is rewritten only by image observations; compare
-        // the hashes, not the names.
-        let unchanged = {
-            let mut names = node.image_names.iter().map(|(h, _)| *h);
-            let mut kept = self.image_hashes[pos].iter().copied();
-            let mut last = None;
-            loop {
-                match names.next() {
-                    Some(h) if last == Some(h) => continue,
-                    Some(h) => {
-                        last = Some(h);
-                        if kept.next() != Some(h) {
-                            break false;
-                        }
-                    }
-                    None => break kept.next().is_none(),
-                }
-            }
-        };
-        if !unchanged {
-            self.set_images(pos, image_hashes(node));
+            None => return kept.next().is_none(),
         }
     }
 }
 
-/// Nodes by ID, with the summaries placement reads (see the module docs).
-/// Reads go through `Deref` to the map; changes through the methods below.
+impl Derived {
+    fn build(map: &BTreeMap<NodeId, Node>) -> Self {
+        let mut derived = Derived::default();
+        for (id, node) in map {
+            derived.insert(id, node);
+        }
+        derived
+    }
+
+    /// Adds node `id`, not there yet; returns its slot.
+    fn insert(&mut self, id: &str, node: &Node) -> Slot {
+        let bucket = Bucket::of(node);
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                let at = slot as usize;
+                self.ids[at] = Some(id.to_string());
+                self.buckets[at] = bucket;
+                self.names[at] = names_of(node);
+                slot
+            }
+            None => {
+                self.ids.push(Some(id.to_string()));
+                self.buckets.push(bucket);
+                self.image_hashes.push(Vec::new());
+                self.names.push(names_of(node));
+                (self.ids.len() - 1) as Slot
+            }
+        };
+        self.slot_of.insert(id.to_string(), slot);
+        self.by_name.add(&node.name, id);
+        self.by_hostname.add(&node.info.hostname, id);
+        self.with_slots += usize::from(node.slots.is_some());
+        self.index.insert(slot, bucket);
+        self.set_images(slot, image_hashes(node));
+        slot
+    }
+
+    /// Takes node `id` out, `node` being what it was.
+    fn remove(&mut self, id: &str, node: &Node) {
+        let Some(slot) = self.slot_of.remove(id) else {
+            return;
+        };
+        let at = slot as usize;
+        self.set_images(slot, Vec::new());
+        self.with_slots -= usize::from(node.slots.is_some());
+        self.index.remove(slot, &self.buckets[at]);
+        self.unname(id, at);
+        self.ids[at] = None;
+        self.free.push(slot);
+    }
+
+    /// Forgets that the node in slot `at` is called what it was.
+    fn unname(&mut self, id: &str, at: usize) {
+        let (name, hostname) = std::mem::take(&mut self.names[at]);
+        self.by_name.remove(&name, id);
+        self.by_hostname.remove(&hostname, id);
+    }
+
+    /// Replaces the image hashes of `slot`, keeping the holder lists.
+    fn set_images(&mut self, slot: Slot, hashes: Vec<u64>) {
+        let at = slot as usize;
+        if self.image_hashes[at] == hashes {
+            return;
+        }
+        for h in &self.image_hashes[at] {
+            if let Some(slots) = self.holders.get_mut(h) {
+                slots.remove(&slot);
+                if slots.is_empty() {
+                    self.holders.remove(h);
+                }
+            }
+        }
+        for h in &hashes {
+            self.holders.entry(*h).or_default().insert(slot);
+        }
+        self.image_hashes[at] = hashes;
+    }
+
+    /// Brings `slot` up to date with `node` (node `id`), which it held
+    /// before as `had_slots`.
+    fn sync(&mut self, slot: Slot, id: &str, node: &Node, had_slots: bool) {
+        let at = slot as usize;
+        let bucket = Bucket::of(node);
+        if self.buckets[at] != bucket {
+            self.index.remove(slot, &self.buckets[at]);
+            self.index.insert(slot, bucket);
+            self.buckets[at] = bucket;
+        }
+        self.with_slots =
+            self.with_slots - usize::from(had_slots) + usize::from(node.slots.is_some());
+        if self.names[at].0 != node.name || self.names[at].1 != node.info.hostname {
+            self.unname(id, at);
+            self.names[at] = names_of(node);
+            self.by_name.add(&node.name, id);
+            self.by_hostname.add(&node.info.hostname, id);
+        }
+        // `image_names` is rewritten only by image observations; compare
+        // the hashes, not the names.
+        if !same_hashes(node, &self.image_hashes[at]) {
+            self.set_images(slot, image_hashes(node));
+        }
+    }
+
+    /// Why this is not what `map` makes, if it is not: each node in its
+    /// slot, bucket and holder lists, the counts and names right. Slots
+    /// are history (a copy built afresh numbers them otherwise), so they
+    /// are compared through the IDs.
+    fn drift(&self, map: &BTreeMap<NodeId, Node>) -> Option<String> {
+        if self.slot_of.len() != map.len() || self.index.len() != map.len() {
+            return Some(format!(
+                "{} nodes, {} slots, {} in the index",
+                map.len(),
+                self.slot_of.len(),
+                self.index.len()
+            ));
+        }
+        let fresh = Derived::build(map);
+        for (id, node) in map {
+            let Some(&slot) = self.slot_of.get(id) else {
+                return Some(format!("{id} has no slot"));
+            };
+            let at = slot as usize;
+            let bucket = Bucket::of(node);
+            if self.ids[at].as_deref() != Some(id.as_str())
+                || self.buckets[at] != bucket
+                || !self.index.holds(slot, &bucket)
+                || self.names[at] != names_of(node)
+            {
+                return Some(format!("{id}: slot {slot} out of date"));
+            }
+            let hashes = image_hashes(node);
+            if self.image_hashes[at] != hashes
+                || hashes
+                    .iter()
+                    .any(|h| !self.holders.get(h).is_some_and(|s| s.contains(&slot)))
+            {
+                return Some(format!("{id}: image hashes out of date"));
+            }
+        }
+        let holders = |d: &Derived| -> BTreeMap<u64, usize> {
+            d.holders.iter().map(|(h, s)| (*h, s.len())).collect()
+        };
+        if holders(self) != holders(&fresh)
+            || self.with_slots != fresh.with_slots
+            || self.by_name != fresh.by_name
+            || self.by_hostname != fresh.by_hostname
+        {
+            return Some("counts or names out of date".into());
+        }
+        None
+    }
+}
+
+/// Nodes by ID, with what placement reads (see the module docs). Reads go
+/// through `Deref` to the map; changes through the methods below.
 #[derive(Clone, Default)]
 pub struct Nodes {
     map: BTreeMap<NodeId, Node>,
@@ -178,60 +278,81 @@ pub struct Nodes {
 }
 
 impl Nodes {
-    /// The node `id`, to change: the summary follows when the guard drops.
+    /// The node `id`, to change: what is derived follows when the guard
+    /// drops.
     pub fn get_mut(&mut self, id: &str) -> Option<NodeMut<'_>> {
+        let slot = *self.derived.slot_of.get(id)?;
         let node = self.map.get_mut(id)?;
-        let pos = self.derived.position(id).ok()?;
         let had_slots = node.slots.is_some();
         Some(NodeMut {
             node,
             derived: &mut self.derived,
-            pos,
+            slot,
             had_slots,
         })
     }
 
     /// Adds or replaces node `id`; returns the node it replaced.
     pub fn insert(&mut self, id: NodeId, node: Node) -> Option<Node> {
-        match self.derived.position(&id) {
-            Ok(pos) => {
+        match self.derived.slot_of.get(&id) {
+            Some(&slot) => {
                 let had_slots = self.map.get(&id).is_some_and(|n| n.slots.is_some());
-                self.derived.sync(pos, &node, had_slots);
-                self.map.insert(id, node)
+                self.derived.sync(slot, &id, &node, had_slots);
             }
-            Err(pos) => {
-                self.derived.insert_at(pos, &id, &node);
-                self.map.insert(id, node)
+            None => {
+                self.derived.insert(&id, &node);
             }
         }
+        self.map.insert(id, node)
     }
 
     /// Removes node `id`.
     pub fn remove(&mut self, id: &str) -> Option<Node> {
         let node = self.map.remove(id)?;
-        if let Ok(pos) = self.derived.position(id) {
-            self.derived.set_images(pos, Vec::new());
-            self.derived.with_slots -= usize::from(node.slots.is_some());
-            self.derived.ids.remove(pos);
-            self.derived.summaries.remove(pos);
-            self.derived.image_hashes.remove(pos);
-        }
+        self.derived.remove(id, &node);
         Some(node)
     }
 
-    /// One summary per node, in the order of `values()` (ID order).
-    pub fn summaries(&self) -> &[NodeSummary] {
-        &self.derived.summaries
+    /// The buckets placement walks.
+    pub fn rank_index(&self) -> &RankIndex {
+        &self.derived.index
     }
 
-    /// The nodes' IDs, in the order of `values()`.
-    pub fn ids(&self) -> &[NodeId] {
-        &self.derived.ids
+    /// The slot of node `id`.
+    pub fn slot(&self, id: &str) -> Option<Slot> {
+        self.derived.slot_of.get(id).copied()
+    }
+
+    /// The node in `slot`, with its ID.
+    pub fn at(&self, slot: Slot) -> Option<(&NodeId, &Node)> {
+        let id = self.derived.ids.get(slot as usize)?.as_ref()?;
+        self.map.get_key_value(id)
+    }
+
+    /// The ID of the node in `slot`.
+    pub fn id_at(&self, slot: Slot) -> Option<&NodeId> {
+        self.derived.ids.get(slot as usize)?.as_ref()
+    }
+
+    /// The bucket of the node in `slot` (of a free slot: its last node's).
+    pub fn bucket(&self, slot: Slot) -> Option<&Bucket> {
+        self.derived.buckets.get(slot as usize)
+    }
+
+    /// How many slots there are, free ones included: every slot is below.
+    pub fn slot_count(&self) -> usize {
+        self.derived.ids.len()
+    }
+
+    /// The slots of the nodes with an image name whose `name_hash` is
+    /// `hash`.
+    pub fn image_holders(&self, hash: u64) -> Option<&BTreeSet<Slot>> {
+        self.derived.holders.get(&hash)
     }
 
     /// How many nodes have an image name whose `name_hash` is `hash`.
     pub fn with_image_hash(&self, hash: u64) -> usize {
-        self.derived.image_nodes.get(&hash).copied().unwrap_or(0)
+        self.image_holders(hash).map_or(0, BTreeSet::len)
     }
 
     /// How many nodes have a `containerslots` limit.
@@ -239,10 +360,38 @@ impl Nodes {
         self.derived.with_slots
     }
 
-    /// Whether the summaries agree with the nodes (debug checks and tests:
-    /// they always must).
-    pub fn summary_drift(&self) -> bool {
-        self.derived != Derived::build(&self.map)
+    /// The node called `name`, the first by ID if several are.
+    pub fn named(&self, name: &str) -> Option<&Node> {
+        let id = self.derived.by_name.get(name)?.first()?;
+        self.map.get(id)
+    }
+
+    /// The IDs of the nodes called `name`, of the nodes with ID `name` and
+    /// of the nodes on hosts called `name`: every node a `node==name`
+    /// constraint accepts, in ID order.
+    pub fn known_as(&self, name: &str) -> BTreeSet<&str> {
+        let mut ids: BTreeSet<&str> = BTreeSet::new();
+        for by in [&self.derived.by_name, &self.derived.by_hostname] {
+            ids.extend(by.get(name).into_iter().flatten().map(String::as_str));
+        }
+        if let Some((id, _)) = self.map.get_key_value(name) {
+            ids.insert(id);
+        }
+        ids
+    }
+
+    /// Whether a node other than `id` is called `name`.
+    pub fn name_taken(&self, name: &str, id: &str) -> bool {
+        self.derived
+            .by_name
+            .get(name)
+            .is_some_and(|ids| ids.iter().any(|other| other != id))
+    }
+
+    /// How what is derived disagrees with the nodes, if it does (debug
+    /// checks and tests: it never must).
+    pub fn drift(&self) -> Option<String> {
+        self.derived.drift(&self.map)
     }
 }
 
@@ -287,11 +436,12 @@ impl<'de> Deserialize<'de> for Nodes {
     }
 }
 
-/// A node being changed; its summary is brought up to date on drop.
+/// A node being changed; what is derived from it is brought up to date on
+/// drop.
 pub struct NodeMut<'a> {
     node: &'a mut Node,
     derived: &'a mut Derived,
-    pos: usize,
+    slot: Slot,
     had_slots: bool,
 }
 
@@ -311,7 +461,11 @@ impl DerefMut for NodeMut<'_> {
 
 impl Drop for NodeMut<'_> {
     fn drop(&mut self) {
-        self.derived.sync(self.pos, self.node, self.had_slots);
+        // The ID is lent out of its slot for the call: no copy.
+        let at = self.slot as usize;
+        let id = self.derived.ids[at].take().unwrap_or_default();
+        self.derived.sync(self.slot, &id, self.node, self.had_slots);
+        self.derived.ids[at] = Some(id);
     }
 }
 
@@ -322,7 +476,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::cluster::state::{NodeInfo, Usage};
+    use crate::cluster::state::{NodeHealth, NodeInfo, Usage};
 
     fn node(id: &str) -> Node {
         Node {
@@ -352,6 +506,8 @@ mod tests {
         Health(usize, bool),
         Slots(usize, Option<usize>),
         Images(usize, Vec<u64>),
+        Shape(usize, i64, i64, u64, i64),
+        Rename(usize, usize),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -363,7 +519,10 @@ mod tests {
             (id.clone(), 0..20_000u64, 0..50usize).prop_map(|(i, f, c)| Op::Fill(i, f, c)),
             (id.clone(), any::<bool>()).prop_map(|(i, h)| Op::Health(i, h)),
             (id.clone(), proptest::option::of(0..4usize)).prop_map(|(i, s)| Op::Slots(i, s)),
-            (id, prop::collection::vec(0..4u64, 0..4)).prop_map(|(i, h)| Op::Images(i, h)),
+            (id.clone(), prop::collection::vec(0..4u64, 0..4)).prop_map(|(i, h)| Op::Images(i, h)),
+            (id.clone(), 0..3i64, 0..3i64, 0..3u64, 0..3i64)
+                .prop_map(|(i, c, m, uc, um)| Op::Shape(i, c, m << 30, uc * 500, um << 28)),
+            (id, 0..3usize).prop_map(|(i, n)| Op::Rename(i, n)),
         ]
     }
 
@@ -418,6 +577,19 @@ mod tests {
                     n.image_names = names;
                 }
             }
+            Op::Shape(i, cpus, memory, cpus_used, memory_used) => {
+                if let Some(mut n) = nodes.get_mut(&id(*i)) {
+                    n.info.cpus = *cpus;
+                    n.info.memory = *memory;
+                    n.usage.cpus_milli = *cpus_used;
+                    n.usage.memory = *memory_used;
+                }
+            }
+            Op::Rename(i, name) => {
+                if let Some(mut n) = nodes.get_mut(&id(*i)) {
+                    n.name = format!("host-{name}");
+                }
+            }
         }
     }
 
@@ -434,37 +606,39 @@ mod tests {
             b.slots = Some(2);
             b.image_names = vec![(42, "busybox:local".into())];
         }
-        let s = nodes.summaries();
-        assert_eq!(nodes.ids(), ["a", "b"]);
+        let slot = nodes.slot("b").expect("slot");
+        let bucket = nodes.bucket(slot).expect("bucket");
         assert_eq!(
-            (s[0].fullness_bp, s[0].containers, s[0].healthy),
-            (0, 0, true)
-        );
-        assert_eq!(
-            (s[1].fullness_bp, s[1].containers, s[1].healthy),
+            (bucket.fullness_bp, bucket.containers, bucket.healthy),
             (700, 3, false)
         );
-        assert_eq!(s[1].id_head, id_head("b"));
+        assert_eq!(nodes.at(slot).map(|(id, _)| id.as_str()), Some("b"));
         assert_eq!((nodes.with_slots(), nodes.with_image_hash(42)), (1, 1));
+        assert_eq!(nodes.named("b").map(|n| n.id()), Some("b"));
+        assert!(nodes.name_taken("b", "a") && !nodes.name_taken("b", "b"));
         nodes.remove("b");
         assert_eq!((nodes.with_slots(), nodes.with_image_hash(42)), (0, 0));
-        assert_eq!(nodes.summaries().len(), 1);
+        assert!(nodes.named("b").is_none());
+        assert_eq!(nodes.rank_index().classes().count(), 1);
+        // A freed slot is taken again.
+        nodes.insert("c".into(), node("c"));
+        assert_eq!(nodes.slot("c"), Some(slot));
+        assert_eq!(nodes.drift(), None);
     }
 
-    /// Runs `ops` and checks that after each the summaries, counts and IDs
-    /// equal those built afresh from the nodes, and that a serialized copy
-    /// reads back equal, summaries included (the property below).
+    /// Runs `ops` and checks that after each what is derived agrees with
+    /// the nodes, and that a serialized copy reads back equal and agreeing
+    /// (the property below).
     fn summaries_hold(ops: &[Op]) -> Result<(), TestCaseError> {
         let mut nodes = Nodes::default();
         for op in ops {
             run(&mut nodes, op);
-            prop_assert!(!nodes.summary_drift(), "after {:?}", op);
+            prop_assert_eq!(nodes.drift(), None, "after {:?}", op);
         }
         let bytes = serde_json::to_vec(&nodes).expect("serialize");
         let back: Nodes = serde_json::from_slice(&bytes).expect("deserialize");
         prop_assert_eq!(&back, &nodes);
-        prop_assert_eq!(back.summaries(), nodes.summaries());
-        prop_assert_eq!(back.derived, nodes.derived);
+        prop_assert_eq!(back.drift(), None);
         Ok(())
     }
 
@@ -482,9 +656,9 @@ mod tests {
             ..ProptestConfig::default()
         })]
 
-        /// Whatever changes the nodes go through, the summaries, counts and
-        /// IDs equal those built afresh from the nodes, and a serialized
-        /// copy reads back equal, summaries included.
+        /// Whatever changes the nodes go through, what is derived agrees
+        /// with the nodes, and a serialized copy reads back equal and
+        /// agreeing.
         #[test]
         fn summaries_never_drift(ops in prop::collection::vec(op(), 0..40)) {
             summaries_hold(&ops)?;

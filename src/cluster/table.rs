@@ -120,6 +120,18 @@ impl StateCounts {
     }
 }
 
+/// The nodes running a container with one label value
+/// ([`ContainerTable::label_holders`]).
+#[derive(Debug, Clone, Copy)]
+pub struct LabelHolders<'a>(&'a SmallMap<NodeId, usize>);
+
+impl LabelHolders<'_> {
+    /// Whether `node` runs such a container.
+    pub fn contains(&self, node: &str) -> bool {
+        self.0.find(node).is_ok()
+    }
+}
+
 /// A map kept as a sorted vector, for the leaves of the indexes: they hold
 /// one entry or a few (a name used on one node, a label value carried on a
 /// few nodes, the swarm ID label on exactly one), where a `BTreeMap` would
@@ -273,6 +285,15 @@ impl ContainerTable {
             .collect();
         nodes.sort_unstable();
         nodes.into_iter()
+    }
+
+    /// The nodes running a container labelled `key=value`, to ask about
+    /// one node at a time without collecting them (`None`: no such node).
+    pub fn label_holders(&self, key: &str, value: &str) -> Option<LabelHolders<'_>> {
+        self.by_label
+            .get(&key.to_ascii_lowercase())
+            .and_then(|values| values.get(value))
+            .map(LabelHolders)
     }
 
     /// Containers of `node` by run state.

@@ -459,10 +459,7 @@ impl Manager {
     pub fn node_named(&self, name: &str) -> Result<NodeId, ManagerError> {
         let state = self.cluster.read();
         let node = state
-            .nodes
-            .values()
-            .find(|n| n.name == name)
-            .or_else(|| state.nodes.get(name))
+            .node_by_name(name)
             .ok_or_else(|| ManagerError::NotFound(format!("node {name} not found")))?;
         if node.health != NodeHealth::Healthy {
             return Err(ManagerError::InvalidRequest(format!(

@@ -14,9 +14,11 @@
 //!    reachable to pull it elsewhere);
 //! 5. the strategy ranks what is left (see [`strategy`]).
 //!
-//! [`place`] and [`place_with`] give the same answers through the walks of
-//! `walk.rs`, which make the steps in one pass over the nodes, or over their
-//! summaries alone, without a list of candidates.
+//! [`place`] and [`place_with`] give the same answers (a node of the same
+//! rank, the same refusal) through the walk over the rank index of
+//! `index.rs`, which looks at a few buckets of alike nodes, or the walks of
+//! `walk.rs`, which make the steps in one pass over the nodes, without a
+//! list of candidates.
 //!
 //! The caller turns the answer into a `Reserve` command, which `apply()`
 //! re-checks against the latest state, so concurrent placements never
@@ -24,6 +26,7 @@
 
 pub mod expr;
 pub mod filter;
+mod index;
 mod pipeline;
 pub mod spec;
 pub mod strategy;
@@ -33,7 +36,7 @@ use crate::cluster::{ClusterState, NodeId, OvercommitPpm};
 use filter::FILTERS;
 use pipeline::Pipeline;
 
-pub use pipeline::place_reference;
+pub use pipeline::{place_reference, reference_ties};
 pub use spec::{ContainerSpec, SpecError};
 pub use strategy::{InFlight, Strategy};
 

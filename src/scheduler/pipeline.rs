@@ -19,6 +19,7 @@
 
 use std::collections::BTreeSet;
 
+use super::expr::{Matcher, Op};
 use super::filter::{
     self, affinity_accepts, affinity_holders, constraint_accepts, ContainerSlots, Filter, Health,
     Prepared, FILTERS,
@@ -26,8 +27,8 @@ use super::filter::{
 use super::strategy::{self, InFlight};
 use super::{ContainerSpec, Options, Unschedulable};
 use crate::cluster::{
-    human_bytes, human_cpus, ClusterState, ImageQuery, LookupError, Node, NodeHealth, NodeId,
-    NodeSummary,
+    cpu_with_overcommit, human_bytes, human_cpus, memory_with_overcommit, Bucket, ClusterState,
+    ImageQuery, LookupError, Node, NodeHealth, NodeId,
 };
 
 /// Index of the `health` filter in [`FILTERS`].
@@ -45,6 +46,34 @@ pub fn place_reference(
     in_flight: &InFlight,
 ) -> Result<NodeId, Unschedulable> {
     Pipeline::new(state, spec, options)?.run(seed, in_flight)
+}
+
+/// Every node the reference placement chooses among at random (those of
+/// the best rank), in ID order, or its refusal: `place_with` must answer
+/// one of them, or the same refusal.
+pub fn reference_ties(
+    state: &ClusterState,
+    spec: &ContainerSpec,
+    options: &Options,
+    in_flight: &InFlight,
+) -> Result<Vec<NodeId>, Unschedulable> {
+    let pipeline = Pipeline::new(state, spec, options)?;
+    let mut rejections = Rejections::default();
+    let candidates = pipeline.candidates(&mut rejections);
+    let mut cursor = in_flight.cursor();
+    let ranked: Vec<(&Node, strategy::Rank)> = candidates
+        .into_iter()
+        .map(|n| (n, strategy::key(n, &spec.resources, cursor.load(n.id()))))
+        .collect();
+    let prefer = |a, b| strategy::prefer(options.strategy, a, b);
+    let Some(best) = ranked.iter().map(|(_, k)| *k).max_by(|a, b| prefer(*a, *b)) else {
+        return Err(pipeline.unschedulable(&rejections));
+    };
+    Ok(ranked
+        .into_iter()
+        .filter(|(_, k)| prefer(*k, best).is_eq())
+        .map(|(n, _)| n.info.id.clone())
+        .collect())
 }
 
 /// Nodes turned away by each step.
@@ -84,6 +113,8 @@ pub(super) struct Pipeline<'a> {
     soft_affinities: bool,
     /// The image, as nodes are asked whether they hold it.
     pub(super) image: Option<ImageQuery>,
+    /// The nodes a hard `node==NAME` constraint leaves, when there is one.
+    named_by_constraint: Option<BTreeSet<&'a str>>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -124,7 +155,13 @@ impl<'a> Pipeline<'a> {
             .filter(|(_, f)| enabled(f.name()) && f.enabled(&prepared))
             .collect();
         let resources = &spec.resources;
+        let named_by_constraint = if enabled("constraint") {
+            named_by_constraint(state, spec)
+        } else {
+            None
+        };
         Ok(Pipeline {
+            named_by_constraint,
             check_health: enabled(Health.name()),
             check_slots: enabled(ContainerSlots.name()) && prepared.any_slots,
             active,
@@ -140,19 +177,23 @@ impl<'a> Pipeline<'a> {
         })
     }
 
-    /// Steps 1 to 5 over every node (see the module documentation).
-    pub(super) fn run(&self, seed: u64, in_flight: &InFlight) -> Result<NodeId, Unschedulable> {
-        let mut rejections = Rejections::default();
+    /// Steps 1 to 4 over every node: the candidates the strategy ranks.
+    fn candidates(&self, rejections: &mut Rejections) -> Vec<&'a Node> {
         let mut candidates: Vec<&Node> = self
             .state
             .nodes
             .values()
-            .filter(|node| {
-                self.passes_filters(node, &mut rejections) && self.fits(node, &mut rejections)
-            })
+            .filter(|node| self.passes_filters(node, rejections) && self.fits(node, rejections))
             .collect();
         self.apply_soft_rules(&mut candidates);
         self.prefer_image(&mut candidates);
+        candidates
+    }
+
+    /// Steps 1 to 5 over every node (see the module documentation).
+    pub(super) fn run(&self, seed: u64, in_flight: &InFlight) -> Result<NodeId, Unschedulable> {
+        let mut rejections = Rejections::default();
+        let candidates = self.candidates(&mut rejections);
         let resources = &self.spec.resources;
         strategy::choose(
             candidates.into_iter(),
@@ -165,29 +206,51 @@ impl<'a> Pipeline<'a> {
         .ok_or_else(|| self.unschedulable(&rejections))
     }
 
-    /// Whether the only check is health: no other filter has anything to
-    /// check and no CPU or memory is asked for.
-    pub(super) fn health_only(&self) -> bool {
-        self.active.is_empty() && !self.check_slots && !self.wants_resources
-    }
-
     /// Whether soft constraints or affinities narrow the candidates.
     pub(super) fn has_soft_rules(&self) -> bool {
         self.soft_constraints || self.soft_affinities
     }
 
-    /// Step 1 for one node given by its summary when health is the only
-    /// check (see [`Pipeline::health_only`]).
-    pub(super) fn summary_passes(
-        &self,
-        summary: &NodeSummary,
-        rejections: &mut Rejections,
-    ) -> bool {
-        let down = self.check_health && !summary.healthy;
-        if down {
-            rejections.by_filter[HEALTH] += 1;
+    /// The only nodes that can take the container, in ID order, when its
+    /// dependencies or its local networks and volumes name them.
+    pub(super) fn named_nodes(&self) -> Option<Vec<&'a str>> {
+        if let Some(node) = self.prepared.dependency_node {
+            return Some(vec![node]);
         }
-        !down
+        let located = self.spec.located.iter().map(|l| &l.nodes);
+        let by_constraint = self.named_by_constraint.iter();
+        let smallest = located
+            .map(|n| (n.len(), n.iter().map(String::as_str).collect::<Vec<_>>()))
+            .chain(by_constraint.map(|n| (n.len(), n.iter().copied().collect())))
+            .min_by_key(|(len, _)| *len)?;
+        Some(smallest.1)
+    }
+
+    /// Whether any filter must be asked node by node: without, every node
+    /// of a bucket that [`Pipeline::bucket_passes`] passes.
+    pub(super) fn checks_nodes(&self) -> bool {
+        !self.active.is_empty()
+    }
+
+    /// Steps 1 and 2 for every node of `bucket` at once, as far as the
+    /// bucket tells: health, container slots, CPU and memory. The other
+    /// filters are asked node by node ([`Pipeline::passes_filters`]).
+    pub(super) fn bucket_passes(&self, bucket: &Bucket) -> bool {
+        if self.check_health && !bucket.healthy {
+            return false;
+        }
+        if self.check_slots && bucket.slots.is_some_and(|s| bucket.containers >= s) {
+            return false;
+        }
+        if !self.wants_resources {
+            return true;
+        }
+        let resources = &self.spec.resources;
+        let overcommit = self.options.overcommit;
+        let memory = memory_with_overcommit(bucket.memory_capacity, overcommit);
+        let cpus = cpu_with_overcommit(bucket.cpu_capacity_milli, overcommit);
+        !(resources.memory > 0 && bucket.memory + resources.memory > memory
+            || resources.cpus_milli > 0 && bucket.cpus_milli + resources.cpus_milli > cpus)
     }
 
     /// Step 1: whether `node` passes every hard filter; the first that
@@ -308,6 +371,22 @@ fn narrow(candidates: &mut Vec<&Node>, keep: impl Fn(&Node) -> bool) {
     if candidates.iter().any(|n| keep(n)) {
         candidates.retain(|n| keep(n));
     }
+}
+
+/// Every node the spec's hard `node==NAME` constraints (exact names)
+/// accept, and maybe others: `None` when it has none.
+fn named_by_constraint<'a>(
+    state: &'a ClusterState,
+    spec: &ContainerSpec,
+) -> Option<BTreeSet<&'a str>> {
+    spec.constraints
+        .iter()
+        .filter(|e| !e.soft && e.key == "node" && e.op == Op::Eq)
+        .filter_map(|e| match &e.matcher {
+            Matcher::Exact(name) => Some(state.nodes.known_as(name)),
+            Matcher::Pattern(_) => None,
+        })
+        .reduce(|a, b| a.intersection(&b).copied().collect())
 }
 
 /// The node all of the spec's dependencies live on.

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::cluster::{basis_points, id_head, Node, NodeId, NodeSummary, Resources};
+use crate::cluster::{basis_points, id_head, Bucket, Node, NodeId, Resources};
 
 /// Placements decided but not in the state yet (their reservations are
 /// being proposed), per node: ranked as if they were there, so placements
@@ -121,6 +121,11 @@ impl InFlight {
         }
     }
 
+    /// Each node with something on its way, and what.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Load)> + '_ {
+        self.by_node.iter().map(|(id, load)| (id.as_str(), *load))
+    }
+
     /// Whether nothing is on its way.
     pub fn is_empty(&self) -> bool {
         self.by_node.is_empty()
@@ -153,40 +158,30 @@ impl std::fmt::Display for Strategy {
 /// module docs). Overcommit multiplies every node's capacity alike, so it
 /// does not change the order and is left out.
 pub fn weight(node: &Node, resources: &Resources) -> u64 {
+    bucket_weight(&Bucket::of(node), resources)
+}
+
+/// [`weight`] of the nodes of `bucket` (they all weigh the same).
+pub fn bucket_weight(bucket: &Bucket, resources: &Resources) -> u64 {
     if resources.cpus_milli == 0 && resources.memory <= 0 {
-        return node.usage.fullness_bp;
+        return bucket.fullness_bp;
     }
     basis_points(
-        node.usage.cpus_milli + resources.cpus_milli,
-        node.cpu_capacity_milli(0),
+        bucket.cpus_milli + resources.cpus_milli,
+        bucket.cpu_capacity_milli,
     ) + basis_points(
-        (node.usage.memory + resources.memory).max(0) as u64,
-        node.memory_capacity(0) as u64,
+        (bucket.memory + resources.memory).max(0) as u64,
+        bucket.memory_capacity as u64,
     )
 }
 
-/// [`key`] for a node given with its summary: from the summary alone when
-/// neither the request nor what is in flight holds CPU or memory, else from
-/// the node (`node`, asked only then: the weight needs its capacity; `None`
-/// when it gives none).
-pub fn summary_key<'n>(
-    summary: &NodeSummary,
-    resources: &Resources,
-    pending: Load,
-    node: impl FnOnce() -> Option<&'n Node>,
-) -> Option<Rank> {
-    let none = resources.cpus_milli == 0
-        && resources.memory <= 0
-        && pending.cpus_milli == 0
-        && pending.memory == 0;
-    if none {
-        return Some((
-            summary.failing,
-            summary.fullness_bp,
-            summary.containers + pending.containers,
-        ));
-    }
-    node().map(|node| ranked(summary.failing, node, resources, pending))
+/// The rank of the nodes of `bucket` with nothing on its way to them.
+pub fn bucket_key(bucket: &Bucket, resources: &Resources) -> Rank {
+    (
+        bucket.failing,
+        bucket_weight(bucket, resources),
+        bucket.containers,
+    )
 }
 
 /// How a strategy ranks a node: whether its refreshes fail (a node whose
@@ -200,8 +195,7 @@ pub fn key(node: &Node, resources: &Resources, pending: Load) -> Rank {
     ranked(node.failing(), node, resources, pending)
 }
 
-/// [`key`] for a node whose [`Node::failing`] is known already (from its
-/// summary: the node's own fields stay unread).
+/// [`key`] for a node whose [`Node::failing`] is known already.
 fn ranked(failing: bool, node: &Node, resources: &Resources, pending: Load) -> Rank {
     if pending == Load::default() {
         return (failing, weight(node, resources), node.usage.containers);
@@ -216,6 +210,17 @@ fn ranked(failing: bool, node: &Node, resources: &Resources, pending: Load) -> R
         weight(node, &with),
         node.usage.containers + pending.containers,
     )
+}
+
+/// How `a` compares with `b` under `strategy`: `Greater` when a node of
+/// rank `a` is preferred, `Equal` for a tie (every rank of the same
+/// refresh failure, for `random`).
+pub fn prefer(strategy: Strategy, a: Rank, b: Rank) -> std::cmp::Ordering {
+    b.0.cmp(&a.0).then_with(|| match strategy {
+        Strategy::Spread => (b.1, b.2).cmp(&(a.1, a.2)),
+        Strategy::Binpack => (a.1, a.2).cmp(&(b.1, b.2)),
+        Strategy::Random => std::cmp::Ordering::Equal,
+    })
 }
 
 /// Keeps the best node offered so far for a strategy; among nodes of the
@@ -302,7 +307,7 @@ pub fn choose<'a>(
 }
 
 /// A small deterministic PRNG step (SplitMix64).
-fn splitmix(state: &mut u64) -> u64 {
+pub(super) fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -30,7 +30,7 @@ impl ClusterState {
     pub fn apply(&mut self, command: Command) -> Result<(), ApplyError> {
         let result = self.apply_command(command);
         debug_assert_eq!(self.usage_drift(), Vec::<NodeId>::new(), "usage drifted");
-        debug_assert!(!self.nodes.summary_drift(), "node summaries drifted");
+        debug_assert_eq!(self.nodes.drift(), None, "the nodes' index drifted");
         result
     }
 

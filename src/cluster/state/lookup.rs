@@ -95,10 +95,7 @@ impl ClusterState {
 
     /// The node called `name` (its cluster-unique name) or with ID `name`.
     pub fn node_by_name(&self, name: &str) -> Option<&Node> {
-        self.nodes
-            .values()
-            .find(|n| n.name == name)
-            .or_else(|| self.nodes.get(name))
+        self.nodes.named(name).or_else(|| self.nodes.get(name))
     }
 
     /// Finds one container by full ID, name, `node/name`, or unique ID prefix,
@@ -172,11 +169,7 @@ impl ClusterState {
         } else {
             hostname
         };
-        let taken = |candidate: &str| {
-            self.nodes
-                .values()
-                .any(|n| n.name == candidate && n.info.id != id)
-        };
+        let taken = |candidate: &str| self.nodes.name_taken(candidate, id);
         if !taken(base) {
             return base.to_string();
         }

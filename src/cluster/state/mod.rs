@@ -44,14 +44,15 @@ pub use display::{human_bytes, human_cpus};
 pub use image::{image_matches, normalize_image_name, ImageQuery, ImageRef};
 pub use lookup::LookupError;
 pub use node::{
-    basis_points, Checks, Node, NodeHealth, NodeId, NodeInfo, OvercommitPpm, Unfit, Usage,
+    basis_points, cpu_with_overcommit, memory_with_overcommit, Checks, Node, NodeHealth, NodeId,
+    NodeInfo, OvercommitPpm, Unfit, Usage,
 };
 pub use tokens::TokenCluster;
 
 /// Everything the managers agree on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterState {
-    /// Nodes by ID (with the summaries placement reads).
+    /// Nodes by ID (with the rank index placement walks).
     pub nodes: Nodes,
     /// Containers by ID (and by name).
     pub containers: ContainerTable,

@@ -214,6 +214,19 @@ fn with_overcommit(base: u128, overcommit: OvercommitPpm) -> u128 {
     base * factor / 1_000_000
 }
 
+/// A CPU capacity in thousandths (`base`, without overcommit) with
+/// `overcommit`.
+pub fn cpu_with_overcommit(base: u64, overcommit: OvercommitPpm) -> u64 {
+    u64::try_from(with_overcommit(u128::from(base), overcommit)).unwrap_or(u64::MAX)
+}
+
+/// A memory capacity in bytes (`base`, without overcommit) with
+/// `overcommit`.
+pub fn memory_with_overcommit(base: i64, overcommit: OvercommitPpm) -> i64 {
+    let base = base.max(0) as u64;
+    i64::try_from(with_overcommit(u128::from(base), overcommit)).unwrap_or(i64::MAX)
+}
+
 impl Node {
     /// Recomputes `usage.fullness_bp` from the usage and the capacity.
     pub(super) fn refresh_fullness(&mut self) {
@@ -228,14 +241,12 @@ impl Node {
 
     /// CPU capacity in thousandths, overcommit included.
     pub fn cpu_capacity_milli(&self, overcommit: OvercommitPpm) -> u64 {
-        let base = self.info.cpus.max(0) as u64 * 1000;
-        u64::try_from(with_overcommit(u128::from(base), overcommit)).unwrap_or(u64::MAX)
+        cpu_with_overcommit(self.info.cpus.max(0) as u64 * 1000, overcommit)
     }
 
     /// Memory capacity in bytes, overcommit included.
     pub fn memory_capacity(&self, overcommit: OvercommitPpm) -> i64 {
-        let base = self.info.memory.max(0) as u64;
-        i64::try_from(with_overcommit(u128::from(base), overcommit)).unwrap_or(i64::MAX)
+        memory_with_overcommit(self.info.memory, overcommit)
     }
 
     /// Whether its last refresh failed, or it is unhealthy: placement

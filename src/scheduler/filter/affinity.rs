@@ -6,35 +6,51 @@
 use std::collections::BTreeSet;
 
 use super::{hard_list, Filter, Prepared};
-use crate::cluster::{image_matches, normalize_image_name, ClusterState, Node};
+use crate::cluster::{image_matches, normalize_image_name, ClusterState, LabelHolders, Node};
 use crate::scheduler::expr::{Expr, Matcher};
 
 /// Rejects nodes that fail a hard affinity.
 pub struct Affinity;
 
+/// Where a container or label affinity holds.
+pub enum Holders<'a> {
+    /// On these nodes.
+    Nodes(BTreeSet<&'a str>),
+    /// On the nodes running a container with the label value (the
+    /// index's own list, asked node by node: none when `None`).
+    Label(Option<LabelHolders<'a>>),
+}
+
+impl Holders<'_> {
+    /// Whether the affinity holds on `node`.
+    pub fn contains(&self, node: &str) -> bool {
+        match self {
+            Holders::Nodes(nodes) => nodes.contains(node),
+            Holders::Label(holders) => holders.is_some_and(|h| h.contains(node)),
+        }
+    }
+}
+
 /// For a container or label affinity, the nodes where a container matches
 /// its value; `None` for an image affinity (checked per node).
-pub fn affinity_holders<'a>(expr: &Expr, state: &'a ClusterState) -> Option<BTreeSet<&'a str>> {
+pub fn affinity_holders<'a>(expr: &Expr, state: &'a ClusterState) -> Option<Holders<'a>> {
     if expr.key == "image" {
         return None;
     }
     if let Matcher::Exact(value) = &expr.matcher {
         // The indexes answer exact values without a scan.
-        let nodes: BTreeSet<&str> = if expr.key == "container" {
-            state
-                .containers
-                .named(value)
-                .chain(state.containers.get(value))
-                .map(|c| c.node.as_str())
-                .collect()
-        } else {
-            state
-                .containers
-                .label_nodes(&expr.key, value)
-                .map(String::as_str)
-                .collect()
-        };
-        return Some(nodes);
+        if expr.key != "container" {
+            return Some(Holders::Label(
+                state.containers.label_holders(&expr.key, value),
+            ));
+        }
+        let nodes: BTreeSet<&str> = state
+            .containers
+            .named(value)
+            .chain(state.containers.get(value))
+            .map(|c| c.node.as_str())
+            .collect();
+        return Some(Holders::Nodes(nodes));
     }
     let matching = state.containers.values().filter(|c| {
         if expr.key == "container" {
@@ -45,7 +61,7 @@ pub fn affinity_holders<'a>(expr: &Expr, state: &'a ClusterState) -> Option<BTre
                 .any(|(k, v)| k.eq_ignore_ascii_case(&expr.key) && expr.matcher.matches(v))
         }
     });
-    Some(matching.map(|c| c.node.as_str()).collect())
+    Some(Holders::Nodes(matching.map(|c| c.node.as_str()).collect()))
 }
 
 /// `redis:7` → `redis`, `reg:5000/app:v2` → `reg:5000/app`, `app@sha256:..` → `app`.
@@ -60,7 +76,7 @@ fn repository(name: &str) -> &str {
 }
 
 /// Whether `node` satisfies `expr`, given the precomputed `holders`.
-pub fn affinity_accepts(expr: &Expr, holders: Option<&BTreeSet<&str>>, node: &Node) -> bool {
+pub fn affinity_accepts(expr: &Expr, holders: Option<&Holders<'_>>, node: &Node) -> bool {
     let present = match holders {
         Some(holders) => holders.contains(node.id()),
         None => node.images.iter().any(|image| match &expr.matcher {

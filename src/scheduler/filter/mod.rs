@@ -9,13 +9,11 @@ mod health;
 mod port;
 mod slots;
 
-use std::collections::BTreeSet;
-
 use super::expr::Expr;
 use super::ContainerSpec;
 use crate::cluster::{ClusterState, Node};
 
-pub use affinity::{affinity_accepts, affinity_holders, Affinity};
+pub use affinity::{affinity_accepts, affinity_holders, Affinity, Holders};
 pub use constraint::{constraint_accepts, Constraint};
 pub use dependency::Dependency;
 pub use health::Health;
@@ -31,7 +29,7 @@ pub struct Prepared<'a> {
     pub spec: &'a ContainerSpec,
     /// For each affinity of the spec, in order: the nodes where it holds
     /// (`None` for image affinities, which are checked per node).
-    pub affinity_nodes: Vec<Option<BTreeSet<&'a str>>>,
+    pub affinity_nodes: Vec<Option<Holders<'a>>>,
     /// The node all dependencies live on, when there are dependencies.
     pub dependency_node: Option<&'a str>,
     /// Whether any node has a `containerslots` label.

@@ -759,3 +759,26 @@ fn message_table() {
     }
     failures.done(MESSAGE_ROWS.len());
 }
+
+/// `node==NAME` is answered from the nodes by name, ID and host name, not
+/// by walking every node: nodes sharing a host name (`host`, `host-bbbb`)
+/// are both `node==host`, one only by its cluster name or its ID.
+#[test]
+fn node_constraints_reach_every_node_they_name() {
+    let s = crate::cluster::testing::two_nodes();
+    let placed = |constraint: &str| -> std::collections::BTreeSet<String> {
+        let spec = crate::scheduler::ContainerSpec {
+            constraints: vec![crate::scheduler::expr::Expr::parse(constraint).unwrap()],
+            ..Default::default()
+        };
+        (0..64)
+            .filter_map(|seed| crate::scheduler::place(&s, &spec, &Options::default(), seed).ok())
+            .collect()
+    };
+    let both: std::collections::BTreeSet<String> =
+        ["AAAA:1111".to_string(), "BBBB:2222".to_string()].into();
+    assert_eq!(placed("node==host"), both);
+    assert_eq!(placed("node==host-bbbb"), ["BBBB:2222".to_string()].into());
+    assert_eq!(placed("node==AAAA:1111"), ["AAAA:1111".to_string()].into());
+    assert!(placed("node==other").is_empty());
+}

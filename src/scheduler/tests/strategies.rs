@@ -422,7 +422,7 @@ fn a_name_hash_collision_does_not_count_as_the_image() {
         a.image_names = vec![(wanted.hash, "imposter:latest".into())];
         assert!(a.may_have_image(&wanted) && !a.has_image_query(&wanted));
     }
-    assert!(!s.nodes.summary_drift());
+    assert_eq!(s.nodes.drift(), None);
     let rows: &[(Strategy, &str, &str)] = &[
         (Strategy::Spread, "--image busybox", "c"),
         (Strategy::Binpack, "--image busybox", "c"),
