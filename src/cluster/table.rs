@@ -123,12 +123,20 @@ impl StateCounts {
 /// The nodes running a container with one label value
 /// ([`ContainerTable::label_holders`]).
 #[derive(Debug, Clone, Copy)]
-pub struct LabelHolders<'a>(&'a SmallMap<NodeId, usize>);
+pub struct LabelHolders<'a> {
+    nodes: &'a NodeCounts,
+    by_node: &'a BTreeMap<NodeId, PerNode>,
+}
 
 impl LabelHolders<'_> {
     /// Whether `node` runs such a container.
     pub fn contains(&self, node: &str) -> bool {
-        self.0.find(node).is_ok()
+        self.by_node.get(node).is_some_and(|n| {
+            self.nodes
+                .0
+                .binary_search_by_key(&n.handle, |(h, _)| *h)
+                .is_ok()
+        })
     }
 }
 
@@ -291,9 +299,12 @@ impl ContainerTable {
     /// one node at a time without collecting them (`None`: no such node).
     pub fn label_holders(&self, key: &str, value: &str) -> Option<LabelHolders<'_>> {
         self.by_label
-            .get(&key.to_ascii_lowercase())
+            .get(lower(key).as_ref())
             .and_then(|values| values.get(value))
-            .map(LabelHolders)
+            .map(|nodes| LabelHolders {
+                nodes,
+                by_node: &self.by_node,
+            })
     }
 
     /// Containers of `node` by run state.
