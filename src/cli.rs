@@ -294,8 +294,10 @@ pub struct ManageArgs {
     /// one, the cluster it belongs to is rejoined).
     #[arg(long)]
     pub join: Option<String>,
-    /// Build a Raft snapshot (and compact the log) every this many log
-    /// entries (an entry carries the commands proposed together: one or more).
+    /// Build a Raft snapshot (and compact the log) once this many log
+    /// entries were applied since the last one (an entry carries the
+    /// commands proposed together: one or more), and at least half as many
+    /// as the state holds containers, nodes and creates in flight.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     pub raft_snapshot_logs: u64,
     /// How often the Raft leader sends heartbeats, which is also the

@@ -12,6 +12,7 @@
 
 mod batch;
 pub mod network;
+mod snapshots;
 pub mod store;
 mod tls;
 
@@ -64,6 +65,14 @@ pub trait StateMachine:
 
     /// Applies one committed command.
     fn apply(&mut self, command: Self::Command) -> Self::Output;
+
+    /// About how many objects the state holds: a snapshot waits for at
+    /// least half as many entries since the last one (see
+    /// [`Config::snapshot_logs_since_last`]), so that its cost per entry
+    /// stays the same however large the state grows.
+    fn weight(&self) -> u64 {
+        0
+    }
 }
 
 /// The addresses of one Raft member: where peers reach its Raft service, and
@@ -165,7 +174,8 @@ pub struct Config {
     pub election_timeout_min: Duration,
     /// See `election_timeout_min`.
     pub election_timeout_max: Duration,
-    /// Build a snapshot once this many entries were applied since the last one.
+    /// Build a snapshot once this many entries were applied since the last
+    /// one, and at least half of [`StateMachine::weight`].
     pub snapshot_logs_since_last: u64,
     /// Entries kept in the log below the last snapshot (for slow followers).
     pub max_in_snapshot_log_to_keep: u64,
@@ -220,7 +230,9 @@ impl Config {
             election_timeout_min: ms(self.election_timeout_min),
             election_timeout_max: ms(self.election_timeout_max),
             install_snapshot_timeout: ms(self.install_snapshot_timeout),
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_logs_since_last),
+            // `snapshots::spawn` asks for them (openraft's policy is a
+            // fixed count).
+            snapshot_policy: openraft::SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: self.max_in_snapshot_log_to_keep,
             ..Default::default()
         }
@@ -395,6 +407,7 @@ impl<S: StateMachine> ReplicatedNode<S> {
         let raft = openraft::Raft::new(id, raft_config, network.clone(), log_store, state_machine)
             .await
             .map_err(|e| Error::Fatal(e.to_string()))?;
+        snapshots::spawn(raft.clone(), state.clone(), config.snapshot_logs_since_last);
 
         let service = crate::pb::raft_server::RaftServer::new(RaftService::new(raft.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)

@@ -504,4 +504,9 @@ impl swarm_raft::StateMachine for ClusterState {
     fn apply(&mut self, command: Command) -> Self::Output {
         ClusterState::apply(self, command)
     }
+
+    /// Containers, nodes and creates in flight: what a snapshot encodes.
+    fn weight(&self) -> u64 {
+        (self.containers.len() + self.nodes.len() + self.reservations.len()) as u64
+    }
 }
