@@ -694,6 +694,7 @@ impl StandardReport {
         out.push_str(&network_line(&self.place_network, self.place.containers));
         out.push('\n');
         out.push_str(&targets_table(
+            &Targets::of(self.nodes, self.managers),
             &self.place,
             &self.query,
             self.manager_figures
@@ -732,41 +733,95 @@ pub fn network_line(net: &NetCounters, containers: usize) -> String {
     line
 }
 
-/// The issue's targets against the figures (printed, never asserted).
-pub fn targets_table(place: &PlaceReport, query: &QueryReport, peak_rss: Option<u64>) -> String {
+/// The targets a run is held to (printed, never asserted), by its size:
+/// the first wave's at 1,000 nodes with one manager, issue 23's with three
+/// managers (the card's deployment) and at Kubernetes' 5,000 nodes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Targets {
+    /// Placements per second, at least.
+    pub placements_per_s: f64,
+    /// `docker run -d` p99, at most.
+    pub run_p99_ms: f64,
+    /// `info` p99, at most.
+    pub info_p99_ms: f64,
+    /// `ps -a` p99, at most (none at 5,000 nodes: issue 23 asks filtered
+    /// listings there).
+    pub ps_p99_ms: Option<f64>,
+    /// Manager peak RSS, at most.
+    pub peak_rss_bytes: u64,
+}
+
+impl Targets {
+    /// The targets of a run of `nodes` nodes and `managers` managers.
+    pub fn of(nodes: usize, managers: usize) -> Targets {
+        let first_wave = Targets {
+            placements_per_s: 3000.0,
+            run_p99_ms: 20.0,
+            info_p99_ms: 10.0,
+            ps_p99_ms: Some(100.0),
+            peak_rss_bytes: 256 << 20,
+        };
+        if nodes >= 5000 {
+            Targets {
+                placements_per_s: 5000.0,
+                info_p99_ms: 20.0,
+                ps_p99_ms: None,
+                peak_rss_bytes: 1 << 30,
+                ..first_wave
+            }
+        } else if managers >= 3 {
+            Targets {
+                placements_per_s: 5000.0,
+                ..first_wave
+            }
+        } else {
+            first_wave
+        }
+    }
+}
+
+/// The targets against the figures (printed, never asserted).
+pub fn targets_table(
+    targets: &Targets,
+    place: &PlaceReport,
+    query: &QueryReport,
+    peak_rss: Option<u64>,
+) -> String {
     let check = |met: bool| if met { "met" } else { "missed" }.to_string();
     let mut rows = vec![vec![
         "placements/s".to_string(),
-        "≥ 3000".into(),
+        format!("≥ {:.0}", targets.placements_per_s),
         format!("{:.0}", place.placements_per_s),
-        check(place.placements_per_s >= 3000.0),
+        check(place.placements_per_s >= targets.placements_per_s),
     ]];
     if let Some(run) = &place.run {
         rows.push(vec![
             "docker run -d p99".into(),
-            "≤ 20 ms".into(),
+            format!("≤ {:.0} ms", targets.run_p99_ms),
             cell_ms(run.p99_ms),
-            check(run.p99_ms <= 20.0),
+            check(run.p99_ms <= targets.run_p99_ms),
         ]);
     }
     rows.push(vec![
         "info p99".into(),
-        "≤ 10 ms".into(),
+        format!("≤ {:.0} ms", targets.info_p99_ms),
         cell_ms(query.info.latency.p99_ms),
-        check(query.info.latency.p99_ms <= 10.0),
+        check(query.info.latency.p99_ms <= targets.info_p99_ms),
     ]);
-    rows.push(vec![
-        format!("ps -a p99 ({} containers)", query.ps.items),
-        "≤ 100 ms".into(),
-        cell_ms(query.ps.latency.p99_ms),
-        check(query.ps.latency.p99_ms <= 100.0),
-    ]);
+    if let Some(ps) = targets.ps_p99_ms {
+        rows.push(vec![
+            format!("ps -a p99 ({} containers)", query.ps.items),
+            format!("≤ {ps:.0} ms"),
+            cell_ms(query.ps.latency.p99_ms),
+            check(query.ps.latency.p99_ms <= ps),
+        ]);
+    }
     if let Some(peak) = peak_rss {
         rows.push(vec![
             "manager peak RSS".into(),
-            "≤ 256 MiB".into(),
+            format!("≤ {}", mib(targets.peak_rss_bytes)),
             mib(peak),
-            check(peak <= 256 << 20),
+            check(peak <= targets.peak_rss_bytes),
         ]);
     }
     markdown(
@@ -778,4 +833,29 @@ pub fn targets_table(place: &PlaceReport, query: &QueryReport, peak_rss: Option<
         ],
         &rows,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Targets;
+
+    #[test]
+    fn targets_follow_the_size_of_the_run() {
+        let first = Targets::of(1000, 1);
+        assert_eq!(
+            (first.placements_per_s, first.info_p99_ms, first.ps_p99_ms),
+            (3000.0, 10.0, Some(100.0))
+        );
+        assert_eq!(Targets::of(1000, 3).placements_per_s, 5000.0);
+        let k8s = Targets::of(5000, 1);
+        assert_eq!(
+            (
+                k8s.placements_per_s,
+                k8s.info_p99_ms,
+                k8s.ps_p99_ms,
+                k8s.peak_rss_bytes
+            ),
+            (5000.0, 20.0, None, 1 << 30)
+        );
+    }
 }
