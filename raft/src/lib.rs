@@ -62,6 +62,9 @@ pub trait StateMachine:
     /// of none, written before versions were recorded), which it could not
     /// decode.
     const FORMAT: u32;
+    /// What a snapshot encodes: the state as it was when taken, encoding
+    /// to the same bincode as the state itself.
+    type Snapshot: Serialize + Send + 'static;
 
     /// Applies one committed command.
     fn apply(&mut self, command: Self::Command) -> Self::Output;
@@ -73,6 +76,12 @@ pub trait StateMachine:
     fn weight(&self) -> u64 {
         0
     }
+
+    /// The state as it is now, for a snapshot. Taken under the state's
+    /// read lock, which `apply` waits for, and encoded after it is
+    /// released: it should be cheap (a clone of shared parts), not a deep
+    /// copy of a large state.
+    fn snapshot(&self) -> Self::Snapshot;
 }
 
 /// The addresses of one Raft member: where peers reach its Raft service, and
@@ -662,9 +671,13 @@ mod tests {
         const FORMAT: u32 = 1;
         type Command = u64;
         type Output = u64;
+        type Snapshot = Self;
         fn apply(&mut self, command: u64) -> u64 {
             self.0 += command;
             self.0
+        }
+        fn snapshot(&self) -> Self {
+            self.clone()
         }
     }
 

@@ -405,15 +405,23 @@ impl<S: StateMachine> StateMachineStore<S> {
     }
 
     /// Encodes the applied state and stores it as the current snapshot
-    /// (blocking: see [`StateMachineStore::build_snapshot`]).
+    /// (blocking: see [`StateMachineStore::build_snapshot`]). Only
+    /// [`StateMachine::snapshot`] runs under the read lock; the encoding,
+    /// after it is released, does not hold up `apply`.
     fn build_blocking(&self) -> Result<StoredSnapshot, Box<StorageError<u64>>> {
         let started = std::time::Instant::now();
-        let (data, last_log_id, last_membership) = {
+        let (taken, last_log_id, last_membership) = {
             let applied = read_state(&self.shared);
-            let data = encode(&applied.state)
-                .map_err(|e| Box::new(StorageIOError::read_state_machine(e).into()))?;
-            (data, applied.last_applied, applied.membership.clone())
+            (
+                applied.state.snapshot(),
+                applied.last_applied,
+                applied.membership.clone(),
+            )
         };
+        let locked = started.elapsed();
+        let data =
+            encode(&taken).map_err(|e| Box::new(StorageIOError::read_state_machine(e).into()))?;
+        drop(taken);
         let encoded = started.elapsed();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -435,7 +443,8 @@ impl<S: StateMachine> StateMachineStore<S> {
         tracing::info!(
             snapshot = %stored.meta,
             bytes = stored.data.len(),
-            encode_ms = encoded.as_millis() as u64,
+            locked_us = locked.as_micros() as u64,
+            encode_ms = (encoded - locked).as_millis() as u64,
             save_ms = (started.elapsed() - encoded).as_millis() as u64,
             "built a snapshot"
         );

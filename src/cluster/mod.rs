@@ -22,7 +22,7 @@ mod table;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub use nodes::{id_head, NodeMut, Nodes};
+pub use nodes::{id_head, NodeMut, Nodes, NodesSnapshot};
 pub use rank::{Bucket, Class, ClassBounds, RankIndex, Slot};
 pub use replicated::{Cluster, ClusterError, MemberStatus, ProposeError, RaftSettings};
 pub use resources::{HostPort, Proto, Resources};
@@ -30,7 +30,7 @@ pub use state::{
     basis_points, cpu_with_overcommit, human_bytes, human_cpus, image_matches,
     memory_with_overcommit, normalize_image_name, ApplyError, Checks, ClusterState, Command,
     Container, ContainerState, ImageQuery, ImageRef, LookupError, Node, NodeHealth, NodeId,
-    NodeInfo, OvercommitPpm, RescheduleSpec, Rescheduling, Reservation, Unfit, Usage,
-    SWARM_ID_LABEL,
+    NodeInfo, OvercommitPpm, RescheduleSpec, Rescheduling, Reservation, StateSnapshot, Unfit,
+    Usage, SWARM_ID_LABEL,
 };
-pub use table::{ContainerTable, LabelHolders, StateCounts};
+pub use table::{ContainerTable, LabelHolders, StateCounts, TableSnapshot, Values};

@@ -7,9 +7,15 @@
 //! [`Nodes::get_mut`], [`Nodes::insert`] or [`Nodes::remove`], which bring
 //! all of it up to date, so it can never disagree with the nodes
 //! ([`Nodes::drift`] checks it in debug builds after every command).
+//!
+//! Each node is behind an `Arc`, shared copy-on-write with the Raft
+//! snapshots taken since it last changed ([`Nodes::snapshot`]): taking one
+//! copies the map of pointers, and the first change to a node after it
+//! copies that node alone.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -117,7 +123,7 @@ fn same_hashes(node: &Node, kept: &[u64]) -> bool {
 }
 
 impl Derived {
-    fn build(map: &BTreeMap<NodeId, Node>) -> Self {
+    fn build(map: &BTreeMap<NodeId, Arc<Node>>) -> Self {
         let mut derived = Derived::default();
         for (id, node) in map {
             derived.insert(id, node);
@@ -223,7 +229,7 @@ impl Derived {
     /// slot, bucket and holder lists, the counts and names right. Slots
     /// are history (a copy built afresh numbers them otherwise), so they
     /// are compared through the IDs.
-    fn drift(&self, map: &BTreeMap<NodeId, Node>) -> Option<String> {
+    fn drift(&self, map: &BTreeMap<NodeId, Arc<Node>>) -> Option<String> {
         if self.slot_of.len() != map.len() || self.index.len() != map.len() {
             return Some(format!(
                 "{} nodes, {} slots, {} in the index",
@@ -273,7 +279,7 @@ impl Derived {
 /// through `Deref` to the map; changes through the methods below.
 #[derive(Clone, Default)]
 pub struct Nodes {
-    map: BTreeMap<NodeId, Node>,
+    map: BTreeMap<NodeId, Arc<Node>>,
     derived: Derived,
 }
 
@@ -282,7 +288,8 @@ impl Nodes {
     /// drops.
     pub fn get_mut(&mut self, id: &str) -> Option<NodeMut<'_>> {
         let slot = *self.derived.slot_of.get(id)?;
-        let node = self.map.get_mut(id)?;
+        // A snapshot holding the node keeps it as it was.
+        let node = Arc::make_mut(self.map.get_mut(id)?);
         let had_slots = node.slots.is_some();
         Some(NodeMut {
             node,
@@ -303,14 +310,22 @@ impl Nodes {
                 self.derived.insert(&id, &node);
             }
         }
-        self.map.insert(id, node)
+        self.map
+            .insert(id, Arc::new(node))
+            .map(Arc::unwrap_or_clone)
     }
 
     /// Removes node `id`.
     pub fn remove(&mut self, id: &str) -> Option<Node> {
         let node = self.map.remove(id)?;
         self.derived.remove(id, &node);
-        Some(node)
+        Some(Arc::unwrap_or_clone(node))
+    }
+
+    /// The nodes as they are now, sharing them with these (a copy of the
+    /// map of pointers), to encode while these change.
+    pub fn snapshot(&self) -> NodesSnapshot {
+        NodesSnapshot(self.map.clone())
     }
 
     /// The buckets placement walks.
@@ -326,7 +341,7 @@ impl Nodes {
     /// The node in `slot`, with its ID.
     pub fn at(&self, slot: Slot) -> Option<(&NodeId, &Node)> {
         let id = self.derived.ids.get(slot as usize)?.as_ref()?;
-        self.map.get_key_value(id)
+        self.map.get_key_value(id).map(|(id, node)| (id, &**node))
     }
 
     /// The ID of the node in `slot`.
@@ -363,7 +378,7 @@ impl Nodes {
     /// The node called `name`, the first by ID if several are.
     pub fn named(&self, name: &str) -> Option<&Node> {
         let id = self.derived.by_name.get(name)?.first()?;
-        self.map.get(id)
+        self.map.get(id).map(|node| &**node)
     }
 
     /// The IDs of the nodes called `name`, of the nodes with ID `name` and
@@ -396,7 +411,7 @@ impl Nodes {
 }
 
 impl Deref for Nodes {
-    type Target = BTreeMap<NodeId, Node>;
+    type Target = BTreeMap<NodeId, Arc<Node>>;
 
     fn deref(&self) -> &Self::Target {
         &self.map
@@ -405,6 +420,7 @@ impl Deref for Nodes {
 
 impl From<BTreeMap<NodeId, Node>> for Nodes {
     fn from(map: BTreeMap<NodeId, Node>) -> Self {
+        let map = map.into_iter().map(|(id, n)| (id, Arc::new(n))).collect();
         let derived = Derived::build(&map);
         Nodes { map, derived }
     }
@@ -424,9 +440,29 @@ impl std::fmt::Debug for Nodes {
     }
 }
 
+/// Encoded as the `BTreeMap<NodeId, Node>` it stands for (the snapshot's
+/// format).
 impl Serialize for Nodes {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.map.serialize(serializer)
+        serialize_map(&self.map, serializer)
+    }
+}
+
+fn serialize_map<S: Serializer>(
+    map: &BTreeMap<NodeId, Arc<Node>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(map.iter().map(|(id, node)| (id, &**node)))
+}
+
+/// The nodes as they were when [`Nodes::snapshot`] was called, sharing them
+/// with those: encodes as [`Nodes`] does.
+#[derive(Debug, Clone)]
+pub struct NodesSnapshot(BTreeMap<NodeId, Arc<Node>>);
+
+impl Serialize for NodesSnapshot {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_map(&self.0, serializer)
     }
 }
 

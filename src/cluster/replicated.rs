@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use swarm_raft::{Member, ReplicatedNode, ServerState, StateGuard};
 
-use super::{ApplyError, ClusterState, Command};
+use super::{ApplyError, ClusterState, Command, StateSnapshot};
 
 /// How long a proposal may wait to be committed before the client is told
 /// that there is no quorum.
@@ -500,6 +500,7 @@ impl swarm_raft::StateMachine for ClusterState {
     const FORMAT: u32 = 2;
     type Command = Command;
     type Output = Result<(), ApplyError>;
+    type Snapshot = StateSnapshot;
 
     fn apply(&mut self, command: Command) -> Self::Output {
         ClusterState::apply(self, command)
@@ -508,5 +509,9 @@ impl swarm_raft::StateMachine for ClusterState {
     /// Containers, nodes and creates in flight: what a snapshot encodes.
     fn weight(&self) -> u64 {
         (self.containers.len() + self.nodes.len() + self.reservations.len()) as u64
+    }
+
+    fn snapshot(&self) -> StateSnapshot {
+        ClusterState::snapshot(self)
     }
 }

@@ -11,11 +11,22 @@
 //! in the ID order (no copy of its ID), the label index names nodes by a
 //! 4-byte handle (not a copy of the engine ID per container and label),
 //! and the index keys are boxed strings (16 bytes, not 24).
+//!
+//! A Raft snapshot must not stall `apply()` while it encodes a million
+//! containers, so the records are shared copy-on-write: each container is
+//! behind an `Arc`, in shards by the first two bytes of its ID (256 for
+//! hex IDs), each shard behind an `Arc` too. [`ContainerTable::snapshot`]
+//! copies only the shard list; the first change to a shard after it
+//! copies that shard's set of pointers (a few thousand at a million
+//! containers), never a record. The indexes are not shared: a snapshot
+//! carries the records only.
 
 use std::borrow::{Borrow, Cow};
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{btree_map, btree_set, BTreeMap, BTreeSet};
 use std::fmt;
+use std::iter::FusedIterator;
+use std::sync::Arc;
 
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -27,7 +38,7 @@ use super::{Container, ContainerState, NodeId};
 #[derive(Debug, Clone, Default)]
 pub struct ContainerTable {
     /// The containers in ID order, each its own key.
-    by_id: BTreeSet<ById>,
+    by_id: Records,
     by_name: BTreeMap<Box<str>, SmallMap<Box<str>, ()>>,
     /// lower-cased label key → value → node → how many containers there carry it.
     by_label: BTreeMap<Box<str>, BTreeMap<Box<str>, NodeCounts>>,
@@ -47,16 +58,16 @@ pub struct ContainerTable {
 /// is held).
 impl PartialEq for ContainerTable {
     fn eq(&self, other: &Self) -> bool {
-        self.by_id.len() == other.by_id.len()
-            && self.by_id.iter().zip(&other.by_id).all(|(a, b)| a.0 == b.0)
+        self.by_id.len == other.by_id.len && self.values().eq(other.values())
     }
 }
 
 impl Eq for ContainerTable {}
 
-/// A container ordered and looked up by its ID alone.
+/// A container ordered and looked up by its ID alone, shared with the
+/// snapshots taken since it last changed.
 #[derive(Debug, Clone)]
-struct ById(Container);
+struct ById(Arc<Container>);
 
 impl PartialEq for ById {
     fn eq(&self, other: &Self) -> bool {
@@ -82,6 +93,149 @@ impl Borrow<str> for ById {
     fn borrow(&self) -> &str {
         &self.0.id
     }
+}
+
+/// The containers of one shard: those whose IDs share their first two
+/// bytes.
+type Shard = BTreeSet<ById>;
+
+/// The shard of `id`: its first two bytes, big-endian, zero-padded. Shards
+/// in key order hold the IDs in order (a shorter ID pads with the smallest
+/// byte).
+fn shard_key(id: &str) -> u16 {
+    match id.as_bytes() {
+        [] => 0,
+        [a] => u16::from(*a) << 8,
+        [a, b, ..] => u16::from_be_bytes([*a, *b]),
+    }
+}
+
+/// Every container in ID order, in copy-on-write shards (see the module
+/// docs).
+#[derive(Debug, Clone, Default)]
+struct Records {
+    shards: BTreeMap<u16, Arc<Shard>>,
+    /// How many containers the shards hold.
+    len: usize,
+}
+
+impl Records {
+    fn get(&self, id: &str) -> Option<&ById> {
+        self.shards.get(&shard_key(id))?.get(id)
+    }
+
+    /// Adds `record` (its ID is not there).
+    fn insert(&mut self, record: ById) {
+        let shard = self.shards.entry(shard_key(&record.0.id)).or_default();
+        if Arc::make_mut(shard).insert(record) {
+            self.len += 1;
+        }
+    }
+
+    /// Takes the container `id` out; copies its shard first if a snapshot
+    /// shares it (only when `id` is there).
+    fn take(&mut self, id: &str) -> Option<Arc<Container>> {
+        let key = shard_key(id);
+        let shard = self.shards.get_mut(&key)?;
+        if !shard.contains(id) {
+            return None;
+        }
+        let taken = Arc::make_mut(shard).take(id)?;
+        if shard.is_empty() {
+            self.shards.remove(&key);
+        }
+        self.len -= 1;
+        Some(taken.0)
+    }
+
+    fn iter(&self) -> Values<'_> {
+        Values {
+            shards: self.shards.values(),
+            front: None,
+            back: None,
+            len: self.len,
+        }
+    }
+}
+
+/// The containers of a [`ContainerTable`] in ID order
+/// ([`ContainerTable::values`]).
+#[derive(Debug, Clone)]
+pub struct Values<'a> {
+    shards: btree_map::Values<'a, u16, Arc<Shard>>,
+    front: Option<btree_set::Iter<'a, ById>>,
+    back: Option<btree_set::Iter<'a, ById>>,
+    /// How many are left between `front` and `back`.
+    len: usize,
+}
+
+impl<'a> Iterator for Values<'a> {
+    type Item = &'a Container;
+
+    fn next(&mut self) -> Option<&'a Container> {
+        loop {
+            if let Some(e) = self.front.as_mut().and_then(Iterator::next) {
+                self.len -= 1;
+                return Some(&e.0);
+            }
+            match self.shards.next() {
+                Some(shard) => self.front = Some(shard.iter()),
+                None => {
+                    let e = self.back.as_mut().and_then(Iterator::next)?;
+                    self.len -= 1;
+                    return Some(&e.0);
+                }
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.len, Some(self.len))
+    }
+}
+
+impl DoubleEndedIterator for Values<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(e) = self.back.as_mut().and_then(DoubleEndedIterator::next_back) {
+                self.len -= 1;
+                return Some(&e.0);
+            }
+            match self.shards.next_back() {
+                Some(shard) => self.back = Some(shard.iter()),
+                None => {
+                    let e = self
+                        .front
+                        .as_mut()
+                        .and_then(DoubleEndedIterator::next_back)?;
+                    self.len -= 1;
+                    return Some(&e.0);
+                }
+            }
+        }
+    }
+}
+
+impl ExactSizeIterator for Values<'_> {}
+
+impl FusedIterator for Values<'_> {}
+
+/// The containers of a [`ContainerTable`] as they were when
+/// [`ContainerTable::snapshot`] was called, sharing them with it: encodes
+/// as the table does.
+#[derive(Debug, Clone)]
+pub struct TableSnapshot(Records);
+
+impl Serialize for TableSnapshot {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_records(&self.0, serializer)
+    }
+}
+
+/// The records as a map from ID to container, as a `BTreeMap<String,
+/// Container>` is (the snapshot's format).
+fn serialize_records<S: Serializer>(records: &Records, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(records.iter().map(|c| (&c.id, c)))
 }
 
 /// A node's container counts and its handle in the label index.
@@ -234,36 +388,40 @@ fn lower(key: &str) -> Cow<'_, str> {
 impl ContainerTable {
     /// The container with full ID `id`.
     pub fn get(&self, id: &str) -> Option<&Container> {
-        self.by_id.get(id).map(|e| &e.0)
+        self.by_id.get(id).map(|e| &*e.0)
     }
 
     /// Whether a container has full ID `id`.
     pub fn contains_key(&self, id: &str) -> bool {
-        self.by_id.contains(id)
+        self.by_id.get(id).is_some()
     }
 
     /// Every container, in ID order.
-    pub fn values(
-        &self,
-    ) -> impl DoubleEndedIterator<Item = &Container> + ExactSizeIterator + Clone + '_ {
-        self.by_id.iter().map(|e| &e.0)
+    pub fn values(&self) -> Values<'_> {
+        self.by_id.iter()
     }
 
     /// Every container ID, in order.
     pub fn keys(
         &self,
     ) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator + Clone + '_ {
-        self.by_id.iter().map(|e| &e.0.id)
+        self.values().map(|c| &c.id)
     }
 
     /// How many containers there are.
     pub fn len(&self) -> usize {
-        self.by_id.len()
+        self.by_id.len
     }
 
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.by_id.len == 0
+    }
+
+    /// The containers as they are now, sharing them with the table (a copy
+    /// of the shard list: microseconds), to encode while the table changes.
+    pub fn snapshot(&self) -> TableSnapshot {
+        TableSnapshot(self.by_id.clone())
     }
 
     /// The containers called `name` (without `/`), in ID order.
@@ -410,16 +568,18 @@ impl ContainerTable {
     pub(super) fn insert(&mut self, container: Container) -> Option<Container> {
         let old = self.remove(&container.id);
         self.index(&container);
-        self.by_id.insert(ById(container));
+        self.by_id.insert(ById(Arc::new(container)));
         old
     }
 
     /// Changes the run state of container `id` (the indexes do not depend
     /// on it, only the counts do); whether it is there.
     pub(super) fn set_state(&mut self, id: &str, state: ContainerState) -> bool {
-        let Some(ById(mut container)) = self.by_id.take(id) else {
+        let Some(mut shared) = self.by_id.take(id) else {
             return false;
         };
+        // A snapshot holding the container keeps it as it was.
+        let container = Arc::make_mut(&mut shared);
         let old = std::mem::replace(&mut container.state, state);
         self.total.add(old, -1);
         self.total.add(state, 1);
@@ -427,15 +587,15 @@ impl ContainerTable {
             n.counts.add(old, -1);
             n.counts.add(state, 1);
         }
-        self.by_id.insert(ById(container));
+        self.by_id.insert(ById(shared));
         true
     }
 
     /// Removes a container by full ID.
     pub(super) fn remove(&mut self, id: &str) -> Option<Container> {
-        let ById(old) = self.by_id.take(id)?;
+        let old = self.by_id.take(id)?;
         self.unindex(&old);
-        Some(old)
+        Some(Arc::unwrap_or_clone(old))
     }
 }
 
@@ -458,7 +618,20 @@ impl FromIterator<Container> for ContainerTable {
         for c in &unique {
             table.index(c);
         }
-        table.by_id = unique.into_iter().map(ById).collect();
+        table.by_id.len = unique.len();
+        // In ID order: each shard is built from its sorted run at once.
+        let mut records = unique.into_iter().map(|c| ById(Arc::new(c))).peekable();
+        while let Some(first) = records.next() {
+            let key = shard_key(&first.0.id);
+            let mut run = vec![first];
+            while let Some(next) = records.next_if(|r| shard_key(&r.0.id) == key) {
+                run.push(next);
+            }
+            table
+                .by_id
+                .shards
+                .insert(key, Arc::new(run.into_iter().collect()));
+        }
         table
     }
 }
@@ -467,7 +640,7 @@ impl FromIterator<Container> for ContainerTable {
 /// Container>` is (the snapshot's format).
 impl Serialize for ContainerTable {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.by_id.iter().map(|e| (&e.0.id, &e.0)))
+        serialize_records(&self.by_id, serializer)
     }
 }
 
@@ -692,6 +865,53 @@ mod tests {
         assert_eq!(m.remove("n1"), Some(2));
         assert_eq!(m.remove("n3"), Some(1));
         assert!(m.is_empty());
+    }
+
+    #[test]
+    fn values_walk_every_shard_in_id_order_from_both_ends() {
+        // IDs in several shards (first two bytes), some alone in theirs.
+        let ids = ["", "0", "00", "00a", "0a", "a", "ab1", "ab2", "b", "ff"];
+        let t: ContainerTable = ids.iter().rev().map(|id| c(id, id)).collect();
+        let forward: Vec<&str> = t.values().map(|c| c.id.as_str()).collect();
+        assert_eq!(forward, ids);
+        let mut backward: Vec<&str> = t.values().rev().map(|c| c.id.as_str()).collect();
+        backward.reverse();
+        assert_eq!(backward, ids);
+        // From both ends at once, counting down.
+        let mut both = t.values();
+        assert_eq!(both.len(), ids.len());
+        let mut met = Vec::new();
+        while let (Some(a), Some(b)) = (both.next(), both.next_back()) {
+            met.push((a.id.as_str(), b.id.as_str()));
+            assert_eq!(both.len(), ids.len() - 2 * met.len());
+        }
+        assert_eq!(met.len(), ids.len() / 2);
+        assert_eq!(met[4], ("0a", "a"));
+        assert!(ids.iter().all(|id| t.contains_key(id)));
+        assert!(!t.contains_key("ab") && !t.contains_key("zz"));
+    }
+
+    #[test]
+    fn a_snapshot_keeps_the_containers_it_was_taken_of() {
+        let mut t: ContainerTable = [c("a1", "web"), c("a2", "db"), c("b1", "api")]
+            .into_iter()
+            .collect();
+        let then = bincode::serialize(&t).expect("table");
+        let snapshot = t.snapshot();
+        assert_eq!(bincode::serialize(&snapshot).expect("snapshot"), then);
+        // Every kind of change, in a shared shard and in a new one.
+        assert!(t.set_state("a1", ContainerState::Exited));
+        t.remove("a2");
+        t.insert(c("b1", "api2"));
+        t.insert(c("c1", "new"));
+        assert_eq!(bincode::serialize(&snapshot).expect("snapshot"), then);
+        assert_eq!(t.get("a1").map(|c| c.state), Some(ContainerState::Exited));
+        assert_eq!(ids(&t, "api2"), ["b1"]);
+        assert_eq!(t.len(), 3);
+        assert_eq!(
+            bincode::serialize(&t.snapshot()).expect("snapshot"),
+            bincode::serialize(&t).expect("table")
+        );
     }
 
     #[test]

@@ -107,7 +107,7 @@ fn named_walk<'s>(
     in_flight: &InFlight,
 ) -> Found<'s> {
     let nodes = &pipeline.state.nodes;
-    let candidates = named.iter().filter_map(|id| nodes.get(*id));
+    let candidates = named.iter().filter_map(|id| nodes.get(*id).map(|n| &**n));
     let mut scratch = Rejections::default();
     match exhaustive(pipeline, candidates, seed, in_flight, &mut scratch) {
         Some(node) => Found::Node(&node.info.id),

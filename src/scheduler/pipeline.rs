@@ -183,6 +183,7 @@ impl<'a> Pipeline<'a> {
             .state
             .nodes
             .values()
+            .map(|node| &**node)
             .filter(|node| self.passes_filters(node, rejections) && self.fits(node, rejections))
             .collect();
         self.apply_soft_rules(&mut candidates);

@@ -34,7 +34,7 @@ pub(super) fn place(
         return Ok(id.clone());
     }
     let mut rejections = Rejections::default();
-    let nodes = pipeline.state.nodes.values();
+    let nodes = pipeline.state.nodes.values().map(|n| &**n);
     match exhaustive(pipeline, nodes, seed, in_flight, &mut rejections) {
         Some(node) => {
             debug_assert!(

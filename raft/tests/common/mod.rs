@@ -20,10 +20,15 @@ impl StateMachine for Journal {
     const FORMAT: u32 = 1;
     type Command = String;
     type Output = usize;
+    type Snapshot = Self;
 
     fn apply(&mut self, command: String) -> usize {
         self.entries.push(command);
         self.entries.len()
+    }
+
+    fn snapshot(&self) -> Self {
+        self.clone()
     }
 }
 

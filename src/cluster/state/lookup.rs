@@ -95,7 +95,9 @@ impl ClusterState {
 
     /// The node called `name` (its cluster-unique name) or with ID `name`.
     pub fn node_by_name(&self, name: &str) -> Option<&Node> {
-        self.nodes.named(name).or_else(|| self.nodes.get(name))
+        self.nodes
+            .named(name)
+            .or_else(|| self.nodes.get(name).map(|n| &**n))
     }
 
     /// Finds one container by full ID, name, `node/name`, or unique ID prefix,

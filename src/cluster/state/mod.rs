@@ -24,8 +24,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::nodes::Nodes;
-use super::table::ContainerTable;
+use super::nodes::{Nodes, NodesSnapshot};
+use super::table::{ContainerTable, TableSnapshot};
 
 mod apply;
 mod command;
@@ -75,4 +75,40 @@ pub struct ClusterState {
     /// The cluster's ID (`docker info`'s `ID`), made once by the first
     /// leader.
     pub cluster_id: Option<String>,
+}
+
+/// The state as it was when [`ClusterState::snapshot`] was called, for a
+/// Raft snapshot: it shares the nodes and containers with the state
+/// (copy-on-write), copies the rest, and encodes as the state does.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateSnapshot {
+    // The fields of `ClusterState`, in its order.
+    nodes: NodesSnapshot,
+    containers: TableSnapshot,
+    reservations: BTreeMap<String, Reservation>,
+    reschedule_specs: BTreeMap<String, RescheduleSpec>,
+    rescheduling: BTreeMap<String, Rescheduling>,
+    stale: BTreeMap<NodeId, BTreeSet<String>>,
+    tokens: BTreeMap<String, TokenCluster>,
+    discovery: Option<String>,
+    cluster_id: Option<String>,
+}
+
+impl ClusterState {
+    /// What a Raft snapshot encodes, taken cheaply enough to hold the
+    /// state's lock for (no container or node is copied), to encode after
+    /// the lock is released.
+    pub fn snapshot(&self) -> StateSnapshot {
+        StateSnapshot {
+            nodes: self.nodes.snapshot(),
+            containers: self.containers.snapshot(),
+            reservations: self.reservations.clone(),
+            reschedule_specs: self.reschedule_specs.clone(),
+            rescheduling: self.rescheduling.clone(),
+            stale: self.stale.clone(),
+            tokens: self.tokens.clone(),
+            discovery: self.discovery.clone(),
+            cluster_id: self.cluster_id.clone(),
+        }
+    }
 }

@@ -371,6 +371,7 @@ proptest! {
         let ok: Vec<&Node> = state
             .nodes
             .values()
+            .map(|n| &**n)
             .filter(|n| feasible(n, &spec, &rules, overcommit))
             .collect();
         match place(&state, &spec, &opts, seed) {
@@ -380,7 +381,7 @@ proptest! {
                 ok.len()
             ),
             Ok(id) => {
-                let node = &state.nodes[&id];
+                let node: &Node = &state.nodes[&id];
                 prop_assert!(node.health == NodeHealth::Healthy);
                 for rule in rules.iter().filter(|r| !r.soft) {
                     prop_assert!(rule.holds(node), "{} breaks {}", node.name, rule.text());

@@ -11,7 +11,7 @@ use crate::cluster::{
     Resources, SWARM_ID_LABEL,
 };
 
-const NODES: [&str; 3] = ["AAAA:1111", "BBBB:2222", "CCCC:3333"];
+pub(super) const NODES: [&str; 3] = ["AAAA:1111", "BBBB:2222", "CCCC:3333"];
 
 fn resources(n: u8) -> Option<Resources> {
     (!n.is_multiple_of(4)).then(|| Resources {
@@ -27,7 +27,8 @@ fn resources(n: u8) -> Option<Resources> {
     })
 }
 
-fn command(s: &ClusterState, op: u8, a: u8, b: u8, c: u8) -> Command {
+/// The command `(op, a, b, c)` stands for, on [`NODES`].
+pub(super) fn command(s: &ClusterState, op: u8, a: u8, b: u8, c: u8) -> Command {
     let node = NODES[usize::from(a) % NODES.len()].to_string();
     let id = format!("c{}", b % 6);
     let swarm_id = c.is_multiple_of(3).then(|| format!("sw{}", b % 4));
