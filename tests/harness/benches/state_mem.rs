@@ -16,25 +16,37 @@
 //!
 //! Prints live bytes (counted by a global allocator around jemalloc, the
 //! manager's allocator: requested sizes and jemalloc's usable sizes) and
-//! RSS (`/proc/self/status`) per node and per container, what a clone of
-//! each part of the state holds (container table with its indexes, the
+//! RSS (`/proc/self/status`) per node and per container, what a copy of
+//! each part of the state holds (the container table's indexes, the
 //! records alone, nodes), and the snapshot as Raft makes it: the bincode
 //! of the whole state (`swarm_raft`'s store encodes it with bincode 1's
 //! defaults), its size, the time to encode it (build) and to decode it
-//! (install: the indexes are rebuilt), and to drop a state. Figures are
-//! printed, never asserted. Built as a test (no `--bench` argument) it
-//! runs on 20 nodes and 2,000 containers and checks the decoded state
-//! equals the built one.
+//! (install: the indexes are rebuilt), and to drop a state.
+//!
+//! Then the snapshot while commands go on: a thread applies `docker run
+//! -d`'s commands in a loop, each under the state's write lock as the Raft
+//! store applies them, and records how long each waited and took, while
+//! the main thread builds a snapshot as `build_blocking` did before (the
+//! encode under the read lock) and as it does now (`ClusterState::snapshot`
+//! under the lock, the encode after), and installs one (the swap under the
+//! write lock; decoding happens before it). The applier's longest time is
+//! what a placement's `Reserve` waits at worst.
+//!
+//! Figures are printed, never asserted. Built as a test (no `--bench`
+//! argument) it runs on 20 nodes and 2,000 containers and checks the
+//! decoded state equals the built one, and that the snapshot taken while
+//! applying decodes to a consistent state.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use swarm::cluster::{
-    Checks, ClusterState, Command, Container, ContainerState, ImageRef, NodeInfo, Reservation,
-    Resources, SWARM_ID_LABEL,
+    Checks, ClusterState, Command, Container, ContainerState, ImageRef, Node, NodeInfo,
+    Reservation, Resources, SWARM_ID_LABEL,
 };
 use tikv_jemallocator::Jemalloc;
 
@@ -249,6 +261,128 @@ fn apply(state: &mut ClusterState, command: Command) {
     }
 }
 
+/// The commands `docker run -d` commits for container `i` on `node`:
+/// `Reserve`, `ContainerCreated` with the record the manager builds, and
+/// `ContainerStateChanged` to running.
+fn docker_run(rng: &mut Rng, i: usize, node: &str) -> [Command; 3] {
+    let swarm_id = rng.hex64();
+    let reservation = Reservation {
+        id: format!("reservation-4242-{i}"),
+        node: node.to_string(),
+        name: None,
+        resources: resources(rng),
+        swarm_id: Some(swarm_id.clone()),
+    };
+    let mut record = container(rng, i, node, &swarm_id);
+    let reservation = Reservation {
+        name: Some(record.name.clone()),
+        resources: record.resources.clone().unwrap_or_default(),
+        ..reservation
+    };
+    let id = record.id.clone();
+    record.resources = Some(reservation.resources.clone());
+    [
+        Command::Reserve {
+            reservation: reservation.clone(),
+            overcommit: 0,
+            checks: Checks::default(),
+        },
+        Command::ContainerCreated {
+            reservation: reservation.id,
+            container: record,
+        },
+        Command::ContainerStateChanged {
+            id,
+            node: node.to_string(),
+            state: ContainerState::Running,
+        },
+    ]
+}
+
+/// What an applier saw: how many commands, their total and longest time
+/// (waiting for the write lock, then applying), the longest wait for the
+/// lock alone, and how many took over 1 ms and over 10 ms.
+#[derive(Debug, Default)]
+struct Applied {
+    commands: usize,
+    total: Duration,
+    longest: Duration,
+    longest_wait: Duration,
+    over_1ms: usize,
+    over_10ms: usize,
+}
+
+/// Applies `docker run -d`'s commands from container `first` on, round
+/// robin over `ids`, each under the state's write lock as the Raft store
+/// applies an entry, until `stop`.
+fn applier(
+    shared: Arc<RwLock<ClusterState>>,
+    ids: Arc<Vec<String>>,
+    first: usize,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Applied> {
+    std::thread::spawn(move || {
+        let mut rng = Rng(first as u64);
+        let mut seen = Applied::default();
+        let mut i = first;
+        while !stop.load(Ordering::Relaxed) {
+            for command in docker_run(&mut rng, i, &ids[i % ids.len()]) {
+                let started = Instant::now();
+                let mut state = shared.write().expect("lock");
+                let waited = started.elapsed();
+                apply(&mut state, command);
+                drop(state);
+                let took = started.elapsed();
+                seen.commands += 1;
+                seen.total += took;
+                seen.longest = seen.longest.max(took);
+                seen.longest_wait = seen.longest_wait.max(waited);
+                seen.over_1ms += usize::from(took > Duration::from_millis(1));
+                seen.over_10ms += usize::from(took > Duration::from_millis(10));
+            }
+            i += 1;
+        }
+        seen
+    })
+}
+
+/// Runs `work` while an applier commits `docker run -d`s (from container
+/// `first` on); answers what `work` returned and what the applier saw.
+fn while_applying<T>(
+    shared: &Arc<RwLock<ClusterState>>,
+    ids: &Arc<Vec<String>>,
+    first: usize,
+    work: impl FnOnce() -> T,
+) -> (T, Applied) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = applier(shared.clone(), ids.clone(), first, stop.clone());
+    // Let it start before the work does.
+    std::thread::sleep(Duration::from_millis(50));
+    let out = work();
+    stop.store(true, Ordering::Relaxed);
+    (out, handle.join().expect("applier"))
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+fn applied_row(what: &str, seen: &Applied) {
+    println!(
+        "| {what} | {} | {} | {} | {} | {} / {} |",
+        seen.commands,
+        us(seen.total / seen.commands.max(1) as u32),
+        ms_frac(seen.longest),
+        ms_frac(seen.longest_wait),
+        seen.over_1ms,
+        seen.over_10ms
+    );
+}
+
+fn ms_frac(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
 /// Bytes, as `12.3 MB` (decimal).
 fn mb(bytes: isize) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
@@ -325,46 +459,9 @@ fn main() {
     // `docker run -d`, round robin over the nodes.
     let built = Instant::now();
     for i in 0..containers {
-        let node = &ids[i % nodes];
-        let swarm_id = rng.hex64();
-        let reservation = Reservation {
-            id: format!("reservation-4242-{i}"),
-            node: node.clone(),
-            name: None,
-            resources: resources(&mut rng),
-            swarm_id: Some(swarm_id.clone()),
-        };
-        let mut record = container(&mut rng, i, node, &swarm_id);
-        let reservation = Reservation {
-            name: Some(record.name.clone()),
-            resources: record.resources.clone().unwrap_or_default(),
-            ..reservation
-        };
-        let id = record.id.clone();
-        apply(
-            &mut state,
-            Command::Reserve {
-                reservation: reservation.clone(),
-                overcommit: 0,
-                checks: Checks::default(),
-            },
-        );
-        record.resources = Some(reservation.resources.clone());
-        apply(
-            &mut state,
-            Command::ContainerCreated {
-                reservation: reservation.id,
-                container: record,
-            },
-        );
-        apply(
-            &mut state,
-            Command::ContainerStateChanged {
-                id,
-                node: node.clone(),
-                state: ContainerState::Running,
-            },
-        );
+        for command in docker_run(&mut rng, i, &ids[i % nodes]) {
+            apply(&mut state, command);
+        }
     }
     let built = built.elapsed();
     let after = live();
@@ -402,15 +499,23 @@ fn main() {
         per(rss_after - rss_nodes, containers)
     );
 
-    // What each part holds, as a clone of it.
+    // What each part holds, as a copy of it: a clone of the table shares
+    // its records (copy-on-write), so it holds the indexes; the records
+    // and nodes are copied one by one.
     let (table, table_bytes) = held(|| state.containers.clone());
     drop(table);
     let (records, record_bytes) = held(|| state.containers.values().cloned().collect::<Vec<_>>());
     drop(records);
-    let (node_map, nodes_clone_bytes) = held(|| state.nodes.clone());
+    let (node_map, nodes_clone_bytes) = held(|| {
+        state
+            .nodes
+            .iter()
+            .map(|(id, node)| (id.clone(), Node::clone(node)))
+            .collect::<BTreeMap<_, _>>()
+    });
     drop(node_map);
     println!(
-        "| container table (records + indexes) | {} | | {:.0} |",
+        "| container table indexes (a clone: records shared) | {} | | {:.0} |",
         mb(table_bytes),
         per(table_bytes, containers)
     );
@@ -420,7 +525,7 @@ fn main() {
         per(record_bytes, containers)
     );
     println!(
-        "| nodes (with their container ID sets) | {} | {:.0} | {:.0} |",
+        "| nodes (a BTreeMap<NodeId, Node>, with their container ID sets) | {} | {:.0} | {:.0} |",
         mb(nodes_clone_bytes),
         per(nodes_clone_bytes, nodes),
         per(nodes_clone_bytes, containers)
@@ -455,6 +560,122 @@ fn main() {
         ms(encode),
         ms(decode),
         ms(dropped)
+    );
+
+    // A snapshot while commands are applied, as the Raft store builds one
+    // (`build_blocking`): before, the whole encode under the read lock;
+    // now, `ClusterState::snapshot` under it and the encode after it.
+    let shared = Arc::new(RwLock::new(state));
+    let ids = Arc::new(ids);
+    let mut first = containers;
+    let mut next_first = |seen: &Applied| {
+        first += seen.commands / 3 + 1;
+        first
+    };
+    let ((), quiet) = while_applying(&shared, &ids, next_first(&Applied::default()), || {
+        std::thread::sleep(Duration::from_millis(500))
+    });
+    let (old_way, under_lock) = while_applying(&shared, &ids, next_first(&quiet), || {
+        let state = shared.read().expect("lock");
+        let started = Instant::now();
+        let bytes = bincode::serialize(&*state).expect("encode");
+        drop(state);
+        (started.elapsed(), bytes.len())
+    });
+    let build_now = || {
+        let state = shared.read().expect("lock");
+        let started = Instant::now();
+        let taken = state.snapshot();
+        drop(state);
+        let locked = started.elapsed();
+        let bytes = bincode::serialize(&taken).expect("encode");
+        let encoded = started.elapsed() - locked;
+        let started = Instant::now();
+        drop(taken);
+        (locked, encoded, started.elapsed(), bytes)
+    };
+    // Twice: the figures move with the other core's load.
+    let (new_way, taken_off) = while_applying(&shared, &ids, next_first(&under_lock), build_now);
+    let (again, taken_again) = while_applying(&shared, &ids, next_first(&taken_off), build_now);
+    let mut first = next_first(&taken_again);
+    let (locked, encoded, taken_dropped, bytes) = new_way;
+    if !bench {
+        // The snapshot is the state it was taken of; the state since
+        // holds more. Decoded, it is a state that agrees with itself.
+        let back: ClusterState = bincode::deserialize(&bytes).expect("decode");
+        assert!(back.containers.len() < shared.read().expect("lock").containers.len());
+        assert_eq!(back.nodes.drift(), None);
+        assert!(back.usage_drift().is_empty());
+    }
+    // What copy-on-write costs the applies after a snapshot, with nothing
+    // else running: `docker run -d`s with and without a snapshot held.
+    let mut cow = Vec::new();
+    for hold in [false, true] {
+        let mut state = shared.write().expect("lock");
+        let started = Instant::now();
+        let taken = hold.then(|| state.snapshot());
+        let took = started.elapsed();
+        let mut rng = Rng(first as u64);
+        let mut seen = Applied::default();
+        for i in first..first + containers.min(100_000) / 5 {
+            for command in docker_run(&mut rng, i, &ids[i % ids.len()]) {
+                let started = Instant::now();
+                apply(&mut state, command);
+                let took = started.elapsed();
+                seen.commands += 1;
+                seen.total += took;
+                seen.longest = seen.longest.max(took);
+                seen.over_1ms += usize::from(took > Duration::from_millis(1));
+                seen.over_10ms += usize::from(took > Duration::from_millis(10));
+            }
+        }
+        first += containers.min(100_000) / 5 + 1;
+        drop(state);
+        drop(taken);
+        cow.push((took, seen));
+    }
+    // Install: decoded before the write lock is taken; under it, the new
+    // state takes the old one's place, which is freed after.
+    let decoded = bincode::deserialize::<ClusterState>(&snapshot).expect("decode");
+    let started = Instant::now();
+    let old = std::mem::replace(&mut *shared.write().expect("lock"), decoded);
+    let swapped = started.elapsed();
+    drop(old);
+    println!();
+    println!(
+        "snapshot while applying: before, encode under the lock {} ({} bytes); now, snapshot() under the lock {}, encode after {}, dropping it {}; install swap under the lock {}",
+        ms(old_way.0),
+        old_way.1,
+        us(locked),
+        ms(encoded),
+        ms(taken_dropped),
+        us(swapped)
+    );
+    println!(
+        "| applier (`docker run -d`: 3 commands each) | commands | mean | longest | longest lock wait | > 1 ms / > 10 ms |"
+    );
+    println!("|:--|--:|--:|--:|--:|--:|");
+    applied_row("no snapshot (500 ms)", &quiet);
+    applied_row("snapshot encoded under the lock (before)", &under_lock);
+    applied_row("snapshot taken, encoded after the lock (now)", &taken_off);
+    applied_row(
+        &format!(
+            "the same again (snapshot() {}, encode {})",
+            us(again.0),
+            ms(again.1)
+        ),
+        &taken_again,
+    );
+    let [(_, plain), (taken_in, after)] = &cow[..] else {
+        unreachable!("two runs")
+    };
+    applied_row("alone, no snapshot held", plain);
+    applied_row(
+        &format!(
+            "alone, a snapshot held (taken in {}): copy-on-write",
+            us(*taken_in)
+        ),
+        after,
     );
     if !bench {
         println!("state_mem: smoke run ok (`cargo bench --bench state_mem` measures)");
