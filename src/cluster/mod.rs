@@ -17,6 +17,7 @@ mod nodes;
 mod rank;
 mod replicated;
 pub mod resources;
+mod shared_map;
 mod state;
 mod table;
 #[cfg(test)]
@@ -26,6 +27,7 @@ pub use nodes::{id_head, NodeMut, Nodes, NodesSnapshot};
 pub use rank::{Bucket, Class, ClassBounds, RankIndex, Slot};
 pub use replicated::{Cluster, ClusterError, MemberStatus, ProposeError, RaftSettings};
 pub use resources::{HostPort, Proto, Resources};
+pub use shared_map::SharedMap;
 pub use state::{
     basis_points, cpu_with_overcommit, human_bytes, human_cpus, image_matches,
     memory_with_overcommit, normalize_image_name, ApplyError, Checks, ClusterState, Command,

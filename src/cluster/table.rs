@@ -31,6 +31,7 @@ use std::sync::Arc;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::shared_map::shard_key;
 use super::{Container, ContainerState, NodeId};
 
 /// Containers by ID, plus the IDs holding each name (one name may be used
@@ -98,17 +99,6 @@ impl Borrow<str> for ById {
 /// The containers of one shard: those whose IDs share their first two
 /// bytes.
 type Shard = BTreeSet<ById>;
-
-/// The shard of `id`: its first two bytes, big-endian, zero-padded. Shards
-/// in key order hold the IDs in order (a shorter ID pads with the smallest
-/// byte).
-fn shard_key(id: &str) -> u16 {
-    match id.as_bytes() {
-        [] => 0,
-        [a] => u16::from(*a) << 8,
-        [a, b, ..] => u16::from_be_bytes([*a, *b]),
-    }
-}
 
 /// Every container in ID order, in copy-on-write shards (see the module
 /// docs).

@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::nodes::{Nodes, NodesSnapshot};
+use super::shared_map::SharedMap;
 use super::table::{ContainerTable, TableSnapshot};
 
 mod apply;
@@ -59,8 +60,8 @@ pub struct ClusterState {
     /// Creates in flight by reservation ID.
     pub reservations: BTreeMap<String, Reservation>,
     /// Create bodies of containers with the `on-node-failure` policy, by
-    /// swarm id.
-    pub reschedule_specs: BTreeMap<String, RescheduleSpec>,
+    /// swarm id (shared with snapshots: there may be one per container).
+    pub reschedule_specs: SharedMap<RescheduleSpec>,
     /// Reschedules in progress, by swarm id.
     pub rescheduling: BTreeMap<String, Rescheduling>,
     /// Copies left on failed nodes by reschedules, removed from the node
@@ -78,15 +79,16 @@ pub struct ClusterState {
 }
 
 /// The state as it was when [`ClusterState::snapshot`] was called, for a
-/// Raft snapshot: it shares the nodes and containers with the state
-/// (copy-on-write), copies the rest, and encodes as the state does.
+/// Raft snapshot: it shares the nodes, containers and create bodies with
+/// the state (copy-on-write), copies the rest (creates and reschedules in
+/// flight, stale copies, tokens: a few), and encodes as the state does.
 #[derive(Debug, Clone, Serialize)]
 pub struct StateSnapshot {
     // The fields of `ClusterState`, in its order.
     nodes: NodesSnapshot,
     containers: TableSnapshot,
     reservations: BTreeMap<String, Reservation>,
-    reschedule_specs: BTreeMap<String, RescheduleSpec>,
+    reschedule_specs: SharedMap<RescheduleSpec>,
     rescheduling: BTreeMap<String, Rescheduling>,
     stale: BTreeMap<NodeId, BTreeSet<String>>,
     tokens: BTreeMap<String, TokenCluster>,
@@ -96,8 +98,8 @@ pub struct StateSnapshot {
 
 impl ClusterState {
     /// What a Raft snapshot encodes, taken cheaply enough to hold the
-    /// state's lock for (no container or node is copied), to encode after
-    /// the lock is released.
+    /// state's lock for (no container, node or create body is copied), to
+    /// encode after the lock is released.
     pub fn snapshot(&self) -> StateSnapshot {
         StateSnapshot {
             nodes: self.nodes.snapshot(),
