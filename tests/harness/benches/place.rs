@@ -645,7 +645,10 @@ fn fills(sizes: &[usize], bench: bool, wanted: &dyn Fn(&str) -> bool) {
     println!("| nodes  | fill                            | walk      | placements/s | max−min new | nodes used |");
     println!("|-------:|:--------------------------------|:----------|-------------:|------------:|-----------:|");
     for &nodes in sizes {
-        let state = build_state(nodes, 0, if bench { 42 } else { 1 });
+        // A state of its own per fill, not a clone of one: a clone shares
+        // its nodes copy-on-write (for Raft snapshots), and the fill would
+        // time the first change to each node copying it.
+        let fresh = || build_state(nodes, 0, if bench { 42 } else { 1 });
         for (name, strategy, resources, per_node) in rows.iter().filter(|r| wanted(r.0)) {
             let options = Options {
                 strategy: *strategy,
@@ -656,7 +659,7 @@ fn fills(sizes: &[usize], bench: bool, wanted: &dyn Fn(&str) -> bool) {
                 ..Default::default()
             };
             let count = nodes * per_node;
-            let walked = fill(state.clone(), &spec, &options, count, false);
+            let walked = fill(fresh(), &spec, &options, count, false);
             let print = |walk: &str, f: &Filled| {
                 println!(
                     "| {nodes:>6} | {name:<31} | {walk:<9} | {:>12.0} | {:>11} | {:>10} |",
@@ -666,7 +669,7 @@ fn fills(sizes: &[usize], bench: bool, wanted: &dyn Fn(&str) -> bool) {
             print("index", &walked);
             // The reference walks every node: skipped past 10,000 nodes.
             if nodes <= 10_000 {
-                let reference = fill(state.clone(), &spec, &options, count, true);
+                let reference = fill(fresh(), &spec, &options, count, true);
                 print("reference", &reference);
                 // Ties are drawn otherwise, so the two fills may part
                 // where tied nodes differ in size; the ranks are the same.
