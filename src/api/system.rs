@@ -314,7 +314,7 @@ impl serde::Serialize for SystemStatus<'_> {
             pair(&"Primary", &primary.as_deref().unwrap_or("none"))?;
         }
         pair(&"Strategy", &self.strategy)?;
-        pair(&"Filters", &Joined(self.filters.iter(), ", "))?;
+        pair(&"Filters", &self.filters.join(", "))?;
         pair(&"Nodes", &(self.state.nodes.len() + self.pending.len()))?;
         let mut nodes: Vec<_> = self.state.nodes.values().collect();
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -398,21 +398,6 @@ struct Shown<'a>(&'a dyn Display);
 impl serde::Serialize for Shown<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self.0)
-    }
-}
-
-/// Items joined by a separator.
-struct Joined<I>(I, &'static str);
-
-impl<I: Iterator<Item = T> + Clone, T: Display> Display for Joined<I> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, item) in self.0.clone().enumerate() {
-            if i > 0 {
-                f.write_str(self.1)?;
-            }
-            item.fmt(f)?;
-        }
-        Ok(())
     }
 }
 
