@@ -33,6 +33,7 @@ use swarm::scheduler::expr::Expr;
 use swarm::scheduler::{
     place, place_reference, reference_ties, ContainerSpec, InFlight, Options, Strategy,
 };
+use swarm_harness::rng::Rng;
 
 const GIB: i64 = 1 << 30;
 const MIB: i64 = 1 << 20;
@@ -56,53 +57,16 @@ const IMAGES: [(&str, u64); 10] = [
     ("memcached:1.6", 15),
 ];
 
-/// SplitMix64: deterministic synthetic data, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-
-    fn hex(&mut self, words: usize) -> String {
-        (0..words)
-            .map(|_| format!("{:016x}", self.next()))
-            .collect()
-    }
-}
-
-fn engine_id(rng: &mut Rng) -> String {
-    // Engine IDs look like `ABCD:EFGH:...` (12 groups of 4).
-    let raw = format!("{:016X}{:016X}{:016X}", rng.next(), rng.next(), rng.next());
-    raw.as_bytes()
-        .chunks(4)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 /// A cluster of `nodes` nodes built through `Command`s, as the watchers
 /// would feed it: node info, one full container list per node
 /// (`per_node` containers), images.
 fn build_state(nodes: usize, per_node: usize, seed: u64) -> ClusterState {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut state = ClusterState::default();
     let mut unhealthy = Vec::new();
     for i in 0..nodes {
         let region = *rng.pick(&REGIONS);
-        let zone = format!("{region}-{}", ["a", "b", "c"][rng.below(3) as usize]);
+        let zone = format!("{region}-{}", ["a", "b", "c"][rng.below(3)]);
         let mut labels = BTreeMap::from([
             ("region".to_string(), region.to_string()),
             ("zone".to_string(), zone),
@@ -115,7 +79,7 @@ fn build_state(nodes: usize, per_node: usize, seed: u64) -> ClusterState {
         if rng.below(20) == 0 {
             labels.insert("containerslots".to_string(), "40".to_string());
         }
-        let id = engine_id(&mut rng);
+        let id = rng.engine_id();
         if i % 100 == 99 {
             unhealthy.push(id.clone());
         }
@@ -171,7 +135,7 @@ fn build_state(nodes: usize, per_node: usize, seed: u64) -> ClusterState {
                     } else {
                         format!("{service}-{i}-{j}")
                     },
-                    image: IMAGES[rng.below(IMAGES.len() as u64) as usize].0.into(),
+                    image: rng.pick(&IMAGES).0.into(),
                     state: ContainerState::Running,
                     labels: BTreeMap::from([
                         ("com.docker.swarm.id".to_string(), rng.hex(2)),
@@ -198,7 +162,7 @@ fn build_state(nodes: usize, per_node: usize, seed: u64) -> ClusterState {
 
         let mut images = Vec::new();
         for (tag, share) in IMAGES {
-            if rng.below(100) < share {
+            if rng.chance(share) {
                 images.push(ImageRef {
                     id: format!("sha256:{}", rng.hex(4)),
                     tags: vec![tag.to_string()],
@@ -418,23 +382,21 @@ fn main() {
             .find_map(|a| a.strip_prefix(name)?.strip_prefix('='))
     };
     // `--nodes=1000,10000` and `--iters=N` (a fixed count, for perf/callgrind).
-    let sizes: Vec<usize> = option("--nodes")
-        .map(|v| {
-            v.split(',')
-                .map(|n| n.parse().expect("--nodes=N,M"))
-                .collect()
-        })
-        .unwrap_or_else(|| vec![1_000, 10_000]);
+    // A list of cluster sizes, `--NAME=1000,10000` (1,000 and 10,000 by default).
+    let sizes_of = |name: &str| -> Vec<usize> {
+        option(name)
+            .map(|v| {
+                v.split(',')
+                    .map(|n| n.parse().unwrap_or_else(|_| panic!("{name}=N,M")))
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![1_000, 10_000])
+    };
+    let sizes = sizes_of("--nodes");
     let iters: Option<u64> = option("--iters").map(|v| v.parse().expect("--iters=N"));
     // `--fill=1000,10000`: the sizes of the fill rows (spread and binpack
     // quality, index walk against the exhaustive reference).
-    let fill_sizes: Vec<usize> = option("--fill")
-        .map(|v| {
-            v.split(',')
-                .map(|n| n.parse().expect("--fill=N,M"))
-                .collect()
-        })
-        .unwrap_or_else(|| vec![1_000, 10_000]);
+    let fill_sizes = sizes_of("--fill");
     let fill_sizes = if bench { fill_sizes } else { vec![50] };
     // A filter naming a scenario exactly selects only it; others match
     // by substring.

@@ -48,6 +48,7 @@ use swarm::cluster::{
     Checks, ClusterState, Command, Container, ContainerState, ImageRef, Node, NodeInfo,
     Reservation, Resources, SWARM_ID_LABEL,
 };
+use swarm_harness::rng::Rng;
 use tikv_jemallocator::Jemalloc;
 
 /// Bytes asked for by live allocations.
@@ -58,37 +59,36 @@ static USABLE: AtomicIsize = AtomicIsize::new(0);
 /// jemalloc, counting what is live.
 struct Counting;
 
+/// Counts a block of `requested` bytes at `p` as live (`sign` 1) or
+/// freed (`sign` -1); a null `p` (a failed allocation) counts nothing.
+///
+/// # Safety
+/// `p` is null or a block jemalloc allocated and has not freed yet.
+unsafe fn count(p: *mut u8, requested: usize, sign: isize) {
+    if !p.is_null() {
+        REQUESTED.fetch_add(sign * requested as isize, Ordering::Relaxed);
+        USABLE.fetch_add(
+            sign * tikv_jemallocator::usable_size(p) as isize,
+            Ordering::Relaxed,
+        );
+    }
+}
+
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = Jemalloc.alloc(layout);
-        if !p.is_null() {
-            REQUESTED.fetch_add(layout.size() as isize, Ordering::Relaxed);
-            USABLE.fetch_add(
-                tikv_jemallocator::usable_size(p) as isize,
-                Ordering::Relaxed,
-            );
-        }
+        count(p, layout.size(), 1);
         p
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let p = Jemalloc.alloc_zeroed(layout);
-        if !p.is_null() {
-            REQUESTED.fetch_add(layout.size() as isize, Ordering::Relaxed);
-            USABLE.fetch_add(
-                tikv_jemallocator::usable_size(p) as isize,
-                Ordering::Relaxed,
-            );
-        }
+        count(p, layout.size(), 1);
         p
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        REQUESTED.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        USABLE.fetch_sub(
-            tikv_jemallocator::usable_size(ptr) as isize,
-            Ordering::Relaxed,
-        );
+        count(ptr, layout.size(), -1);
         Jemalloc.dealloc(ptr, layout);
     }
 
@@ -133,32 +133,6 @@ fn rss() -> isize {
         .unwrap_or(0)
 }
 
-/// SplitMix64: deterministic synthetic data, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-
-    /// 64 hex digits, as container IDs and swarm ids are.
-    fn hex64(&mut self) -> String {
-        (0..4).map(|_| format!("{:016x}", self.next())).collect()
-    }
-}
-
 const GIB: i64 = 1 << 30;
 const MIB: i64 = 1 << 20;
 const REGIONS: [&str; 4] = ["eu", "us-east", "us-west", "ap-south"];
@@ -180,21 +154,11 @@ const COMMANDS: [&str; 4] = [
     "sleep 1d",
 ];
 
-/// An engine ID as engines report it: 12 groups of 4 letters or digits.
-fn engine_id(rng: &mut Rng) -> String {
-    let raw = format!("{:016X}{:016X}{:016X}", rng.next(), rng.next(), rng.next());
-    raw.as_bytes()
-        .chunks(4)
-        .map(|c| std::str::from_utf8(c).expect("ascii"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 /// Node `i` as a watcher observes it.
 fn node_info(rng: &mut Rng, i: usize) -> NodeInfo {
     let region = *rng.pick(&REGIONS);
     NodeInfo {
-        id: engine_id(rng),
+        id: rng.engine_id(),
         hostname: format!("node-{i:05}.dc1.example.com"),
         addr: format!(
             "tcp://10.{}.{}.{}:2376",
@@ -227,7 +191,7 @@ fn container(rng: &mut Rng, i: usize, node: &str, swarm_id: &str) -> Container {
     let service = *rng.pick(&SERVICES);
     let project = format!("shop{}", rng.below(50));
     Container {
-        id: rng.hex64(),
+        id: rng.hex(4),
         node: node.to_string(),
         name: format!("{project}-{service}-{i}"),
         image: rng.pick(&IMAGES).to_string(),
@@ -265,7 +229,7 @@ fn apply(state: &mut ClusterState, command: Command) {
 /// `Reserve`, `ContainerCreated` with the record the manager builds, and
 /// `ContainerStateChanged` to running.
 fn docker_run(rng: &mut Rng, i: usize, node: &str) -> [Command; 3] {
-    let swarm_id = rng.hex64();
+    let swarm_id = rng.hex(4);
     let reservation = Reservation {
         id: format!("reservation-4242-{i}"),
         node: node.to_string(),
@@ -338,7 +302,7 @@ fn applier(
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Applied> {
     std::thread::spawn(move || {
-        let mut rng = Rng(first as u64);
+        let mut rng = Rng::new(first as u64);
         let mut seen = Applied::default();
         let mut i = first;
         while !stop.load(Ordering::Relaxed) {
@@ -443,7 +407,7 @@ fn main() {
     } else {
         (20, 2_000)
     };
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     let start = live();
     let rss_start = rss();
 
@@ -455,7 +419,7 @@ fn main() {
         ids.push(info.id.clone());
         let images = (0..10)
             .map(|j| ImageRef {
-                id: format!("sha256:{}", rng.hex64()),
+                id: format!("sha256:{}", rng.hex(4)),
                 tags: vec![IMAGES.get(j).unwrap_or(&"ubuntu:24.04").to_string()],
             })
             .collect();
@@ -634,7 +598,7 @@ fn main() {
         let started = Instant::now();
         let taken = hold.then(|| state.snapshot());
         let took = started.elapsed();
-        let mut rng = Rng(first as u64);
+        let mut rng = Rng::new(first as u64);
         let mut seen = Applied::default();
         for i in first..first + containers.min(100_000) / 5 {
             for command in docker_run(&mut rng, i, &ids[i % ids.len()]) {

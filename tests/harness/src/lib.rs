@@ -52,6 +52,7 @@ pub mod ports;
 pub mod process;
 pub mod proxy;
 pub mod registry;
+pub mod rng;
 mod slots;
 mod sys;
 pub mod wait;

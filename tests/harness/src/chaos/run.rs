@@ -33,6 +33,7 @@ use super::settle::settle;
 use super::vip::Vip;
 use crate::bench::client::{message, Answer, Client};
 use crate::bench::rig::{check_binaries, Rig, RigConfig};
+pub use crate::rng::Rng;
 
 /// Timeout of one control request (readiness, polling, final reads).
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -294,40 +295,6 @@ pub struct ChaosOutcome {
     pub faults: usize,
     /// Where the logs and data are, when kept.
     pub kept: Option<String>,
-}
-
-/// A small seeded generator (SplitMix64): the same seed, the same run
-/// plan.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from `seed`.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (0 when `n` is 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            return 0;
-        }
-        (self.next_u64() % n as u64) as usize
-    }
-
-    /// True with probability `percent`/100.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.next_u64() % 100 < percent
-    }
 }
 
 /// Runs the scenario; every process it started is stopped when it returns
