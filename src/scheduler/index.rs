@@ -191,6 +191,14 @@ impl<'p, 's> Walk<'p, 's> {
         passes.then_some((id, node))
     }
 
+    /// [`Walk::passing`], CPU and memory fitting too: for nodes checked
+    /// alone, outside a bucket that passed.
+    fn fitting(&self, slot: Slot, holds: Option<&ImageQuery>) -> Option<(&'s NodeId, &'s Node)> {
+        let mut scratch = Rejections::default();
+        self.passing(slot, holds)
+            .filter(|(_, node)| self.pipeline.fits(node, &mut scratch))
+    }
+
     /// The best node that passes (holding the image `holds`, when given).
     fn any(&mut self, holds: Option<&ImageQuery>) -> Found<'s> {
         if self.strategy == Strategy::Random {
@@ -205,12 +213,10 @@ impl<'p, 's> Walk<'p, 's> {
         let slots = self.nodes.slot_count();
         for _ in 0..DRAWS {
             let slot = self.draw(slots) as Slot;
-            let Some((id, node)) = self.passing(slot, None) else {
-                continue;
-            };
-            let mut scratch = Rejections::default();
-            if !node.failing() && self.pipeline.fits(node, &mut scratch) {
-                return Found::Node(id);
+            if let Some((id, node)) = self.fitting(slot, None) {
+                if !node.failing() {
+                    return Found::Node(id);
+                }
             }
         }
         Found::Exhaustive
@@ -239,11 +245,7 @@ impl<'p, 's> Walk<'p, 's> {
             }
         };
         for &(slot, load) in &self.flying {
-            let Some((_, node)) = self.passing(slot, holds) else {
-                continue;
-            };
-            let mut scratch = Rejections::default();
-            if self.pipeline.fits(node, &mut scratch) {
+            if let Some((_, node)) = self.fitting(slot, holds) {
                 let key = strategy::key(node, resources, load);
                 consider(&mut best, &mut ties, key, Tie::One(slot));
             }
@@ -405,13 +407,9 @@ impl<'p, 's> Walk<'p, 's> {
         };
         let mut picker = Picker::new(self.strategy, splitmix(&mut self.rng));
         for &slot in holders {
-            let Some((id, node)) = self.passing(slot, Some(query)) else {
+            let Some((id, node)) = self.fitting(slot, Some(query)) else {
                 continue;
             };
-            let mut scratch = Rejections::default();
-            if !self.pipeline.fits(node, &mut scratch) {
-                continue;
-            }
             let load = self.flying_load(slot).unwrap_or_default();
             picker.offer(id, strategy::key(node, resources, load));
         }
