@@ -87,6 +87,14 @@ pub(super) struct Rejections {
     no_cpu: usize,
 }
 
+/// What a node lacks for the request (step 2).
+enum Lack {
+    /// Not enough free memory.
+    Memory,
+    /// Not enough free CPUs.
+    Cpu,
+}
+
 /// One placement's settings and what its steps need, worked out once.
 pub(super) struct Pipeline<'a> {
     /// The state placement runs on.
@@ -243,15 +251,42 @@ impl<'a> Pipeline<'a> {
         if self.check_slots && bucket.slots.is_some_and(|s| bucket.containers >= s) {
             return false;
         }
+        self.lacking(
+            bucket.cpus_milli,
+            bucket.memory,
+            bucket.cpu_capacity_milli,
+            bucket.memory_capacity,
+        )
+        .is_none()
+    }
+
+    /// What a node with `cpus_milli` and `memory` reserved, of capacities
+    /// `cpu_capacity_milli` and `memory_capacity` (without overcommit),
+    /// lacks for the request: memory first, as step 2 checks.
+    fn lacking(
+        &self,
+        cpus_milli: u64,
+        memory: i64,
+        cpu_capacity_milli: u64,
+        memory_capacity: i64,
+    ) -> Option<Lack> {
         if !self.wants_resources {
-            return true;
+            return None;
         }
         let resources = &self.spec.resources;
         let overcommit = self.options.overcommit;
-        let memory = memory_with_overcommit(bucket.memory_capacity, overcommit);
-        let cpus = cpu_with_overcommit(bucket.cpu_capacity_milli, overcommit);
-        !(resources.memory > 0 && bucket.memory + resources.memory > memory
-            || resources.cpus_milli > 0 && bucket.cpus_milli + resources.cpus_milli > cpus)
+        if resources.memory > 0
+            && memory + resources.memory > memory_with_overcommit(memory_capacity, overcommit)
+        {
+            return Some(Lack::Memory);
+        }
+        if resources.cpus_milli > 0
+            && cpus_milli + resources.cpus_milli
+                > cpu_with_overcommit(cpu_capacity_milli, overcommit)
+        {
+            return Some(Lack::Cpu);
+        }
+        None
     }
 
     /// Step 1: whether `node` passes every hard filter; the first that
@@ -276,24 +311,19 @@ impl<'a> Pipeline<'a> {
 
     /// Step 2: whether the CPU and memory asked for fit on `node`.
     pub(super) fn fits(&self, node: &Node, rejections: &mut Rejections) -> bool {
-        if !self.wants_resources {
-            return true;
+        let usage = &node.usage;
+        let lack = self.lacking(
+            usage.cpus_milli,
+            usage.memory,
+            node.cpu_capacity_milli(0),
+            node.memory_capacity(0),
+        );
+        match lack {
+            Some(Lack::Memory) => rejections.no_memory += 1,
+            Some(Lack::Cpu) => rejections.no_cpu += 1,
+            None => {}
         }
-        let (resources, usage) = (&self.spec.resources, &node.usage);
-        let overcommit = self.options.overcommit;
-        if resources.memory > 0
-            && usage.memory + resources.memory > node.memory_capacity(overcommit)
-        {
-            rejections.no_memory += 1;
-            return false;
-        }
-        if resources.cpus_milli > 0
-            && usage.cpus_milli + resources.cpus_milli > node.cpu_capacity_milli(overcommit)
-        {
-            rejections.no_cpu += 1;
-            return false;
-        }
-        true
+        lack.is_none()
     }
 
     /// Step 3: each soft constraint, then each soft affinity, keeps the
