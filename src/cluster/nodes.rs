@@ -139,20 +139,18 @@ impl Derived {
                 let at = slot as usize;
                 self.ids[at] = Some(id.to_string());
                 self.buckets[at] = bucket;
-                self.names[at] = names_of(node);
                 slot
             }
             None => {
                 self.ids.push(Some(id.to_string()));
                 self.buckets.push(bucket);
                 self.image_hashes.push(Vec::new());
-                self.names.push(names_of(node));
+                self.names.push(Default::default());
                 (self.ids.len() - 1) as Slot
             }
         };
         self.slot_of.insert(id.to_string(), slot);
-        self.by_name.add(&node.name, id);
-        self.by_hostname.add(&node.info.hostname, id);
+        self.name(id, slot as usize, node);
         self.with_slots += usize::from(node.slots.is_some());
         self.index.insert(slot, bucket);
         self.set_images(slot, image_hashes(node));
@@ -171,6 +169,13 @@ impl Derived {
         self.unname(id, at);
         self.ids[at] = None;
         self.free.push(slot);
+    }
+
+    /// Records what the node in slot `at` (node `id`) is called.
+    fn name(&mut self, id: &str, at: usize, node: &Node) {
+        self.names[at] = names_of(node);
+        self.by_name.add(&node.name, id);
+        self.by_hostname.add(&node.info.hostname, id);
     }
 
     /// Forgets that the node in slot `at` is called what it was.
@@ -214,9 +219,7 @@ impl Derived {
             self.with_slots - usize::from(had_slots) + usize::from(node.slots.is_some());
         if self.names[at].0 != node.name || self.names[at].1 != node.info.hostname {
             self.unname(id, at);
-            self.names[at] = names_of(node);
-            self.by_name.add(&node.name, id);
-            self.by_hostname.add(&node.info.hostname, id);
+            self.name(id, at, node);
         }
         // `image_names` is rewritten only by image observations; compare
         // the hashes, not the names.
