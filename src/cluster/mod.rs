@@ -31,7 +31,7 @@ pub use shared_map::SharedMap;
 pub use state::{
     basis_points, cpu_with_overcommit, human_bytes, human_cpus, image_matches,
     memory_with_overcommit, normalize_image_name, ApplyError, Checks, ClusterState, Command,
-    Container, ContainerState, ImageQuery, ImageRef, LookupError, Node, NodeHealth, NodeId,
+    Container, ContainerState, ImageQuery, ImageRef, Labels, LookupError, Node, NodeHealth, NodeId,
     NodeInfo, OvercommitPpm, RescheduleSpec, Rescheduling, Reservation, StateSnapshot, Unfit,
     Usage, SWARM_ID_LABEL,
 };

@@ -508,9 +508,9 @@ impl ContainerTable {
                 Some(values) => values,
                 None => self.by_label.entry(key.as_ref().into()).or_default(),
             };
-            let nodes = match values.get_mut(value.as_str()) {
+            let nodes = match values.get_mut(value) {
                 Some(nodes) => nodes,
-                None => values.entry(value.as_str().into()).or_default(),
+                None => values.entry(value.into()).or_default(),
             };
             nodes.add(handle);
         }
@@ -531,10 +531,10 @@ impl ContainerTable {
             let Some(values) = self.by_label.get_mut(key.as_ref()) else {
                 continue;
             };
-            if let (Some(nodes), Some(handle)) = (values.get_mut(value.as_str()), handle) {
+            if let (Some(nodes), Some(handle)) = (values.get_mut(value), handle) {
                 nodes.take(handle);
                 if nodes.0.is_empty() {
-                    values.remove(value.as_str());
+                    values.remove(value);
                 }
             }
             if values.is_empty() {
@@ -673,7 +673,7 @@ mod tests {
             name: name.into(),
             image: "busybox".into(),
             state: ContainerState::Running,
-            labels: BTreeMap::new(),
+            labels: crate::cluster::Labels::default(),
             resources: None,
             command: String::new(),
             created: 0,

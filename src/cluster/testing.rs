@@ -7,8 +7,6 @@
 //! `images`, `usage_world`); the last ones (`engine`, `listed`,
 //! `two_nodes`) are the small defaults of the state's own tests.
 
-use std::collections::BTreeMap;
-
 use super::{
     Checks, ClusterState, Command, Container, ContainerState, HostPort, ImageRef, NodeInfo, Proto,
     Reservation, Resources,
@@ -232,7 +230,7 @@ pub(crate) fn listed(id: &str, node: &str, name: &str) -> Container {
         name: name.into(),
         image: "busybox:local".into(),
         state: ContainerState::Running,
-        labels: BTreeMap::new(),
+        labels: crate::cluster::Labels::default(),
         resources: None,
         command: String::new(),
         created: 0,

@@ -4,7 +4,6 @@
 //! connection for each upgraded request), and the last failure seen. An
 //! engine reports observations; it never decides.
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use futures::{Stream, StreamExt};
@@ -275,11 +274,7 @@ impl Engine {
                 .to_string(),
             image: config.image.unwrap_or_default(),
             state: ContainerState::parse(&state),
-            labels: config
-                .labels
-                .unwrap_or_default()
-                .into_iter()
-                .collect::<BTreeMap<_, _>>(),
+            labels: config.labels.unwrap_or_default().into_iter().collect(),
             resources: Some(resources),
             command,
             created,

@@ -250,10 +250,7 @@ fn copy_of(manager: &Manager, swarm_id: &str, entry: &Rescheduling) -> Option<Co
         .filter_map(|n| state.nodes.get(n))
         .flat_map(|n| n.containers.iter())
         .filter_map(|id| state.containers.get(id))
-        .find(|c| {
-            c.id != entry.old_id
-                && c.labels.get(SWARM_ID_LABEL).map(String::as_str) == Some(swarm_id)
-        })
+        .find(|c| c.id != entry.old_id && c.labels.get(SWARM_ID_LABEL) == Some(swarm_id))
         .cloned()
 }
 

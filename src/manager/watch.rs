@@ -353,7 +353,7 @@ fn container_effect(
             let labels_known = attributes.is_none_or(|a| {
                 a.iter()
                     .filter(|(k, _)| k.as_str() != "image" && k.as_str() != "name")
-                    .all(|(k, v)| container.labels.get(k) == Some(v))
+                    .all(|(k, v)| container.labels.get(k) == Some(v.as_str()))
             });
             if labels_known {
                 Effect::Nothing

@@ -242,7 +242,7 @@ impl ClusterState {
                 .labels
                 .get(SWARM_ID_LABEL)
                 .filter(|s| self.rescheduling.contains_key(*s))
-                .map(|s| (s.clone(), container.id.clone()));
+                .map(|s| (s.to_string(), container.id.clone()));
             if let Some(old) = self.containers.insert(container) {
                 // The same ID was on another node: it is here now.
                 self.detach(&old);
@@ -428,7 +428,7 @@ impl ClusterState {
                 ContainerState::Running | ContainerState::Restarting
             ),
         };
-        self.rescheduling.insert(swarm_id.clone(), entry);
+        self.rescheduling.insert(swarm_id.to_string(), entry);
         Ok(())
     }
 
@@ -497,7 +497,7 @@ impl ClusterState {
     fn upsert_container(&mut self, mut container: Container) {
         let node = container.node.clone();
         if let Some(swarm_id) = container.labels.get(SWARM_ID_LABEL) {
-            let swarm_id = swarm_id.clone();
+            let swarm_id = swarm_id.to_string();
             self.retire_rescheduled(&swarm_id, &container.id);
             let done: Vec<String> = self
                 .reservations

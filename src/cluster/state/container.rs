@@ -3,10 +3,9 @@
 //! what a container that asked to be rescheduled on node failure is
 //! re-created from ([`RescheduleSpec`], [`Rescheduling`]).
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
+use super::labels::Labels;
 use super::node::NodeId;
 use crate::cluster::resources::Resources;
 
@@ -58,7 +57,7 @@ pub struct Container {
     /// Run state.
     pub state: ContainerState,
     /// Labels, including `com.docker.swarm.id` for containers swarm created.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// What it reserves; `None` while only its list entry was seen.
     pub resources: Option<Resources>,
     /// Its command as `docker ps` shows it; empty until observed.

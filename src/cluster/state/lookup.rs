@@ -134,9 +134,7 @@ impl ClusterState {
         }
         // A swarm id (the `com.docker.swarm.id` label) names its container,
         // as in classic.
-        let swarm_id = |c: &&Container| {
-            c.labels.get(super::SWARM_ID_LABEL).map(String::as_str) == Some(reference)
-        };
+        let swarm_id = |c: &&Container| c.labels.get(super::SWARM_ID_LABEL) == Some(reference);
         if reference.len() >= 32 {
             if let Some(c) = self.containers.values().find(swarm_id) {
                 return Ok(c);

@@ -33,6 +33,7 @@ mod command;
 mod container;
 mod display;
 mod image;
+mod labels;
 mod lookup;
 mod node;
 mod tokens;
@@ -43,6 +44,7 @@ pub use container::{
 };
 pub use display::{human_bytes, human_cpus};
 pub use image::{image_matches, normalize_image_name, ImageQuery, ImageRef};
+pub use labels::Labels;
 pub use lookup::LookupError;
 pub use node::{
     basis_points, cpu_with_overcommit, memory_with_overcommit, Checks, Node, NodeHealth, NodeId,

@@ -6,8 +6,6 @@
 //! of the nodes of the best rank it draws among (`reference_ties`), each
 //! of them drawn with some seed, or the same refusal.
 
-use std::collections::BTreeMap;
-
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
@@ -211,7 +209,7 @@ fn build(nodes: &[GenNode], overcommit: i64) -> ClusterState {
                     name: format!("c-{i}-{j}"),
                     image: "busybox".into(),
                     state: ContainerState::Running,
-                    labels: BTreeMap::new(),
+                    labels: crate::cluster::Labels::default(),
                     resources: Some(resources),
                     command: String::new(),
                     created: 0,

@@ -137,7 +137,7 @@ fn build_state(nodes: usize, per_node: usize, seed: u64) -> ClusterState {
                     },
                     image: rng.pick(&IMAGES).0.into(),
                     state: ContainerState::Running,
-                    labels: BTreeMap::from([
+                    labels: swarm::cluster::Labels::from([
                         ("com.docker.swarm.id".to_string(), rng.hex(2)),
                         ("service".to_string(), service.to_string()),
                     ]),

@@ -45,7 +45,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use swarm::cluster::{
-    Checks, ClusterState, Command, Container, ContainerState, ImageRef, Node, NodeInfo,
+    Checks, ClusterState, Command, Container, ContainerState, ImageRef, Labels, Node, NodeInfo,
     Reservation, Resources, SWARM_ID_LABEL,
 };
 use swarm_harness::rng::Rng;
@@ -196,7 +196,7 @@ fn container(rng: &mut Rng, i: usize, node: &str, swarm_id: &str) -> Container {
         name: format!("{project}-{service}-{i}"),
         image: rng.pick(&IMAGES).to_string(),
         state: ContainerState::Created,
-        labels: BTreeMap::from([
+        labels: Labels::from([
             (SWARM_ID_LABEL.to_string(), swarm_id.to_string()),
             ("com.docker.compose.project".to_string(), project),
             (

@@ -1,8 +1,6 @@
 //! Usage is kept up to date command by command (`charge`), not
 //! recounted: after any sequence of commands it must equal a recount.
 
-use std::collections::BTreeMap;
-
 use proptest::prelude::*;
 
 use crate::cluster::testing::{engine, listed};
@@ -32,7 +30,7 @@ pub(super) fn command(s: &ClusterState, op: u8, a: u8, b: u8, c: u8) -> Command 
     let node = NODES[usize::from(a) % NODES.len()].to_string();
     let id = format!("c{}", b % 6);
     let swarm_id = c.is_multiple_of(3).then(|| format!("sw{}", b % 4));
-    let mut labels = BTreeMap::new();
+    let mut labels = crate::cluster::Labels::default();
     if let Some(sid) = &swarm_id {
         labels.insert(SWARM_ID_LABEL.to_string(), sid.clone());
     }
