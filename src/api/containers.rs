@@ -77,6 +77,12 @@ pub(super) async fn list(
         let state = manager.state();
         engines.retain(|(node, _)| only.matches(node, &state.node_name(node)));
     }
+    // Nodes that hold no container a label or name filter could match
+    // are not asked.
+    let narrowing = query_param(&query, "filters").map(|f| super::ps_filter::Narrowing::of(&f));
+    if let Some(holders) = narrowing.and_then(|n| n.nodes(&manager.state())) {
+        engines.retain(|(node, _)| holders.contains(node));
+    }
     // Per node: its name, and the stale copies of rescheduled containers
     // to hide (being removed from it).
     let names: Vec<(String, Vec<String>)> = {

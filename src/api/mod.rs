@@ -19,6 +19,7 @@ mod listing;
 mod managers;
 mod networks;
 mod node_filter;
+mod ps_filter;
 pub mod proxy;
 mod refused;
 pub mod serve;

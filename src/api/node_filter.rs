@@ -20,6 +20,21 @@ impl Only {
     }
 }
 
+/// The values of one filter in Docker's JSON (`{"v1": true}`, or the
+/// older `["v1"]`); `None` for anything else.
+pub fn filter_values(filter: &serde_json::Value) -> Option<Vec<String>> {
+    match filter {
+        serde_json::Value::Object(values) => Some(values.keys().cloned().collect()),
+        serde_json::Value::Array(values) => Some(
+            values
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
 /// `query` without the `node` filter, and the nodes it named (`None`
 /// without one). The filter is Docker's JSON map of filter names to their
 /// values (`{"node": {"node-1": true}}`, or the older `{"node": ["node-1"]}`).
@@ -32,17 +47,10 @@ pub fn take(query: &str) -> Result<(String, Option<Only>), ApiError> {
     let Some(node) = map.remove("node") else {
         return Ok((query.to_string(), None));
     };
-    let names: Vec<String> = match node {
-        serde_json::Value::Object(values) => values.keys().cloned().collect(),
-        serde_json::Value::Array(values) => values
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "invalid node filter {other}: expected node names"
-            )))
-        }
+    let Some(names) = filter_values(&node) else {
+        return Err(ApiError::bad_request(format!(
+            "invalid node filter {node}: expected node names"
+        )));
     };
     let rest = serde_json::Value::Object(map).to_string();
     let query: String = url::form_urlencoded::Serializer::new(String::new())

@@ -13,6 +13,7 @@
 //! wrapper in `replicated.rs`. Tests build states with the shared builders
 //! of `testing.rs`.
 
+mod names;
 mod nodes;
 mod rank;
 mod replicated;

@@ -31,6 +31,7 @@ use std::sync::Arc;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::names::NameArena;
 use super::shared_map::shard_key;
 use super::{Container, ContainerState, NodeId};
 
@@ -40,7 +41,10 @@ use super::{Container, ContainerState, NodeId};
 pub struct ContainerTable {
     /// The containers in ID order, each its own key.
     by_id: Records,
-    by_name: BTreeMap<Box<str>, SmallMap<Box<str>, ()>>,
+    /// name → ID → where the name is in `names`.
+    by_name: BTreeMap<Box<str>, SmallMap<Box<str>, u32>>,
+    /// Every name back to back, for substring filters.
+    names: NameArena,
     /// lower-cased label key → value → node → how many containers there carry it.
     by_label: BTreeMap<Box<str>, BTreeMap<Box<str>, NodeCounts>>,
     /// Containers per node by run state (what `docker info` shows per
@@ -443,6 +447,18 @@ impl ContainerTable {
         nodes.into_iter()
     }
 
+    /// The nodes holding a container with label `key` (compared without
+    /// case), whatever its value.
+    pub fn label_key_nodes(&self, key: &str) -> BTreeSet<&NodeId> {
+        self.by_label
+            .get(lower(key).as_ref())
+            .into_iter()
+            .flat_map(|values| values.values())
+            .flat_map(|nodes| nodes.0.iter())
+            .map(|(h, _)| &self.node_ids[*h as usize])
+            .collect()
+    }
+
     /// The nodes running a container labelled `key=value`, to ask about
     /// one node at a time without collecting them (`None`: no such node).
     pub fn label_holders(&self, key: &str, value: &str) -> Option<LabelHolders<'_>> {
@@ -492,13 +508,14 @@ impl ContainerTable {
                 handle
             }
         };
+        let at = self.names.add(&container.name, handle);
         match self.by_name.get_mut(container.name.as_str()) {
             Some(ids) => {
-                ids.entry_or_default(container.id.as_str().into());
+                *ids.entry_or_default(container.id.as_str().into()) = at;
             }
             None => {
                 let mut ids = SmallMap::default();
-                ids.entry_or_default(container.id.as_str().into());
+                *ids.entry_or_default(container.id.as_str().into()) = at;
                 self.by_name.insert(container.name.as_str().into(), ids);
             }
         }
@@ -520,7 +537,9 @@ impl ContainerTable {
     /// indexes.
     fn unindex(&mut self, old: &Container) {
         if let Some(ids) = self.by_name.get_mut(old.name.as_str()) {
-            ids.remove(old.id.as_str());
+            if let Some(at) = ids.remove(old.id.as_str()) {
+                self.names.remove(at);
+            }
             if ids.is_empty() {
                 self.by_name.remove(old.name.as_str());
             }
@@ -552,6 +571,49 @@ impl ContainerTable {
                 self.free_handles.push(handle);
             }
         }
+        if self.names.wasteful() {
+            self.lay_out_names();
+        }
+    }
+
+    /// Lays the names out afresh, without the removed ones.
+    fn lay_out_names(&mut self) {
+        let mut names = NameArena::default();
+        for (name, ids) in self.by_name.iter_mut() {
+            for (id, at) in ids.0.iter_mut() {
+                let handle = self
+                    .by_id
+                    .get(id)
+                    .and_then(|c| self.by_node.get(c.0.node.as_str()))
+                    .map_or(u32::MAX, |n| n.handle);
+                *at = names.add(name, handle);
+            }
+        }
+        self.names = names;
+    }
+
+    /// The nodes holding a container whose name, as `/name`, holds
+    /// `literal` (Docker's `name` filter without special characters).
+    pub fn name_literal_nodes(&self, literal: &str) -> BTreeSet<&NodeId> {
+        let mut handles = BTreeSet::new();
+        self.names.literal_nodes(literal, &mut handles);
+        self.handle_ids(handles)
+    }
+
+    /// The nodes holding a container whose name, as `/name`, `re`
+    /// matches (Docker's `name` filter).
+    pub fn name_regex_nodes(&self, re: &regex::Regex) -> BTreeSet<&NodeId> {
+        let mut handles = BTreeSet::new();
+        self.names.regex_nodes(re, &mut handles);
+        self.handle_ids(handles)
+    }
+
+    /// The node IDs of node handles.
+    fn handle_ids(&self, handles: BTreeSet<u32>) -> BTreeSet<&NodeId> {
+        handles
+            .into_iter()
+            .filter_map(|h| self.node_ids.get(h as usize))
+            .collect()
     }
 
     /// Inserts or replaces a container; returns the one it replaced.
