@@ -14,13 +14,14 @@ mod disk;
 pub mod errors;
 pub mod guard;
 mod images;
+mod info_sections;
 mod list_cache;
 mod listing;
 mod managers;
 mod networks;
 mod node_filter;
-mod ps_filter;
 pub mod proxy;
+mod ps_filter;
 mod refused;
 pub mod serve;
 mod system;
@@ -57,6 +58,8 @@ pub struct App {
     lists: Arc<list_cache::ListCache>,
     /// The checks every request passes first.
     front: guard::Front,
+    /// Each node's part of `info`, kept between requests.
+    info_sections: info_sections::Sections,
 }
 
 /// The API version the client asked for in its path, if any.
@@ -202,6 +205,7 @@ pub fn router(manager: Arc<Manager>, checks: guard::Front) -> Router {
         leader: managers::LeaderClient::default(),
         lists,
         front: checks,
+        info_sections: info_sections::Sections::default(),
     });
     Router::new()
         .route("/_ping", get(system::ping).head(system::ping))

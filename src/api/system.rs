@@ -132,6 +132,7 @@ pub(super) async fn info(State(app): State<Arc<App>>) -> Response {
                 strategy: &strategy,
                 filters: &manager.config.placement.filters,
                 pending: &pending,
+                sections: &app.info_sections,
             },
         },
     )
@@ -302,6 +303,8 @@ pub struct SystemStatus<'a> {
     pub filters: &'a [String],
     /// Engines that never answered: address and last error.
     pub pending: &'a [(String, Option<String>)],
+    /// Each node's pairs as last written, kept while it stays the same.
+    pub sections: &'a super::info_sections::Sections,
 }
 
 impl serde::Serialize for SystemStatus<'_> {
@@ -316,43 +319,23 @@ impl serde::Serialize for SystemStatus<'_> {
         pair(&"Strategy", &self.strategy)?;
         pair(&"Filters", &self.filters.join(", "))?;
         pair(&"Nodes", &(self.state.nodes.len() + self.pending.len()))?;
-        let mut nodes: Vec<_> = self.state.nodes.values().collect();
-        nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        for node in nodes {
-            let counts = self.state.containers.node_counts(node.id());
-            let (total, running, paused) = (counts.total, counts.running, counts.paused);
-            let info = &node.info;
-            pair(&format_args!(" {}", node.name), &address_of(&info.addr))?;
-            pair(&"  └ ID", &info.id)?;
-            let health = match node.health {
-                NodeHealth::Healthy => "Healthy",
-                NodeHealth::Unhealthy => "Unhealthy",
-            };
-            pair(&"  └ Status", &health)?;
-            pair(
-                &"  └ Containers",
-                &format_args!(
-                    "{total} ({running} Running, {paused} Paused, {} Stopped)",
-                    total - running - paused
-                ),
-            )?;
-            pair(
-                &"  └ Reserved CPUs",
-                &format_args!("{} / {}", human_cpus(node.usage.cpus_milli), info.cpus),
-            )?;
-            pair(
-                &"  └ Reserved Memory",
-                &format_args!(
-                    "{} / {}",
-                    human_bytes(node.usage.memory),
-                    human_bytes(info.memory)
-                ),
-            )?;
-            pair(&"  └ Labels", &Labels(node))?;
-            pair(&"  └ Error", &node.error.as_deref().unwrap_or("(none)"))?;
-            pair(&"  └ UpdatedAt", &node.updated_at)?;
-            pair(&"  └ ServerVersion", &info.server_version)?;
+        let mut nodes: Vec<_> = self.state.nodes.iter().collect();
+        nodes.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        let mut sections = self.sections.lock();
+        for (id, node) in nodes {
+            let counts = self.state.containers.node_counts(id);
+            let revision = self.state.nodes.revision(id);
+            let pairs = sections
+                .pairs(id, revision, counts, || node_pairs(node, counts))
+                .map_err(serde::ser::Error::custom)?;
+            for p in pairs {
+                seq.serialize_element(p)?;
+            }
         }
+        let nodes = self.state.nodes.len();
+        sections.prune(nodes, |id| self.state.nodes.contains_key(id));
+        drop(sections);
+        let mut pair = |k: &dyn Display, v: &dyn Display| seq.serialize_element(&Pair(k, v));
         for (addr, error) in self.pending {
             pair(&" (unknown)", &address_of(addr))?;
             pair(&"  └ ID", &"(unknown)")?;
@@ -367,6 +350,52 @@ impl serde::Serialize for SystemStatus<'_> {
         }
         seq.end()
     }
+}
+
+/// Node `node`'s pairs of `SystemStatus`, with `counts` its containers, as
+/// JSON.
+fn node_pairs(
+    node: &crate::cluster::Node,
+    counts: crate::cluster::StateCounts,
+) -> serde_json::Result<Vec<Box<serde_json::value::RawValue>>> {
+    let mut pairs = Vec::with_capacity(11);
+    let mut pair = |k: &dyn Display, v: &dyn Display| -> serde_json::Result<()> {
+        pairs.push(serde_json::value::to_raw_value(&Pair(k, v))?);
+        Ok(())
+    };
+    let (total, running, paused) = (counts.total, counts.running, counts.paused);
+    let info = &node.info;
+    pair(&format_args!(" {}", node.name), &address_of(&info.addr))?;
+    pair(&"  └ ID", &info.id)?;
+    let health = match node.health {
+        NodeHealth::Healthy => "Healthy",
+        NodeHealth::Unhealthy => "Unhealthy",
+    };
+    pair(&"  └ Status", &health)?;
+    pair(
+        &"  └ Containers",
+        &format_args!(
+            "{total} ({running} Running, {paused} Paused, {} Stopped)",
+            total - running - paused
+        ),
+    )?;
+    pair(
+        &"  └ Reserved CPUs",
+        &format_args!("{} / {}", human_cpus(node.usage.cpus_milli), info.cpus),
+    )?;
+    pair(
+        &"  └ Reserved Memory",
+        &format_args!(
+            "{} / {}",
+            human_bytes(node.usage.memory),
+            human_bytes(info.memory)
+        ),
+    )?;
+    pair(&"  └ Labels", &Labels(node))?;
+    pair(&"  └ Error", &node.error.as_deref().unwrap_or("(none)"))?;
+    pair(&"  └ UpdatedAt", &node.updated_at)?;
+    pair(&"  └ ServerVersion", &info.server_version)?;
+    Ok(pairs)
 }
 
 impl Role {
@@ -517,12 +546,14 @@ mod tests {
         filters: &[String],
         pending: &[(String, Option<String>)],
     ) -> Vec<[String; 2]> {
+        let sections = super::super::info_sections::Sections::default();
         let status = SystemStatus {
             state,
             role,
             strategy,
             filters,
             pending,
+            sections: &sections,
         };
         serde_json::from_value(serde_json::to_value(&status).expect("serialize")).expect("pairs")
     }

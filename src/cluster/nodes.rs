@@ -62,6 +62,18 @@ struct Derived {
     with_slots: usize,
     /// The buckets in rank order.
     index: RankIndex,
+    /// Slot → its node's revision: a number no other version of any node
+    /// in this process had (see [`Nodes::revision`]).
+    revisions: Vec<u64>,
+}
+
+/// The last revision given to a node (process-wide: a state installed
+/// from a snapshot never gives a number an earlier state gave).
+static REVISION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A revision no node version had yet.
+fn next_revision() -> u64 {
+    REVISION.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
 }
 
 /// Nodes by a name of theirs.
@@ -139,11 +151,13 @@ impl Derived {
                 let at = slot as usize;
                 self.ids[at] = Some(id.to_string());
                 self.buckets[at] = bucket;
+                self.revisions[at] = next_revision();
                 slot
             }
             None => {
                 self.ids.push(Some(id.to_string()));
                 self.buckets.push(bucket);
+                self.revisions.push(next_revision());
                 self.image_hashes.push(Vec::new());
                 self.names.push(Default::default());
                 (self.ids.len() - 1) as Slot
@@ -209,6 +223,7 @@ impl Derived {
     /// before as `had_slots`.
     fn sync(&mut self, slot: Slot, id: &str, node: &Node, had_slots: bool) {
         let at = slot as usize;
+        self.revisions[at] = next_revision();
         let bucket = Bucket::of(node);
         if self.buckets[at] != bucket {
             self.index.remove(slot, &self.buckets[at]);
@@ -329,6 +344,17 @@ impl Nodes {
     /// map of pointers), to encode while these change.
     pub fn snapshot(&self) -> NodesSnapshot {
         NodesSnapshot(self.map.clone())
+    }
+
+    /// Node `id`'s revision: it changes whenever the node may have (every
+    /// write through [`Nodes::get_mut`] or [`Nodes::insert`]), and no other
+    /// version of any node in this process had it; 0 for no such node.
+    /// What is shown of a node can be kept by its revision.
+    pub fn revision(&self, id: &str) -> u64 {
+        self.derived
+            .slot_of
+            .get(id)
+            .map_or(0, |slot| self.derived.revisions[*slot as usize])
     }
 
     /// The buckets placement walks.
