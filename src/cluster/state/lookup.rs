@@ -27,13 +27,22 @@ impl ClusterState {
     }
 
     /// Whether `command` would change nothing: an observation of what the
-    /// state already holds, or the removal of a container it does not know.
-    /// Such commands are not replicated (see `Cluster::propose`).
+    /// state already holds, a node's list overtaken by a newer change (its
+    /// apply refuses it as stale), or the removal of a container it does
+    /// not know. Such commands are not replicated (see `Cluster::propose`):
+    /// at 200 containers a node, every list read while containers are
+    /// being placed there was a Raft entry of 200 records, applied on every
+    /// manager only to be refused.
     pub fn is_noop(&self, command: &Command) -> bool {
         match command {
             Command::ContainersObserved {
-                node, containers, ..
-            } => self.node_containers_match(node, containers),
+                node,
+                containers,
+                version,
+            } => {
+                self.nodes.get(node).is_some_and(|n| n.version != *version)
+                    || self.node_containers_match(node, containers)
+            }
             Command::ContainerObserved(container) => {
                 self.containers.get(&container.id) == Some(container)
             }
@@ -193,7 +202,7 @@ impl ClusterState {
 mod tests {
     use super::*;
     use crate::cluster::testing::{engine, listed, two_nodes};
-    use crate::cluster::ContainerState;
+    use crate::cluster::{ApplyError, ContainerState};
 
     #[test]
     fn same_hostname_gets_distinct_names() {
@@ -298,5 +307,19 @@ mod tests {
             images: Vec::new(),
         }));
         assert!(!s.is_noop(&Command::Release { id: "r".into() }));
+        // A changed list read at the node's version is news; the same list
+        // read before a newer change is not (its apply is refused).
+        let version = s.nodes["AAAA:1111"].version;
+        let changed = |version| Command::ContainersObserved {
+            node: "AAAA:1111".into(),
+            containers: vec![web.clone(), listed("c3", "AAAA:1111", "db")],
+            version,
+        };
+        assert!(!s.is_noop(&changed(version)));
+        assert!(s.is_noop(&changed(version + 1)));
+        assert!(matches!(
+            s.apply(changed(version + 1)),
+            Err(ApplyError::Stale(_))
+        ));
     }
 }
