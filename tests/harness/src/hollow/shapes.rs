@@ -427,6 +427,31 @@ fn summary(node: &Node, c: &Container, now: DateTime<Utc>) -> ContainerSummary {
     }
 }
 
+/// The `name` filter values as regular expressions (`None`: not one, so
+/// matched as text), compiled once per value and thread, not once per
+/// container (a list of 200 containers compiled 200).
+fn name_patterns(values: &[String]) -> Vec<Option<regex::Regex>> {
+    thread_local! {
+        static COMPILED: std::cell::RefCell<HashMap<String, Option<regex::Regex>>> =
+            std::cell::RefCell::new(HashMap::new());
+    }
+    COMPILED.with(|compiled| {
+        let mut compiled = compiled.borrow_mut();
+        if compiled.len() > 256 {
+            compiled.clear();
+        }
+        values
+            .iter()
+            .map(|v| {
+                compiled
+                    .entry(v.clone())
+                    .or_insert_with(|| regex::Regex::new(v).ok())
+                    .clone()
+            })
+            .collect()
+    })
+}
+
 /// Whether `c` passes the container list `filters` (keys already checked).
 fn passes(
     state: &State,
@@ -439,10 +464,13 @@ fn passes(
         }
         let ok = match key.as_str() {
             "id" => values.iter().any(|v| c.id.starts_with(v.as_str())),
-            "name" => values.iter().any(|v| {
+            "name" => {
                 let name = format!("/{}", c.name);
-                regex::Regex::new(v).map_or(name.contains(v.as_str()), |re| re.is_match(&name))
-            }),
+                name_patterns(values).iter().zip(values).any(|(re, v)| {
+                    re.as_ref()
+                        .map_or(name.contains(v.as_str()), |re| re.is_match(&name))
+                })
+            }
             "label" => values.iter().all(|v| match v.split_once('=') {
                 Some((k, val)) => c.labels.get(k).is_some_and(|x| x == val),
                 None => c.labels.contains_key(v),
