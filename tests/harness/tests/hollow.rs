@@ -1250,3 +1250,22 @@ impl Drop for Reaped {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn a_fleet_split_over_processes_numbers_its_nodes_on() {
+    let rt = runtime();
+    let fleet = fleet(
+        &rt,
+        FleetConfig {
+            nodes: 2,
+            first_index: 40,
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        (fleet.name(0), fleet.name(1)),
+        ("hollow-40".into(), "hollow-41".into())
+    );
+    let info = call(&fleet.addr(1).to_string(), "GET", "/info", None, 200);
+    assert_eq!(info["Name"], "hollow-41");
+}

@@ -4,7 +4,8 @@
 //! Each client keeps one connection to its manager (client `k` uses
 //! manager `k mod K`) and repeats, until `containers` were tried: take the
 //! next number `i`, `POST /containers/create?name=PREFIX-i` with
-//! `{"Image": IMAGE, "Cmd": CMD, "Labels": {"swarm-bench": PREFIX}}`, then,
+//! `{"Image": IMAGE, "Cmd": CMD, "Labels": {"swarm-bench": PREFIX}}` (with
+//! `groups`, also the label `swarm-bench.group: i mod groups`), then,
 //! with `start`, `POST /containers/{id}/start` (what `docker run -d` sends).
 //! Every operation is timed on its own; the throughput is over the whole
 //! run, from the first request to the last answer.
@@ -21,6 +22,10 @@ use super::stats::{ms, Summary};
 
 /// Label on every container the bench creates; its value is the prefix.
 pub const LABEL: &str = "swarm-bench";
+
+/// Label of container `i` when the containers are put in groups
+/// ([`PlaceConfig::groups`]); its value is `i mod groups`.
+pub const GROUP_LABEL: &str = "swarm-bench.group";
 
 /// What to place, where.
 #[derive(Debug, Clone)]
@@ -39,6 +44,9 @@ pub struct PlaceConfig {
     pub cmd: Vec<String>,
     /// Names are `PREFIX-N`; also the value of the [`LABEL`] label.
     pub prefix: String,
+    /// Label container `i` [`GROUP_LABEL`]`=i mod groups`, for filtered
+    /// listings to find a few of many.
+    pub groups: Option<usize>,
     /// How long one request may take before it counts as failed.
     pub timeout: Duration,
     /// Print the progress to stderr every few seconds.
@@ -260,8 +268,16 @@ async fn place_loop(
             id: None,
         };
         let path = format!("/containers/create?name={}-{index}", config.prefix);
+        let grouped = config.groups.filter(|g| *g > 0).map(|groups| {
+            let mut body = body.clone();
+            body["Labels"][GROUP_LABEL] = json!((index % groups).to_string());
+            body
+        });
         let sent = Instant::now();
-        match client.post(&path, Some(&body)).await {
+        match client
+            .post(&path, Some(grouped.as_ref().unwrap_or(&body)))
+            .await
+        {
             Ok(answer) if answer.status == 201 => {
                 let id = answer
                     .json()

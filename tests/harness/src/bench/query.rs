@@ -1,5 +1,6 @@
-//! Read latency: `GET /info` (`docker info`) and `GET /containers/json?all=1`
-//! (`docker ps -a`), one request at a time, alternating over the managers.
+//! Read latency: `GET /info` (`docker info`), `GET /containers/json?all=1`
+//! (`docker ps -a`) and filtered listings (`docker ps -a --filter ...`),
+//! one request at a time, alternating over the managers.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,11 @@ pub struct QueryConfig {
     pub managers: Vec<String>,
     /// Timed requests per endpoint (after one untimed request per manager).
     pub requests: usize,
+    /// Whether to time `ps -a` (the whole list).
+    pub ps_all: bool,
+    /// Filtered listings to time: `docker ps -a --filter F` for each `F`
+    /// (`label=k=v`, `name=n`, ...).
+    pub filters: Vec<String>,
     /// How long one request may take before it counts as failed.
     pub timeout: Duration,
 }
@@ -26,6 +32,8 @@ pub struct QueryConfig {
 /// The figures of one endpoint.
 #[derive(Debug, Clone, Serialize)]
 pub struct Endpoint {
+    /// What a user would type (`info`, `ps -a --filter name=x`).
+    pub what: String,
     /// The request path.
     pub path: String,
     /// Latency of the successful requests.
@@ -46,8 +54,10 @@ pub struct Endpoint {
 pub struct QueryReport {
     /// `GET /info`.
     pub info: Endpoint,
-    /// `GET /containers/json?all=1`.
-    pub ps: Endpoint,
+    /// `GET /containers/json?all=1`, if timed.
+    pub ps: Option<Endpoint>,
+    /// The filtered listings, in the order asked.
+    pub filtered: Vec<Endpoint>,
 }
 
 /// Nodes by status in an `/info` answer's `SystemStatus`.
@@ -90,8 +100,8 @@ pub fn node_counts(info: &Value) -> NodeCounts {
     counts
 }
 
-/// Runs `requests` timed `GET /info` then as many `GET
-/// /containers/json?all=1`.
+/// Runs `requests` timed `GET /info`, then as many `GET
+/// /containers/json?all=1` (if asked) and of each filtered listing.
 pub async fn run(config: &QueryConfig) -> anyhow::Result<QueryReport> {
     if config.managers.is_empty() {
         anyhow::bail!("no manager address");
@@ -102,23 +112,52 @@ pub async fn run(config: &QueryConfig) -> anyhow::Result<QueryReport> {
         .map(|m| Client::manager(m, config.timeout))
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
-    let info = endpoint(&mut clients, "/info", config.requests, |v| {
+    let info = endpoint(&mut clients, "info", "/info", config.requests, |v| {
         node_counts(v).nodes
     })
     .await;
-    let ps = endpoint(
-        &mut clients,
-        "/containers/json?all=1",
-        config.requests,
-        |v| v.as_array().map_or(0, Vec::len),
-    )
-    .await;
-    Ok(QueryReport { info, ps })
+    let listed = |v: &Value| v.as_array().map_or(0, Vec::len);
+    let ps = match config.ps_all {
+        true => Some(
+            endpoint(
+                &mut clients,
+                "ps -a",
+                "/containers/json?all=1",
+                config.requests,
+                listed,
+            )
+            .await,
+        ),
+        false => None,
+    };
+    let mut filtered = Vec::with_capacity(config.filters.len());
+    for filter in &config.filters {
+        let path = filtered_path(filter)?;
+        let what = format!("ps -a --filter {filter}");
+        filtered.push(endpoint(&mut clients, &what, &path, config.requests, listed).await);
+    }
+    Ok(QueryReport { info, ps, filtered })
 }
 
-/// Times `requests` GETs of `path`, alternating over `clients`.
+/// The path of `docker ps -a --filter FILTER` (`FILTER` is `key=value`,
+/// as the CLI takes it).
+pub fn filtered_path(filter: &str) -> anyhow::Result<String> {
+    let Some((key, value)) = filter.split_once('=') else {
+        anyhow::bail!("filter {filter:?} is not KEY=VALUE");
+    };
+    let filters = serde_json::json!({ key: { value: true } }).to_string();
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("all", "1")
+        .append_pair("filters", &filters)
+        .finish();
+    Ok(format!("/containers/json?{query}"))
+}
+
+/// Times `requests` GETs of `path` (`what` to a user), alternating over
+/// `clients`.
 async fn endpoint(
     clients: &mut [Client],
+    what: &str,
     path: &str,
     requests: usize,
     count: impl Fn(&Value) -> usize,
@@ -156,6 +195,7 @@ async fn endpoint(
         }
     }
     Endpoint {
+        what: what.to_string(),
         path: path.to_string(),
         latency: Summary::of(&latencies),
         failures: errors.total,
@@ -168,6 +208,22 @@ async fn endpoint(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filtered_paths_carry_docker_filters() {
+        let path = filtered_path("label=swarm-bench.group=7").expect("a filter");
+        let query = path.strip_prefix("/containers/json?").expect("a listing");
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        assert_eq!(pairs[0], ("all".into(), "1".into()));
+        let filters: Value = serde_json::from_str(&pairs[1].1).expect("JSON");
+        assert_eq!(
+            filters,
+            serde_json::json!({"label": {"swarm-bench.group=7": true}})
+        );
+        assert!(filtered_path("name").is_err());
+    }
 
     #[test]
     fn counts_nodes_by_status() {

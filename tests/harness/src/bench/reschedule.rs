@@ -404,6 +404,7 @@ async fn start_fleet(config: &RescheduleConfig, rig: &mut Rig) -> anyhow::Result
         args: &config.rig.hollow_args,
         ready_timeout: config.rig.ready_timeout,
         request_timeout: config.request_timeout,
+        processes: 1,
     };
     rig.start_fleet(&spec, |line| progress(config, line)).await
 }
@@ -569,6 +570,7 @@ async fn place_background(
         image: config.image.clone(),
         cmd: vec!["sleep".into(), "100000".into()],
         prefix: format!("bg{}", std::process::id()),
+        groups: None,
         timeout: config.request_timeout,
         progress: config.rig.progress,
         stall_timeout: Duration::from_secs(60),

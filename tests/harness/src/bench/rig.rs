@@ -69,8 +69,8 @@ pub struct RigConfig {
 pub(crate) struct Rig {
     /// The managers, in the order they were started.
     pub(crate) managers: Vec<Manager>,
-    /// The `hollow-engine` process, once started.
-    pub(crate) hollow: Option<Process>,
+    /// The `hollow-engine` processes, once started.
+    pub(crate) hollow: Vec<Process>,
     /// Logs and data dirs.
     pub(crate) scratch: ScratchDir,
 }
@@ -95,6 +95,9 @@ pub(crate) struct FleetSpec<'a> {
     pub(crate) ready_timeout: Duration,
     /// How long one `/_ping` may take.
     pub(crate) request_timeout: Duration,
+    /// How many `hollow-engine` processes share the nodes (consecutive
+    /// ports and names; the admin port, if any, is the first's).
+    pub(crate) processes: usize,
 }
 
 /// A started hollow fleet: node `i` on `host:base+i`, the admin endpoint
@@ -108,8 +111,8 @@ pub(crate) struct HollowFleet {
     pub(crate) base: u16,
     /// Last node port.
     pub(crate) last: usize,
-    /// The process's pid.
-    pub(crate) pid: u32,
+    /// The processes' pids, in node order.
+    pub(crate) pids: Vec<u32>,
     /// Start → its first and last node answer.
     pub(crate) ready: Duration,
 }
@@ -145,7 +148,7 @@ impl Rig {
         }
         Ok(Rig {
             managers: Vec::new(),
-            hollow: None,
+            hollow: Vec::new(),
             scratch,
         })
     }
@@ -157,7 +160,7 @@ impl Rig {
 
     /// Errors if a process has exited.
     pub(crate) fn check(&mut self) -> anyhow::Result<()> {
-        if let Some(h) = self.hollow.as_mut() {
+        for h in &mut self.hollow {
             h.check_running()?;
         }
         for m in &mut self.managers {
@@ -182,7 +185,7 @@ impl Rig {
         for m in &mut self.managers {
             m.stop(STOP_GRACE);
         }
-        if let Some(h) = self.hollow.as_mut() {
+        for h in &mut self.hollow {
             h.stop(STOP_GRACE);
         }
     }
@@ -222,12 +225,16 @@ impl Rig {
                         "hollow-engine could not listen on its ports ({}); trying another range",
                         e.to_string().lines().next().unwrap_or_default()
                     ));
-                    if let Some(mut hollow) = self.hollow.take() {
+                    for (k, mut hollow) in std::mem::take(&mut self.hollow).into_iter().enumerate()
+                    {
                         hollow.kill();
+                        // The next try logs afresh: its errors are its own.
+                        let log = hollow.log().to_path_buf();
+                        let _ = std::fs::rename(
+                            &log,
+                            self.dir().join(format!("hollow{k}-try{attempt}.log")),
+                        );
                     }
-                    // The next try logs afresh: its errors are its own.
-                    let log = self.dir().join("hollow.log");
-                    let _ = std::fs::rename(&log, self.dir().join(format!("hollow-{attempt}.log")));
                     attempt += 1;
                 }
                 outcome => return outcome,
@@ -251,34 +258,58 @@ impl Rig {
             bail!("ports {base}+{n} do not fit below 65536 (with the admin port below)");
         }
         let last = base as usize + n - 1;
-        let mut args: Vec<String> = vec![
-            "--nodes".into(),
-            n.to_string(),
-            "--base-port".into(),
-            base.to_string(),
-            "--host".into(),
-            spec.host.to_string(),
-        ];
-        if spec.admin {
-            args.extend(["--admin-port".into(), (base - 1).to_string()]);
+        let processes = spec.processes.clamp(1, n);
+        let mut pids = Vec::with_capacity(processes);
+        for k in 0..processes {
+            // Process k serves nodes [first, first + count).
+            let first = n * k / processes;
+            let count = n * (k + 1) / processes - first;
+            let mut args: Vec<String> = vec![
+                "--nodes".into(),
+                count.to_string(),
+                "--base-port".into(),
+                (base as usize + first).to_string(),
+                "--first-index".into(),
+                first.to_string(),
+                "--host".into(),
+                spec.host.to_string(),
+            ];
+            if spec.admin && k == 0 {
+                args.extend(["--admin-port".into(), (base - 1).to_string()]);
+            } else if k > 0 {
+                args.push("--no-admin".into());
+            }
+            args.extend(spec.args.iter().cloned());
+            let log = match processes {
+                1 => self.dir().join("hollow.log"),
+                _ => self.dir().join(format!("hollow{k}.log")),
+            };
+            let hollow = Process::spawn("hollow-engine", spec.bin, &args, &log)?;
+            let pid = hollow.pid().unwrap_or(0);
+            self.hollow.push(hollow);
+            let admin = if spec.admin && k == 0 {
+                format!(", admin {}:{}", spec.host, base - 1)
+            } else {
+                String::new()
+            };
+            let (from, to) = (base as usize + first, base as usize + first + count - 1);
+            progress(format!(
+                "hollow-engine (pid {pid}): {count} nodes on {}:{from}-{to}{admin}",
+                spec.host
+            ));
+            pids.push(pid);
         }
-        args.extend(spec.args.iter().cloned());
-        let log = self.dir().join("hollow.log");
-        let hollow = Process::spawn("hollow-engine", spec.bin, &args, &log)?;
-        let pid = hollow.pid().unwrap_or(0);
-        self.hollow = Some(hollow);
-        let admin = if spec.admin {
-            format!(", admin {}:{}", spec.host, base - 1)
-        } else {
-            String::new()
-        };
-        progress(format!(
-            "hollow-engine (pid {pid}): {n} nodes on {}:{base}-{last}{admin}",
-            spec.host
-        ));
         let started = Instant::now();
         let timeout = spec.request_timeout;
-        for port in [base as usize, last] {
+        let mut probes: Vec<usize> = (0..processes)
+            .flat_map(|k| {
+                let first = n * k / processes;
+                [first, n * (k + 1) / processes - 1]
+            })
+            .map(|i| base as usize + i)
+            .collect();
+        probes.dedup();
+        for port in probes {
             let addr = format!("{}:{port}", spec.host);
             wait_until(self, spec.ready_timeout, &format!("node {addr}"), || {
                 let addr = addr.clone();
@@ -298,7 +329,7 @@ impl Rig {
             host: spec.host.to_string(),
             base,
             last,
-            pid,
+            pids,
             ready: started.elapsed(),
         })
     }

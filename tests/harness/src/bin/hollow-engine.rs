@@ -76,9 +76,13 @@ struct Args {
     /// Delay added before every answer (1ms, 50ms, ...).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     latency: Duration,
-    /// Node I is named <NAME_PREFIX>-<I>.
+    /// Node I is named <NAME_PREFIX>-<FIRST_INDEX + I>.
     #[arg(long, default_value = "hollow")]
     name_prefix: String,
+    /// The number in the first node's name (for a fleet split over several
+    /// processes).
+    #[arg(long, default_value_t = 0)]
+    first_index: usize,
     /// Port of the admin endpoint (default BASE_PORT - 1; 0: a free port).
     #[arg(long)]
     admin_port: Option<u16>,
@@ -143,6 +147,7 @@ async fn main() -> anyhow::Result<()> {
         labels: args.labels.clone(),
         latency: args.latency,
         name_prefix: args.name_prefix.clone(),
+        first_index: args.first_index,
         admin_port,
     })
     .await?;

@@ -4,6 +4,7 @@
 //! cargo build --release --bins
 //! target/release/swarm-bench standard                       # 1,000 nodes, 30,000 containers, 64 clients
 //! target/release/swarm-bench standard --nodes 50 --containers 500 --clients 16 --json out.json
+//! target/release/swarm-bench c1m                            # 5,000 nodes, 1,000,000 containers, 3 managers
 //! target/release/swarm-bench place --manager tcp://127.0.0.1:4000 --containers 1000 --clients 32 --start
 //! target/release/swarm-bench query --manager tcp://127.0.0.1:4000 --requests 50
 //! target/release/swarm-bench reschedule                     # kill 1 of 1,000 nodes holding 30 policy containers
@@ -12,7 +13,7 @@
 //! target/release/swarm-bench chaos --replay h.json --final f.json --png t.png   # and draw it
 //! ```
 //!
-//! `standard` and `reschedule` start a hollow fleet (`hollow-engine`) and `swarm manage`
+//! `standard`, `c1m` and `reschedule` start a hollow fleet (`hollow-engine`) and `swarm manage`
 //! processes itself and stops them at the end (also on an error, Ctrl-C or
 //! SIGTERM); `place` and `query` run against managers already running.
 //! Leader failover is measured by `cargo bench --bench failover` (see
@@ -58,6 +59,9 @@ enum Scenario {
     Query(QueryArgs),
     /// Hollow engines + managers + place (create + start) + query + memory.
     Standard(StandardArgs),
+    /// Nomad's C1M: 1,000,000 containers on 5,000 hollow nodes by three
+    /// managers, then filtered listings and `info`.
+    C1m(C1mArgs),
     /// Hollow engines + a manager; kill the node holding containers with
     /// `reschedule:on-node-failure` and time until they run elsewhere.
     Reschedule(RescheduleArgs),
@@ -122,11 +126,15 @@ struct QueryArgs {
     /// Timed requests per endpoint.
     #[arg(long, default_value_t = 50)]
     requests: usize,
+    /// Also time `docker ps -a --filter F` (repeatable: `label=k=v`,
+    /// `name=x`, ...).
+    #[arg(long = "filter", value_name = "F")]
+    filters: Vec<String>,
 }
 
-/// The processes a self-contained scenario starts (`standard`,
+/// The processes a self-contained scenario starts (`standard`, `c1m`,
 /// `reschedule`): which binaries, their extra arguments, ports, readiness.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 struct RigArgs {
     /// The hollow-engine binary (default: next to swarm-bench, or in $SWARM_BIN_DIR).
     #[arg(long)]
@@ -198,21 +206,13 @@ impl RigArgs {
     }
 }
 
-/// `swarm-bench standard`.
+/// What `standard` and `c1m` share: the clients, what they create, the
+/// queries after, the rig and the output.
 #[derive(Debug, Args)]
-struct StandardArgs {
-    /// Hollow nodes.
-    #[arg(long, default_value_t = 1000)]
-    nodes: usize,
-    /// Containers to create and start.
-    #[arg(long, default_value_t = 30_000)]
-    containers: usize,
-    /// Concurrent clients.
+struct RunArgs {
+    /// Concurrent clients (spread over the managers).
     #[arg(long, default_value_t = 64)]
     clients: usize,
-    /// Managers (one Raft cluster; clients spread over them).
-    #[arg(long, default_value_t = 1)]
-    managers: usize,
     /// Timed requests per query endpoint.
     #[arg(long, default_value_t = 20)]
     requests: usize,
@@ -239,6 +239,48 @@ struct StandardArgs {
     /// Write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+/// `swarm-bench standard`.
+#[derive(Debug, Args)]
+struct StandardArgs {
+    /// Hollow nodes.
+    #[arg(long, default_value_t = 1000)]
+    nodes: usize,
+    /// Containers to create and start.
+    #[arg(long, default_value_t = 30_000)]
+    containers: usize,
+    /// Managers (one Raft cluster; clients spread over them).
+    #[arg(long, default_value_t = 1)]
+    managers: usize,
+    /// `hollow-engine` processes the nodes are split over.
+    #[arg(long, default_value_t = 1)]
+    fleet_processes: usize,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// `swarm-bench c1m`.
+#[derive(Debug, Args)]
+struct C1mArgs {
+    /// Hollow nodes.
+    #[arg(long, default_value_t = 5000)]
+    nodes: usize,
+    /// Containers to create and start.
+    #[arg(long, default_value_t = 1_000_000)]
+    containers: usize,
+    /// Managers (one Raft cluster; clients spread over them).
+    #[arg(long, default_value_t = 3)]
+    managers: usize,
+    /// `hollow-engine` processes the nodes are split over.
+    #[arg(long, default_value_t = 2)]
+    fleet_processes: usize,
+    /// Containers are labelled `swarm-bench.group=i mod GROUPS`; the
+    /// label filter asks for one group.
+    #[arg(long, default_value_t = 1000)]
+    groups: usize,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 /// `swarm-bench reschedule`.
@@ -436,6 +478,7 @@ async fn place_cmd(args: PlaceArgs) -> anyhow::Result<()> {
         image: args.image,
         cmd,
         prefix,
+        groups: None,
         timeout: args.target.timeout,
         progress: true,
         stall_timeout: args.stall_timeout,
@@ -512,6 +555,8 @@ async fn query_cmd(args: QueryArgs) -> anyhow::Result<()> {
     let report = query::run(&QueryConfig {
         managers: args.target.manager.clone(),
         requests: args.requests,
+        ps_all: true,
+        filters: args.filters,
         timeout: args.target.timeout,
     })
     .await?;
@@ -519,10 +564,13 @@ async fn query_cmd(args: QueryArgs) -> anyhow::Result<()> {
         "{}",
         standard::latency_table(&standard::query_rows(&report))
     );
-    println!(
-        "info answer {} bytes, ps -a answer {} bytes",
-        report.info.bytes, report.ps.bytes
-    );
+    for e in [&report.info]
+        .into_iter()
+        .chain(&report.ps)
+        .chain(&report.filtered)
+    {
+        println!("{} answer {} bytes", e.what, e.bytes);
+    }
     let process = args.target.pid.map(Pid::read);
     if let Some(p) = &process {
         println!("{}", p.describe());
@@ -537,22 +585,82 @@ async fn query_cmd(args: QueryArgs) -> anyhow::Result<()> {
 }
 
 async fn standard_cmd(args: StandardArgs) -> anyhow::Result<()> {
+    let targets = standard::Targets::of(args.nodes, args.managers);
     let config = StandardConfig {
+        name: "standard".into(),
         nodes: args.nodes,
+        fleet_processes: args.fleet_processes,
         containers: args.containers,
-        clients: args.clients,
         managers: args.managers,
+        ps_all: true,
+        filters: Vec::new(),
+        groups: None,
+        targets,
+        ..run_config(&args.run)?
+    };
+    run_standard(&config, args.run.json.as_deref()).await
+}
+
+async fn c1m_cmd(args: C1mArgs) -> anyhow::Result<()> {
+    let base = run_config(&args.run)?;
+    // One group, and the names holding one number (N-4242, N-42420...,
+    // as `docker ps --filter name=` matches a part of the name; a third of
+    // the containers when there are fewer).
+    let group = args.groups.saturating_sub(1).min(7);
+    let probe = if args.containers > 4242 {
+        4242
+    } else {
+        args.containers / 3
+    };
+    let filters = vec![
+        format!("label={}={group}", place::GROUP_LABEL),
+        format!("name={}-{probe}", base.prefix),
+    ];
+    let config = StandardConfig {
+        name: "c1m".into(),
+        nodes: args.nodes,
+        fleet_processes: args.fleet_processes,
+        containers: args.containers,
+        managers: args.managers,
+        ps_all: false,
+        filters,
+        groups: Some(args.groups),
+        targets: standard::Targets::c1m(),
+        ..base
+    };
+    run_standard(&config, args.run.json.as_deref()).await
+}
+
+/// The configuration `args` give, for one node, container and manager
+/// and the first wave's targets (the caller says the rest).
+fn run_config(args: &RunArgs) -> anyhow::Result<StandardConfig> {
+    Ok(StandardConfig {
+        name: String::new(),
+        nodes: 1,
+        fleet_processes: 1,
+        containers: 1,
+        clients: args.clients,
+        managers: 1,
         requests: args.requests,
+        ps_all: true,
+        filters: Vec::new(),
+        groups: None,
+        targets: standard::Targets::of(1, 1),
         start: !args.no_start,
-        image: args.image,
+        image: args.image.clone(),
+        prefix: format!("bench{}", std::process::id()),
         timeout: args.timeout,
         stall_timeout: args.stall_timeout,
-        rig: args.rig.config(args.keep, args.quiet)?,
-    };
-    let report = standard::run(&config).await?;
+        rig: args.rig.clone().config(args.keep, args.quiet)?,
+    })
+}
+
+/// Runs `standard` or `c1m` and prints (and writes) its report.
+async fn run_standard(config: &StandardConfig, json: Option<&Path>) -> anyhow::Result<()> {
+    let report = standard::run(config).await?;
     println!();
     print!("{}", report.table());
-    if let Some(path) = &args.json {
+    if let Some(path) = json {
         write_json(path, &report)?;
     }
     Ok(())
@@ -706,6 +814,7 @@ fn main() -> anyhow::Result<()> {
                 Scenario::Place(args) => place_cmd(args).await,
                 Scenario::Query(args) => query_cmd(args).await,
                 Scenario::Standard(args) => standard_cmd(args).await,
+                Scenario::C1m(args) => c1m_cmd(args).await,
                 Scenario::Reschedule(args) => reschedule_cmd(args).await,
                 Scenario::Chaos(args) => chaos_cmd(args).await,
             }

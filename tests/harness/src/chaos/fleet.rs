@@ -61,6 +61,7 @@ impl ChaosFleet {
             args: &args,
             ready_timeout: config.rig.ready_timeout,
             request_timeout: CONTROL_TIMEOUT,
+            processes: 1,
         };
         Ok(ChaosFleet::Hollow(rig.start_fleet(&spec, progress).await?))
     }

@@ -66,8 +66,10 @@ pub(crate) struct Shared {
     pub labels: Vec<String>,
     /// Delay before every answer.
     pub latency: Duration,
-    /// Node names are `<prefix>-<i>`.
+    /// Node names are `<prefix>-<first_index + i>`.
     pub name_prefix: String,
+    /// The number in the first node's name.
+    pub first_index: usize,
     /// The host's kernel version, reported by every node.
     pub kernel: String,
     /// When the fleet started (networks' creation time).
@@ -87,6 +89,7 @@ impl Shared {
             labels: config.labels.clone(),
             latency: config.latency,
             name_prefix: config.name_prefix.clone(),
+            first_index: config.first_index,
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
                 .map(|s| s.trim().to_string())
                 .unwrap_or_else(|_| "5.15.0-hollow".into()),
@@ -659,7 +662,7 @@ impl Node {
             index,
             addr,
             id: engine_id(&addr),
-            name: format!("{}-{index}", shared.name_prefix),
+            name: format!("{}-{}", shared.name_prefix, shared.first_index + index),
             shared,
             state: Mutex::new(State::default()),
             events: Mutex::new(None),

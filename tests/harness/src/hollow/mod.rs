@@ -94,8 +94,11 @@ pub struct FleetConfig {
     pub labels: Vec<String>,
     /// Delay added before every answer.
     pub latency: Duration,
-    /// Node `i` is named `<name_prefix>-<i>`.
+    /// Node `i` is named `<name_prefix>-<first_index + i>`.
     pub name_prefix: String,
+    /// The number in the first node's name (a fleet split over several
+    /// processes numbers its nodes on from one process to the next).
+    pub first_index: usize,
     /// Where the admin endpoint listens (`Some(0)`: a free port; `None`:
     /// no admin endpoint). It answers `POST /hollow/kill?node=I[&for=5s]`,
     /// `POST /hollow/revive?node=I` and `GET /hollow/nodes`.
@@ -113,6 +116,7 @@ impl Default for FleetConfig {
             labels: Vec::new(),
             latency: Duration::ZERO,
             name_prefix: "hollow".into(),
+            first_index: 0,
             admin_port: None,
         }
     }
