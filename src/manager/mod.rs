@@ -154,6 +154,13 @@ pub struct EngineSlot {
     /// Whether its event stream is open (changes show in the state through
     /// the events).
     following: AtomicBool,
+    /// Whether the next refresh must read the whole container list: the
+    /// event stream started or broke since the last one (events may have
+    /// been missed).
+    list_due: AtomicBool,
+    /// Refreshes since the last whole container list (see
+    /// [`watch::FULL_LIST_EVERY`]).
+    lists_skipped: std::sync::atomic::AtomicU32,
 }
 
 impl EngineSlot {
@@ -317,6 +324,8 @@ impl Manager {
                     wake: Notify::new(),
                     cancel: cancel.child_token(),
                     following: AtomicBool::new(false),
+                    list_due: AtomicBool::new(true),
+                    lists_skipped: Default::default(),
                 });
                 engines.insert(addr.clone(), slot.clone());
                 tracing::info!(%addr, "engine joined discovery");

@@ -22,6 +22,16 @@ use std::sync::atomic::Ordering;
 /// Pause before re-subscribing to a broken event stream.
 const EVENTS_RETRY: Duration = Duration::from_secs(1);
 
+/// While a node's events are followed without a break, its whole
+/// container list is read on one refresh in this many (every 5-10 minutes
+/// with the default 30-60 s): the events keep the state current, and the
+/// list only catches what they might have missed. Reading it on every
+/// refresh cost, at a million containers (200 a node), about 100 µs of
+/// CPU per container placed, between the engines' answers and the
+/// leader's parsing. A stream that starts or breaks makes the next
+/// refresh read it.
+pub(super) const FULL_LIST_EVERY: u32 = 10;
+
 /// How long a returning engine's event subscription gets to be in place
 /// before its refresh starts.
 const SUBSCRIBE_GRACE: Duration = Duration::from_millis(100);
@@ -168,9 +178,19 @@ async fn refresh(manager: &Manager, slot: &EngineSlot) -> Result<NodeId, EngineE
     }
     let _ = manager.cluster.propose(Command::NodeObserved(info)).await;
     slot.set_node(Some(id.clone()));
-    if let Err(e) = manager.refresh_node_containers(&id, engine).await {
-        engine_only(e)?;
-        return Ok(id);
+    let due = slot.list_due.swap(false, Ordering::Relaxed)
+        || !slot.following.load(Ordering::Relaxed)
+        || slot.lists_skipped.load(Ordering::Relaxed) + 1 >= FULL_LIST_EVERY;
+    if !due {
+        slot.lists_skipped.fetch_add(1, Ordering::Relaxed);
+    } else {
+        slot.lists_skipped.store(0, Ordering::Relaxed);
+        if let Err(e) = manager.refresh_node_containers(&id, engine).await {
+            // Read it again next time.
+            slot.list_due.store(true, Ordering::Relaxed);
+            engine_only(e)?;
+            return Ok(id);
+        }
     }
     if let Err(e) = manager.refresh_node_images(&id, engine).await {
         engine_only(e)?;
@@ -220,6 +240,7 @@ async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeI
                 }
                 // Lists read before now may miss what happened unseen.
                 slot.engine.changed();
+                slot.list_due.store(true, Ordering::Relaxed);
                 slot.following.store(true, Ordering::Relaxed);
                 while let Some(event) = stream.next().await {
                     let event = match event {
@@ -278,6 +299,7 @@ async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeI
                     }
                 }
                 slot.following.store(false, Ordering::Relaxed);
+                slot.list_due.store(true, Ordering::Relaxed);
                 slot.engine.changed();
             }
             Err(e) => {
