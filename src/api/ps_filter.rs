@@ -7,6 +7,11 @@
 //! indexes of the state (labels to nodes, and all names in one text), a
 //! few milliseconds at a million containers under the state's lock.
 //!
+//! The state follows the engines' events: a container made on an engine
+//! directly is found by a filtered `docker ps` once its `create` event
+//! was applied (one without filters asks every engine, and lists it at
+//! once).
+//!
 //! What is left out must hold no match, so every doubt keeps a node: label
 //! keys are compared without case (a superset of Docker's exact keys), a
 //! name pattern Rust's `regex` cannot read keeps every node, and filters
