@@ -154,13 +154,8 @@ pub struct EngineSlot {
     /// Whether its event stream is open (changes show in the state through
     /// the events).
     following: AtomicBool,
-    /// Whether the next refresh must read the whole container list: the
-    /// event stream started or broke since the last one (events may have
-    /// been missed).
-    list_due: AtomicBool,
-    /// Refreshes since the last whole container list (see
-    /// [`watch::FULL_LIST_EVERY`]).
-    lists_skipped: std::sync::atomic::AtomicU32,
+    /// Which refreshes read the whole container list.
+    lists: watch::ListTurns,
 }
 
 impl EngineSlot {
@@ -324,8 +319,7 @@ impl Manager {
                     wake: Notify::new(),
                     cancel: cancel.child_token(),
                     following: AtomicBool::new(false),
-                    list_due: AtomicBool::new(true),
-                    lists_skipped: Default::default(),
+                    lists: watch::ListTurns::default(),
                 });
                 engines.insert(addr.clone(), slot.clone());
                 tracing::info!(%addr, "engine joined discovery");

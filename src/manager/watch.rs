@@ -32,6 +32,48 @@ const EVENTS_RETRY: Duration = Duration::from_secs(1);
 /// refresh read it.
 pub(super) const FULL_LIST_EVERY: u32 = 10;
 
+/// Which refreshes of one node read its whole container list (see
+/// [`FULL_LIST_EVERY`]).
+#[derive(Debug)]
+pub(super) struct ListTurns {
+    /// The next refresh must read it: the event stream started or broke
+    /// since the last one, or the last read failed.
+    due: std::sync::atomic::AtomicBool,
+    /// Refreshes since the last read.
+    skipped: std::sync::atomic::AtomicU32,
+}
+
+impl Default for ListTurns {
+    /// The first refresh reads it.
+    fn default() -> Self {
+        ListTurns {
+            due: std::sync::atomic::AtomicBool::new(true),
+            skipped: Default::default(),
+        }
+    }
+}
+
+impl ListTurns {
+    /// Whether this refresh reads the list, the node's events being
+    /// `followed` or not; counts the refresh.
+    pub(super) fn take(&self, followed: bool) -> bool {
+        let read = self.due.swap(false, Ordering::Relaxed)
+            || !followed
+            || self.skipped.load(Ordering::Relaxed) + 1 >= FULL_LIST_EVERY;
+        if read {
+            self.skipped.store(0, Ordering::Relaxed);
+        } else {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+        }
+        read
+    }
+
+    /// The next refresh reads the list.
+    pub(super) fn make_due(&self) {
+        self.due.store(true, Ordering::Relaxed);
+    }
+}
+
 /// How long a returning engine's event subscription gets to be in place
 /// before its refresh starts.
 const SUBSCRIBE_GRACE: Duration = Duration::from_millis(100);
@@ -178,16 +220,10 @@ async fn refresh(manager: &Manager, slot: &EngineSlot) -> Result<NodeId, EngineE
     }
     let _ = manager.cluster.propose(Command::NodeObserved(info)).await;
     slot.set_node(Some(id.clone()));
-    let due = slot.list_due.swap(false, Ordering::Relaxed)
-        || !slot.following.load(Ordering::Relaxed)
-        || slot.lists_skipped.load(Ordering::Relaxed) + 1 >= FULL_LIST_EVERY;
-    if !due {
-        slot.lists_skipped.fetch_add(1, Ordering::Relaxed);
-    } else {
-        slot.lists_skipped.store(0, Ordering::Relaxed);
+    if slot.lists.take(slot.following.load(Ordering::Relaxed)) {
         if let Err(e) = manager.refresh_node_containers(&id, engine).await {
             // Read it again next time.
-            slot.list_due.store(true, Ordering::Relaxed);
+            slot.lists.make_due();
             engine_only(e)?;
             return Ok(id);
         }
@@ -240,7 +276,7 @@ async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeI
                 }
                 // Lists read before now may miss what happened unseen.
                 slot.engine.changed();
-                slot.list_due.store(true, Ordering::Relaxed);
+                slot.lists.make_due();
                 slot.following.store(true, Ordering::Relaxed);
                 while let Some(event) = stream.next().await {
                     let event = match event {
@@ -299,7 +335,7 @@ async fn follow_events(manager: Arc<Manager>, slot: Arc<EngineSlot>, node: NodeI
                     }
                 }
                 slot.following.store(false, Ordering::Relaxed);
-                slot.list_due.store(true, Ordering::Relaxed);
+                slot.lists.make_due();
                 slot.engine.changed();
             }
             Err(e) => {
@@ -589,5 +625,25 @@ mod tests {
             ..config
         };
         assert_eq!(next_pause(&slow, 3), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn a_followed_nodes_list_is_read_one_refresh_in_ten() {
+        let turns = ListTurns::default();
+        // The first refresh reads it, followed or not.
+        assert!(turns.take(true));
+        let reads = |turns: &ListTurns, n| (0..n).filter(|_| turns.take(true)).count();
+        // Followed: one in FULL_LIST_EVERY.
+        assert_eq!(reads(&turns, FULL_LIST_EVERY * 3), 3);
+        // Not followed: every one.
+        assert!((0..5).all(|_| turns.take(false)));
+        // A stream that started or broke: the next one, then the count
+        // starts again.
+        assert!(!turns.take(true));
+        turns.make_due();
+        assert!(turns.take(true));
+        assert!(!turns.take(true));
+        assert_eq!(reads(&turns, FULL_LIST_EVERY - 2), 0);
+        assert!(turns.take(true), "the tenth after the last read");
     }
 }
