@@ -659,6 +659,31 @@ mod tests {
     }
 
     #[test]
+    fn a_revision_moves_with_every_write_and_is_never_reused() {
+        let mut nodes = Nodes::default();
+        assert_eq!(nodes.revision("a"), 0, "no such node");
+        nodes.insert("a".into(), node("a"));
+        nodes.insert("b".into(), node("b"));
+        let (a, b) = (nodes.revision("a"), nodes.revision("b"));
+        assert!(a > 0 && b > 0 && a != b);
+        nodes.get_mut("a").expect("a").usage.containers = 1;
+        let a2 = nodes.revision("a");
+        assert!(a2 != a && nodes.revision("b") == b, "only the written node");
+        nodes.insert("a".into(), node("a"));
+        let a3 = nodes.revision("a");
+        assert!(a3 != a2 && a3 != a);
+        // A node in a freed slot, or in a state built afresh (a snapshot
+        // installed), has a number no earlier version had.
+        nodes.remove("b");
+        nodes.insert("c".into(), node("c"));
+        let mut rebuilt = Nodes::default();
+        rebuilt.insert("a".into(), node("a"));
+        let seen = [a, b, a2, a3];
+        assert!(!seen.contains(&nodes.revision("c")));
+        assert!(!seen.contains(&rebuilt.revision("a")));
+    }
+
+    #[test]
     fn summaries_follow_changes() {
         let mut nodes = Nodes::default();
         nodes.insert("b".into(), node("b"));
