@@ -428,35 +428,23 @@ fn summary(node: &Node, c: &Container, now: DateTime<Utc>) -> ContainerSummary {
 }
 
 /// The `name` filter values as regular expressions (`None`: not one, so
-/// matched as text), compiled once per value and thread, not once per
-/// container (a list of 200 containers compiled 200).
-fn name_patterns(values: &[String]) -> Vec<Option<regex::Regex>> {
-    thread_local! {
-        static COMPILED: std::cell::RefCell<HashMap<String, Option<regex::Regex>>> =
-            std::cell::RefCell::new(HashMap::new());
-    }
-    COMPILED.with(|compiled| {
-        let mut compiled = compiled.borrow_mut();
-        if compiled.len() > 256 {
-            compiled.clear();
-        }
-        values
-            .iter()
-            .map(|v| {
-                compiled
-                    .entry(v.clone())
-                    .or_insert_with(|| regex::Regex::new(v).ok())
-                    .clone()
-            })
-            .collect()
-    })
+/// matched as text), compiled once per list, not once per container.
+fn name_patterns(filters: &HashMap<String, Vec<String>>) -> Vec<Option<regex::Regex>> {
+    filters
+        .get("name")
+        .into_iter()
+        .flatten()
+        .map(|v| regex::Regex::new(v).ok())
+        .collect()
 }
 
 /// Whether `c` passes the container list `filters` (keys already checked).
+/// `names` are the `name` values compiled ([`name_patterns`]).
 fn passes(
     state: &State,
     c: &Container,
     filters: &HashMap<String, Vec<String>>,
+    names: &[Option<regex::Regex>],
 ) -> Result<bool, ApiError> {
     for (key, values) in filters {
         if values.is_empty() {
@@ -466,7 +454,7 @@ fn passes(
             "id" => values.iter().any(|v| c.id.starts_with(v.as_str())),
             "name" => {
                 let name = format!("/{}", c.name);
-                name_patterns(values).iter().zip(values).any(|(re, v)| {
+                names.iter().zip(values).any(|(re, v)| {
                     re.as_ref()
                         .map_or(name.contains(v.as_str()), |re| re.is_match(&name))
                 })
@@ -542,9 +530,10 @@ pub(crate) fn list(
 ) -> Result<Vec<ContainerSummary>, ApiError> {
     let now = Utc::now();
     let state = node.state();
+    let names = name_patterns(filters);
     let mut chosen: Vec<&Container> = Vec::new();
     for c in state.containers.values() {
-        if (all || c.status.is_running()) && passes(&state, c, filters)? {
+        if (all || c.status.is_running()) && passes(&state, c, filters, &names)? {
             chosen.push(c);
         }
     }
