@@ -259,11 +259,17 @@ impl Rig {
         }
         let last = base as usize + n - 1;
         let processes = spec.processes.clamp(1, n);
+        // Process k serves nodes [first, first + count).
+        let shares: Vec<(usize, usize)> = (0..processes)
+            .map(|k| {
+                (
+                    n * k / processes,
+                    n * (k + 1) / processes - n * k / processes,
+                )
+            })
+            .collect();
         let mut pids = Vec::with_capacity(processes);
-        for k in 0..processes {
-            // Process k serves nodes [first, first + count).
-            let first = n * k / processes;
-            let count = n * (k + 1) / processes - first;
+        for (k, &(first, count)) in shares.iter().enumerate() {
             let mut args: Vec<String> = vec![
                 "--nodes".into(),
                 count.to_string(),
@@ -301,11 +307,10 @@ impl Rig {
         }
         let started = Instant::now();
         let timeout = spec.request_timeout;
-        let mut probes: Vec<usize> = (0..processes)
-            .flat_map(|k| {
-                let first = n * k / processes;
-                [first, n * (k + 1) / processes - 1]
-            })
+        // Each process's first and last node.
+        let mut probes: Vec<usize> = shares
+            .iter()
+            .flat_map(|&(first, count)| [first, first + count - 1])
             .map(|i| base as usize + i)
             .collect();
         probes.dedup();
