@@ -1269,3 +1269,67 @@ fn a_fleet_split_over_processes_numbers_its_nodes_on() {
     let info = call(&fleet.addr(1).to_string(), "GET", "/info", None, 200);
     assert_eq!(info["Name"], "hollow-41");
 }
+
+/// `label` filters answer from the node's label index: exactly the
+/// containers carrying every label asked for, before and after removals
+/// and renames, with the other filters still applied.
+#[test]
+fn label_filters_list_exactly_the_labelled_containers() {
+    let rt = runtime();
+    let fleet = fleet_of(&rt, 1);
+    let addr = fleet.addr(0).to_string();
+    let create = |name: &str, labels: Value| {
+        call(
+            &addr,
+            "POST",
+            &format!("/v1.41/containers/create?name={name}"),
+            Some(&json!({"Image": IMAGE, "Cmd": ["sleep", "infinity"], "Labels": labels})),
+            201,
+        );
+    };
+    create("a1", json!({"a": "1"}));
+    create("a2", json!({"a": "2"}));
+    create("a1b", json!({"a": "1", "b": "x"}));
+    create("bare", json!({}));
+    create("gone", json!({"a": "1"}));
+    call(&addr, "DELETE", "/v1.41/containers/gone", None, 204);
+    call(
+        &addr,
+        "POST",
+        "/v1.41/containers/a2/rename?name=a2r",
+        None,
+        204,
+    );
+    call(&addr, "POST", "/v1.41/containers/a1/start", None, 204);
+    let listed = |filters: Value| -> Vec<String> {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("all", "1")
+            .append_pair("filters", &filters.to_string())
+            .finish();
+        let list = call(
+            &addr,
+            "GET",
+            &format!("/v1.41/containers/json?{query}"),
+            None,
+            200,
+        );
+        let mut names: Vec<String> = list
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|c| c["Names"][0].as_str().unwrap_or("").to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(listed(json!({"label": ["a=1"]})), ["/a1", "/a1b"]);
+    assert_eq!(listed(json!({"label": ["a"]})), ["/a1", "/a1b", "/a2r"]);
+    assert_eq!(listed(json!({"label": ["a=1", "b=x"]})), ["/a1b"]);
+    assert_eq!(listed(json!({"label": ["b", "a=2"]})), Vec::<String>::new());
+    assert_eq!(
+        listed(json!({"label": ["a=1"], "status": ["running"]})),
+        ["/a1"]
+    );
+    assert_eq!(listed(json!({"label": ["nosuch"]})), Vec::<String>::new());
+    assert_eq!(listed(json!({"name": ["a2r"]})), ["/a2r"]);
+}

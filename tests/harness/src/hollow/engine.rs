@@ -593,12 +593,60 @@ pub(crate) struct State {
     pub containers: HashMap<String, Box<Container>>,
     /// Name (without slash) → ID.
     pub names: HashMap<String, String>,
+    /// Containers by label, for `label` filters: [`label_hash`] of each
+    /// label's `key` and of its `key=value` → the IDs carrying it. A
+    /// filtered list looks at these, not at every container (as a real
+    /// engine would on its own machine, the fleet's CPU is not the
+    /// manager's to share). Hashes may collide: lists check each filter.
+    pub by_label: HashMap<u64, Vec<Arc<str>>>,
     next_ip: u32,
     next_pid: i64,
     next_port: u16,
 }
 
+/// The [`State::by_label`] key of a label filter's `key` or `key=value`.
+pub(crate) fn label_hash(filter: &str) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    hasher.write(filter.as_bytes());
+    hasher.finish()
+}
+
 impl State {
+    /// Adds `container` to the state and its labels to [`State::by_label`].
+    fn insert(&mut self, container: Container) {
+        let id: Arc<str> = Arc::from(container.id.as_str());
+        for (key, value) in &container.labels {
+            for filter in [key.clone(), format!("{key}={value}")] {
+                self.by_label
+                    .entry(label_hash(&filter))
+                    .or_default()
+                    .push(id.clone());
+            }
+        }
+        self.names
+            .insert(container.name.clone(), container.id.clone());
+        self.containers
+            .insert(container.id.clone(), Box::new(container));
+    }
+
+    /// Takes container `id` out of the state and of its indexes.
+    fn remove(&mut self, id: &str) -> Option<Box<Container>> {
+        let c = self.containers.remove(id)?;
+        self.names.remove(&c.name);
+        for (key, value) in &c.labels {
+            for filter in [key.clone(), format!("{key}={value}")] {
+                let hash = label_hash(&filter);
+                if let Some(ids) = self.by_label.get_mut(&hash) {
+                    ids.retain(|other| &**other != id);
+                    if ids.is_empty() {
+                        self.by_label.remove(&hash);
+                    }
+                }
+            }
+        }
+        Some(c)
+    }
+
     /// Docker's lookup: full ID, then name, then unique ID prefix.
     pub(crate) fn resolve(&self, reference: &str) -> Result<String, ApiError> {
         if reference.is_empty() {
@@ -987,8 +1035,7 @@ impl Node {
             published: Vec::new(),
         };
         self.emit_container(&container, "create", &[]);
-        state.names.insert(name, id.clone());
-        state.containers.insert(id.clone(), Box::new(container));
+        state.insert(container);
         Ok(id)
     }
 
@@ -1096,8 +1143,7 @@ impl Node {
 
     /// Removes container `id` from the state: `destroy` event.
     fn destroy(&self, state: &mut State, id: &str) {
-        if let Some(c) = state.containers.remove(id) {
-            state.names.remove(&c.name);
+        if let Some(c) = state.remove(id) {
             self.emit_container(&c, "destroy", &[]);
         }
     }

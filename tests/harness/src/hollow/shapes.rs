@@ -20,9 +20,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::engine::{
-    command_line, derived_hex, image_matches, network_of, ApiError, Container, Node, State, Status,
-    API_VERSION, IMAGE_CMD, IMAGE_CREATED, IMAGE_ENV, IMAGE_ID, IMAGE_LAYER, IMAGE_SIZE, IMAGE_TAG,
-    MIN_API_VERSION, SERVER_VERSION,
+    command_line, derived_hex, image_matches, label_hash, network_of, ApiError, Container, Node,
+    State, Status, API_VERSION, IMAGE_CMD, IMAGE_CREATED, IMAGE_ENV, IMAGE_ID, IMAGE_LAYER,
+    IMAGE_SIZE, IMAGE_TAG, MIN_API_VERSION, SERVER_VERSION,
 };
 
 /// Docker's data root, as reported.
@@ -531,8 +531,28 @@ pub(crate) fn list(
     let now = Utc::now();
     let state = node.state();
     let names = name_patterns(filters);
+    // With a `label` filter only the containers carrying its rarest label
+    // can match (each is still checked against every filter).
+    let labelled = filters.get("label").and_then(|values| {
+        values
+            .iter()
+            .map(|v| {
+                state
+                    .by_label
+                    .get(&label_hash(v))
+                    .map_or(&[][..], Vec::as_slice)
+            })
+            .min_by_key(|ids| ids.len())
+    });
+    let candidates: Box<dyn Iterator<Item = &Container>> = match labelled {
+        Some(ids) => Box::new(
+            ids.iter()
+                .filter_map(|id| state.containers.get(&**id).map(|c| &**c)),
+        ),
+        None => Box::new(state.containers.values().map(|c| &**c)),
+    };
     let mut chosen: Vec<&Container> = Vec::new();
-    for c in state.containers.values() {
+    for c in candidates {
         if (all || c.status.is_running()) && passes(&state, c, filters, &names)? {
             chosen.push(c);
         }
