@@ -119,34 +119,37 @@ impl ClusterState {
     /// [`Command::NodeObserved`]: upserts the node, healthy.
     fn node_observed(&mut self, info: NodeInfo) -> Result<(), ApplyError> {
         let at = info.observed_at.clone();
-        let id = info.id.clone();
-        if self.nodes.contains_key(&info.id) {
-            if let Some(mut node) = self.nodes.get_mut(&info.id) {
-                node.slots = parse_slots(&info);
-                node.info = info;
-                node.health = NodeHealth::Healthy;
-                node.error = None;
-                node.updated_at = at;
-            }
-        } else {
-            let name = self.unique_node_name(&info.hostname, &info.id);
-            self.nodes.insert(
-                info.id.clone(),
-                Node {
-                    slots: parse_slots(&info),
-                    image_names: Vec::new(),
-                    info,
-                    name,
-                    health: NodeHealth::Healthy,
-                    error: None,
-                    updated_at: at,
-                    images: Vec::new(),
-                    containers: BTreeSet::new(),
-                    usage: Usage::default(),
-                    version: 0,
-                },
-            );
+        if let Some(mut node) = self.nodes.get_mut(&info.id) {
+            node.slots = parse_slots(&info);
+            node.info = info;
+            node.health = NodeHealth::Healthy;
+            node.error = None;
+            node.updated_at = at;
+            // What it holds is kept command by command; only its capacity,
+            // and so how full it is, may have changed. (A recount walked
+            // its containers: at a million containers, a fifth of a
+            // follower's CPU went to these, one per node refresh.)
+            node.refresh_fullness();
+            return Ok(());
         }
+        let id = info.id.clone();
+        let name = self.unique_node_name(&info.hostname, &info.id);
+        self.nodes.insert(
+            info.id.clone(),
+            Node {
+                slots: parse_slots(&info),
+                image_names: Vec::new(),
+                info,
+                name,
+                health: NodeHealth::Healthy,
+                error: None,
+                updated_at: at,
+                images: Vec::new(),
+                containers: BTreeSet::new(),
+                usage: Usage::default(),
+                version: 0,
+            },
+        );
         self.recompute_usage(&id);
         Ok(())
     }

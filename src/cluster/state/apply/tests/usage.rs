@@ -5,8 +5,8 @@ use proptest::prelude::*;
 
 use crate::cluster::testing::{engine, listed};
 use crate::cluster::{
-    Checks, ClusterState, Command, Container, ContainerState, HostPort, NodeId, Proto, Reservation,
-    Resources, SWARM_ID_LABEL,
+    Checks, ClusterState, Command, Container, ContainerState, HostPort, NodeId, NodeInfo, Proto,
+    Reservation, Resources, SWARM_ID_LABEL,
 };
 
 pub(super) const NODES: [&str; 3] = ["AAAA:1111", "BBBB:2222", "CCCC:3333"];
@@ -39,7 +39,13 @@ pub(super) fn command(s: &ClusterState, op: u8, a: u8, b: u8, c: u8) -> Command 
         resources: resources(c),
         ..listed(&id, &node, &format!("n{}", b % 6))
     };
-    match op % 7 {
+    match op % 8 {
+        7 => Command::NodeObserved(NodeInfo {
+            // Capacity moves: how full the node is follows.
+            cpus: 1 + i64::from(b % 4),
+            memory: (1 << 29) * (1 + i64::from(c % 3)),
+            ..engine(&node, &node)
+        }),
         0 => Command::Reserve {
             reservation: Reservation {
                 id: format!("r{}", b % 5),
