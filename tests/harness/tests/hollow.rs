@@ -1292,6 +1292,7 @@ fn label_filters_list_exactly_the_labelled_containers() {
     create("a1b", json!({"a": "1", "b": "x"}));
     create("bare", json!({}));
     create("gone", json!({"a": "1"}));
+    create("eq", json!({"x=y": "1", "x": "y"}));
     call(&addr, "DELETE", "/v1.41/containers/gone", None, 204);
     call(
         &addr,
@@ -1332,4 +1333,6 @@ fn label_filters_list_exactly_the_labelled_containers() {
     );
     assert_eq!(listed(json!({"label": ["nosuch"]})), Vec::<String>::new());
     assert_eq!(listed(json!({"name": ["a2r"]})), ["/a2r"]);
+    // Both labels index it under `x=y`: listed once.
+    assert_eq!(listed(json!({"label": ["x=y"]})), ["/eq"]);
 }

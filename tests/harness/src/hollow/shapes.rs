@@ -558,6 +558,9 @@ pub(crate) fn list(
         }
     }
     chosen.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
+    // A container is indexed twice under one entry when a key holding `=`
+    // spells another label's `key=value` ({"x=y": "1", "x": "y"}).
+    chosen.dedup_by(|a, b| a.id == b.id);
     if let Some(limit) = limit {
         chosen.truncate(limit as usize);
     }
