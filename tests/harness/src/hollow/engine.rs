@@ -611,17 +611,20 @@ pub(crate) fn label_hash(filter: &str) -> u64 {
     hasher.finish()
 }
 
+/// The [`State::by_label`] keys container `c` is indexed under: the hash
+/// of each label's `key` and of its `key=value`.
+fn label_keys(c: &Container) -> impl Iterator<Item = u64> + '_ {
+    c.labels
+        .iter()
+        .flat_map(|(key, value)| [label_hash(key), label_hash(&format!("{key}={value}"))])
+}
+
 impl State {
     /// Adds `container` to the state and its labels to [`State::by_label`].
     fn insert(&mut self, container: Container) {
         let id: Arc<str> = Arc::from(container.id.as_str());
-        for (key, value) in &container.labels {
-            for filter in [key.clone(), format!("{key}={value}")] {
-                self.by_label
-                    .entry(label_hash(&filter))
-                    .or_default()
-                    .push(id.clone());
-            }
+        for hash in label_keys(&container) {
+            self.by_label.entry(hash).or_default().push(id.clone());
         }
         self.names
             .insert(container.name.clone(), container.id.clone());
@@ -633,14 +636,11 @@ impl State {
     fn remove(&mut self, id: &str) -> Option<Box<Container>> {
         let c = self.containers.remove(id)?;
         self.names.remove(&c.name);
-        for (key, value) in &c.labels {
-            for filter in [key.clone(), format!("{key}={value}")] {
-                let hash = label_hash(&filter);
-                if let Some(ids) = self.by_label.get_mut(&hash) {
-                    ids.retain(|other| &**other != id);
-                    if ids.is_empty() {
-                        self.by_label.remove(&hash);
-                    }
+        for hash in label_keys(&c) {
+            if let Some(ids) = self.by_label.get_mut(&hash) {
+                ids.retain(|other| &**other != id);
+                if ids.is_empty() {
+                    self.by_label.remove(&hash);
                 }
             }
         }
