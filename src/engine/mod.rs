@@ -103,6 +103,17 @@ pub struct Engine {
     pub source: String,
     http: Upstream,
     last_error: Mutex<Option<String>>,
+    /// The API version `/version` last gave, with the engine ID and server
+    /// version `/info` gave with it (see [`Engine::observe`]).
+    api_version: Mutex<Option<KnownVersion>>,
+}
+
+/// An engine's API version, and the engine and release it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KnownVersion {
+    engine_id: String,
+    server_version: String,
+    api_version: String,
 }
 
 impl std::fmt::Debug for Engine {
@@ -126,6 +137,7 @@ impl Engine {
             http: Upstream::connecting(source, tls)?,
             source: source.to_string(),
             last_error: Mutex::new(None),
+            api_version: Mutex::new(None),
         })
     }
 
@@ -174,12 +186,39 @@ impl Engine {
             .clone()
     }
 
-    /// Reads `info` and `version` into a node observation stamped `observed_at`.
+    /// Reads `info` into a node observation stamped `observed_at`, with the
+    /// API version of `version`. That one is read only when the engine or
+    /// its release is new to this client: an engine's API version follows
+    /// from its release, and a refresh of each of thousands of nodes every
+    /// 30-60 s otherwise sends a second request, on a second connection
+    /// (one is kept idle per engine).
     pub async fn observe(&self, observed_at: String) -> Result<NodeInfo, EngineError> {
-        let (info, version) = futures::try_join!(
-            self.get_json::<bollard::models::SystemInfo>("/info"),
-            self.get_json::<bollard::models::SystemVersion>("/version"),
-        )?;
+        let info = self
+            .get_json::<bollard::models::SystemInfo>("/info")
+            .await?;
+        let id = info.id.clone().unwrap_or_default();
+        let server_version = info.server_version.clone().unwrap_or_default();
+        let known = self
+            .api_version
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .filter(|k| k.engine_id == id && k.server_version == server_version);
+        let api_version = match known {
+            Some(known) => known.api_version,
+            None => {
+                let version = self
+                    .get_json::<bollard::models::SystemVersion>("/version")
+                    .await?;
+                let api_version = version.api_version.unwrap_or_default();
+                *self.api_version.lock().unwrap_or_else(|e| e.into_inner()) = Some(KnownVersion {
+                    engine_id: id,
+                    server_version,
+                    api_version: api_version.clone(),
+                });
+                api_version
+            }
+        };
         let labels = info
             .labels
             .unwrap_or_default()
@@ -202,7 +241,7 @@ impl Engine {
             kernel_version: info.kernel_version.unwrap_or_default(),
             storage_driver: info.driver.unwrap_or_default(),
             server_version: info.server_version.unwrap_or_default(),
-            api_version: version.api_version.unwrap_or_default(),
+            api_version,
             observed_at,
         })
     }
@@ -498,6 +537,87 @@ mod tests {
         assert!(read[1]
             .as_ref()
             .is_err_and(|e| e.contains("unreadable event")));
+    }
+
+    #[tokio::test]
+    async fn the_api_version_is_read_again_only_for_another_engine_or_release() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        // An engine whose ID and release the test changes, counting the
+        // `/version` requests it answers.
+        #[derive(Default)]
+        struct Fake {
+            id_and_release: Mutex<(String, String)>,
+            versions_read: AtomicUsize,
+        }
+        let fake = Arc::new(Fake::default());
+        let set = |id: &str, release: &str| {
+            *fake.id_and_release.lock().expect("lock") = (id.to_string(), release.to_string());
+        };
+        set("ENGINE-A", "20.10.5");
+        let info = {
+            let fake = fake.clone();
+            move || {
+                let (id, release) = fake.id_and_release.lock().expect("lock").clone();
+                async move { axum::Json(serde_json::json!({ "ID": id, "ServerVersion": release })) }
+            }
+        };
+        let version = {
+            let fake = fake.clone();
+            move || {
+                let (_, release) = fake.id_and_release.lock().expect("lock").clone();
+                fake.versions_read.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    axum::Json(serde_json::json!({ "ApiVersion": format!("api of {release}") }))
+                }
+            }
+        };
+        let app = axum::Router::new()
+            .route("/info", axum::routing::get(info))
+            .route("/version", axum::routing::get(version));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let engine = Engine::new(&format!("tcp://{addr}")).expect("address");
+        let observe = || engine.observe("now".to_string());
+        let read = || fake.versions_read.load(Ordering::SeqCst);
+
+        let first = observe().await.expect("observed");
+        assert_eq!(
+            (first.id.as_str(), first.api_version.as_str()),
+            ("ENGINE-A", "api of 20.10.5")
+        );
+        assert_eq!(read(), 1);
+        // The same engine and release: `/version` is not asked again.
+        for _ in 0..3 {
+            assert_eq!(
+                observe().await.expect("observed").api_version,
+                "api of 20.10.5"
+            );
+        }
+        assert_eq!(read(), 1);
+        // Upgraded in place (same ID, another release): asked again.
+        set("ENGINE-A", "24.0.7");
+        assert_eq!(
+            observe().await.expect("observed").api_version,
+            "api of 24.0.7"
+        );
+        assert_eq!(read(), 2);
+        // Another engine at the address, even of the same release.
+        set("ENGINE-B", "24.0.7");
+        let other = observe().await.expect("observed");
+        assert_eq!(
+            (other.id.as_str(), other.api_version.as_str()),
+            ("ENGINE-B", "api of 24.0.7")
+        );
+        assert_eq!(read(), 3);
+        assert_eq!(
+            observe().await.expect("observed").api_version,
+            "api of 24.0.7"
+        );
+        assert_eq!(read(), 3);
     }
 
     #[test]
