@@ -11,6 +11,7 @@
 //! Concurrent proposals are grouped into one log entry (see `batch.rs`).
 
 mod batch;
+mod chunks;
 pub mod network;
 mod snapshots;
 pub mod store;

@@ -5,7 +5,8 @@
 //!   order is log order), each the bincode of an openraft `Entry`;
 //! - `meta`: the vote, the last committed log id and the last purged log id;
 //! - `snapshots`: the current snapshot, the bincode of the whole state
-//!   machine `S` with its snapshot metadata (last applied log id, membership).
+//!   machine `S` in chunks of a megabyte ([`crate::chunks`]), with its
+//!   snapshot metadata (last applied log id, membership).
 //!
 //! Every write Raft relies on for safety (appended entries, the vote,
 //! truncation, purge, a snapshot) is flushed to disk before it is
@@ -29,13 +30,13 @@ use openraft::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::chunks::{self, ChunkReader, ChunkWriter, Chunks, CHUNKS, LEGACY_DATA};
 use crate::{Member, StateMachine, TypeConfig};
 
 const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";
 const LAST_PURGED: &[u8] = b"last_purged";
 const SNAPSHOT_META: &[u8] = b"meta";
-const SNAPSHOT_DATA: &[u8] = b"data";
 
 /// Opens (or creates) the sled database of one node in `dir`.
 pub fn open_db(dir: &std::path::Path) -> Result<sled::Db, sled::Error> {
@@ -315,11 +316,44 @@ fn write_state<S>(shared: &SharedState<S>) -> RwLockWriteGuard<'_, Applied<S>> {
     shared.write().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A snapshot as stored in sled: its metadata and the bincode of `S`, under
-/// two keys written in one batch.
+/// A snapshot as stored in sled: its metadata, and where the bincode of
+/// `S` is.
 struct StoredSnapshot {
     meta: SnapshotMeta<u64, Member>,
-    data: Vec<u8>,
+    data: StoredData,
+}
+
+/// Where a stored snapshot's bytes are.
+enum StoredData {
+    /// In chunks (see [`crate::chunks`]).
+    Chunks(Chunks),
+    /// Under one key, as written before chunks.
+    Legacy(sled::IVec),
+}
+
+impl StoredSnapshot {
+    /// Decodes the state, reading the chunks one at a time.
+    fn decode<S: StateMachine>(&self, tree: &sled::Tree) -> Result<S, crate::Error> {
+        Ok(match &self.data {
+            StoredData::Chunks(chunks) => {
+                bincode::deserialize_from(ChunkReader::new(tree, *chunks))?
+            }
+            StoredData::Legacy(bytes) => bincode::deserialize(bytes)?,
+        })
+    }
+
+    /// The bytes whole, to be sent to a follower.
+    fn bytes(&self, tree: &sled::Tree) -> Result<Vec<u8>, std::io::Error> {
+        match &self.data {
+            StoredData::Chunks(chunks) => {
+                let len = usize::try_from(chunks.len).map_err(std::io::Error::other)?;
+                let mut bytes = Vec::with_capacity(len);
+                std::io::Read::read_to_end(&mut ChunkReader::new(tree, *chunks), &mut bytes)?;
+                Ok(bytes)
+            }
+            StoredData::Legacy(bytes) => Ok(bytes.to_vec()),
+        }
+    }
 }
 
 /// The state machine store: `S` in memory, its snapshots in sled.
@@ -350,7 +384,7 @@ impl<S: StateMachine> StateMachineStore<S> {
         let snapshots = db.open_tree("snapshots")?;
         let applied = match read_snapshot(&snapshots)? {
             Some(stored) => Applied {
-                state: bincode::deserialize(&stored.data)?,
+                state: stored.decode(&snapshots)?,
                 last_applied: stored.meta.last_log_id,
                 membership: stored.meta.last_membership,
             },
@@ -375,40 +409,57 @@ impl<S: StateMachine> StateMachineStore<S> {
         read_snapshot(&self.snapshots).map_err(|e| AnyError::new(&e))
     }
 
-    /// Stores `snapshot` as the current one, durably. A built snapshot
-    /// (`installed == false`) older than the stored one is dropped.
-    /// Blocking (a write of the whole state and a flush): call it from a
-    /// blocking thread.
-    fn save_blocking(&self, snapshot: &StoredSnapshot, installed: bool) -> Result<(), AnyError> {
-        {
-            let _replacing = self.replacing.lock().unwrap_or_else(|e| e.into_inner());
-            if !installed {
-                let stored: Option<SnapshotMeta<u64, Member>> =
-                    match self.snapshots.get(SNAPSHOT_META).map_err(sled_err)? {
-                        Some(bytes) => Some(decode(&bytes)?),
-                        None => None,
-                    };
-                if let Some(stored) = stored {
-                    if stored.last_log_id > snapshot.meta.last_log_id {
-                        tracing::info!(built = %snapshot.meta, %stored, "a newer snapshot is stored; keeping it");
-                        return Ok(());
-                    }
+    /// Stores the snapshot `meta` describes as the current one, durably,
+    /// its bytes written by `write` a chunk at a time. A built snapshot
+    /// (`installed == false`) older than the stored one is dropped before
+    /// it is written. Blocking (a write of the whole state and flushes):
+    /// call it from a blocking thread.
+    ///
+    /// The chunks are flushed before the metadata and the record of the
+    /// chunks switch to them (one batch, flushed), and the older chunks
+    /// are removed after: whenever it stops, the stored snapshot is whole.
+    fn save_blocking(
+        &self,
+        meta: &SnapshotMeta<u64, Member>,
+        installed: bool,
+        write: impl FnOnce(&mut ChunkWriter<'_>) -> Result<(), AnyError>,
+    ) -> Result<Option<Chunks>, AnyError> {
+        let _replacing = self.replacing.lock().unwrap_or_else(|e| e.into_inner());
+        if !installed {
+            let stored: Option<SnapshotMeta<u64, Member>> =
+                match self.snapshots.get(SNAPSHOT_META).map_err(sled_err)? {
+                    Some(bytes) => Some(decode(&bytes)?),
+                    None => None,
+                };
+            if let Some(stored) = stored {
+                if stored.last_log_id > meta.last_log_id {
+                    tracing::info!(built = %meta, %stored, "a newer snapshot is stored; keeping it");
+                    return Ok(None);
                 }
             }
-            let mut batch = sled::Batch::default();
-            batch.insert(SNAPSHOT_META, encode(&snapshot.meta)?);
-            batch.insert(SNAPSHOT_DATA, snapshot.data.as_slice());
-            self.snapshots.apply_batch(batch).map_err(sled_err)?;
         }
+        let mut writer = ChunkWriter::new(&self.snapshots).map_err(sled_err)?;
+        write(&mut writer)?;
+        let written = writer.finish().map_err(sled_err)?;
         self.snapshots.flush().map_err(sled_err)?;
-        Ok(())
+        let mut batch = sled::Batch::default();
+        batch.insert(SNAPSHOT_META, encode(meta)?);
+        batch.insert(CHUNKS, encode(&written)?);
+        batch.remove(LEGACY_DATA);
+        self.snapshots.apply_batch(batch).map_err(sled_err)?;
+        self.snapshots.flush().map_err(sled_err)?;
+        chunks::remove_others(&self.snapshots, &written).map_err(sled_err)?;
+        self.snapshots.flush().map_err(sled_err)?;
+        Ok(Some(written))
     }
 
     /// Encodes the applied state and stores it as the current snapshot
-    /// (blocking: see [`StateMachineStore::build_snapshot`]). Only
-    /// [`StateMachine::snapshot`] runs under the read lock; the encoding,
-    /// after it is released, does not hold up `apply`.
-    fn build_blocking(&self) -> Result<StoredSnapshot, Box<StorageError<u64>>> {
+    /// (blocking: see [`StateMachineStore::build_snapshot`]), returning its
+    /// metadata. Only [`StateMachine::snapshot`] runs under the read lock;
+    /// the encoding, after it is released, does not hold up `apply`. The
+    /// encoding goes straight into the stored chunks: a snapshot's bytes
+    /// are never whole in memory here.
+    fn build_blocking(&self) -> Result<SnapshotMeta<u64, Member>, Box<StorageError<u64>>> {
         let started = std::time::Instant::now();
         let (taken, last_log_id, last_membership) = {
             let applied = read_state(&self.shared);
@@ -419,10 +470,6 @@ impl<S: StateMachine> StateMachineStore<S> {
             )
         };
         let locked = started.elapsed();
-        let data =
-            encode(&taken).map_err(|e| Box::new(StorageIOError::read_state_machine(e).into()))?;
-        drop(taken);
-        let encoded = started.elapsed();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -436,31 +483,43 @@ impl<S: StateMachine> StateMachineStore<S> {
             last_membership,
             snapshot_id,
         };
-        let stored = StoredSnapshot { meta, data };
-        self.save_blocking(&stored, false).map_err(|e| {
-            Box::new(StorageIOError::write_snapshot(Some(stored.meta.signature()), e).into())
-        })?;
-        tracing::info!(
-            snapshot = %stored.meta,
-            bytes = stored.data.len(),
-            locked_us = locked.as_micros() as u64,
-            encode_ms = (encoded - locked).as_millis() as u64,
-            save_ms = (started.elapsed() - encoded).as_millis() as u64,
-            "built a snapshot"
-        );
-        Ok(stored)
+        let saved = self
+            .save_blocking(&meta, false, |writer| {
+                bincode::serialize_into(writer, &taken).map_err(|e| AnyError::new(&e))
+            })
+            .map_err(|e| {
+                Box::new(StorageIOError::write_snapshot(Some(meta.signature()), e).into())
+            })?;
+        drop(taken);
+        if let Some(saved) = saved {
+            tracing::info!(
+                snapshot = %meta,
+                bytes = saved.len,
+                locked_us = locked.as_micros() as u64,
+                encode_and_save_ms = (started.elapsed() - locked).as_millis() as u64,
+                "built a snapshot"
+            );
+        }
+        Ok(meta)
     }
 }
 
-/// The stored snapshot, if any.
+/// The stored snapshot, if any: its metadata with the record of its chunks
+/// (or, written before chunks, its bytes under one key).
 fn read_snapshot(snapshots: &sled::Tree) -> Result<Option<StoredSnapshot>, crate::Error> {
-    let (Some(meta), Some(data)) = (snapshots.get(SNAPSHOT_META)?, snapshots.get(SNAPSHOT_DATA)?)
-    else {
+    let Some(meta) = snapshots.get(SNAPSHOT_META)? else {
         return Ok(None);
+    };
+    let data = match chunks::current(snapshots)? {
+        Some(chunks) => StoredData::Chunks(chunks),
+        None => match snapshots.get(LEGACY_DATA)? {
+            Some(bytes) => StoredData::Legacy(bytes),
+            None => return Ok(None),
+        },
     };
     Ok(Some(StoredSnapshot {
         meta: bincode::deserialize(&meta)?,
-        data: data.to_vec(),
+        data,
     }))
 }
 
@@ -468,15 +527,21 @@ impl<S: StateMachine> RaftSnapshotBuilder<TypeConfig<S>> for StateMachineStore<S
     /// Encoding the whole state and writing it take tens of milliseconds
     /// at scale (14 MB for 30,000 containers): done on a blocking thread,
     /// not on one of the runtime's workers, which serve the API meanwhile.
+    ///
+    /// The snapshot returned carries its metadata and no bytes: openraft
+    /// 0.9 keeps only the metadata of a snapshot it had built, and reads
+    /// the bytes it sends from [`RaftStateMachine::get_current_snapshot`].
+    /// Reading them back here would put the whole snapshot in memory at
+    /// every build.
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig<S>>, StorageError<u64>> {
         let store = self.clone();
-        let stored = tokio::task::spawn_blocking(move || store.build_blocking())
+        let meta = tokio::task::spawn_blocking(move || store.build_blocking())
             .await
             .map_err(|e| StorageIOError::read_state_machine(AnyError::error(e)))?
             .map_err(|e| *e)?;
         Ok(Snapshot {
-            meta: stored.meta,
-            snapshot: Box::new(Cursor::new(stored.data)),
+            meta,
+            snapshot: Box::new(Cursor::new(Vec::new())),
         })
     }
 }
@@ -536,17 +601,18 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig<S>> for StateMachineStore<S> {
         // run on a blocking thread, without the state's lock; under it the
         // new state only takes the old one's place.
         let started = std::time::Instant::now();
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: snapshot.into_inner(),
-        };
+        let received = snapshot.into_inner();
         let store = self.clone();
+        let meta_owned = meta.clone();
         let state: S = tokio::task::spawn_blocking(move || {
-            let signature = || Some(stored.meta.signature());
-            let state: S = decode(&stored.data)
+            let meta = meta_owned;
+            let signature = || Some(meta.signature());
+            let state: S = decode(&received)
                 .map_err(|e| Box::new(StorageIOError::read_snapshot(signature(), e)))?;
             store
-                .save_blocking(&stored, true)
+                .save_blocking(&meta, true, |writer| {
+                    std::io::Write::write_all(writer, &received).map_err(|e| AnyError::new(&e))
+                })
                 .map_err(|e| Box::new(StorageIOError::write_snapshot(signature(), e)))?;
             Ok::<S, Box<StorageIOError<u64>>>(state)
         })
@@ -574,12 +640,18 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig<S>> for StateMachineStore<S> {
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<TypeConfig<S>>>, StorageError<u64>> {
-        let stored = self
+        let Some(stored) = self
             .current()
-            .map_err(|e| StorageIOError::read_snapshot(None, e))?;
-        Ok(stored.map(|s| Snapshot {
-            meta: s.meta,
-            snapshot: Box::new(Cursor::new(s.data)),
+            .map_err(|e| StorageIOError::read_snapshot(None, e))?
+        else {
+            return Ok(None);
+        };
+        let bytes = stored
+            .bytes(&self.snapshots)
+            .map_err(|e| StorageIOError::read_snapshot(Some(stored.meta.signature()), &e))?;
+        Ok(Some(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(bytes)),
         }))
     }
 }
@@ -587,6 +659,109 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig<S>> for StateMachineStore<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A state of strings, large enough for several snapshot chunks.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+    struct Words(Vec<String>);
+
+    impl StateMachine for Words {
+        const FORMAT: u32 = 1;
+        type Command = String;
+        type Output = usize;
+        type Snapshot = Words;
+
+        fn apply(&mut self, word: String) -> usize {
+            self.0.push(word);
+            self.0.len()
+        }
+
+        fn snapshot(&self) -> Words {
+            self.clone()
+        }
+    }
+
+    fn words(n: usize) -> Words {
+        Words((0..n).map(|i| format!("{i:0>1000}")).collect())
+    }
+
+    fn log_id(index: u64) -> Option<LogId<u64>> {
+        Some(LogId::new(openraft::CommittedLeaderId::new(1, 1), index))
+    }
+
+    #[tokio::test]
+    async fn snapshots_are_stored_in_chunks_and_data_of_one_key_is_still_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = open_db(dir.path()).expect("open");
+        // A snapshot as stored before chunks: its bytes under one key.
+        let legacy = words(10);
+        let meta = SnapshotMeta {
+            last_log_id: log_id(7),
+            last_membership: StoredMembership::default(),
+            snapshot_id: "legacy".to_string(),
+        };
+        let tree = db.open_tree("snapshots").expect("tree");
+        tree.insert(SNAPSHOT_META, encode(&meta).expect("encode"))
+            .expect("meta");
+        tree.insert(LEGACY_DATA, encode(&legacy).expect("encode"))
+            .expect("data");
+        let mut store = StateMachineStore::<Words>::new(&db).expect("restored");
+        assert_eq!(read_state(&store.shared).state, legacy);
+        assert_eq!(read_state(&store.shared).last_applied, log_id(7));
+        let sent = store
+            .get_current_snapshot()
+            .await
+            .expect("read")
+            .expect("a snapshot");
+        assert_eq!(sent.meta, meta);
+        assert_eq!(
+            decode::<Words>(sent.snapshot.get_ref()).expect("decode"),
+            legacy
+        );
+
+        // A build writes chunks and drops the key of before.
+        let large = words(3_200); // 3.2 MB: four chunks of 1 MiB
+        {
+            let mut applied = write_state(&store.shared);
+            applied.state = large.clone();
+            applied.last_applied = log_id(9);
+        }
+        let built = store.build_snapshot().await.expect("built");
+        assert_eq!(built.meta.last_log_id, log_id(9));
+        assert!(tree.get(LEGACY_DATA).expect("read").is_none());
+        let recorded = chunks::current(&tree).expect("read").expect("chunks");
+        assert_eq!(recorded.count, 4);
+        let sent = store
+            .get_current_snapshot()
+            .await
+            .expect("read")
+            .expect("a snapshot");
+        assert_eq!(sent.meta, built.meta);
+        assert_eq!(sent.snapshot.get_ref().len() as u64, recorded.len);
+        assert_eq!(
+            decode::<Words>(sent.snapshot.get_ref()).expect("decode"),
+            large
+        );
+
+        // Restored from the chunks.
+        drop(store);
+        let restored = StateMachineStore::<Words>::new(&db).expect("restored");
+        assert_eq!(read_state(&restored.shared).state, large);
+        assert_eq!(read_state(&restored.shared).last_applied, log_id(9));
+
+        // Installed on another node: the same state, stored in chunks there.
+        let other_dir = tempfile::tempdir().expect("tempdir");
+        let other_db = open_db(other_dir.path()).expect("open");
+        let mut other = StateMachineStore::<Words>::new(&other_db).expect("new");
+        other
+            .install_snapshot(&sent.meta, sent.snapshot)
+            .await
+            .expect("installed");
+        assert_eq!(read_state(&other.shared).state, large);
+        drop(other);
+        let other = StateMachineStore::<Words>::new(&other_db).expect("restored");
+        assert_eq!(read_state(&other.shared).state, large);
+        assert_eq!(read_state(&other.shared).last_applied, log_id(9));
+    }
 
     #[test]
     fn data_of_another_format_is_refused_with_what_to_do() {
