@@ -5,9 +5,12 @@
 //! encoded bytes, sled's copy of them and its write buffers at once: three
 //! times the snapshot on top of the state (`cargo bench -p swarm-raft
 //! --bench snapshot_mem`). In chunks, the encoder writes each megabyte as
-//! it goes and a reader decodes from them one at a time; what is left is
-//! what sled 0.34 keeps in memory of every value it stores, about the
-//! snapshot's size, whatever its cache capacity.
+//! it goes and a reader decodes from them one at a time.
+//!
+//! sled 0.34 keeps in memory every value it stores or reads, whatever its
+//! cache capacity, until the database is closed: about the snapshot's
+//! size. The chunks are therefore kept in a database of their own
+//! ([`Store`]), open only while a snapshot is written or read.
 //!
 //! Keys in the snapshots tree: [`CHUNKS`] records the current chunks (a
 //! generation, their count and length); chunk `i` of generation `g` is
@@ -18,11 +21,52 @@
 //! one key ([`LEGACY_DATA`]), is still read, and removed by the next save.
 
 use std::io::{self, Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 /// Bytes per chunk.
 pub(crate) const CHUNK: usize = 1 << 20;
+
+/// How long a database still locked by its last close is waited for.
+const RELOCK_WITHIN: Duration = Duration::from_secs(10);
+
+/// The sled database that holds the chunks, open; closed when dropped.
+pub(crate) struct Store {
+    db: sled::Db,
+}
+
+impl Store {
+    /// Opens the database in `dir` (made when missing). sled sometimes lets
+    /// go of its lock on the files a moment after the last close (its I/O
+    /// threads finish first; seen once in 35 runs of the store's test,
+    /// opening right after a build): a lock still held is waited for, up to
+    /// [`RELOCK_WITHIN`].
+    pub(crate) fn open(dir: &Path) -> Result<Store, sled::Error> {
+        let started = Instant::now();
+        loop {
+            match sled::Config::new()
+                .path(dir)
+                .cache_capacity(16 * 1024 * 1024)
+                .open()
+            {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && started.elapsed() < RELOCK_WITHIN =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                opened => return opened.map(|db| Store { db }),
+            }
+        }
+    }
+
+    /// The database's tree.
+    pub(crate) fn tree(&self) -> &sled::Tree {
+        &self.db
+    }
+}
 
 /// The key of the record of the current chunks.
 pub(crate) const CHUNKS: &[u8] = b"chunks";
@@ -204,8 +248,8 @@ mod tests {
 
     fn tree() -> (tempfile::TempDir, sled::Tree) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = sled::Config::new().path(dir.path()).open().expect("open");
-        let tree = db.open_tree("snapshots").expect("tree");
+        let store = Store::open(dir.path()).expect("open");
+        let tree = store.tree().clone();
         (dir, tree)
     }
 

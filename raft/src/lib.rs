@@ -167,6 +167,10 @@ impl<S: StateMachine> openraft::RaftTypeConfig for TypeConfig<S> {
 /// index, applied index, snapshot, purged log and membership.
 pub type Metrics = RaftMetrics<u64, Member>;
 
+/// The directory, inside a node's data directory, of the sled database
+/// that holds its current snapshot (see [`store::StateMachineStore`]).
+pub const SNAPSHOT_DIR: &str = "snapshot";
+
 /// The default leader heartbeat, in milliseconds (see
 /// [`Config::with_heartbeat`]).
 pub const DEFAULT_HEARTBEAT_MS: u64 = 100;
@@ -403,7 +407,7 @@ impl<S: StateMachine> ReplicatedNode<S> {
         let db = store::open_db(data_dir.as_ref())?;
         store::check_format(&db, S::FORMAT, data_dir.as_ref())?;
         let log_store = LogStore::<TypeConfig<S>>::new(&db)?;
-        let state_machine = StateMachineStore::<S>::new(&db)?;
+        let state_machine = StateMachineStore::<S>::new(&db, data_dir.as_ref().join(SNAPSHOT_DIR))?;
         drop(db);
         let state = state_machine.shared();
         let network = NetworkFactory::new(

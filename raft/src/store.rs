@@ -19,6 +19,7 @@ use std::fmt::Debug;
 use std::io::Cursor;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
@@ -30,7 +31,7 @@ use openraft::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::chunks::{self, ChunkReader, ChunkWriter, Chunks, CHUNKS, LEGACY_DATA};
+use crate::chunks::{self, ChunkReader, ChunkWriter, Chunks, Store, CHUNKS, LEGACY_DATA};
 use crate::{Member, StateMachine, TypeConfig};
 
 const VOTE: &[u8] = b"vote";
@@ -333,22 +334,25 @@ enum StoredData {
 
 impl StoredSnapshot {
     /// Decodes the state, reading the chunks one at a time.
-    fn decode<S: StateMachine>(&self, tree: &sled::Tree) -> Result<S, crate::Error> {
+    fn decode<S: StateMachine>(&self, store: &Store) -> Result<S, crate::Error> {
         Ok(match &self.data {
             StoredData::Chunks(chunks) => {
-                bincode::deserialize_from(ChunkReader::new(tree, *chunks))?
+                bincode::deserialize_from(ChunkReader::new(store.tree(), *chunks))?
             }
             StoredData::Legacy(bytes) => bincode::deserialize(bytes)?,
         })
     }
 
     /// The bytes whole, to be sent to a follower.
-    fn bytes(&self, tree: &sled::Tree) -> Result<Vec<u8>, std::io::Error> {
+    fn bytes(&self, store: &Store) -> Result<Vec<u8>, std::io::Error> {
         match &self.data {
             StoredData::Chunks(chunks) => {
                 let len = usize::try_from(chunks.len).map_err(std::io::Error::other)?;
                 let mut bytes = Vec::with_capacity(len);
-                std::io::Read::read_to_end(&mut ChunkReader::new(tree, *chunks), &mut bytes)?;
+                std::io::Read::read_to_end(
+                    &mut ChunkReader::new(store.tree(), *chunks),
+                    &mut bytes,
+                )?;
                 Ok(bytes)
             }
             StoredData::Legacy(bytes) => Ok(bytes.to_vec()),
@@ -361,10 +365,7 @@ impl StoredSnapshot {
 /// Cloning shares the same state (the clone serves as snapshot builder).
 pub struct StateMachineStore<S: StateMachine> {
     shared: SharedState<S>,
-    snapshots: sled::Tree,
-    /// Serializes replacing the stored snapshot: a snapshot built in the
-    /// background must not overwrite a newer one installed meanwhile.
-    replacing: Arc<std::sync::Mutex<()>>,
+    snapshots: Arc<SnapshotDb>,
 }
 
 impl<S: StateMachine> Clone for StateMachineStore<S> {
@@ -372,32 +373,66 @@ impl<S: StateMachine> Clone for StateMachineStore<S> {
         Self {
             shared: self.shared.clone(),
             snapshots: self.snapshots.clone(),
-            replacing: self.replacing.clone(),
         }
     }
 }
 
+/// Where the current snapshot is kept: a sled database of its own, open
+/// only while a snapshot is read or written. sled 0.34 keeps every value
+/// it stores in memory whatever its cache capacity, about 650 MB for the
+/// snapshot of a million containers; closed, the database holds none.
+struct SnapshotDb {
+    /// The database's directory.
+    dir: PathBuf,
+    /// The node's `snapshots` tree, where snapshots were kept before: read
+    /// while the database holds none, emptied by the next save.
+    legacy: sled::Tree,
+    /// Serializes every opening of the database (sled lets one opener at a
+    /// time hold it), and so replacing the snapshot: one built in the
+    /// background must not overwrite a newer one installed meanwhile.
+    open: std::sync::Mutex<()>,
+}
+
+impl SnapshotDb {
+    /// Opens the database, runs `f` on it and on the legacy tree, and
+    /// closes it.
+    fn with<T, E: From<sled::Error>>(
+        &self,
+        f: impl FnOnce(&Store, &sled::Tree) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let _only = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let store = Store::open(&self.dir)?;
+        f(&store, &self.legacy)
+    }
+}
+
 impl<S: StateMachine> StateMachineStore<S> {
-    /// The state machine store inside `db`, restored from its last snapshot
-    /// (or `S::default()` when there is none).
-    pub fn new(db: &sled::Db) -> Result<Self, crate::Error> {
-        let snapshots = db.open_tree("snapshots")?;
-        let applied = match read_snapshot(&snapshots)? {
-            Some(stored) => Applied {
-                state: stored.decode(&snapshots)?,
-                last_applied: stored.meta.last_log_id,
-                membership: stored.meta.last_membership,
-            },
-            None => Applied {
-                state: S::default(),
-                last_applied: None,
-                membership: StoredMembership::default(),
-            },
-        };
+    /// The state machine store of the node whose database is `db`, its
+    /// snapshots in a database of their own in `snapshot_dir`, restored
+    /// from its last snapshot (or `S::default()` when there is none).
+    pub fn new(db: &sled::Db, snapshot_dir: impl Into<PathBuf>) -> Result<Self, crate::Error> {
+        let snapshots = Arc::new(SnapshotDb {
+            dir: snapshot_dir.into(),
+            legacy: db.open_tree("snapshots")?,
+            open: std::sync::Mutex::new(()),
+        });
+        let applied = snapshots.with(|store, legacy| {
+            Ok::<_, crate::Error>(match read_snapshot(store.tree(), legacy)? {
+                Some(stored) => Applied {
+                    state: stored.decode(store)?,
+                    last_applied: stored.meta.last_log_id,
+                    membership: stored.meta.last_membership,
+                },
+                None => Applied {
+                    state: S::default(),
+                    last_applied: None,
+                    membership: StoredMembership::default(),
+                },
+            })
+        })?;
         Ok(Self {
             shared: Arc::new(RwLock::new(applied)),
             snapshots,
-            replacing: Arc::default(),
         })
     }
 
@@ -405,8 +440,20 @@ impl<S: StateMachine> StateMachineStore<S> {
         self.shared.clone()
     }
 
-    fn current(&self) -> Result<Option<StoredSnapshot>, AnyError> {
-        read_snapshot(&self.snapshots).map_err(|e| AnyError::new(&e))
+    /// The current snapshot, its bytes whole, if any (blocking).
+    fn current(&self) -> Result<Option<Snapshot<TypeConfig<S>>>, AnyError> {
+        self.snapshots
+            .with(|store, legacy| {
+                let Some(stored) = read_snapshot(store.tree(), legacy)? else {
+                    return Ok(None);
+                };
+                let bytes = stored.bytes(store)?;
+                Ok::<_, crate::Error>(Some(Snapshot {
+                    meta: stored.meta,
+                    snapshot: Box::new(Cursor::new(bytes)),
+                }))
+            })
+            .map_err(|e| AnyError::new(&e))
     }
 
     /// Stores the snapshot `meta` describes as the current one, durably,
@@ -422,35 +469,41 @@ impl<S: StateMachine> StateMachineStore<S> {
         &self,
         meta: &SnapshotMeta<u64, Member>,
         installed: bool,
-        write: impl FnOnce(&mut ChunkWriter<'_>) -> Result<(), AnyError>,
+        write: impl FnOnce(&mut ChunkWriter<'_>) -> Result<(), crate::Error>,
     ) -> Result<Option<Chunks>, AnyError> {
-        let _replacing = self.replacing.lock().unwrap_or_else(|e| e.into_inner());
-        if !installed {
-            let stored: Option<SnapshotMeta<u64, Member>> =
-                match self.snapshots.get(SNAPSHOT_META).map_err(sled_err)? {
-                    Some(bytes) => Some(decode(&bytes)?),
-                    None => None,
-                };
-            if let Some(stored) = stored {
-                if stored.last_log_id > meta.last_log_id {
-                    tracing::info!(built = %meta, %stored, "a newer snapshot is stored; keeping it");
-                    return Ok(None);
+        let saved = self.snapshots.with(|store, legacy| {
+            if !installed {
+                let stored: Option<SnapshotMeta<u64, Member>> =
+                    match store.tree().get(SNAPSHOT_META)?.or(legacy.get(SNAPSHOT_META)?) {
+                        Some(bytes) => Some(bincode::deserialize(&bytes)?),
+                        None => None,
+                    };
+                if let Some(stored) = stored {
+                    if stored.last_log_id > meta.last_log_id {
+                        tracing::info!(built = %meta, %stored, "a newer snapshot is stored; keeping it");
+                        return Ok(None);
+                    }
                 }
             }
-        }
-        let mut writer = ChunkWriter::new(&self.snapshots).map_err(sled_err)?;
-        write(&mut writer)?;
-        let written = writer.finish().map_err(sled_err)?;
-        self.snapshots.flush().map_err(sled_err)?;
-        let mut batch = sled::Batch::default();
-        batch.insert(SNAPSHOT_META, encode(meta)?);
-        batch.insert(CHUNKS, encode(&written)?);
-        batch.remove(LEGACY_DATA);
-        self.snapshots.apply_batch(batch).map_err(sled_err)?;
-        self.snapshots.flush().map_err(sled_err)?;
-        chunks::remove_others(&self.snapshots, &written).map_err(sled_err)?;
-        self.snapshots.flush().map_err(sled_err)?;
-        Ok(Some(written))
+            let mut writer = ChunkWriter::new(store.tree())?;
+            write(&mut writer)?;
+            let written = writer.finish()?;
+            let tree = store.tree();
+            tree.flush()?;
+            let mut batch = sled::Batch::default();
+            batch.insert(SNAPSHOT_META, bincode::serialize(meta)?);
+            batch.insert(CHUNKS, bincode::serialize(&written)?);
+            tree.apply_batch(batch)?;
+            tree.flush()?;
+            chunks::remove_others(tree, &written)?;
+            tree.flush()?;
+            if !legacy.is_empty() {
+                legacy.clear()?;
+                legacy.flush()?;
+            }
+            Ok::<_, crate::Error>(Some(written))
+        });
+        saved.map_err(|e| AnyError::new(&e))
     }
 
     /// Encodes the applied state and stores it as the current snapshot
@@ -485,7 +538,7 @@ impl<S: StateMachine> StateMachineStore<S> {
         };
         let saved = self
             .save_blocking(&meta, false, |writer| {
-                bincode::serialize_into(writer, &taken).map_err(|e| AnyError::new(&e))
+                bincode::serialize_into(writer, &taken).map_err(crate::Error::from)
             })
             .map_err(|e| {
                 Box::new(StorageIOError::write_snapshot(Some(meta.signature()), e).into())
@@ -506,15 +559,15 @@ impl<S: StateMachine> StateMachineStore<S> {
 
 /// The stored snapshot, if any: its metadata with the record of its chunks
 /// (or, written before chunks, its bytes under one key).
-fn read_snapshot(snapshots: &sled::Tree) -> Result<Option<StoredSnapshot>, crate::Error> {
-    let Some(meta) = snapshots.get(SNAPSHOT_META)? else {
-        return Ok(None);
-    };
-    let data = match chunks::current(snapshots)? {
-        Some(chunks) => StoredData::Chunks(chunks),
-        None => match snapshots.get(LEGACY_DATA)? {
-            Some(bytes) => StoredData::Legacy(bytes),
-            None => return Ok(None),
+fn read_snapshot(
+    store: &sled::Tree,
+    legacy: &sled::Tree,
+) -> Result<Option<StoredSnapshot>, crate::Error> {
+    let (meta, data) = match (store.get(SNAPSHOT_META)?, chunks::current(store)?) {
+        (Some(meta), Some(chunks)) => (meta, StoredData::Chunks(chunks)),
+        _ => match (legacy.get(SNAPSHOT_META)?, legacy.get(LEGACY_DATA)?) {
+            (Some(meta), Some(bytes)) => (meta, StoredData::Legacy(bytes)),
+            _ => return Ok(None),
         },
     };
     Ok(Some(StoredSnapshot {
@@ -611,7 +664,7 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig<S>> for StateMachineStore<S> {
                 .map_err(|e| Box::new(StorageIOError::read_snapshot(signature(), e)))?;
             store
                 .save_blocking(&meta, true, |writer| {
-                    std::io::Write::write_all(writer, &received).map_err(|e| AnyError::new(&e))
+                    std::io::Write::write_all(writer, &received).map_err(crate::Error::from)
                 })
                 .map_err(|e| Box::new(StorageIOError::write_snapshot(signature(), e)))?;
             Ok::<S, Box<StorageIOError<u64>>>(state)
@@ -637,22 +690,17 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig<S>> for StateMachineStore<S> {
         Ok(())
     }
 
+    /// Opening the snapshot's database and reading it take seconds at
+    /// scale: done on a blocking thread.
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<TypeConfig<S>>>, StorageError<u64>> {
-        let Some(stored) = self
-            .current()
-            .map_err(|e| StorageIOError::read_snapshot(None, e))?
-        else {
-            return Ok(None);
-        };
-        let bytes = stored
-            .bytes(&self.snapshots)
-            .map_err(|e| StorageIOError::read_snapshot(Some(stored.meta.signature()), &e))?;
-        Ok(Some(Snapshot {
-            meta: stored.meta,
-            snapshot: Box::new(Cursor::new(bytes)),
-        }))
+        let store = self.clone();
+        let current = tokio::task::spawn_blocking(move || store.current())
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(None, AnyError::error(e)))?
+            .map_err(|e| StorageIOError::read_snapshot(None, e))?;
+        Ok(current)
     }
 }
 
@@ -689,10 +737,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn snapshots_are_stored_in_chunks_and_data_of_one_key_is_still_read() {
+    async fn snapshots_are_stored_in_chunks_of_their_own_db_and_data_of_before_is_still_read() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = open_db(dir.path()).expect("open");
-        // A snapshot as stored before chunks: its bytes under one key.
+        let snapshot_dir = dir.path().join(crate::SNAPSHOT_DIR);
+        // A snapshot as stored before: its bytes under one key of the
+        // node's own database.
         let legacy = words(10);
         let meta = SnapshotMeta {
             last_log_id: log_id(7),
@@ -704,7 +754,7 @@ mod tests {
             .expect("meta");
         tree.insert(LEGACY_DATA, encode(&legacy).expect("encode"))
             .expect("data");
-        let mut store = StateMachineStore::<Words>::new(&db).expect("restored");
+        let mut store = StateMachineStore::<Words>::new(&db, &snapshot_dir).expect("restored");
         assert_eq!(read_state(&store.shared).state, legacy);
         assert_eq!(read_state(&store.shared).last_applied, log_id(7));
         let sent = store
@@ -718,7 +768,8 @@ mod tests {
             legacy
         );
 
-        // A build writes chunks and drops the key of before.
+        // A build writes chunks into the snapshot database and empties the
+        // tree of before.
         let large = words(3_200); // 3.2 MB: four chunks of 1 MiB
         {
             let mut applied = write_state(&store.shared);
@@ -727,8 +778,12 @@ mod tests {
         }
         let built = store.build_snapshot().await.expect("built");
         assert_eq!(built.meta.last_log_id, log_id(9));
-        assert!(tree.get(LEGACY_DATA).expect("read").is_none());
-        let recorded = chunks::current(&tree).expect("read").expect("chunks");
+        assert!(tree.is_empty());
+        let recorded = store
+            .snapshots
+            .with(|store, _| chunks::current(store.tree()))
+            .expect("read")
+            .expect("chunks");
         assert_eq!(recorded.count, 4);
         let sent = store
             .get_current_snapshot()
@@ -744,21 +799,22 @@ mod tests {
 
         // Restored from the chunks.
         drop(store);
-        let restored = StateMachineStore::<Words>::new(&db).expect("restored");
+        let restored = StateMachineStore::<Words>::new(&db, &snapshot_dir).expect("restored");
         assert_eq!(read_state(&restored.shared).state, large);
         assert_eq!(read_state(&restored.shared).last_applied, log_id(9));
 
         // Installed on another node: the same state, stored in chunks there.
         let other_dir = tempfile::tempdir().expect("tempdir");
         let other_db = open_db(other_dir.path()).expect("open");
-        let mut other = StateMachineStore::<Words>::new(&other_db).expect("new");
+        let other_snapshots = other_dir.path().join(crate::SNAPSHOT_DIR);
+        let mut other = StateMachineStore::<Words>::new(&other_db, &other_snapshots).expect("new");
         other
             .install_snapshot(&sent.meta, sent.snapshot)
             .await
             .expect("installed");
         assert_eq!(read_state(&other.shared).state, large);
         drop(other);
-        let other = StateMachineStore::<Words>::new(&other_db).expect("restored");
+        let other = StateMachineStore::<Words>::new(&other_db, &other_snapshots).expect("restored");
         assert_eq!(read_state(&other.shared).state, large);
         assert_eq!(read_state(&other.shared).last_applied, log_id(9));
     }

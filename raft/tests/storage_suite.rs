@@ -20,7 +20,8 @@ impl StoreBuilder<C, LogStore<C>, StateMachineStore<Journal>, tempfile::TempDir>
         let dir = tempfile::tempdir().expect("tempdir");
         let db = open_db(dir.path()).expect("open sled");
         let log_store = LogStore::new(&db).expect("log store");
-        let state_machine = StateMachineStore::new(&db).expect("state machine store");
+        let state_machine = StateMachineStore::new(&db, dir.path().join(swarm_raft::SNAPSHOT_DIR))
+            .expect("state machine store");
         Ok((dir, log_store, state_machine))
     }
 }
