@@ -4,9 +4,13 @@
 //! - `logs`: log entries keyed by their big-endian index (so sled's byte
 //!   order is log order), each the bincode of an openraft `Entry`;
 //! - `meta`: the vote, the last committed log id and the last purged log id;
-//! - `snapshots`: the current snapshot, the bincode of the whole state
-//!   machine `S` in chunks of a megabyte ([`crate::chunks`]), with its
-//!   snapshot metadata (last applied log id, membership).
+//! - `snapshots`: where the snapshot was kept before; read while the
+//!   snapshot's own database holds none, emptied by its next save.
+//!
+//! The current snapshot, the bincode of the whole state machine `S` in
+//! chunks of a megabyte with its metadata (last applied log id,
+//! membership), is in a sled database of its own, opened only while a
+//! snapshot is built, sent, installed or restored ([`crate::chunks`]).
 //!
 //! Every write Raft relies on for safety (appended entries, the vote,
 //! truncation, purge, a snapshot) is flushed to disk before it is
